@@ -1,0 +1,34 @@
+"""Assemble the ``readmit`` application from the per-area sub-apps."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="readmit",
+    help="30-day readmission risk for diabetic patients: data, training, registry, orchestration.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# (module, register-function) pairs; each module adds its commands or sub-app to ``app``.
+_AREAS = (
+    "readmit.cli.config_cmd",
+    "readmit.cli.data_cmd",
+    "readmit.cli.training_cmd",
+    "readmit.cli.run_cmd",
+)
+
+for _module in _AREAS:
+    try:
+        importlib.import_module(_module).register(app)
+    except ModuleNotFoundError as _exc:  # an area not written yet (development only)
+        if _exc.name != _module:
+            raise
+
+
+def main() -> None:
+    app()

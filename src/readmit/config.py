@@ -1,0 +1,280 @@
+"""The configuration: typed, strict models of ``conf/model_config.json`` and where things live.
+
+The file keeps the reference project's keys (``temporal_window_mode``, ``temporal_splits``,
+``model_config``, ``training_config``, ``inference_config``, ``monitoring_config``) and adds
+``data_config``. Unknown keys are errors; every problem is reported at once with its JSON path.
+
+Locations are resolved in three layers, the later winning: the config file, an environment
+variable, a CLI flag (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from readmit.errors import ConfigError, ReadmitInputError
+
+DEFAULT_CONFIG_PATH = "conf/model_config.json"
+KNOWN_ALGORITHMS = ("logistic_regression", "random_forest", "xgboost")
+Algorithm = Literal["logistic_regression", "random_forest", "xgboost"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Window(_Strict):
+    start_date: date
+    end_date: date
+
+
+class TemporalSplits(_Strict):
+    train: Window = Window(start_date=date(1999, 1, 1), end_date=date(2005, 12, 31))
+    test: Window = Window(start_date=date(2006, 1, 1), end_date=date(2007, 12, 31))
+    oot: Window = Window(start_date=date(2008, 1, 1), end_date=date(2008, 12, 31))
+
+
+class ModelSection(_Strict):
+    model_name: str = "readmission"
+    registry_uri: str = "./model_registry"
+    target: Literal["readmitted_within_30_days"] = "readmitted_within_30_days"
+    random_state: int = 42
+
+
+class HyperparameterTuning(_Strict):
+    method: Literal["random_search"] = "random_search"
+    n_iter: int = Field(20, ge=1)
+    cv_folds: int = Field(5, ge=2)
+    scoring: Literal["roc_auc"] = "roc_auc"
+    cv_strategy: Literal["stratified", "group", "time"] = "stratified"
+    n_jobs: int = -1
+
+
+class ThresholdSection(_Strict):
+    rule: Literal["best_f1", "target_recall"] = "best_f1"
+    target_recall: float = Field(0.5, gt=0, lt=1)
+
+
+class TrainingSection(_Strict):
+    algorithms: list[Algorithm] = Field(default_factory=lambda: list(KNOWN_ALGORITHMS), min_length=1)
+    hyperparameter_tuning: HyperparameterTuning = HyperparameterTuning()
+    search_spaces: dict[Algorithm, dict[str, Any]] = Field(default_factory=dict)
+    threshold: ThresholdSection = ThresholdSection()
+    exclude_death_hospice: bool = True
+    min_train_partitions: int = Field(10, ge=1)
+    min_rows_per_window: int = Field(100, ge=1)
+    min_positives_per_window: int = Field(10, ge=1)
+    label_maturity_days: int = Field(30, ge=0)
+
+
+class InferenceSection(_Strict):
+    model_selection: Literal["recommended", "latest"] = "recommended"
+    algorithm: Algorithm | None = None
+    predictions_table: str = "predictions"
+
+
+class MonitoringSection(_Strict):
+    psi_warning: float = Field(0.1, gt=0)
+    psi_alert: float = Field(0.2, gt=0)
+    auc_drop_alert: float = Field(0.05, gt=0)
+    min_auc: float = Field(0.6, gt=0, lt=1)
+
+
+class DateDerivation(_Strict):
+    method: Literal["encounter_order", "cyclic"] = "encounter_order"
+    start_date: date = date(1999, 1, 1)
+    end_date: date = date(2008, 12, 31)
+
+
+class DataSection(_Strict):
+    raw_path: str | None = None
+    datamart_uri: str = "./datamart"
+    date_derivation: DateDerivation = DateDerivation()
+    quarantine: bool = False
+
+
+class ReadmitConfig(_Strict):
+    temporal_window_mode: Literal["absolute"] = "absolute"
+    temporal_splits: TemporalSplits = TemporalSplits()
+    model_config_: ModelSection = Field(ModelSection(), alias="model_config")
+    training_config: TrainingSection = TrainingSection()
+    inference_config: InferenceSection = InferenceSection()
+    monitoring_config: MonitoringSection = MonitoringSection()
+    data_config: DataSection = DataSection()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def model(self) -> ModelSection:
+        return self.model_config_
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def window_problems(splits: TemporalSplits) -> list[str]:
+    """Each window has start <= end; windows are ordered train < test < oot and disjoint."""
+    problems: list[str] = []
+    names = ("train", "test", "oot")
+    for name in names:
+        w = getattr(splits, name)
+        if w.start_date > w.end_date:
+            problems.append(
+                f"temporal_splits.{name}: start_date {w.start_date} is after end_date {w.end_date}"
+            )
+    for earlier, later in zip(names, names[1:]):
+        a, b = getattr(splits, earlier), getattr(splits, later)
+        if b.start_date <= a.end_date:
+            problems.append(
+                f"temporal_splits.{later}.start_date: must be after {earlier}.end_date "
+                f"({b.start_date} <= {a.end_date}); windows must be ordered train < test < oot "
+                "and must not overlap"
+            )
+    return problems
+
+
+def semantic_problems(cfg: ReadmitConfig) -> list[str]:
+    """Checks across fields that types alone cannot express."""
+    problems = window_problems(cfg.temporal_splits)
+    if len(set(cfg.training_config.algorithms)) != len(cfg.training_config.algorithms):
+        problems.append("training_config.algorithms: each algorithm may appear only once")
+    dd = cfg.data_config.date_derivation
+    if dd.start_date > dd.end_date:
+        problems.append(
+            f"data_config.date_derivation: start_date {dd.start_date} is after end_date {dd.end_date}"
+        )
+    mon = cfg.monitoring_config
+    if mon.psi_warning > mon.psi_alert:
+        problems.append("monitoring_config.psi_warning: must not exceed psi_alert")
+    return problems
+
+
+def _format_pydantic(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(root)"
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not allowed; check the spelling)"
+        else:
+            msg = err["msg"]
+            if "input" in err and err["type"] not in ("missing",):
+                msg += f" (got {err['input']!r})"
+        problems.append(f"{path}: {msg}")
+    return problems
+
+
+def parse_config(data: dict[str, Any] | str | bytes, source: str = "<config>") -> ReadmitConfig:
+    """Validate a config given as a dict or JSON text; raise ConfigError listing every problem."""
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(source, [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(root): expected a JSON object"])
+    try:
+        cfg = ReadmitConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = _format_pydantic(exc)
+        # Report window problems too when the windows themselves parse, so one run lists all.
+        try:
+            problems += window_problems(TemporalSplits.model_validate(data.get("temporal_splits", {})))
+        except (ValidationError, AttributeError):
+            pass
+        raise ConfigError(source, problems) from exc
+    problems = semantic_problems(cfg)
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
+
+
+def load_config(uri: str | os.PathLike[str]) -> ReadmitConfig:
+    """Read and validate a config from a local path or an ``s3://`` URI."""
+    from readmit.storage import open_uri
+
+    uri = str(uri)
+    try:
+        with open_uri(uri, "rb") as fh:
+            text = fh.read()
+    except FileNotFoundError as exc:
+        raise ReadmitInputError(
+            "config file not found",
+            source=uri,
+            fix="pass --config PATH, set READMIT_CONFIG, or create it (`readmit config init`)",
+        ) from exc
+    return parse_config(text, source=uri)
+
+
+def config_schema() -> dict[str, Any]:
+    return ReadmitConfig.model_json_schema(by_alias=True)
+
+
+# -- where things live -------------------------------------------------------------------------
+
+# Each location: environment variables (first wins; reference-project aliases last).
+ENV_CONFIG = ("READMIT_CONFIG", "MODEL_CONFIG_S3_URI")
+ENV_RAW = ("READMIT_RAW",)
+ENV_DATAMART = ("READMIT_DATAMART_URI", "DATAMART_BASE_URI")
+ENV_REGISTRY = ("READMIT_REGISTRY_URI",)
+
+
+def _from_env(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated config plus the resolved locations every step uses."""
+
+    config: ReadmitConfig
+    config_uri: str | None
+    raw_path: str | None
+    datamart_uri: str
+    registry_uri: str
+
+    def env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings in another process."""
+        env = {
+            "READMIT_DATAMART_URI": self.datamart_uri,
+            "READMIT_REGISTRY_URI": self.registry_uri,
+        }
+        if self.config_uri:
+            env["READMIT_CONFIG"] = self.config_uri
+        if self.raw_path:
+            env["READMIT_RAW"] = self.raw_path
+        return env
+
+
+def load_settings(
+    config: str | None = None,
+    *,
+    raw: str | None = None,
+    datamart: str | None = None,
+    registry: str | None = None,
+) -> Settings:
+    """Resolve the config and locations: config file < environment variable < CLI flag.
+
+    Without ``--config``/``READMIT_CONFIG`` the default ``conf/model_config.json`` is used when it
+    exists, otherwise the built-in defaults (which equal that file).
+    """
+    config_uri = config or _from_env(ENV_CONFIG)
+    if config_uri is None and os.path.exists(DEFAULT_CONFIG_PATH):
+        config_uri = DEFAULT_CONFIG_PATH
+    cfg = load_config(config_uri) if config_uri else ReadmitConfig()
+    return Settings(
+        config=cfg,
+        config_uri=config_uri,
+        raw_path=raw or _from_env(ENV_RAW) or cfg.data_config.raw_path,
+        datamart_uri=datamart or _from_env(ENV_DATAMART) or cfg.data_config.datamart_uri,
+        registry_uri=registry or _from_env(ENV_REGISTRY) or cfg.model.registry_uri,
+    )

@@ -1,0 +1,1 @@
+"""The medallion data pipeline: raw -> bronze -> silver -> gold (features and labels)."""
