@@ -1,0 +1,112 @@
+"""``readmit data fetch|synth`` and ``readmit medallion``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from readmit.cli.common import (
+    ConfigOpt,
+    DatamartOpt,
+    JsonOpt,
+    RawOpt,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+)
+from readmit.config import load_settings
+
+data_app = typer.Typer(help="Get the raw data: the official UCI download or a synthetic file.", no_args_is_help=True)
+
+
+@data_app.command("fetch")
+@handle_errors
+def fetch(
+    cache_dir: Annotated[Path | None, typer.Option(help="Where to keep the download (default: ~/.cache/readmit).")] = None,
+    force: Annotated[bool, typer.Option(help="Download again even when a valid copy is cached.")] = False,
+) -> None:
+    """Download the official UCI zip, check it is the expected data, and cache it."""
+    from readmit.data.fetch import fetch_uci
+
+    path = fetch_uci(cache_dir, force=force)
+    console.print(f"[green]UCI data ready[/]: {path}")
+
+
+@data_app.command("synth")
+@handle_errors
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write.")] = Path("synthetic_diabetic_data.csv"),
+    rows: Annotated[int, typer.Option(help="Number of encounters.", min=1)] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same file).")] = 42,
+    with_snapshot: Annotated[bool, typer.Option(help="Add a snapshot_date column, like the reference project's CSV.")] = False,
+) -> None:
+    """Write a synthetic CSV with the UCI schema and a learnable signal (demos, scale benchmarks)."""
+    from readmit.data.synth import write_synthetic
+
+    started = time.perf_counter()
+    path = write_synthetic(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
+    console.print(f"[green]wrote[/] {rows:,} synthetic encounters to {path} in {time.perf_counter() - started:.1f}s")
+
+
+def _summary_table(results) -> Table:
+    table = Table(title="medallion")
+    for col in ("layer", "partitions", "range", "rows in", "rows out", "rejected", "duplicates"):
+        table.add_column(col, justify="right" if col not in ("layer", "range") else "left")
+    for r in results:
+        rng = f"{r.partitions[0]}..{r.partitions[-1]}" if r.partitions else "-"
+        table.add_row(r.layer, str(len(r.partitions)), rng, f"{r.rows_in:,}", f"{r.rows_out:,}",
+                      f"{r.rows_rejected:,}", f"{r.duplicates_removed:,}")
+    return table
+
+
+def medallion(
+    layer: Annotated[str, typer.Option(help="bronze, silver, gold or all.")] = "all",
+    start: Annotated[str | None, typer.Option(help="First month to build, YYYY-MM (default: all).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last month to build, YYYY-MM (default: all).")] = None,
+    quarantine: Annotated[bool | None, typer.Option(
+        "--quarantine/--no-quarantine",
+        help="Set bad raw rows aside with their reason (under rejected/) instead of refusing the file.")] = None,
+    config: ConfigOpt = None,
+    raw: RawOpt = None,
+    datamart: DatamartOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build bronze, silver and gold (feature_store, label_store), month by month."""
+    from readmit.data.medallion import resolve_layers, run_medallion
+
+    settings = load_settings(config, raw=raw, datamart=datamart)
+    layers = resolve_layers(layer)
+    started = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=as_json, disable=as_json) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(layer_name: str, event: str, month: str | None) -> None:
+            if event == "start":
+                tasks[layer_name] = bar.add_task(f"{layer_name:6s}", total=None)
+            else:
+                bar.update(tasks[layer_name], advance=1, description=f"{layer_name:6s} {month}")
+
+        results = run_medallion(settings, layers=layers, start_month=start, end_month=end,
+                                quarantine=quarantine, progress=progress)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        print_json({"datamart": settings.datamart_uri, "seconds": round(elapsed, 2),
+                    "layers": [r.as_dict() for r in results]})
+        return
+    console.print(_summary_table(results))
+    for r in results:
+        for note in r.notes:
+            console.print(f"  {r.layer}: {note}")
+    console.print(f"datamart: {settings.datamart_uri}  ({elapsed:.1f}s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")
+    app.command("medallion")(handle_errors(medallion))

@@ -1,0 +1,88 @@
+"""Run the medallion layers in order for a month range: bronze -> silver -> gold.
+
+Each layer reads the layer before it from the datamart, so any layer can be rerun alone
+(``readmit medallion --layer silver --start 2003-01 --end 2003-06``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from readmit.config import Settings
+from readmit.data.layers import LAYERS, LayerResult
+from readmit.errors import ReadmitInputError
+from readmit.storage import Storage, check_month
+
+# progress(layer, event, value): event "start" (value = None) or "partition" (value = month).
+Progress = Callable[[str, str, str | None], None]
+
+
+def resolve_layers(layer: str) -> tuple[str, ...]:
+    if layer == "all":
+        return LAYERS
+    if layer not in LAYERS:
+        raise ReadmitInputError(
+            f"unknown layer {layer!r}", fix=f"use one of: {', '.join(LAYERS)}, all"
+        )
+    return (layer,)
+
+
+def run_medallion(
+    settings: Settings,
+    *,
+    layers: Sequence[str] = LAYERS,
+    start_month: str | None = None,
+    end_month: str | None = None,
+    quarantine: bool | None = None,
+    progress: Progress | None = None,
+) -> list[LayerResult]:
+    """Build the chosen layers for months in [start_month, end_month] (inclusive; None = open).
+
+    ``quarantine`` (default: ``data_config.quarantine``) sets aside bad raw rows with their reason
+    instead of refusing the file.
+    """
+    from readmit.data.bronze import build_bronze
+    from readmit.data.fetch import resolve_raw
+    from readmit.data.gold import build_gold
+    from readmit.data.silver import build_silver
+
+    for month in (start_month, end_month):
+        if month is not None:
+            check_month(month)
+    if start_month and end_month and start_month > end_month:
+        raise ReadmitInputError(
+            f"--start {start_month} is after --end {end_month}", fix="swap the two months"
+        )
+    storage = Storage(settings.datamart_uri)
+    data_cfg = settings.config.data_config
+    results: list[LayerResult] = []
+    for layer in LAYERS:
+        if layer not in layers:
+            continue
+
+        def on_partition(month: str, _layer: str = layer) -> None:
+            if progress:
+                progress(_layer, "partition", month)
+
+        if progress:
+            progress(layer, "start", None)
+        if layer == "bronze":
+            result = build_bronze(
+                storage,
+                resolve_raw(settings.raw_path),
+                start_month=start_month,
+                end_month=end_month,
+                derivation=data_cfg.date_derivation.method,
+                start_date=data_cfg.date_derivation.start_date,
+                end_date=data_cfg.date_derivation.end_date,
+                quarantine=data_cfg.quarantine if quarantine is None else quarantine,
+                on_partition=on_partition,
+            )
+        elif layer == "silver":
+            result = build_silver(storage, start_month=start_month, end_month=end_month,
+                                  on_partition=on_partition)
+        else:
+            result = build_gold(storage, start_month=start_month, end_month=end_month,
+                                on_partition=on_partition)
+        results.append(result)
+    return results

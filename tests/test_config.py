@@ -1,0 +1,105 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from readmit.config import ReadmitConfig, config_schema, load_config, load_settings, parse_config
+from readmit.errors import ConfigError, ReadmitInputError
+
+CONFS = Path(__file__).parent / "confs"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path", sorted((CONFS / "valid").glob("*.json")), ids=lambda p: p.name)
+def test_valid_configs_load(path):
+    cfg = load_config(path)
+    assert cfg.temporal_splits.train.start_date.year == 1999
+
+
+def test_shipped_config_equals_the_defaults():
+    shipped = json.loads((REPO / "conf" / "model_config.json").read_text())
+    assert shipped == ReadmitConfig().to_json_dict()
+    cfg = load_config(REPO / "conf" / "model_config.json")
+    assert cfg.training_config.hyperparameter_tuning.n_iter == 20
+    assert cfg.training_config.hyperparameter_tuning.cv_folds == 5
+    assert cfg.training_config.algorithms == ["logistic_regression", "random_forest", "xgboost"]
+    assert str(cfg.temporal_splits.test.start_date) == "2006-01-01"
+    assert str(cfg.temporal_splits.oot.end_date) == "2008-12-31"
+
+
+def test_overlapping_windows_are_rejected_with_their_path():
+    with pytest.raises(ConfigError) as exc:
+        load_config(CONFS / "invalid" / "overlapping_windows.json")
+    assert exc.value.problems == [
+        "temporal_splits.test.start_date: must be after train.end_date (2006-01-01 <= 2006-06-30); "
+        "windows must be ordered train < test < oot and must not overlap"
+    ]
+    assert exc.value.exit_code == 2
+    assert "overlapping_windows.json" in str(exc.value)
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as exc:
+        load_config(CONFS / "invalid" / "many_problems.json")
+    problems = "\n".join(exc.value.problems)
+    assert "training_config.algorithms.0" in problems and "svm" in problems
+    assert "training_config.hyperparameter_tuning.n_iter" in problems
+    assert "unknown_section: unknown key" in problems
+    assert "temporal_splits.test: start_date 2007-12-31 is after end_date 2006-01-01" in problems
+    assert len(exc.value.problems) >= 4
+
+
+def test_bad_date_names_the_field():
+    with pytest.raises(ConfigError) as exc:
+        load_config(CONFS / "invalid" / "bad_date.json")
+    assert exc.value.problems[0].startswith("temporal_splits.oot.start_date:")
+
+
+def test_not_json_and_missing_file():
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        parse_config("{nope", source="x.json")
+    with pytest.raises(ReadmitInputError, match="config file not found"):
+        load_config("/nonexistent/model_config.json")
+
+
+def test_schema_lists_the_reference_keys():
+    props = config_schema()["properties"]
+    for key in ("temporal_window_mode", "temporal_splits", "model_config", "training_config",
+                "inference_config", "monitoring_config", "data_config"):
+        assert key in props
+
+
+def test_locations_file_then_env_then_flag(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"data_config": {"datamart_uri": "from-file", "raw_path": "raw-file"},
+                               "model_config": {"registry_uri": "reg-file"}}))
+    for name in ("READMIT_DATAMART_URI", "DATAMART_BASE_URI", "READMIT_REGISTRY_URI", "READMIT_RAW",
+                 "READMIT_CONFIG", "MODEL_CONFIG_S3_URI"):
+        monkeypatch.delenv(name, raising=False)
+    s = load_settings(str(cfg))
+    assert (s.datamart_uri, s.registry_uri, s.raw_path) == ("from-file", "reg-file", "raw-file")
+
+    monkeypatch.setenv("DATAMART_BASE_URI", "from-alias")  # the reference project's name
+    assert load_settings(str(cfg)).datamart_uri == "from-alias"
+    monkeypatch.setenv("READMIT_DATAMART_URI", "from-env")
+    monkeypatch.setenv("READMIT_REGISTRY_URI", "reg-env")
+    monkeypatch.setenv("READMIT_RAW", "raw-env")
+    s = load_settings(str(cfg))
+    assert (s.datamart_uri, s.registry_uri, s.raw_path) == ("from-env", "reg-env", "raw-env")
+
+    s = load_settings(str(cfg), datamart="flag", registry="reg-flag", raw="raw-flag")
+    assert (s.datamart_uri, s.registry_uri, s.raw_path) == ("flag", "reg-flag", "raw-flag")
+
+    monkeypatch.setenv("MODEL_CONFIG_S3_URI", str(cfg))  # alias for READMIT_CONFIG
+    assert load_settings().config_uri == str(cfg)
+    assert load_settings().env()["READMIT_DATAMART_URI"] == "from-env"
+
+
+def test_config_from_s3(s3_uri):
+    import s3fs
+
+    fs = s3fs.S3FileSystem()
+    fs.pipe_file(s3_uri.removeprefix("s3://") + "/model_config.json",
+                 (REPO / "conf" / "model_config.json").read_bytes())
+    cfg = load_config(s3_uri + "/model_config.json")
+    assert cfg.model.model_name == "readmission"
