@@ -1,0 +1,322 @@
+"""Every model feature, defined once: pure polars functions over silver encounters.
+
+Two kinds of features:
+
+- encounter features, computed from the encounter's own row (all known at its discharge);
+- patient history, counted over the same patient's strictly earlier encounters in the order
+  (snapshot_date, encounter_id). History never looks at a later encounter nor at any
+  ``readmitted`` value. It is computed month by month from a compact per-patient state
+  (:func:`empty_history`, :func:`fold_history`), so any split of the months gives the same result.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS, DRUG_COLUMNS
+
+MISSING = "Missing"
+
+KEY_COLUMNS: tuple[str, ...] = ("encounter_id", "patient_nbr", "snapshot_date")
+FLAG_COLUMNS: tuple[str, ...] = ("death_or_hospice",)
+
+# -- code tables ---------------------------------------------------------------------------
+AGE_MIDPOINTS: dict[str, int] = {f"[{lo}-{lo + 10})": lo + 5 for lo in range(0, 100, 10)}
+GLUCOSE_ORDINAL: dict[str, int] = {MISSING: 0, "None": 0, "Norm": 1, ">200": 2, ">300": 3}
+A1C_ORDINAL: dict[str, int] = {MISSING: 0, "None": 0, "Norm": 1, ">7": 2, ">8": 3}
+DRUG_ORDINAL: dict[str, int] = {MISSING: 0, "No": 0, "Down": 1, "Steady": 2, "Up": 3}
+
+# admission_type_id -> 3 emergency/trauma, 2 urgent, 1 elective/newborn, 0 unknown.
+ADMISSION_SEVERITY: dict[int, int] = {1: 3, 7: 3, 2: 2, 3: 1, 4: 1}
+# discharge_disposition_id -> 1 home, 2 home with services, 3 transferred to other care,
+# 4 left against medical advice, 5 hospice or expired, 0 unknown (18, 25, 26, missing).
+DISCHARGE_SEVERITY: dict[int, int] = {
+    1: 1, 6: 2, 8: 2,
+    **{d: 3 for d in (2, 3, 4, 5, 9, 10, 12, 15, 16, 17, 22, 23, 24, 27, 28, 29, 30)},
+    7: 4,
+    **{d: 5 for d in (11, 13, 14, 19, 20, 21)},
+}
+# admission_source_id -> 3 emergency room, 2 transfer from another facility,
+# 1 referral or other known route, 0 unknown (9, 15, 17, 20, 21, missing).
+ADMISSION_SOURCE_RISK: dict[int, int] = {
+    7: 3,
+    **{s: 2 for s in (4, 5, 6, 10, 18, 22, 25, 26)},
+    **{s: 1 for s in (1, 2, 3, 8, 11, 12, 13, 14, 19, 23, 24)},
+}
+PAYER_GROUPS: dict[str, str] = {"MC": "Medicare", "MD": "Medicaid", "SP": "SelfPay", MISSING: MISSING}
+SPECIALTY_EXACT: dict[str, str] = {
+    "internalmedicine": "InternalMedicine",
+    "family/generalpractice": "Family/GeneralPractice",
+    "emergency/trauma": "Emergency/Trauma",
+    "cardiology": "Cardiology",
+    "nephrology": "Nephrology",
+    MISSING.lower(): MISSING,
+}
+
+# -- feature names -------------------------------------------------------------------------
+MED_FEATURES: dict[str, str] = {f"med_{d.replace('-', '_')}": d for d in DRUG_COLUMNS}
+RAW_COUNT_FEATURES: tuple[str, ...] = (
+    "time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications",
+    "number_outpatient", "number_emergency", "number_inpatient", "number_diagnoses",
+)
+HISTORY_FEATURES: tuple[str, ...] = (
+    "prior_encounters", "prior_inpatient_days", "prior_emergency_encounters",
+    "days_since_prior_encounter",
+)
+NUMERIC_FEATURES: tuple[str, ...] = (
+    "age_midpoint", *RAW_COUNT_FEATURES, "total_visits", "utilisation",
+    "admission_severity", "discharge_severity", "admission_source_risk",
+    "glucose_ordinal", "a1c_ordinal", "medication_change", "diabetes_med",
+    "num_medications_changed", "num_diabetes_drugs", *MED_FEATURES, *HISTORY_FEATURES,
+)
+CATEGORICAL_FEATURES: tuple[str, ...] = (
+    "race", "gender", "admission_type", "discharge_disposition", "admission_source",
+    "payer_group", "specialty_group", "diag_1_group", "diag_2_group", "diag_3_group",
+)
+FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+
+FEATURE_DTYPES: dict[str, pl.DataType] = {
+    **{name: pl.Int64() for name in NUMERIC_FEATURES},
+    **{name: pl.String() for name in CATEGORICAL_FEATURES},
+}
+
+FEATURE_DEFINITIONS: dict[str, str] = {
+    "age_midpoint": "Midpoint of the 10-year age band (`[70-80)` -> 75); null if the age is missing.",
+    "time_in_hospital": "Days from admission to discharge (1-14), as recorded.",
+    "num_lab_procedures": "Number of lab tests performed during the encounter.",
+    "num_procedures": "Number of procedures other than lab tests during the encounter.",
+    "num_medications": "Number of distinct generic medications given during the encounter.",
+    "number_outpatient": "Outpatient visits of the patient in the year before the encounter (source field).",
+    "number_emergency": "Emergency visits of the patient in the year before the encounter (source field).",
+    "number_inpatient": "Inpatient visits of the patient in the year before the encounter (source field).",
+    "number_diagnoses": "Number of diagnoses entered for the encounter.",
+    "total_visits": "number_outpatient + number_emergency + number_inpatient.",
+    "utilisation": (
+        "Care load in days: time_in_hospital + 7 * total_visits (each prior-year visit counted as a week)."
+    ),
+    "admission_severity": "admission_type_id as severity: 3 emergency/trauma, 2 urgent, 1 elective/newborn, 0 unknown.",
+    "discharge_severity": (
+        "discharge_disposition_id as care need: 1 home, 2 home with services, 3 transferred to other "
+        "care, 4 left against medical advice, 5 hospice or expired, 0 unknown."
+    ),
+    "admission_source_risk": (
+        "admission_source_id as risk: 3 emergency room, 2 transfer from another facility, "
+        "1 referral or other known route, 0 unknown."
+    ),
+    "glucose_ordinal": "max_glu_serum: 0 not measured (None/Missing), 1 Norm, 2 >200, 3 >300.",
+    "a1c_ordinal": "A1Cresult: 0 not measured (None/Missing), 1 Norm, 2 >7, 3 >8.",
+    "medication_change": "1 if diabetes medication was changed (change == Ch), else 0.",
+    "diabetes_med": "1 if any diabetes medication was prescribed (diabetesMed == Yes), else 0.",
+    "num_medications_changed": "Number of the 23 diabetes drugs whose dose went Up or Down.",
+    "num_diabetes_drugs": "Number of the 23 diabetes drugs prescribed (Steady, Up or Down).",
+    **{
+        name: f"{drug}: 0 not prescribed (No/Missing), 1 dose Down, 2 Steady, 3 dose Up."
+        for name, drug in MED_FEATURES.items()
+    },
+    "prior_encounters": "Number of this patient's encounters strictly earlier in (snapshot_date, encounter_id) order.",
+    "prior_inpatient_days": "Sum of time_in_hospital over this patient's strictly earlier encounters.",
+    "prior_emergency_encounters": "Strictly earlier encounters of this patient with admission_type_id 1 (Emergency).",
+    "days_since_prior_encounter": (
+        "Days from the patient's latest earlier encounter's snapshot_date to this one; null when "
+        "there is none (prior_encounters == 0)."
+    ),
+    "race": "Race as recorded; Missing when not recorded.",
+    "gender": "Female, Male or Missing (UCI Unknown/Invalid).",
+    "admission_type": "admission_type_id as a string code (see IDs_mapping.csv); Missing if absent.",
+    "discharge_disposition": "discharge_disposition_id as a string code; Missing if absent.",
+    "admission_source": "admission_source_id as a string code; Missing if absent.",
+    "payer_group": "payer_code grouped: Medicare (MC), Medicaid (MD), SelfPay (SP), Missing, Private/Other.",
+    "specialty_group": (
+        "medical_specialty grouped: InternalMedicine, Family/GeneralPractice, Emergency/Trauma, "
+        "Cardiology, Surgery (Surgery-*, Surgeon, SurgicalSpecialty), Orthopedics (Orthopedics*), "
+        "Nephrology, Missing, Other."
+    ),
+    **{
+        f"diag_{i}_group": (
+            f"diag_{i} ICD-9 code in Strack et al. (2014) groups: Circulatory, Respiratory, Digestive, "
+            "Diabetes, Injury, Musculoskeletal, Genitourinary, Neoplasms, Other (incl. V/E codes), Missing."
+        )
+        for i in (1, 2, 3)
+    },
+}
+
+FLAG_DEFINITIONS: dict[str, str] = {
+    "death_or_hospice": (
+        "True when discharge_disposition_id is in 11, 13, 14, 19, 20, 21 (expired or hospice): "
+        "such encounters cannot lead to a readmission; training and scoring may leave them out."
+    ),
+}
+
+# The silver columns the patient-history state needs, and the state's schema.
+HISTORY_INPUT_COLUMNS: tuple[str, ...] = (
+    "encounter_id", "patient_nbr", "snapshot_date", "time_in_hospital", "admission_type_id",
+)
+HISTORY_STATE_SCHEMA: dict[str, pl.DataType] = {
+    "patient_nbr": pl.Int64(),
+    "n_encounters": pl.Int64(),
+    "inpatient_days": pl.Int64(),
+    "emergency_encounters": pl.Int64(),
+    "last_date": pl.Date(),
+}
+
+
+# -- code groupings ------------------------------------------------------------------------
+def icd9_group(code: pl.Expr) -> pl.Expr:
+    """Strack et al. (2014) group of an ICD-9 code string; null or ``Missing`` -> ``Missing``."""
+    code = code.str.strip_chars().str.to_uppercase()
+    whole = code.cast(pl.Float64, strict=False).floor()
+
+    def within(lo: int, hi: int, *extra: int) -> pl.Expr:
+        cond = whole.is_between(lo, hi)
+        for value in extra:
+            cond = cond | (whole == value)
+        return cond
+
+    return (
+        pl.when(code.is_null() | (code == "") | (code == MISSING.upper())).then(pl.lit(MISSING))
+        .when(code.str.starts_with("V") | code.str.starts_with("E") | whole.is_null()).then(pl.lit("Other"))
+        .when(whole == 250).then(pl.lit("Diabetes"))
+        .when(within(390, 459, 785)).then(pl.lit("Circulatory"))
+        .when(within(460, 519, 786)).then(pl.lit("Respiratory"))
+        .when(within(520, 579, 787)).then(pl.lit("Digestive"))
+        .when(within(800, 999)).then(pl.lit("Injury"))
+        .when(within(710, 739)).then(pl.lit("Musculoskeletal"))
+        .when(within(580, 629, 788)).then(pl.lit("Genitourinary"))
+        .when(within(140, 239)).then(pl.lit("Neoplasms"))
+        .otherwise(pl.lit("Other"))
+    )
+
+
+def specialty_group(specialty: pl.Expr) -> pl.Expr:
+    """Group medical_specialty into the common specialties, Missing and Other."""
+    lower = specialty.str.strip_chars().str.to_lowercase().fill_null(MISSING.lower())
+    return (
+        pl.when(lower.str.starts_with("surg")).then(pl.lit("Surgery"))
+        .when(lower.str.starts_with("orthopedics")).then(pl.lit("Orthopedics"))
+        .otherwise(lower.replace_strict(SPECIALTY_EXACT, default="Other", return_dtype=pl.String))
+    )
+
+
+def payer_group(payer: pl.Expr) -> pl.Expr:
+    """Group payer_code into Medicare, Medicaid, SelfPay, Missing and Private/Other."""
+    code = payer.str.strip_chars().str.to_uppercase().fill_null(MISSING)
+    code = pl.when(code == MISSING.upper()).then(pl.lit(MISSING)).otherwise(code)
+    return code.replace_strict(PAYER_GROUPS, default="Private/Other", return_dtype=pl.String)
+
+
+def _ordinal(col: str, mapping: dict, default: int | None = None) -> pl.Expr:
+    return pl.col(col).replace_strict(mapping, default=default, return_dtype=pl.Int64)
+
+
+def _code(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.String).fill_null(MISSING)
+
+
+# -- encounter features --------------------------------------------------------------------
+def encounter_features(silver: pl.DataFrame) -> pl.DataFrame:
+    """KEY_COLUMNS, every feature that depends only on the encounter's own row, and the flags."""
+    drugs = [pl.col(d) for d in DRUG_COLUMNS]
+    visits = pl.sum_horizontal("number_outpatient", "number_emergency", "number_inpatient")
+    return silver.select(
+        *KEY_COLUMNS,
+        _ordinal("age", AGE_MIDPOINTS).alias("age_midpoint"),
+        *[pl.col(c).cast(pl.Int64) for c in RAW_COUNT_FEATURES],
+        visits.cast(pl.Int64).alias("total_visits"),
+        (7 * visits + pl.col("time_in_hospital")).cast(pl.Int64).alias("utilisation"),
+        _ordinal("admission_type_id", ADMISSION_SEVERITY, 0).alias("admission_severity"),
+        _ordinal("discharge_disposition_id", DISCHARGE_SEVERITY, 0).alias("discharge_severity"),
+        _ordinal("admission_source_id", ADMISSION_SOURCE_RISK, 0).alias("admission_source_risk"),
+        _ordinal("max_glu_serum", GLUCOSE_ORDINAL).alias("glucose_ordinal"),
+        _ordinal("A1Cresult", A1C_ORDINAL).alias("a1c_ordinal"),
+        (pl.col("change") == "Ch").cast(pl.Int64).alias("medication_change"),
+        (pl.col("diabetesMed") == "Yes").cast(pl.Int64).alias("diabetes_med"),
+        pl.sum_horizontal([d.is_in(["Up", "Down"]) for d in drugs]).cast(pl.Int64)
+        .alias("num_medications_changed"),
+        pl.sum_horizontal([d.is_in(["Steady", "Up", "Down"]) for d in drugs]).cast(pl.Int64)
+        .alias("num_diabetes_drugs"),
+        *[_ordinal(drug, DRUG_ORDINAL).alias(name) for name, drug in MED_FEATURES.items()],
+        pl.col("race").fill_null(MISSING),
+        pl.col("gender").fill_null(MISSING),
+        _code("admission_type_id").alias("admission_type"),
+        _code("discharge_disposition_id").alias("discharge_disposition"),
+        _code("admission_source_id").alias("admission_source"),
+        payer_group(pl.col("payer_code")).alias("payer_group"),
+        specialty_group(pl.col("medical_specialty")).alias("specialty_group"),
+        *[icd9_group(pl.col(f"diag_{i}")).alias(f"diag_{i}_group") for i in (1, 2, 3)],
+        pl.col("discharge_disposition_id").is_in(list(DEATH_OR_HOSPICE_DISPOSITIONS))
+        .fill_null(False).alias("death_or_hospice"),
+    )
+
+
+# -- patient history -----------------------------------------------------------------------
+def empty_history() -> pl.DataFrame:
+    """The history state before any encounter: no patients."""
+    return pl.DataFrame(schema=HISTORY_STATE_SCHEMA)
+
+
+def fold_history(state: pl.DataFrame, encounters: pl.DataFrame) -> pl.DataFrame:
+    """The state after adding ``encounters`` (which must all come after those already folded)."""
+    emergency = (pl.col("admission_type_id") == 1).fill_null(False).cast(pl.Int64)
+    added = encounters.group_by("patient_nbr").agg(
+        pl.len().cast(pl.Int64).alias("n_encounters"),
+        pl.col("time_in_hospital").fill_null(0).sum().cast(pl.Int64).alias("inpatient_days"),
+        emergency.sum().cast(pl.Int64).alias("emergency_encounters"),
+        pl.col("snapshot_date").max().alias("last_date"),
+    )
+    merged = pl.concat([state, added.select(state.columns)], how="vertical")
+    return merged.group_by("patient_nbr").agg(
+        pl.col("n_encounters", "inpatient_days", "emergency_encounters").sum(),
+        pl.col("last_date").max(),
+    ).select(list(HISTORY_STATE_SCHEMA)).cast(HISTORY_STATE_SCHEMA)
+
+
+def history_features(encounters: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
+    """``encounter_id`` and HISTORY_FEATURES for ``encounters``, all later than ``state``.
+
+    ``encounters`` is one month (or a run of consecutive months): its own earlier rows of the
+    same patient in (snapshot_date, encounter_id) order count too; rows come back in that order.
+    """
+    by_patient = "patient_nbr"
+    days = pl.col("time_in_hospital").fill_null(0)
+    emergency = (pl.col("admission_type_id") == 1).fill_null(False).cast(pl.Int64)
+    ordered = encounters.select(HISTORY_INPUT_COLUMNS)
+    ordered = ordered.sort("snapshot_date", "encounter_id", maintain_order=True)
+    within = ordered.with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).over(by_patient).alias("_n"),
+        (days.cum_sum() - days).over(by_patient).cast(pl.Int64).alias("_days"),
+        (emergency.cum_sum() - emergency).over(by_patient).cast(pl.Int64).alias("_em"),
+        pl.col("snapshot_date").shift(1).over(by_patient).alias("_prev"),
+    )
+    joined = within.join(state, on=by_patient, how="left", maintain_order="left")
+    last_date = pl.coalesce("_prev", "last_date")
+    return joined.select(
+        "encounter_id",
+        (pl.col("_n") + pl.col("n_encounters").fill_null(0)).alias("prior_encounters"),
+        (pl.col("_days") + pl.col("inpatient_days").fill_null(0)).alias("prior_inpatient_days"),
+        (pl.col("_em") + pl.col("emergency_encounters").fill_null(0)).alias("prior_emergency_encounters"),
+        (pl.col("snapshot_date") - last_date).dt.total_days().cast(pl.Int64)
+        .alias("days_since_prior_encounter"),
+    )
+
+
+def feature_frame(silver: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
+    """Feature-store rows for silver encounters: KEY_COLUMNS + FEATURE_COLUMNS + FLAG_COLUMNS.
+
+    ``state`` is the patient history of every earlier month (:func:`fold_history`); rows come
+    back sorted by (snapshot_date, encounter_id).
+    """
+    ordered = silver.sort("snapshot_date", "encounter_id", maintain_order=True)
+    history = history_features(ordered, state).drop("encounter_id")
+    rows = encounter_features(ordered).hstack(history.get_columns())
+    return rows.select(*KEY_COLUMNS, *FEATURE_COLUMNS, *FLAG_COLUMNS).cast(FEATURE_DTYPES)
+
+
+def render_data_dictionary() -> str:
+    """The feature tables of docs/data_dictionary.md, as markdown."""
+    lines = ["| Feature | Kind | Type | Definition |", "|---|---|---|---|"]
+    for name in FEATURE_COLUMNS:
+        kind = "numeric" if name in NUMERIC_FEATURES else "categorical"
+        lines.append(f"| `{name}` | {kind} | {FEATURE_DTYPES[name]} | {FEATURE_DEFINITIONS[name]} |")
+    lines += ["", "| Flag | Type | Definition |", "|---|---|---|"]
+    lines += [f"| `{name}` | Boolean | {text} |" for name, text in FLAG_DEFINITIONS.items()]
+    return "\n".join(lines) + "\n"

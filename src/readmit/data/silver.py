@@ -1,0 +1,205 @@
+"""Silver: typed, cleaned, de-duplicated encounters, one partition per bronze month.
+
+Conventions (also in docs/data_dictionary.md):
+
+- Every string is stripped of surrounding whitespace; an empty string counts as missing.
+- Columns with a known set of values (race, gender, age, weight, max_glu_serum, A1Cresult, the 23
+  drugs, change, diabetesMed, readmitted) are matched case-insensitively and written in the UCI
+  spelling (``female`` -> ``Female``). A value outside the set is bad input and raises.
+- A missing categorical value is written as the explicit category ``"Missing"``: race,
+  gender (the UCI ``Unknown/Invalid`` too), age, weight, payer_code, medical_specialty,
+  max_glu_serum, A1Cresult, the drugs, change and diabetesMed. ``payer_code`` is upper-cased.
+- ``diag_1..3`` stay ICD-9 code strings (stripped, upper-cased ``V``/``E`` prefix); a missing
+  code stays null (features group it as ``Missing``).
+- Integer columns keep their bronze types and nulls. ``readmitted`` must be ``<30``, ``>30`` or
+  ``NO``; keys (encounter_id, patient_nbr, snapshot_date) must be present.
+- A repeated ``encounter_id`` within a partition is a duplicate: the first row is kept.
+- Rows are sorted by (snapshot_date, encounter_id): the order patient history is counted in.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import polars as pl
+
+from readmit.data.layers import BRONZE_TABLE, SILVER_TABLE, LayerResult
+from readmit.data.schema import DRUG_COLUMNS, RAW_SCHEMA, SNAPSHOT_COLUMN
+from readmit.errors import ReadmitInputError
+from readmit.storage import Storage, check_month
+
+MISSING = "Missing"
+LINEAGE_COLUMNS: tuple[str, ...] = ("_source_sha256", "_ingested_at")
+KEYS: tuple[str, ...] = ("encounter_id", "patient_nbr", SNAPSHOT_COLUMN)
+
+_AGES = tuple(f"[{lo}-{lo + 10})" for lo in range(0, 100, 10))
+_WEIGHTS = tuple(f"[{lo}-{lo + 25})" for lo in range(0, 200, 25)) + (">200",)
+_DRUG_VALUES = ("No", "Steady", "Up", "Down")
+
+# Columns with a closed set of values, in their canonical UCI spelling.
+DOMAINS: dict[str, tuple[str, ...]] = {
+    "race": ("Caucasian", "AfricanAmerican", "Hispanic", "Asian", "Other"),
+    "gender": ("Female", "Male"),
+    "age": _AGES,
+    "weight": _WEIGHTS,
+    "max_glu_serum": ("None", "Norm", ">200", ">300"),
+    "A1Cresult": ("None", "Norm", ">7", ">8"),
+    **{drug: _DRUG_VALUES for drug in DRUG_COLUMNS},
+    "change": ("No", "Ch"),
+    "diabetesMed": ("No", "Yes"),
+    "readmitted": ("<30", ">30", "NO"),
+}
+# Values that mean "unknown" and become MISSING.
+_UNKNOWN_ALIASES: dict[str, tuple[str, ...]] = {"gender": ("unknown/invalid", "unknown", "missing")}
+_FREE_TEXT = ("payer_code", "medical_specialty")
+_DIAG = ("diag_1", "diag_2", "diag_3")
+
+
+def _blank_to_null(col: str) -> pl.Expr:
+    stripped = pl.col(col).str.strip_chars()
+    return pl.when(stripped == "").then(None).otherwise(stripped).alias(col)
+
+
+def _canonical(col: str) -> pl.Expr:
+    """Case-insensitive match to the domain; null if missing, ``"\\x00"`` if out of domain."""
+    mapping = {v.lower(): v for v in DOMAINS[col]}
+    mapping.update({alias: MISSING for alias in _UNKNOWN_ALIASES.get(col, ())})
+    raw = _blank_to_null(col)
+    matched = raw.str.to_lowercase().replace_strict(mapping, default="\x00", return_dtype=pl.String)
+    return pl.when(raw.is_null()).then(None).otherwise(matched).alias(col)
+
+
+@functools.cache
+def _canonical_exprs() -> list[pl.Expr]:
+    """The canonical-value expressions of every DOMAINS column (built once, on first use)."""
+    return [_canonical(c) for c in DOMAINS]
+
+
+@functools.cache
+def _fill_exprs() -> list[pl.Expr]:
+    """Missing categories made explicit, free text and diagnosis codes standardised."""
+    return [
+        *[pl.col(c).fill_null(MISSING) for c in DOMAINS if c != "readmitted"],
+        _blank_to_null("payer_code").str.to_uppercase().fill_null(MISSING),
+        _blank_to_null("medical_specialty").fill_null(MISSING),
+        *[_blank_to_null(c).str.to_uppercase() for c in _DIAG],
+    ]
+
+
+def _check_types(bronze: pl.DataFrame, source: str) -> pl.DataFrame:
+    schema = bronze.schema
+    expected = {**RAW_SCHEMA, SNAPSHOT_COLUMN: pl.Date()}
+    missing = [c for c in expected if c not in schema]
+    if missing:
+        raise ReadmitInputError(
+            f"missing column(s) {', '.join(missing)}",
+            source=source,
+            fix="rebuild bronze for this month so it has every raw column and snapshot_date",
+        )
+    casts = []
+    for col, dtype in expected.items():
+        if schema[col] != dtype:
+            try:
+                bronze.select(pl.col(col).cast(dtype, strict=True))
+            except Exception as exc:
+                raise ReadmitInputError(
+                    f"column {col} has type {schema[col]}, expected {dtype}",
+                    source=source,
+                    fix="rebuild bronze for this month with the raw schema",
+                ) from exc
+            casts.append(pl.col(col).cast(dtype))
+    return bronze.with_columns(casts) if casts else bronze
+
+
+def clean(bronze: pl.DataFrame, *, source: str = "bronze") -> tuple[pl.DataFrame, int]:
+    """Clean one bronze frame; return (silver frame, number of duplicate encounters removed).
+
+    ``source`` names the partition in error messages.
+    """
+    bronze = _check_types(bronze, source)
+    null_keys = bronze.select(pl.col(k).null_count() for k in KEYS).row(0)
+    for key, nulls in zip(KEYS, null_keys, strict=True):
+        if nulls:
+            raise ReadmitInputError(
+                f"{nulls} row(s) without {key}",
+                source=source,
+                fix=f"give every row a {key} in the raw file (or drop those rows) and rerun bronze",
+            )
+    canon = bronze.with_columns(_canonical_exprs())
+    flags = canon.select((pl.col(c) == "\x00").any() for c in DOMAINS).row(0)
+    if any(flags):
+        col = next(c for c, bad in zip(DOMAINS, flags, strict=True) if bad)
+        values = bronze.filter(canon[col] == "\x00")[col].unique().sort().head(5).to_list()
+        raise ReadmitInputError(
+            f"column {col} has unexpected value(s) {values}; allowed: {list(DOMAINS[col])}",
+            source=source,
+            fix="correct or remove those rows in the raw file and rerun bronze",
+        )
+    unlabeled = canon["readmitted"].null_count()
+    if unlabeled:
+        raise ReadmitInputError(
+            f"{unlabeled} row(s) without readmitted",
+            source=source,
+            fix="every encounter needs readmitted (<30, >30 or NO); correct the raw file",
+        )
+    cleaned = canon.with_columns(_fill_exprs())
+    lineage = [c for c in LINEAGE_COLUMNS if c in bronze.columns]
+    cleaned = cleaned.select(*RAW_SCHEMA, SNAPSHOT_COLUMN, *lineage)
+    deduped = cleaned.unique(subset="encounter_id", keep="first", maintain_order=True)
+    deduped = deduped.sort(SNAPSHOT_COLUMN, "encounter_id")
+    return deduped, cleaned.height - deduped.height
+
+
+def months_in_range(
+    storage: Storage, table: str, start_month: str | None, end_month: str | None
+) -> list[str]:
+    """The partitions of ``table`` between start and end (inclusive); raises if there are none."""
+    start = check_month(start_month) if start_month else None
+    end = check_month(end_month) if end_month else None
+    if start and end and start > end:
+        raise ReadmitInputError(
+            f"start month {start} is after end month {end}", fix="swap --start and --end"
+        )
+    months = [
+        m for m in storage.list_partitions(table)
+        if (start is None or m >= start) and (end is None or m <= end)
+    ]
+    if not months:
+        raise ReadmitInputError(
+            f"no partitions of {table} between {start or 'the first'} and {end or 'the last'} month",
+            source=storage.uri_of(table),
+            fix="build the earlier layer for these months first, or widen --start/--end",
+        )
+    return months
+
+
+def build_silver(
+    storage: Storage,
+    *,
+    start_month: str | None = None,
+    end_month: str | None = None,
+    on_partition: Callable[[str], None] | None = None,
+) -> LayerResult:
+    """Clean every bronze partition in range into the silver partition of the same month."""
+    result = LayerResult(layer="silver")
+    for month in months_in_range(storage, BRONZE_TABLE, start_month, end_month):
+        source = storage.uri_of(storage.partition_path(BRONZE_TABLE, month))
+        bronze = storage.read_partition(BRONZE_TABLE, month)
+        silver, duplicates = clean(bronze, source=source)
+        if silver.height:
+            months = silver[SNAPSHOT_COLUMN].dt.strftime("%Y-%m")
+            if months.min() != month or months.max() != month:
+                raise ReadmitInputError(
+                    f"snapshot_date outside {month} (found {months.min()}..{months.max()})",
+                    source=source,
+                    fix="rebuild bronze so each partition holds only its own month",
+                )
+        storage.write_partition(SILVER_TABLE, month, silver)
+        result.partitions.append(month)
+        result.rows_in += bronze.height
+        result.rows_out += silver.height
+        result.duplicates_removed += duplicates
+        if on_partition is not None:
+            on_partition(month)
+    return result

@@ -1,0 +1,190 @@
+"""Feature definitions: code groupings, encounter features, point-in-time patient history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from readmit.data.features import (
+    CATEGORICAL_FEATURES,
+    FEATURE_COLUMNS,
+    FEATURE_DEFINITIONS,
+    FEATURE_DTYPES,
+    FLAG_COLUMNS,
+    HISTORY_FEATURES,
+    KEY_COLUMNS,
+    MED_FEATURES,
+    NUMERIC_FEATURES,
+    empty_history,
+    encounter_features,
+    feature_frame,
+    fold_history,
+    history_features,
+    icd9_group,
+    payer_group,
+    render_data_dictionary,
+    specialty_group,
+)
+from readmit.data.schema import DRUG_COLUMNS
+from readmit.data.silver import clean
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "data_dictionary.md"
+
+
+def _apply(expr_fn, values: list[str | None]) -> list[str]:
+    return pl.DataFrame({"v": values}, schema={"v": pl.String}).select(expr_fn(pl.col("v"))).to_series().to_list()
+
+
+@pytest.mark.parametrize(
+    ("code", "group"),
+    [
+        ("250.83", "Diabetes"), ("250", "Diabetes"), ("428", "Circulatory"), ("414.01", "Circulatory"),
+        ("785", "Circulatory"), ("786", "Respiratory"), ("486", "Respiratory"), ("787", "Digestive"),
+        ("540", "Digestive"), ("996", "Injury"), ("715", "Musculoskeletal"), ("599", "Genitourinary"),
+        ("788", "Genitourinary"), ("174", "Neoplasms"), ("V57", "Other"), ("E909", "Other"),
+        ("8", "Other"), ("251", "Other"), (" 250.01 ", "Diabetes"), (None, "Missing"),
+        ("Missing", "Missing"), ("", "Missing"),
+    ],
+)
+def test_icd9_group(code: str | None, group: str) -> None:
+    assert _apply(icd9_group, [code]) == [group]
+
+
+def test_specialty_and_payer_groups() -> None:
+    specialties = ["InternalMedicine", "Surgery-Neuro", "Surgeon", "Orthopedics-Reconstructive",
+                   "Family/GeneralPractice", "Emergency/Trauma", "Cardiology", "Nephrology",
+                   "Psychiatry", "Missing", None]
+    assert _apply(specialty_group, specialties) == [
+        "InternalMedicine", "Surgery", "Surgery", "Orthopedics", "Family/GeneralPractice",
+        "Emergency/Trauma", "Cardiology", "Nephrology", "Other", "Missing", "Missing",
+    ]
+    assert _apply(payer_group, ["MC", "md", "SP", "BC", "Missing", None]) == [
+        "Medicare", "Medicaid", "SelfPay", "Private/Other", "Missing", "Missing",
+    ]
+
+
+def test_feature_constants_are_consistent() -> None:
+    assert KEY_COLUMNS == ("encounter_id", "patient_nbr", "snapshot_date")
+    assert FLAG_COLUMNS == ("death_or_hospice",)
+    assert FEATURE_COLUMNS == NUMERIC_FEATURES + CATEGORICAL_FEATURES
+    assert len(set(FEATURE_COLUMNS)) == len(FEATURE_COLUMNS)
+    assert set(FEATURE_DEFINITIONS) == set(FEATURE_COLUMNS) == set(FEATURE_DTYPES)
+    assert all(FEATURE_DTYPES[c] == pl.String for c in CATEGORICAL_FEATURES)
+    assert all(FEATURE_DTYPES[c].is_numeric() for c in NUMERIC_FEATURES)
+    assert len(MED_FEATURES) == len(DRUG_COLUMNS) == 23
+    assert not set(FEATURE_COLUMNS) & {"readmitted", "label", *KEY_COLUMNS}
+
+
+def test_data_dictionary_lists_every_feature() -> None:
+    doc = DOC.read_text()
+    for name in (*FEATURE_COLUMNS, *FLAG_COLUMNS):
+        assert f"| `{name}` |" in doc, f"{name} missing from {DOC}"
+    assert render_data_dictionary() in doc, "regenerate the feature tables of the data dictionary"
+
+
+def test_encounter_features_of_one_row(bronze_rows) -> None:
+    silver, _ = clean(bronze_rows([{
+        "age": "[70-80)", "admission_type_id": 7, "discharge_disposition_id": 13,
+        "admission_source_id": 4, "time_in_hospital": 7, "number_outpatient": 2,
+        "number_emergency": 1, "number_inpatient": 3, "max_glu_serum": ">300", "A1Cresult": ">7",
+        "metformin": "Up", "insulin": "Down", "glipizide": "Steady", "change": "Ch",
+        "diabetesMed": "Yes", "payer_code": "SP", "medical_specialty": "Cardiology",
+        "diag_1": "250.83", "diag_2": None, "race": None,
+    }]))
+    row = encounter_features(silver).row(0, named=True)
+    assert row["age_midpoint"] == 75
+    assert (row["admission_severity"], row["discharge_severity"], row["admission_source_risk"]) == (3, 5, 2)
+    assert (row["total_visits"], row["utilisation"]) == (6, 49)
+    assert (row["glucose_ordinal"], row["a1c_ordinal"]) == (3, 2)
+    assert (row["med_metformin"], row["med_insulin"], row["med_glipizide"], row["med_acarbose"]) == (3, 1, 2, 0)
+    assert (row["num_medications_changed"], row["num_diabetes_drugs"]) == (2, 3)
+    assert (row["medication_change"], row["diabetes_med"]) == (1, 1)
+    assert (row["payer_group"], row["specialty_group"], row["race"]) == ("SelfPay", "Cardiology", "Missing")
+    assert (row["diag_1_group"], row["diag_2_group"], row["diag_3_group"]) == ("Diabetes", "Missing", "Other")
+    assert (row["admission_type"], row["discharge_disposition"], row["admission_source"]) == ("7", "13", "4")
+    assert row["death_or_hospice"] is True
+
+
+def test_history_counts_only_strictly_earlier_encounters(bronze_rows) -> None:
+    dates = [dt.date(2001, 1, 3), dt.date(2001, 1, 3), dt.date(2001, 1, 10), dt.date(2001, 1, 1),
+             dt.date(2001, 1, 31)]
+    silver, _ = clean(bronze_rows([
+        {"encounter_id": 20, "patient_nbr": 1, "time_in_hospital": 2, "admission_type_id": 1},
+        {"encounter_id": 10, "patient_nbr": 1, "time_in_hospital": 5, "admission_type_id": 3},
+        {"encounter_id": 5, "patient_nbr": 1, "time_in_hospital": 1, "admission_type_id": 1},
+        {"encounter_id": 99, "patient_nbr": 2, "time_in_hospital": 4},
+        {"encounter_id": 1, "patient_nbr": 1, "time_in_hospital": 3},
+    ], dates))
+    got = {r["encounter_id"]: r for r in history_features(silver, empty_history()).to_dicts()}
+    # Patient 1 in (date, encounter_id) order: 10 (Jan 3), 20 (Jan 3), 5 (Jan 10), 1 (Jan 31).
+    assert [got[e]["prior_encounters"] for e in (10, 20, 5, 1)] == [0, 1, 2, 3]
+    assert [got[e]["prior_inpatient_days"] for e in (10, 20, 5, 1)] == [0, 5, 7, 8]
+    assert [got[e]["prior_emergency_encounters"] for e in (10, 20, 5, 1)] == [0, 0, 1, 2]
+    assert [got[e]["days_since_prior_encounter"] for e in (10, 20, 5, 1)] == [None, 0, 7, 21]
+    assert got[99]["prior_encounters"] == 0 and got[99]["days_since_prior_encounter"] is None
+
+
+def test_features_ignore_labels_and_later_encounters(bronze_rows) -> None:
+    dates = [dt.date(2001, 1, d) for d in (2, 9, 16, 23)]
+    rows = [{"encounter_id": i, "patient_nbr": 7, "readmitted": "<30"} for i in range(4)]
+    silver, _ = clean(bronze_rows(rows, dates))
+    base = feature_frame(silver, empty_history())
+    relabelled = feature_frame(silver.with_columns(pl.lit("NO").alias("readmitted")), empty_history())
+    assert base.equals(relabelled)
+    without_later = feature_frame(silver.head(2), empty_history())
+    assert base.head(2).equals(without_later)
+
+
+# -- property: any split of the months gives the same features as a naive reference --------
+MONTHS = [f"2001-{m:02d}" for m in range(1, 7)]
+_row = st.fixed_dictionaries({
+    "patient_nbr": st.integers(1, 5),
+    "day": st.integers(0, 180),
+    "time_in_hospital": st.one_of(st.none(), st.integers(1, 14)),
+    "admission_type_id": st.one_of(st.none(), st.sampled_from([1, 2, 3, 7])),
+})
+
+
+def _naive_history(rows: list[dict]) -> dict[int, tuple]:
+    """History features by brute force over all pairs of rows."""
+    out = {}
+    for row in rows:
+        earlier = [o for o in rows if o["patient_nbr"] == row["patient_nbr"]
+                   and (o["date"], o["encounter_id"]) < (row["date"], row["encounter_id"])]
+        out[row["encounter_id"]] = (
+            len(earlier),
+            sum(o["time_in_hospital"] or 0 for o in earlier),
+            sum(o["admission_type_id"] == 1 for o in earlier),
+            (row["date"] - max(o["date"] for o in earlier)).days if earlier else None,
+        )
+    return out
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(_row, min_size=1, max_size=30), cuts=st.sets(st.integers(1, len(MONTHS) - 1)))
+def test_history_is_the_same_for_any_split_of_months(bronze_rows, rows: list[dict], cuts: set[int]) -> None:
+    for i, row in enumerate(rows):
+        row["encounter_id"] = 1000 - 7 * i  # unique, not in date order
+        row["date"] = dt.date(2001, 1, 1) + dt.timedelta(days=row.pop("day"))
+    silver, _ = clean(bronze_rows(rows, [r["date"] for r in rows]))
+    silver = silver.with_columns(pl.col("snapshot_date").dt.strftime("%Y-%m").alias("_month"))
+
+    def by_chunks(chunks: list[list[str]]) -> pl.DataFrame:
+        state, parts = empty_history(), []
+        for chunk in chunks:
+            part = silver.filter(pl.col("_month").is_in(chunk))
+            parts.append(feature_frame(part, state))
+            state = fold_history(state, part)
+        return pl.concat(parts)
+
+    bounds = [0, *sorted(cuts), len(MONTHS)]
+    whole = by_chunks([MONTHS])
+    assert whole.equals(by_chunks([[m] for m in MONTHS]))
+    assert whole.equals(by_chunks([MONTHS[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]))
+    got = {r[0]: tuple(r[1:]) for r in whole.select("encounter_id", *HISTORY_FEATURES).iter_rows()}
+    assert got == _naive_history(rows)
