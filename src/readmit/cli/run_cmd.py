@@ -1,0 +1,209 @@
+"""``readmit run`` (the whole pipeline on this machine) and ``readmit step list|run``.
+
+``readmit run`` walks the graphs of :mod:`readmit.pipeline`: medallion -> gates -> training of
+every configured algorithm -> comparison, then prints the models and the recommendation.
+``readmit step run STEP_ID`` runs one step of the same graph; it is the container command of
+the Airflow DAGs in the ecs and kubernetes modes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from readmit.cli.common import (
+    ConfigOpt,
+    DatamartOpt,
+    JsonOpt,
+    RawOpt,
+    RegistryOpt,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+)
+from readmit.config import Settings, load_settings
+from readmit.errors import ReadmitInputError
+from readmit.pipeline import (
+    GRAPHS,
+    Observer,
+    Outcome,
+    Step,
+    call_step,
+    find_step,
+    graph_steps,
+    progress_callback,
+    run_graphs,
+    summarize,
+)
+
+StartOpt = Annotated[str | None, typer.Option("--start", help="First month to build, YYYY-MM (default: all).")]
+EndOpt = Annotated[str | None, typer.Option("--end", help="Last month to build, YYYY-MM (default: all).")]
+
+
+def default_parallel(settings: Settings) -> bool:
+    """Train in parallel only when every algorithm's search can have cores of its own.
+
+    Each search already runs ``n_jobs`` fits at once (all cores by default), so training the
+    algorithms side by side only adds contention: on 2 cores, the full UCI data and the default
+    search (20 candidates x 5 folds), one after another took 88 s, in parallel 168 s.
+    """
+    from readmit.training.train import available_cpus, resolve_n_jobs
+
+    tc = settings.config.training_config
+    n_jobs = resolve_n_jobs(tc.hyperparameter_tuning.n_jobs)
+    return len(tc.algorithms) > 1 and n_jobs * len(tc.algorithms) <= available_cpus()
+
+
+class _Bars(Observer):
+    """One rich progress line per step."""
+
+    def __init__(self, bar: Progress):
+        self.bar = bar
+        self.rows: dict[str, Any] = {}
+
+    def started(self, step: Step) -> None:
+        self.rows[step.id] = self.bar.add_task(step.id, total=None)
+
+    def progress(self, step: Step):
+        row = self.rows[step.id]
+        return lambda text: self.bar.update(row, description=text)
+
+    def finished(self, outcome: Outcome) -> None:
+        mark = "[red]failed[/]" if outcome.status == "failed" else "[green]done[/]"
+        self.bar.update(self.rows[outcome.step.id], total=1, completed=1,
+                        description=f"{outcome.step.id} {mark}")
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
+
+
+def _comparison_table(comparison: dict[str, Any]) -> Table:
+    """The compared models (the latest of each configured algorithm), the recommended one in bold."""
+    table = Table(title="models", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("algorithm", no_wrap=True)
+    table.add_column("version", no_wrap=True)
+    for col in ("test\nAUC", "OOT\nAUC", "OOT\nPR-AUC", "train\nsecs"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=6)
+    chosen = comparison["recommended"]["algorithm"]
+    for c in comparison["candidates"]:
+        table.add_row(c["algorithm"], str(c["version"]), _num(c["test"].get("auc_roc")),
+                      _num(c["oot"].get("auc_roc")), _num(c["oot"].get("pr_auc")),
+                      _num(c.get("training_seconds"), 0),
+                      style="bold green" if c["algorithm"] == chosen else None)
+    return table
+
+
+@handle_errors
+def run(
+    start: StartOpt = None,
+    end: EndOpt = None,
+    parallel: Annotated[bool | None, typer.Option(
+        "--parallel/--no-parallel",
+        help="Train the algorithms side by side, one process each (default: only when algorithms x "
+             "n_jobs fits in the cores; each search already uses n_jobs cores).",
+    )] = None,
+    config: ConfigOpt = None,
+    raw: RawOpt = None,
+    datamart: DatamartOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run everything: medallion -> gates -> train every algorithm -> compare. Safe to rerun."""
+    settings = load_settings(config, raw=raw, datamart=datamart, registry=registry)
+    parallel = default_parallel(settings) if parallel is None else parallel
+    started = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=as_json, disable=as_json) as bar:
+        outcomes = run_graphs(settings, params={"start_month": start, "end_month": end},
+                              parallel=parallel, observer=_Bars(bar))
+    elapsed = time.perf_counter() - started
+    failed = next((o for o in outcomes if o.status == "failed"), None)
+    comparison = next((o.result for o in outcomes if o.step.id == "compare_models" and o.status == "done"), None)
+    if as_json:
+        print_json({
+            "datamart": settings.datamart_uri, "registry": settings.registry_uri,
+            "parallel": parallel, "seconds": round(elapsed, 2),
+            "failed_gate": {"step": failed.step.id, **summarize(failed.result)} if failed else None,
+            "recommended": comparison["recommended"] if comparison else None,
+            "steps": [o.as_dict() for o in outcomes],
+        })
+    else:
+        if comparison:
+            rec = comparison["recommended"]
+            console.print(_comparison_table(comparison))
+            console.print(f"recommended: [bold]{rec['algorithm']}[/] {rec['version']}: {rec['reason']}",
+                          highlight=False)
+        console.print(f"datamart: {settings.datamart_uri}  registry: {settings.registry_uri}  "
+                      f"({elapsed:.0f}s, training {'in parallel' if parallel else 'one at a time'})")
+    if failed:
+        _report_gate(failed.step.id, failed.result)
+        err_console.print("Nothing after this gate ran; the registry is unchanged.", highlight=False)
+        raise typer.Exit(1)
+
+
+def _report_gate(step_id: str, result: Any) -> None:
+    """A failed gate on stderr: its step id and its reason (which says how to fix it)."""
+    err_console.print(f"[bold red]gate {step_id} failed:[/] {result.reason}", highlight=False)
+
+
+step_app = typer.Typer(help="The pipeline's steps: list them, run one (what each Airflow task runs).",
+                       no_args_is_help=True)
+
+
+@step_app.command("list")
+@handle_errors
+def step_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List every step of every graph with its dependencies (for the configured algorithms)."""
+    settings = load_settings(config)
+    rows = [
+        {"graph": name, "step": s.id, "depends_on": list(s.depends_on),
+         "kind": "gate" if s.gate else ("heavy" if s.heavy else "light"), "doc": s.doc}
+        for name in GRAPHS for s in graph_steps(name, settings)
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="pipeline steps (--json for what each does)")
+    for col in ("graph", "step", "kind", "depends on"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["graph"], r["step"], r["kind"], ", ".join(r["depends_on"]))
+    console.print(table)
+
+
+@step_app.command("run")
+@handle_errors
+def step_run(
+    step_id: Annotated[str, typer.Argument(metavar="STEP_ID", help="A step id from `readmit step list`.")],
+    start: StartOpt = None,
+    end: EndOpt = None,
+    config: ConfigOpt = None,
+    raw: RawOpt = None,
+    datamart: DatamartOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Run one step by id and print its result as JSON; a failed gate exits 1."""
+    settings = load_settings(config, raw=raw, datamart=datamart, registry=registry)
+    graph, step = find_step(step_id, settings)
+    if (start or end) and not graph.month_range:
+        raise ReadmitInputError(f"--start/--end do not apply to {step_id}",
+                                fix="drop them; only the medallion steps take a month range")
+    # Progress lines go to stderr (a container's log); the result alone goes to stdout.
+    progress = progress_callback(step, lambda text: err_console.print(text, highlight=False))
+    result = call_step(step, settings, start_month=start, end_month=end, progress=progress)
+    print_json(summarize(result))
+    if getattr(result, "passed", True) is False:
+        _report_gate(step_id, result)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.add_typer(step_app, name="step")

@@ -1,0 +1,99 @@
+"""Airflow DAGs built from the pipeline graph: one task per step, the same ids and dependencies.
+
+A DAG file is two lines::
+
+    from readmit.orchestration.airflow_dags import build_dag
+    dag = build_dag("training")
+
+Which operator runs a step depends on the executor mode, ``READMIT_EXECUTOR``:
+
+- ``local`` (default): every step is a PythonOperator calling :func:`readmit.pipeline.run_step`
+  in the Airflow worker.
+- ``ecs`` / ``kubernetes``: heavy steps (medallion layers, training) run the readmit image as an
+  ECS task / Kubernetes pod (:mod:`readmit.orchestration.containers`); the other steps stay in
+  the worker.
+
+Gates are always ShortCircuitOperators in the worker (they are cheap): a failed gate logs its
+reason and skips everything downstream, so the run ends with those tasks *skipped*, not failed.
+
+Parsing a DAG file reads the config (``READMIT_CONFIG``, for the list of algorithms and the
+default month range) and the executor's environment variables; it imports no provider the mode
+does not use and touches no data.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
+from airflow.sdk import DAG, Param
+
+from readmit.config import Settings, load_settings
+from readmit.errors import ReadmitInputError
+from readmit.orchestration.tasks import run_gate, run_task, templated_params
+from readmit.pipeline import Graph, Step, get_graph, graph_steps
+
+EXECUTOR_MODES = ("local", "ecs", "kubernetes")
+_MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+def executor_mode(mode: str | None = None) -> str:
+    """The executor mode: ``mode`` if given, else ``READMIT_EXECUTOR``, else ``local``."""
+    mode = (mode or os.environ.get("READMIT_EXECUTOR") or "local").strip().lower()
+    if mode not in EXECUTOR_MODES:
+        raise ReadmitInputError(
+            f"unknown executor mode {mode!r} (READMIT_EXECUTOR)",
+            fix=f"set READMIT_EXECUTOR to one of: {', '.join(EXECUTOR_MODES)}",
+        )
+    return mode
+
+
+def dag_params(graph: Graph, settings: Settings) -> dict[str, Param]:
+    """The DAG's params (the trigger form; ``dag_run.conf`` overrides them)."""
+    return {
+        name: Param(default, type="string", pattern=_MONTH_PATTERN,
+                    description=f"{name.replace('_', ' ')} (YYYY-MM, inclusive); default from the config")
+        for name, default in graph.runtime_params(settings).items()
+    }
+
+
+def build_dag(graph_name: str, *, settings: Settings | None = None, executor: str | None = None) -> DAG:
+    """The DAG of graph ``graph_name`` for the configured algorithms and the executor mode."""
+    graph = get_graph(graph_name)
+    settings = settings or load_settings()
+    mode = executor_mode(executor)
+    container = None
+    if mode != "local":
+        from readmit.orchestration.containers import FACTORIES
+
+        container = FACTORIES[mode](graph, settings)
+    worker_params = templated_params(graph, settings)
+
+    def operator(step: Step) -> Any:
+        common = {"task_id": step.id, "doc_md": step.doc}
+        if step.gate:
+            return ShortCircuitOperator(python_callable=run_gate, op_kwargs={"step_id": step.id}, **common)
+        if container is not None and step.heavy:
+            return container(step, common)
+        op_kwargs = {"step_id": step.id, "step_params": worker_params} if worker_params else {"step_id": step.id}
+        return PythonOperator(python_callable=run_task, op_kwargs=op_kwargs, **common)
+
+    with DAG(
+        dag_id=graph.dag_id,
+        description=graph.doc.split(". ")[0],
+        doc_md=graph.doc,
+        schedule=None,
+        catchup=False,
+        max_active_runs=1,
+        params=dag_params(graph, settings),
+        tags=["readmit", graph.name, mode],
+        default_args={"owner": "readmit", "retries": graph.retries, "retry_delay": timedelta(minutes=5)},
+    ) as dag:
+        tasks: dict[str, Any] = {}
+        for step in graph_steps(graph.name, settings):
+            tasks[step.id] = operator(step)
+            for upstream in step.depends_on:
+                tasks[upstream] >> tasks[step.id]
+    return dag

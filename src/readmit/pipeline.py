@@ -1,0 +1,360 @@
+"""The pipeline, written once: every step, what it depends on, which steps are gates.
+
+Two runners walk these graphs and nothing else: ``readmit run`` (:func:`run_graphs`, on this
+machine) and the Airflow DAGs (:mod:`readmit.orchestration.airflow_dags`, one task per step).
+Both execute a step the same way, by id, through :func:`run_step`; so does a container
+(``readmit step run STEP_ID``). Adding a step or an algorithm is a change to this file (or to the
+config's ``training_config.algorithms``) and nowhere else.
+
+Graphs:
+
+- ``medallion``: bronze -> silver -> gold, one step per layer (each layer is what a user reruns:
+  ``readmit medallion --layer silver``). The steps take a month range (``start_month``,
+  ``end_month``), by default the config's ``data_config.date_derivation`` range.
+- ``training``: four gates in a row (config, gold data, enough training data, no temporal
+  leakage), then one training step per configured algorithm (in parallel), then the comparison.
+  A failed gate stops everything downstream of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from readmit.config import Settings
+from readmit.errors import ReadmitError, ReadmitInputError
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit a user would rerun: a function called as ``func(settings, **params)``.
+
+    ``func`` is a callable or a dotted path (``"package.module.function"``), imported only when
+    the step runs, so reading the graph never imports pandas, sklearn or xgboost.
+    """
+
+    id: str
+    func: str | Callable[..., Any]
+    depends_on: tuple[str, ...] = ()
+    gate: bool = False  # returns a CheckResult; a failed gate stops everything downstream
+    per_algorithm: bool = False  # one instance per configured algorithm, id ``{id}_{algorithm}``
+    heavy: bool = False  # runs in a container in the ecs/kubernetes executor modes
+    doc: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)  # fixed keyword arguments of func
+
+    def resolve(self) -> Callable[..., Any]:
+        if callable(self.func):
+            return self.func
+        module, _, name = self.func.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+    def accepts(self, name: str) -> bool:
+        """Whether the step's function takes a keyword argument ``name``."""
+        return name in inspect.signature(self.resolve()).parameters
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Steps in dependency order. ``dag_id`` names the Airflow DAG built from it."""
+
+    name: str
+    dag_id: str
+    steps: tuple[Step, ...]
+    doc: str = ""
+    month_range: bool = False  # the steps take start_month/end_month ("YYYY-MM")
+    retries: int = 0  # Airflow retries per task
+
+    def runtime_params(self, settings: Settings) -> dict[str, str]:
+        """The run-time parameters of this graph with their defaults from the config."""
+        if not self.month_range:
+            return {}
+        derivation = settings.config.data_config.date_derivation
+        return {
+            "start_month": derivation.start_date.strftime("%Y-%m"),
+            "end_month": derivation.end_date.strftime("%Y-%m"),
+        }
+
+    def expand(self, algorithms: Iterable[str]) -> list[Step]:
+        """The concrete steps: per-algorithm steps become one step per algorithm.
+
+        A dependency on a per-algorithm step means a dependency on all its instances.
+        """
+        algorithms = list(algorithms)
+        instances: dict[str, list[str]] = {
+            s.id: ([f"{s.id}_{a}" for a in algorithms] if s.per_algorithm else [s.id]) for s in self.steps
+        }
+        concrete: list[Step] = []
+        for step in self.steps:
+            depends_on = tuple(i for d in step.depends_on for i in instances[d])
+            if step.per_algorithm:
+                concrete += [
+                    replace(step, id=f"{step.id}_{a}", depends_on=depends_on,
+                            params={**step.params, "algorithm": a},
+                            doc=step.doc.replace("{algorithm}", a))
+                    for a in algorithms
+                ]
+            else:
+                concrete.append(replace(step, depends_on=depends_on))
+        return concrete
+
+
+def _layer(layer: str, depends_on: tuple[str, ...], doc: str) -> Step:
+    return Step(id=layer, func="readmit.data.medallion.run_medallion", depends_on=depends_on,
+                heavy=True, params={"layers": (layer,)}, doc=doc)
+
+
+MEDALLION = Graph(
+    name="medallion",
+    dag_id="diab_medallion",
+    month_range=True,
+    retries=1,
+    doc=(
+        "Raw UCI encounters -> bronze -> silver -> gold (feature_store, label_store), one monthly "
+        "partition at a time. Rerunning a month replaces its partitions. Trigger with conf "
+        '`{"start_month": "YYYY-MM", "end_month": "YYYY-MM"}` to rebuild a range.'
+    ),
+    steps=(
+        _layer("bronze", (), "Read the raw file (UCI zip or CSV), derive snapshot dates, write typed "
+               "monthly partitions to `bronze/encounters` with lineage columns."),
+        _layer("silver", ("bronze",), "Clean bronze: canonical categories, explicit `Missing`, "
+               "ICD-9 codes as strings, duplicates removed; writes `silver/encounters`."),
+        _layer("gold", ("silver",), "Features (patient history counted in time order) and the "
+               "30-day readmission label; writes `gold/feature_store` and `gold/label_store`."),
+    ),
+)
+
+
+def _gate(name: str, depends_on: tuple[str, ...], doc: str) -> Step:
+    return Step(id=name, func=f"readmit.checks.{name}", depends_on=depends_on, gate=True,
+                doc=doc + "\n\nA gate: when it fails, every task after it is skipped (not failed).")
+
+
+TRAINING = Graph(
+    name="training",
+    dag_id="diab_model_training",
+    retries=0,  # a training run takes long; a human looks before rerunning
+    doc=(
+        "Prerequisite gates, then one tuned model per configured algorithm (in parallel), each "
+        "registered with its metadata, then a comparison that recommends one. Run "
+        "`diab_medallion` first."
+    ),
+    steps=(
+        _gate("check_model_config", (), "The config file is valid (every problem listed with its "
+              "path) and so are the configured search spaces."),
+        _gate("check_gold_data_exists", ("check_model_config",), "The gold feature_store and "
+              "label_store have partitions in the datamart, for the same months."),
+        _gate("check_sufficient_training_data", ("check_gold_data_exists",), "Enough monthly "
+              "partitions in the train window, and rows and positives in every window "
+              "(training_config.min_*)."),
+        _gate("check_temporal_leakage", ("check_sufficient_training_data",), "Windows ordered and "
+              "disjoint, no row dated outside its window, labels mature (label_maturity_days)."),
+        Step(id="train", func="readmit.training.train_algorithm", depends_on=("check_temporal_leakage",),
+             per_algorithm=True, heavy=True,
+             doc="Tune {algorithm} (random search, cross-validated ROC-AUC on the training window), "
+                 "evaluate on the test and out-of-time windows, register model and metadata."),
+        Step(id="compare_models", func="readmit.comparison.compare_models", depends_on=("train",),
+             doc="Compare the latest registered model of every configured algorithm (highest "
+                 "out-of-time ROC-AUC wins) and write `models/<model_name>/latest_model_comparison.json` "
+                 "with the recommended one and the reason."),
+    ),
+)
+
+# Future graphs (inference, monitoring) are added here; a two-line DAG file then exposes them.
+GRAPHS: dict[str, Graph] = {g.name: g for g in (MEDALLION, TRAINING)}
+LOCAL_RUN = ("medallion", "training")  # what ``readmit run`` walks, in order
+
+
+def get_graph(name: str) -> Graph:
+    try:
+        return GRAPHS[name]
+    except KeyError:
+        raise ReadmitInputError(f"unknown graph {name!r}", fix=f"use one of: {', '.join(GRAPHS)}") from None
+
+
+def graph_steps(name: str, settings: Settings) -> list[Step]:
+    """The concrete steps of graph ``name`` for the algorithms configured in ``settings``."""
+    return get_graph(name).expand(settings.config.training_config.algorithms)
+
+
+def find_step(step_id: str, settings: Settings) -> tuple[Graph, Step]:
+    for graph in GRAPHS.values():
+        for step in graph_steps(graph.name, settings):
+            if step.id == step_id:
+                return graph, step
+    known = [s.id for name in GRAPHS for s in graph_steps(name, settings)]
+    raise ReadmitInputError(
+        f"unknown step {step_id!r}",
+        fix=f"use one of: {', '.join(known)} (`readmit step list`); a train_* step needs its "
+            "algorithm in training_config.algorithms",
+    )
+
+
+# The ``readmit step run`` option of each run-time parameter.
+CLI_FLAGS = {"start_month": "--start", "end_month": "--end"}
+
+
+def step_command(step: Step, params: Mapping[str, Any]) -> list[str]:
+    """The ``readmit`` arguments that run ``step`` with ``params`` (a container's command)."""
+    command = ["step", "run", step.id]
+    for name, value in params.items():
+        if value is not None:
+            command += [CLI_FLAGS[name], str(value)]
+    return command
+
+
+def run_step(step_id: str, settings: Settings, **params: Any) -> Any:
+    """Run one step by id: what every Airflow task, every container and ``readmit run`` call.
+
+    ``params`` are run-time arguments (``start_month``/``end_month`` for the medallion steps,
+    ``progress`` callbacks); a value of None means "not given" and is dropped.
+    """
+    return call_step(find_step(step_id, settings)[1], settings, **params)
+
+
+def call_step(step: Step, settings: Settings, **params: Any) -> Any:
+    """Call a concrete step's function with its fixed params and the given run-time ones."""
+    given = {k: v for k, v in params.items() if v is not None}
+    return step.resolve()(settings, **step.params, **given)
+
+
+def summarize(result: Any) -> Any:
+    """A JSON-safe view of a step's result (for XCom, ``--json`` and container logs)."""
+    if hasattr(result, "as_dict"):
+        result = result.as_dict()
+    elif isinstance(result, list | tuple):
+        result = [r.as_dict() if hasattr(r, "as_dict") else r for r in result]
+    return json.loads(json.dumps(result, default=str))
+
+
+# -- the local runner ---------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What happened to one step in a local run."""
+
+    step: Step
+    status: str  # "done", "failed" (a gate that did not pass), "skipped" (after a failed gate)
+    result: Any = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step.id, "status": self.status, "seconds": round(self.seconds, 2),
+                "result": summarize(self.result)}
+
+
+class Observer:
+    """Receives a local run's events (the CLI draws progress bars from them)."""
+
+    def started(self, step: Step) -> None: ...
+
+    def finished(self, outcome: Outcome) -> None: ...
+
+    def progress(self, step: Step) -> Callable[[str], None] | None:
+        """Where the step's progress lines go (see :func:`progress_callback`), or None."""
+        return None
+
+
+def progress_callback(step: Step, emit: Callable[[str], None] | None) -> Callable[..., None] | None:
+    """A ``progress`` argument for ``step`` that emits ``"{step id} {latest detail}"`` lines.
+
+    The detail is the last thing the step reports: a month (medallion) or a message (training).
+    None when there is nowhere to emit or the step's function takes no ``progress``.
+    """
+    if emit is None or not step.accepts("progress"):
+        return None
+
+    def progress(*args: Any, **_: Any) -> None:
+        detail = next((str(a) for a in reversed(args) if a is not None), "")
+        emit(f"{step.id} {detail}".rstrip())
+
+    return progress
+
+
+def _timed_call(step: Step, settings: Settings, params: dict[str, Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = call_step(step, settings, **params)
+    return result, time.perf_counter() - started
+
+
+def run_graphs(
+    settings: Settings,
+    names: Iterable[str] = LOCAL_RUN,
+    *,
+    params: Mapping[str, Any] | None = None,
+    parallel: bool = False,
+    observer: Observer | None = None,
+) -> list[Outcome]:
+    """Walk the graphs in order on this machine; stop at the first failed gate.
+
+    Steps whose dependencies are all done run together: each in its own process when
+    ``parallel`` (the per-algorithm training steps), otherwise one after another. ``params`` go to the steps of
+    graphs that take them (the month range of the medallion). A step that raises stops the run
+    (the exception propagates); rerunning is safe because every step overwrites its own output.
+    """
+    observer = observer or Observer()
+    params = dict(params or {})
+    outcomes: list[Outcome] = []
+    stopped = False
+    for name in names:
+        graph = get_graph(name)
+        step_params = {k: params.get(k) for k in graph.runtime_params(settings)}
+        pending = graph_steps(graph.name, settings)
+        done: set[str] = set()
+        while pending and not stopped:
+            ready = [s for s in pending if set(s.depends_on) <= done]
+            pending = [s for s in pending if s not in ready]
+            for step, result, seconds in _run_ready(ready, settings, step_params, parallel, observer):
+                failed = step.gate and not result.passed
+                outcome = Outcome(step, "failed" if failed else "done", result, seconds)
+                outcomes.append(outcome)
+                observer.finished(outcome)
+                stopped = stopped or failed
+                done.add(step.id)
+        outcomes += [Outcome(s, "skipped") for s in pending]
+    return outcomes
+
+
+def _run_ready(
+    steps: list[Step], settings: Settings, params: dict[str, Any], parallel: bool, observer: Observer
+) -> Iterator[tuple[Step, Any, float]]:
+    """Run steps that are ready, yielding each as it finishes.
+
+    In parallel, every step but a gate gets its own ``readmit step run`` process, the container
+    command, with the settings as environment variables; its result comes back as JSON.
+    """
+    for step in steps:
+        observer.started(step)
+    apart = [s for s in steps if not s.gate] if parallel else []
+    apart = apart if len(apart) > 1 else []
+    for step in steps:
+        if step not in apart:
+            progress = progress_callback(step, observer.progress(step))
+            yield step, *_timed_call(step, settings, {**params, "progress": progress})
+    if apart:
+        with ThreadPoolExecutor(max_workers=len(apart)) as pool:
+            futures = {pool.submit(_run_in_subprocess, s, settings, params): s for s in apart}
+            for future in as_completed(futures):
+                yield futures[future], *future.result()
+
+
+def _run_in_subprocess(step: Step, settings: Settings, params: dict[str, Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", "from readmit.cli import main; main()", *step_command(step, params)],
+        env={**os.environ, **settings.env()}, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        error = ReadmitInputError if done.returncode == 2 else ReadmitError
+        raise error(f"step {step.id} failed in its own process (exit {done.returncode}):\n"
+                    f"{done.stderr.strip()[-3000:]}")
+    return json.loads(done.stdout), time.perf_counter() - started

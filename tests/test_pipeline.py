@@ -1,0 +1,189 @@
+"""The pipeline graph: its shape, running one step by id, and the local runner."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import pytest
+
+from readmit import pipeline
+from readmit.config import ReadmitConfig, Settings, parse_config
+from readmit.errors import ReadmitInputError
+from readmit.pipeline import GRAPHS, Graph, Step, find_step, graph_steps, run_graphs, run_step, summarize
+
+GATES = ["check_model_config", "check_gold_data_exists", "check_sufficient_training_data",
+         "check_temporal_leakage"]
+
+
+def settings_for(algorithms=("logistic_regression", "random_forest", "xgboost"), **data) -> Settings:
+    cfg = parse_config({"training_config": {"algorithms": list(algorithms)}, "data_config": data})
+    return Settings(config=cfg, config_uri=None, raw_path=None, datamart_uri="dm", registry_uri="reg")
+
+
+def test_training_graph_is_gates_then_one_training_per_algorithm_then_compare():
+    steps = {s.id: s for s in graph_steps("training", settings_for())}
+    assert list(steps) == [*GATES, "train_logistic_regression", "train_random_forest", "train_xgboost",
+                           "compare_models"]
+    for earlier, later in pairwise(GATES):
+        assert steps[later].depends_on == (earlier,)
+    assert all(steps[g].gate for g in GATES)
+    trains = [s for s in steps.values() if s.per_algorithm]
+    assert all(s.depends_on == ("check_temporal_leakage",) and s.heavy and not s.gate for s in trains)
+    assert [s.params["algorithm"] for s in trains] == ["logistic_regression", "random_forest", "xgboost"]
+    assert steps["compare_models"].depends_on == tuple(s.id for s in trains)
+    assert "xgboost" in steps["train_xgboost"].doc and "{algorithm}" not in steps["train_xgboost"].doc
+
+
+def test_the_configured_algorithms_decide_the_training_steps():
+    ids = [s.id for s in graph_steps("training", settings_for(["xgboost"]))]
+    assert ids == [*GATES, "train_xgboost", "compare_models"]
+
+
+def test_medallion_graph_is_one_step_per_layer_with_the_config_month_range():
+    steps = graph_steps("medallion", settings_for())
+    assert [(s.id, s.depends_on, s.params["layers"]) for s in steps] == [
+        ("bronze", (), ("bronze",)), ("silver", ("bronze",), ("silver",)), ("gold", ("silver",), ("gold",))
+    ]
+    s = settings_for(date_derivation={"start_date": "2001-03-05", "end_date": "2004-11-30"})
+    assert GRAPHS["medallion"].runtime_params(s) == {"start_month": "2001-03", "end_month": "2004-11"}
+    assert GRAPHS["training"].runtime_params(s) == {}
+
+
+def test_step_ids_are_unique_across_graphs_and_every_function_resolves():
+    s = settings_for()
+    ids = [step.id for name in GRAPHS for step in graph_steps(name, s)]
+    assert len(ids) == len(set(ids))
+    for name in GRAPHS:
+        for step in graph_steps(name, s):
+            assert callable(step.resolve()), step.id
+            assert step.doc, step.id
+
+
+def test_gate_order_matches_readmit_checks():
+    from readmit import checks
+
+    assert [g.__name__ for g in checks.GATES] == GATES
+
+
+def test_run_step_calls_the_function_with_fixed_and_runtime_params(monkeypatch):
+    calls = []
+    import readmit.data.medallion as medallion
+
+    monkeypatch.setattr(medallion, "run_medallion", lambda settings, **kw: calls.append(kw) or "ok")
+    s = settings_for()
+    assert run_step("silver", s, start_month="2001-01", end_month=None) == "ok"
+    assert calls == [{"layers": ("silver",), "start_month": "2001-01"}]
+
+
+def test_unknown_step_names_the_known_ones():
+    with pytest.raises(ReadmitInputError) as err:
+        find_step("train_catboost", settings_for(["xgboost"]))
+    assert "train_xgboost" in str(err.value) and "readmit step list" in str(err.value)
+
+
+@dataclass
+class FakeCheck:
+    name: str
+    passed: bool
+    reason: str = ""
+    details: dict = field(default_factory=dict)
+
+    def as_dict(self):
+        return {"name": self.name, "passed": self.passed, "reason": self.reason, "details": self.details}
+
+
+LOG: list[str] = []
+
+
+def fake_work(settings, *, tag, algorithm=None, progress=None, start_month=None):
+    LOG.append(f"{tag}:{start_month}")
+    if progress:
+        progress(tag, "partition", "2001-01")
+    return {"tag": tag, "pid": os.getpid()}
+
+
+def fake_gate(settings, *, passed):
+    LOG.append(f"gate:{passed}")
+    return FakeCheck("fake_gate", passed, "because")
+
+
+def _fake_graphs(monkeypatch, gate_passes: bool):
+    LOG.clear()
+    first = Graph("fake_data", "fake_data", month_range=True, steps=(
+        Step("load", fake_work, params={"tag": "load"}, doc="d"),
+    ))
+    second = Graph("fake_train", "fake_train", steps=(
+        Step("gate", fake_gate, gate=True, params={"passed": gate_passes}, doc="d"),
+        Step("fit", fake_work, depends_on=("gate",), per_algorithm=True, params={"tag": "fit"}, doc="d"),
+        Step("compare", fake_work, depends_on=("fit",), params={"tag": "compare"}, doc="d"),
+    ))
+    monkeypatch.setitem(pipeline.GRAPHS, "fake_data", first)
+    monkeypatch.setitem(pipeline.GRAPHS, "fake_train", second)
+
+
+class Recorder(pipeline.Observer):
+    def __init__(self):
+        self.events = []
+
+    def started(self, step):
+        self.events.append(("start", step.id))
+
+    def finished(self, outcome):
+        self.events.append((outcome.status, outcome.step.id))
+
+    def progress(self, step):
+        return lambda text: self.events.append(("progress", text))
+
+
+def test_local_runner_walks_the_graphs_in_dependency_order(monkeypatch):
+    _fake_graphs(monkeypatch, gate_passes=True)
+    rec = Recorder()
+    outcomes = run_graphs(settings_for(["xgboost", "random_forest"]), ["fake_data", "fake_train"],
+                          params={"start_month": "2001-01"}, observer=rec)
+    assert [(o.step.id, o.status) for o in outcomes] == [
+        ("load", "done"), ("gate", "done"), ("fit_xgboost", "done"), ("fit_random_forest", "done"),
+        ("compare", "done"),
+    ]
+    # the month range goes to the graph that takes it, not to the training graph
+    assert LOG == ["load:2001-01", "gate:True", "fit:None", "fit:None", "compare:None"]
+    assert ("progress", "load 2001-01") in rec.events  # the step's latest detail, with its id
+    assert not [e for e in rec.events if e[0] == "progress" and e[1].startswith("gate")]
+
+
+def test_a_failed_gate_stops_everything_after_it(monkeypatch):
+    _fake_graphs(monkeypatch, gate_passes=False)
+    outcomes = run_graphs(settings_for(["xgboost"]), ["fake_data", "fake_train"])
+    assert [(o.step.id, o.status) for o in outcomes] == [
+        ("load", "done"), ("gate", "failed"), ("fit_xgboost", "skipped"), ("compare", "skipped"),
+    ]
+    assert LOG == ["load:None", "gate:False"]
+    assert outcomes[1].as_dict()["result"] == {"name": "fake_gate", "passed": False, "reason": "because",
+                                               "details": {}}
+
+
+def test_parallel_steps_run_as_readmit_step_run_processes(tmp_path):
+    # Each training step in its own `readmit step run` process, with the settings as environment
+    # variables; a failure there comes back with the child's own message and exit code class.
+    s = Settings(config=ReadmitConfig(), config_uri=None, raw_path=None,
+                 datamart_uri=str(tmp_path / "empty"), registry_uri=str(tmp_path / "registry"))
+    trains = [x for x in graph_steps("training", s) if x.per_algorithm][:2]
+    with pytest.raises(ReadmitInputError) as err:
+        list(pipeline._run_ready(trains, s, {}, True, pipeline.Observer()))
+    assert "failed in its own process (exit 2)" in str(err.value)
+    assert str(tmp_path / "empty") in str(err.value).replace("\n", "")
+    assert not (tmp_path / "registry").exists()
+
+
+def test_step_command_is_the_cli_invocation_of_a_step():
+    gold = graph_steps("medallion", settings_for())[-1]
+    assert pipeline.step_command(gold, {"start_month": "2001-01", "end_month": None}) == [
+        "step", "run", "gold", "--start", "2001-01"]
+
+
+def test_summarize_makes_results_json_safe():
+    from readmit.data.layers import LayerResult
+
+    assert summarize([LayerResult("gold", ["2001-01"], rows_in=3)])[0]["rows_in"] == 3
+    assert summarize({"when": ReadmitConfig().temporal_splits.test.start_date}) == {"when": "2006-01-01"}
