@@ -72,3 +72,22 @@ def s3_uri(s3_endpoint) -> str:
     bucket = f"readmit-test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     return f"s3://{bucket}/prefix"
+
+
+@pytest.fixture(scope="session")
+def uci_zip_current_layout(uci_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real data repacked as the current UCI download: both CSVs at the top level."""
+    import zipfile
+
+    target = tmp_path_factory.mktemp("uci-current") / "diabetes_130_us_hospitals.zip"
+    with zipfile.ZipFile(uci_zip) as src, zipfile.ZipFile(
+        target, "w", zipfile.ZIP_DEFLATED, compresslevel=1
+    ) as dst:
+        dst.writestr("diabetic_data.csv", src.read("dataset_diabetes/diabetic_data.csv"))
+        dst.writestr("IDS_mapping.csv", src.read("dataset_diabetes/IDs_mapping.csv"))
+    return target
+
+
+# Synthetic gold tables and small-budget training configs, shared by the training, checks,
+# registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings).
+pytest_plugins = ("training.gold_fixtures",)

@@ -1,0 +1,333 @@
+"""The gates that must pass before training: config, gold present, enough data, no temporal leakage.
+
+Each gate takes the :class:`~readmit.config.Settings` and returns a :class:`CheckResult`; a failed
+gate's ``reason`` says what is wrong and how to fix it. :data:`GATES` lists them in the order they
+run; :func:`run_checks` runs all of them. A gate never raises: bad input or unreachable storage
+becomes a failed result naming the error and the fix.
+
+Light on purpose (polars only at import): Airflow imports this module to parse DAGs.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import polars as pl
+
+from readmit.config import Settings, load_config, window_problems
+from readmit.data.layers import FEATURE_STORE, LABEL_STORE
+from readmit.errors import ConfigError, ReadmitError
+from readmit.storage import Storage
+
+WINDOWS = ("train", "test", "oot")
+_MEDALLION_FIX = "build the gold tables (`readmit medallion`), or point --datamart / READMIT_DATAMART_URI at the datamart that has them"
+
+
+@dataclass
+class CheckResult:
+    name: str
+    passed: bool
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _never_raises(name: str):
+    """Make a gate return a failed CheckResult instead of raising (bad input, unreachable storage)."""
+
+    def wrap(gate):
+        @functools.wraps(gate)
+        def run(settings: Settings, *args: Any, **kwargs: Any) -> CheckResult:
+            try:
+                return gate(settings, *args, **kwargs)
+            except ReadmitError as exc:
+                return CheckResult(name, False, " ".join(str(exc).split()), {"error": type(exc).__name__})
+            except Exception as exc:  # a gate must never crash a run: report it as failed
+                return CheckResult(
+                    name, False,
+                    f"the check could not run ({type(exc).__name__}: {exc}). Fix: make sure the datamart "
+                    f"{settings.datamart_uri} is reachable and readable, then rerun `readmit check`",
+                    {"error": type(exc).__name__},
+                )
+
+        return run
+
+    return wrap
+
+
+def _months_of(start: date, end: date) -> list[str]:
+    from readmit.config import Window
+    from readmit.training.split import months_of
+
+    return months_of(Window(start_date=start, end_date=end))
+
+
+def _window_months(settings: Settings) -> dict[str, list[str]]:
+    splits = settings.config.temporal_splits
+    return {w: _months_of(getattr(splits, w).start_date, getattr(splits, w).end_date) for w in WINDOWS}
+
+
+def _window_of(settings: Settings) -> pl.Expr:
+    from readmit.training.split import window_expr
+
+    return window_expr(settings.config.temporal_splits)
+
+
+# -- 1. the configuration ----------------------------------------------------------------------
+
+
+@_never_raises("model_config")
+def check_model_config(settings: Settings) -> CheckResult:
+    """Re-validate the config file (every problem listed) and the configured search spaces."""
+    name = "model_config"
+    source = settings.config_uri or "(built-in defaults)"
+    cfg = settings.config
+    problems: list[str] = []
+    if settings.config_uri:
+        try:
+            cfg = load_config(settings.config_uri)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        except ReadmitError as exc:
+            return CheckResult(name, False, str(exc), {"config_uri": settings.config_uri})
+    if not problems:
+        from readmit.training.algorithms import search_space_problems
+
+        problems.extend(search_space_problems(cfg.training_config))
+    if problems:
+        listing = "; ".join(problems)
+        return CheckResult(
+            name, False,
+            f"{source}: {len(problems)} problem(s): {listing}. Fix: correct these fields in the config "
+            "(`readmit config validate` lists them; `readmit config schema` shows what is allowed)",
+            {"config_uri": settings.config_uri, "problems": problems},
+        )
+    return CheckResult(
+        name, True, f"{source} is valid",
+        {"config_uri": settings.config_uri, "algorithms": list(cfg.training_config.algorithms)},
+    )
+
+
+# -- 2. gold exists ----------------------------------------------------------------------------
+
+
+@_never_raises("gold_data_exists")
+def check_gold_data_exists(settings: Settings) -> CheckResult:
+    """Both gold tables have partitions, for the same months."""
+    name = "gold_data_exists"
+    storage = Storage(settings.datamart_uri)
+    feats, labels = storage.list_partitions(FEATURE_STORE), storage.list_partitions(LABEL_STORE)
+    details = {
+        "datamart_uri": settings.datamart_uri,
+        FEATURE_STORE: {"partitions": len(feats), "first": feats[0] if feats else None, "last": feats[-1] if feats else None},
+        LABEL_STORE: {"partitions": len(labels), "first": labels[0] if labels else None, "last": labels[-1] if labels else None},
+    }
+    empty = [t for t, ms in ((FEATURE_STORE, feats), (LABEL_STORE, labels)) if not ms]
+    if empty:
+        return CheckResult(
+            name, False,
+            f"no partitions in {', '.join(empty)} under {storage.uri_of('gold')}. Fix: {_MEDALLION_FIX}",
+            details,
+        )
+    only_f, only_l = sorted(set(feats) - set(labels)), sorted(set(labels) - set(feats))
+    if only_f or only_l:
+        details.update({"months_without_labels": only_f, "months_without_features": only_l})
+        odd = (only_f + only_l)
+        return CheckResult(
+            name, False,
+            f"the gold tables disagree: {len(only_f)} month(s) have features but no labels, {len(only_l)} "
+            f"labels but no features (e.g. {', '.join(odd[:3])}). Fix: rebuild gold for those months "
+            f"(`readmit medallion --layer gold --start {min(odd)} --end {max(odd)}`)",
+            details,
+        )
+    return CheckResult(name, True, f"{len(feats)} monthly partitions in each gold table ({feats[0]} .. {feats[-1]})",
+                       details)
+
+
+# -- 3. enough data ----------------------------------------------------------------------------
+
+
+def _labelled_rows(settings: Settings, storage: Storage) -> pl.DataFrame:
+    """encounter_id, patient_nbr, snapshot_date, label, window of rows inside a window (flags applied)."""
+    months = sorted({m for ms in _window_months(settings).values() for m in ms})
+    lab_months = [m for m in storage.list_partitions(LABEL_STORE) if m in set(months)]
+    feat_months = [m for m in storage.list_partitions(FEATURE_STORE) if m in set(months)]
+    labels = storage.read_table(LABEL_STORE, lab_months, columns=["encounter_id", "snapshot_date", "label"])
+    if labels.height == 0:
+        return pl.DataFrame(schema={"encounter_id": pl.Int64, "snapshot_date": pl.Date, "label": pl.Int8,
+                                    "window": pl.String})
+    labels = labels.filter(pl.col("label").is_not_null())
+    if settings.config.training_config.exclude_death_hospice and feat_months:
+        feats = storage.read_table(FEATURE_STORE, feat_months, columns=["encounter_id", "death_or_hospice"])
+        dead = feats.filter(pl.col("death_or_hospice").fill_null(False))["encounter_id"]
+        labels = labels.filter(~pl.col("encounter_id").is_in(dead.implode()))
+    return labels.with_columns(_window_of(settings).alias("window")).filter(pl.col("window").is_not_null())
+
+
+@_never_raises("sufficient_training_data")
+def check_sufficient_training_data(settings: Settings) -> CheckResult:
+    """Enough monthly partitions in the train window, and rows and positives in every window."""
+    name = "sufficient_training_data"
+    tc = settings.config.training_config
+    storage = Storage(settings.datamart_uri)
+    win_months = _window_months(settings)
+    have = set(storage.list_partitions(FEATURE_STORE)) & set(storage.list_partitions(LABEL_STORE))
+    train_parts = [m for m in win_months["train"] if m in have]
+    rows = _labelled_rows(settings, storage)
+    counts = {}
+    for w in WINDOWS:
+        part = rows.filter(pl.col("window") == w)
+        counts[w] = {"rows": part.height, "positives": int(part["label"].sum() or 0) if part.height else 0,
+                     "partitions": sum(m in have for m in win_months[w])}
+    details = {
+        "train_partitions": len(train_parts),
+        "min_train_partitions": tc.min_train_partitions,
+        "min_rows_per_window": tc.min_rows_per_window,
+        "min_positives_per_window": tc.min_positives_per_window,
+        "exclude_death_hospice": tc.exclude_death_hospice,
+        "windows": counts,
+    }
+    splits = settings.config.temporal_splits
+    problems = []
+    if len(train_parts) < tc.min_train_partitions:
+        problems.append(
+            f"the train window ({splits.train.start_date} .. {splits.train.end_date}) has {len(train_parts)} "
+            f"monthly gold partition(s), fewer than training_config.min_train_partitions={tc.min_train_partitions}"
+        )
+    for w in WINDOWS:
+        c = counts[w]
+        if c["rows"] < tc.min_rows_per_window:
+            problems.append(f"the {w} window has {c['rows']} labelled rows, fewer than "
+                            f"training_config.min_rows_per_window={tc.min_rows_per_window}")
+        if c["positives"] < tc.min_positives_per_window:
+            problems.append(f"the {w} window has {c['positives']} positive labels, fewer than "
+                            f"training_config.min_positives_per_window={tc.min_positives_per_window}")
+    if problems:
+        return CheckResult(
+            name, False,
+            "; ".join(problems) + ". Fix: build gold for every month of the windows (`readmit medallion`), "
+            "widen temporal_splits, or lower the training_config minimums",
+            details,
+        )
+    summary = ", ".join(f"{w} {counts[w]['rows']} rows / {counts[w]['positives']} positives" for w in WINDOWS)
+    return CheckResult(name, True, f"{len(train_parts)} train partitions; {summary}", details)
+
+
+# -- 4. temporal leakage -----------------------------------------------------------------------
+
+
+@_never_raises("temporal_leakage")
+def check_temporal_leakage(settings: Settings, as_of: date | None = None) -> CheckResult:
+    """Windows ordered and disjoint, no row dated outside its place, labels mature by ``as_of``.
+
+    Also reports (informational) the share of test and oot patients already seen in training.
+    """
+    name = "temporal_leakage"
+    as_of = as_of or date.today()
+    cfg = settings.config
+    splits = cfg.temporal_splits
+    maturity = cfg.training_config.label_maturity_days
+    details: dict[str, Any] = {"as_of": as_of.isoformat(), "label_maturity_days": maturity}
+    problems = list(window_problems(splits))
+    if problems:
+        details["problems"] = problems
+        return CheckResult(
+            name, False,
+            "; ".join(problems) + ". Fix: set temporal_splits so that train ends before test starts and "
+            "test ends before oot starts",
+            details,
+        )
+    # Label maturity: a 30-day readmission is only known 30 days after discharge.
+    immature = []
+    for w in WINDOWS:
+        end = getattr(splits, w).end_date
+        mature_on = end + timedelta(days=maturity)
+        if mature_on > as_of:
+            immature.append(f"{w} window ends {end}: its labels mature on {mature_on}, after the as-of date {as_of}")
+    if immature:
+        details["problems"] = immature
+        latest_end = as_of - timedelta(days=maturity)
+        return CheckResult(
+            name, False,
+            "; ".join(immature) + f". Fix: end every window on or before {latest_end} "
+            f"(as-of date minus training_config.label_maturity_days={maturity}), or wait until the labels mature",
+            details,
+        )
+    storage = Storage(settings.datamart_uri)
+    months = sorted({m for ms in _window_months(settings).values() for m in ms})
+    feat_months = [m for m in storage.list_partitions(FEATURE_STORE) if m in set(months)]
+    lab_months = [m for m in storage.list_partitions(LABEL_STORE) if m in set(months)]
+    if not feat_months or not lab_months:
+        return CheckResult(name, False, f"no gold partitions inside the windows to check. Fix: {_MEDALLION_FIX}",
+                           details)
+    frames = []
+    for m in feat_months:
+        part = storage.read_partition(FEATURE_STORE, m, columns=["encounter_id", "patient_nbr", "snapshot_date"])
+        frames.append(part.with_columns(pl.lit(m).alias("_partition")))
+    feats = pl.concat(frames, how="vertical_relaxed").with_columns(_window_of(settings).alias("window"))
+    labels = storage.read_table(LABEL_STORE, lab_months, columns=["encounter_id", "snapshot_date"])
+    # (a) every row sits in the partition of its own month
+    misfiled = feats.filter(pl.col("snapshot_date").dt.strftime("%Y-%m") != pl.col("_partition"))
+    # (b) rows of a training-window partition dated inside test / oot
+    train_months = set(_window_months(settings)["train"])
+    late = feats.filter(pl.col("_partition").is_in(list(train_months))
+                        & (pl.col("snapshot_date") >= splits.test.start_date))
+    # (c) an encounter present in more than one window
+    multi = (feats.filter(pl.col("window").is_not_null()).group_by("encounter_id")
+             .agg(pl.col("window").n_unique().alias("n")).filter(pl.col("n") > 1))
+    # (d) label dated differently from its features
+    joined = feats.join(labels, on="encounter_id", how="inner", suffix="_label")
+    redated = joined.filter(pl.col("snapshot_date") != pl.col("snapshot_date_label"))
+    data_problems = []
+    if misfiled.height:
+        data_problems.append(f"{misfiled.height} feature row(s) are stored in a partition of another month "
+                             f"(e.g. encounter {misfiled['encounter_id'][0]} dated {misfiled['snapshot_date'][0]} "
+                             f"in {misfiled['_partition'][0]})")
+    if late.height:
+        data_problems.append(f"{late.height} row(s) of training-window partitions are dated inside test/oot "
+                             f"(from {splits.test.start_date})")
+    if multi.height:
+        data_problems.append(f"{multi.height} encounter_id(s) appear in more than one window")
+    if redated.height:
+        data_problems.append(f"{redated.height} label row(s) carry a snapshot_date different from their features")
+    # informational: patients of test / oot already seen in training
+    in_window = feats.filter(pl.col("window").is_not_null())
+    train_patients = in_window.filter(pl.col("window") == "train")["patient_nbr"].unique()
+    overlap = {}
+    for w in ("test", "oot"):
+        pats = in_window.filter(pl.col("window") == w)["patient_nbr"].unique()
+        seen = int(pats.is_in(train_patients.implode()).sum()) if pats.len() else 0
+        overlap[w] = {"patients": int(pats.len()), "seen_in_train": seen,
+                      "share_seen_in_train": round(seen / pats.len(), 4) if pats.len() else None}
+    details["patient_overlap"] = overlap
+    details["rows_checked"] = feats.height
+    if data_problems:
+        details["problems"] = data_problems
+        return CheckResult(
+            name, False,
+            "; ".join(data_problems) + ". Fix: rebuild the affected months of gold from silver "
+            "(`readmit medallion --layer gold`) so each row sits in its own month and window",
+            details,
+        )
+    shares = ", ".join(
+        f"{w} {overlap[w]['share_seen_in_train']:.1%}" for w in ("test", "oot") if overlap[w]["share_seen_in_train"] is not None
+    )
+    return CheckResult(
+        name, True,
+        f"windows ordered and disjoint, {feats.height} rows each in their own month, labels mature by {as_of}"
+        + (f"; patients already seen in training (informational): {shares}" if shares else ""),
+        details,
+    )
+
+
+GATES = (check_model_config, check_gold_data_exists, check_sufficient_training_data, check_temporal_leakage)
+
+
+def run_checks(settings: Settings, *, as_of: date | None = None) -> list[CheckResult]:
+    """Run every gate in order (all of them, even after a failure) and return their results."""
+    return [gate(settings, as_of=as_of) if gate is check_temporal_leakage else gate(settings) for gate in GATES]

@@ -1,0 +1,242 @@
+"""``readmit check | train | compare | registry list | registry show``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from readmit.cli.common import (
+    ConfigOpt,
+    DatamartOpt,
+    JsonOpt,
+    RegistryOpt,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+)
+from readmit.config import load_settings
+from readmit.errors import ConfigError, ReadmitInputError
+
+registry_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+# -- check ---------------------------------------------------------------------------------
+
+
+@handle_errors
+def check(
+    config: ConfigOpt = None,
+    datamart: DatamartOpt = None,
+    registry: RegistryOpt = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Date labels must be mature by (YYYY-MM-DD). Default: today."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the pre-training gates; exit 1 naming the first failed gate and its fix."""
+    from readmit.checks import GATES, CheckResult, run_checks
+
+    as_of_date = None
+    if as_of:
+        try:
+            as_of_date = date.fromisoformat(as_of)
+        except ValueError:
+            raise ReadmitInputError(f"invalid --as-of {as_of!r}", fix="write the date as YYYY-MM-DD") from None
+    try:
+        settings = load_settings(config, datamart=datamart, registry=registry)
+    except ConfigError as exc:
+        # The config itself is the failed gate; the others cannot run without it.
+        results = [CheckResult("model_config", False, " ".join(str(exc).split()), {"problems": exc.problems})]
+        results += [CheckResult(g.__name__.removeprefix("check_"), False, "not run: the config is invalid",
+                                {"skipped": True}) for g in GATES[1:]]
+    else:
+        results = run_checks(settings, as_of=as_of_date)
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        print_json({"passed": not failed, "checks": [r.as_dict() for r in results]})
+    else:
+        table = Table(title="Pre-training checks")
+        table.add_column("Gate")
+        table.add_column("Result")
+        table.add_column("Reason", overflow="fold")
+        for r in results:
+            status = "[green]pass[/]" if r.passed else (
+                "[yellow]skipped[/]" if r.details.get("skipped") else "[red]FAIL[/]")
+            table.add_row(r.name, status, r.reason)
+        console.print(table)
+    if failed:
+        first = failed[0]
+        err_console.print(f"[bold red]gate {first.name} failed:[/] {first.reason}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+# -- train ---------------------------------------------------------------------------------
+
+
+def _summary(meta: dict[str, Any]) -> dict[str, Any]:
+    perf = meta.get("performance", {})
+    return {
+        "algorithm": meta.get("algorithm"),
+        "version": meta.get("version"),
+        "test_auc_roc": perf.get("test", {}).get("auc_roc"),
+        "oot_auc_roc": perf.get("oot", {}).get("auc_roc"),
+        "cv_auc_roc": (meta.get("cv") or {}).get("best_mean_auc_roc"),
+        "threshold": (meta.get("threshold") or {}).get("value"),
+        "training_seconds": meta.get("training_seconds"),
+        "artifact": (meta.get("paths") or {}).get("artifact"),
+        "metadata": (meta.get("paths") or {}).get("metadata"),
+        "warnings": meta.get("warnings", []),
+    }
+
+
+@handle_errors
+def train(
+    algorithm: Annotated[
+        list[str] | None,
+        typer.Option("--algorithm", "-a", help="Algorithm to train (repeatable). Default: every configured one."),
+    ] = None,
+    config: ConfigOpt = None,
+    datamart: DatamartOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tune, evaluate and register models, one algorithm after another."""
+    from readmit.training import train_algorithms
+
+    settings = load_settings(config, datamart=datamart, registry=registry)
+    chosen = algorithm or list(settings.config.training_config.algorithms)
+
+    def progress(message: str) -> None:
+        err_console.print(f"[dim]{message}[/]", highlight=False, soft_wrap=True)
+
+    results = train_algorithms(settings, chosen, progress=progress)
+    rows = [_summary(m) for m in results]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Trained models (ROC-AUC)", box=box.SIMPLE_HEAD)
+    for col in ("Algorithm", "Version", "CV", "Test", "OOT", "Secs"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        table.add_row(r["algorithm"], r["version"], _fmt(r["cv_auc_roc"]), _fmt(r["test_auc_roc"]),
+                      _fmt(r["oot_auc_roc"]), _fmt(r["training_seconds"], 1))
+    console.print(table)
+    console.print(f"Registered in {settings.registry_uri}", highlight=False, soft_wrap=True)
+    for r in rows:
+        for warning in r["warnings"]:
+            err_console.print(f"[bold yellow]warning ({r['algorithm']}):[/] {warning}", highlight=False,
+                              soft_wrap=True)
+
+
+# -- compare -------------------------------------------------------------------------------
+
+
+@handle_errors
+def compare(
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare the latest model of each configured algorithm and recommend one."""
+    from readmit.comparison import compare_models
+
+    settings = load_settings(config, registry=registry)
+    result = compare_models(settings)
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title="Model comparison (ROC-AUC; * = recommended)", box=box.SIMPLE_HEAD)
+    for col in ("Algorithm", "Version", "Test", "OOT", "Drop"):
+        table.add_column(col, no_wrap=True)
+    rec = result["recommended"]["algorithm"]
+    for c in result["candidates"]:
+        name = f"[green]{c['algorithm']} *[/]" if c["algorithm"] == rec else c["algorithm"]
+        table.add_row(name, c["version"], _fmt(c["test"]["auc_roc"]), _fmt(c["oot"]["auc_roc"]),
+                      _fmt(c["auc_drop"]))
+    console.print(table)
+    for s in result["skipped"]:
+        err_console.print(f"[yellow]skipped {s['algorithm']}:[/] {s['reason']}", highlight=False, soft_wrap=True)
+    console.print(f"Recommended: [bold]{rec}[/] {result['recommended']['version']}. {result['recommended']['reason']}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"Written to {result['path']}", highlight=False, soft_wrap=True)
+
+
+# -- registry ------------------------------------------------------------------------------
+
+
+def _registry(config: str | None, registry: str | None):
+    from readmit.registry import Registry
+
+    settings = load_settings(config, registry=registry)
+    return Registry(settings.registry_uri, settings.config.model.model_name)
+
+
+@registry_app.command("list")
+@handle_errors
+def registry_list(config: ConfigOpt = None, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """Every stored model version, oldest first."""
+    reg = _registry(config, registry)
+    rows = reg.list_models()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Registered models (ROC-AUC)", box=box.SIMPLE_HEAD)
+    for col in ("Algorithm", "Version", "Test", "OOT", "Latest"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        table.add_row(r["algorithm"], r["version"], _fmt(r.get("test_auc_roc")), _fmt(r.get("oot_auc_roc")),
+                      "yes" if r.get("latest") else "")
+    console.print(table)
+    console.print(f"Registry: {reg.location('')}", highlight=False, soft_wrap=True)
+    if not rows:
+        err_console.print("no models yet: train one with `readmit train`")
+
+
+@registry_app.command("show")
+@handle_errors
+def registry_show(
+    version: Annotated[str, typer.Argument(help="A version (20250101_120000_ab12cd), ALGORITHM_vVERSION, "
+                                                "or an algorithm name for its latest model.")],
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The metadata of one model version."""
+    meta = _registry(config, registry).metadata(version)
+    if as_json:
+        print_json(meta)
+        return
+    perf = meta.get("performance", {})
+    table = Table(title=f"{meta.get('algorithm')} v{meta.get('version')}")
+    table.add_column("Metric")
+    table.add_column("Test")
+    table.add_column("OOT")
+    for metric in ("accuracy", "precision", "recall", "f1", "auc_roc", "pr_auc", "brier", "log_loss", "gini"):
+        table.add_row(metric, _fmt(perf.get("test", {}).get(metric), 4), _fmt(perf.get("oot", {}).get(metric), 4))
+    console.print(table)
+    for key in ("training_date", "training_samples", "test_samples", "oot_samples", "feature_count",
+                "excluded_death_hospice", "best_params", "threshold", "training_seconds", "git_revision"):
+        console.print(f"{key}: {meta.get(key)}", highlight=False, soft_wrap=True)
+    console.print(f"artifact: {meta.get('paths', {}).get('artifact')} (sha256 {meta['artifact']['sha256']})",
+                  highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+    app.command("train")(train)
+    app.command("compare")(compare)
+    app.add_typer(registry_app, name="registry")

@@ -1,0 +1,13 @@
+"""Training: temporal split of the gold tables, tuned models, evaluation, registration.
+
+Importing this package is light (no scikit-learn, no xgboost): the heavy libraries load when a
+function runs. Public entry points:
+
+- :func:`train_algorithm` - train, evaluate and register one algorithm; returns its metadata.
+- :func:`train_algorithms` - several algorithms in sequence, reading gold once.
+- :func:`predict_proba` - P(readmitted < 30 days) from a saved model and a gold feature frame.
+"""
+
+from readmit.training.train import MODEL_INPUT, predict_proba, train_algorithm, train_algorithms
+
+__all__ = ["MODEL_INPUT", "predict_proba", "train_algorithm", "train_algorithms"]

@@ -1,0 +1,414 @@
+"""The candidate algorithms and the preprocessing the saved model carries.
+
+Every algorithm is one small, self-contained :class:`AlgorithmSpec`: an estimator factory, the
+preprocessing it needs and its default search space. A saved model is an sklearn ``Pipeline``::
+
+    frame   FrameEncoder        raw gold feature frame (polars) -> float32 matrix
+    prep    ColumnTransformer   one-hot + scaling (logistic regression) | passthrough (trees)
+    model   the estimator
+
+``FrameEncoder`` is fitted once on the training window (it only learns the category vocabulary,
+never anything from the label); ``prep`` and ``model`` are what the hyperparameter search fits
+inside every cross-validation fold, so scaling and one-hot statistics never see the held-out fold.
+
+Class imbalance is handled inside each fit, never by resampling: ``class_weight="balanced"``
+(logistic regression), ``class_weight="balanced_subsample"`` (random forest) and a
+``scale_pos_weight`` computed from the labels of the fold being fitted (XGBoost).
+
+Search spaces are overridable per algorithm in ``training_config.search_spaces``. A key is an
+estimator parameter (``"C"``, ``"max_depth"``) or a full pipeline path (``"prep__cat__min_frequency"``);
+a value is a list of choices, a single fixed value, or a distribution::
+
+    {"distribution": "loguniform", "low": 0.001, "high": 1.0}
+    {"distribution": "uniform", "low": 0.5, "high": 1.0}
+    {"distribution": "randint", "low": 2, "high": 8}          # both ends inclusive
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from readmit.errors import ReadmitInputError
+
+NULL_CATEGORY = "__null__"
+
+
+# -- the frame -> matrix step ----------------------------------------------------------------
+
+
+def as_polars(frame: Any) -> pl.DataFrame:
+    """Accept a polars DataFrame, anything Arrow-compatible, or a mapping of columns."""
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    if isinstance(frame, pl.LazyFrame):
+        return frame.collect()
+    try:
+        return pl.DataFrame(frame)
+    except Exception as exc:  # pragma: no cover - depends on the caller's object
+        raise ReadmitInputError(
+            f"cannot read a {type(frame).__name__} as a feature frame ({exc})",
+            fix="pass a polars DataFrame (or a pyarrow Table) with the gold feature columns",
+        ) from exc
+
+
+class FrameEncoder(TransformerMixin, BaseEstimator):
+    """Turn a gold feature frame into a float32 matrix: numeric columns, then categorical codes.
+
+    Input: a polars DataFrame (or pyarrow Table) holding at least ``numeric + categorical``
+    columns; other columns (keys, flags, label) are ignored. Numeric columns are cast to float32
+    (null -> NaN). Each categorical column becomes the integer code of its value in the training
+    vocabulary, ordered by training frequency (most frequent = 0); a null is its own category and
+    a value never seen in training gets the code ``len(vocabulary)``.
+    """
+
+    def __init__(self, numeric: Sequence[str] = (), categorical: Sequence[str] = ()):
+        self.numeric = numeric
+        self.categorical = categorical
+
+    def _check(self, df: pl.DataFrame) -> None:
+        missing = [c for c in (*self.numeric, *self.categorical) if c not in df.columns]
+        if missing:
+            raise ReadmitInputError(
+                f"the feature frame lacks column(s) {', '.join(missing)}",
+                fix="score frames read from gold/feature_store (built by the same readmit version "
+                "as the model), or retrain the model on the current gold tables",
+            )
+
+    def fit(self, X: Any, y: Any = None) -> FrameEncoder:
+        df = as_polars(X)
+        self._check(df)
+        vocab: dict[str, list[str]] = {}
+        for col in self.categorical:
+            values = df[col].cast(pl.String).fill_null(NULL_CATEGORY)
+            counts = values.value_counts()
+            counts = counts.sort(["count", col], descending=[True, False])
+            vocab[col] = counts[col].to_list()
+        self.vocabulary_ = vocab
+        self.feature_names_out_ = np.array([*self.numeric, *self.categorical], dtype=object)
+        self.n_numeric_ = len(self.numeric)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        df = as_polars(X)
+        self._check(df)
+        out = np.empty((df.height, len(self.numeric) + len(self.categorical)), dtype=np.float32)
+        for j, col in enumerate(self.numeric):
+            try:
+                out[:, j] = df[col].cast(pl.Float32).fill_null(float("nan")).to_numpy()
+            except Exception as exc:
+                raise ReadmitInputError(
+                    f"numeric feature {col} has type {df.schema[col]} and cannot be read as a number",
+                    fix="score frames from gold/feature_store; rebuild gold if its schema changed",
+                ) from exc
+        for k, col in enumerate(self.categorical):
+            vocab = self.vocabulary_[col]
+            mapping = {v: i for i, v in enumerate(vocab)}
+            codes = (
+                df[col].cast(pl.String).fill_null(NULL_CATEGORY)
+                .replace_strict(mapping, default=len(vocab), return_dtype=pl.Float32)
+            )
+            out[:, len(self.numeric) + k] = codes.to_numpy()
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return self.feature_names_out_
+
+
+# -- preprocessing inside the folds -----------------------------------------------------------
+
+
+def onehot_scaled(n_numeric: int, n_categorical: int):
+    """Median-impute + scale numeric columns, one-hot the category codes (rare ones pooled)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    num = list(range(n_numeric))
+    cat = list(range(n_numeric, n_numeric + n_categorical))
+    transformers = []
+    if num:
+        transformers.append(
+            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), num)
+        )
+    if cat:
+        transformers.append((
+            "cat",
+            OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20, dtype=np.float32),
+            cat,
+        ))
+    # Dense output: ~150 columns, and the newton-cholesky solver is fastest on a dense matrix.
+    return ColumnTransformer(transformers, sparse_threshold=0.0)
+
+
+def passthrough(n_numeric: int, n_categorical: int):
+    """Trees read the float32 matrix as is: NaN for missing, ordinal codes for categories."""
+    return "passthrough"
+
+
+# -- estimators ---------------------------------------------------------------------------------
+
+
+def _logistic_regression(seed: int, n_jobs: int):
+    from sklearn.linear_model import LogisticRegression
+
+    # newton-cholesky: a few Newton steps on ~150 columns; 5-10x faster than lbfgs here.
+    return LogisticRegression(
+        C=0.05, class_weight="balanced", max_iter=200, tol=1e-4, solver="newton-cholesky",
+        random_state=seed,
+    )
+
+
+def _random_forest(seed: int, n_jobs: int):
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(
+        n_estimators=100,
+        max_depth=12,
+        min_samples_leaf=30,
+        max_features="sqrt",
+        max_samples=0.15,
+        class_weight="balanced_subsample",
+        n_jobs=n_jobs,
+        random_state=seed,
+    )
+
+
+_BALANCED_XGB: type | None = None
+
+
+def balanced_xgb_class() -> type:
+    """``XGBClassifier`` whose ``scale_pos_weight=None`` means "negatives/positives of this fit"."""
+    global _BALANCED_XGB
+    if _BALANCED_XGB is None:
+        _BALANCED_XGB = _make_balanced_xgb()
+    return _BALANCED_XGB
+
+
+def _make_balanced_xgb() -> type:
+    from xgboost import XGBClassifier
+
+    class BalancedXGBClassifier(XGBClassifier):
+        """XGBoost with the class weight computed from the labels of each fit (each CV fold)."""
+
+        def fit(self, X, y, **kwargs):
+            if self.scale_pos_weight is not None:
+                return super().fit(X, y, **kwargs)
+            y_arr = np.asarray(y)
+            pos = float((y_arr == 1).sum())
+            neg = float(y_arr.size - pos)
+            self.fitted_scale_pos_weight_ = neg / pos if pos else 1.0
+            self.set_params(scale_pos_weight=self.fitted_scale_pos_weight_)
+            try:
+                return super().fit(X, y, **kwargs)
+            finally:
+                self.set_params(scale_pos_weight=None)
+
+    BalancedXGBClassifier.__module__ = __name__
+    BalancedXGBClassifier.__qualname__ = "BalancedXGBClassifier"
+    return BalancedXGBClassifier
+
+
+def __getattr__(name: str):
+    # pickle finds the class as readmit.training.algorithms.BalancedXGBClassifier
+    if name == "BalancedXGBClassifier":
+        return balanced_xgb_class()
+    raise AttributeError(name)
+
+
+def _xgboost(seed: int, n_jobs: int):
+    cls = balanced_xgb_class()
+    return cls(
+        n_estimators=150,
+        learning_rate=0.05,
+        max_depth=4,
+        min_child_weight=5,
+        subsample=0.8,
+        colsample_bytree=0.8,
+        tree_method="hist",
+        max_bin=64,
+        scale_pos_weight=None,
+        eval_metric="auc",
+        n_jobs=n_jobs,
+        random_state=seed,
+        verbosity=0,
+    )
+
+
+# -- the candidates ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    name: str
+    make_estimator: Callable[[int, int], Any]  # (seed, n_jobs) -> unfitted estimator
+    make_preprocessor: Callable[[int, int], Any]  # (n_numeric, n_categorical) -> transformer
+    default_search_space: Mapping[str, Any]  # estimator parameter -> choices or distribution
+    preprocessing: str  # human-readable, recorded in metadata
+    threads_param: str | None = None  # the estimator's thread-count parameter, if it has one
+
+
+ALGORITHMS: dict[str, AlgorithmSpec] = {
+    "logistic_regression": AlgorithmSpec(
+        name="logistic_regression",
+        make_estimator=_logistic_regression,
+        make_preprocessor=onehot_scaled,
+        default_search_space={
+            "C": {"distribution": "loguniform", "low": 1e-3, "high": 0.3},
+        },
+        preprocessing="median-impute + standard-scale numeric; one-hot categories (min_frequency=20)",
+    ),
+    "random_forest": AlgorithmSpec(
+        name="random_forest",
+        make_estimator=_random_forest,
+        make_preprocessor=passthrough,
+        default_search_space={
+            "n_estimators": {"distribution": "randint", "low": 50, "high": 120},
+            "max_depth": {"distribution": "randint", "low": 8, "high": 14},
+            "min_samples_leaf": {"distribution": "randint", "low": 10, "high": 60},
+            "max_features": ["sqrt", 0.2],
+            "max_samples": {"distribution": "uniform", "low": 0.05, "high": 0.15},
+        },
+        preprocessing="ordinal category codes (training frequency order), NaN kept for missing numbers",
+        threads_param="n_jobs",
+    ),
+    "xgboost": AlgorithmSpec(
+        name="xgboost",
+        make_estimator=_xgboost,
+        make_preprocessor=passthrough,
+        default_search_space={
+            "n_estimators": {"distribution": "randint", "low": 80, "high": 200},
+            "learning_rate": {"distribution": "loguniform", "low": 0.03, "high": 0.12},
+            "max_depth": {"distribution": "randint", "low": 3, "high": 5},
+            "min_child_weight": {"distribution": "loguniform", "low": 1.0, "high": 50.0},
+            "subsample": {"distribution": "uniform", "low": 0.6, "high": 1.0},
+            "colsample_bytree": {"distribution": "uniform", "low": 0.4, "high": 1.0},
+            "reg_lambda": {"distribution": "loguniform", "low": 0.1, "high": 20.0},
+        },
+        preprocessing="ordinal category codes (training frequency order), NaN kept for missing numbers; "
+        "tree_method=hist, max_bin=64",
+        threads_param="n_jobs",
+    ),
+}
+
+
+def get_algorithm(name: str) -> AlgorithmSpec:
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise ReadmitInputError(
+            f"unknown algorithm {name!r}",
+            fix=f"use one of: {', '.join(ALGORITHMS)}",
+        ) from None
+
+
+# -- search spaces ----------------------------------------------------------------------------
+
+_DISTRIBUTIONS = ("loguniform", "uniform", "randint")
+
+
+def _distribution(spec: Mapping[str, Any], path: str, problems: list[str]) -> Any:
+    from scipy import stats
+
+    kind = spec.get("distribution")
+    extra = set(spec) - {"distribution", "low", "high"}
+    if kind not in _DISTRIBUTIONS:
+        problems.append(f"{path}.distribution: must be one of {', '.join(_DISTRIBUTIONS)} (got {kind!r})")
+        return None
+    if extra:
+        problems.append(f"{path}: unknown key(s) {', '.join(sorted(extra))} (allowed: distribution, low, high)")
+    low, high = spec.get("low"), spec.get("high")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high)):
+        problems.append(f"{path}: low and high must be finite numbers (got low={low!r}, high={high!r})")
+        return None
+    if low > high or (kind != "randint" and low == high):
+        problems.append(f"{path}: low must be below high (got low={low}, high={high})")
+        return None
+    if kind == "loguniform":
+        if low <= 0:
+            problems.append(f"{path}: loguniform needs low > 0 (got {low})")
+            return None
+        return stats.loguniform(low, high)
+    if kind == "uniform":
+        return stats.uniform(low, high - low)
+    if int(low) != low or int(high) != high:
+        problems.append(f"{path}: randint needs whole numbers (got low={low}, high={high})")
+        return None
+    return stats.randint(int(low), int(high) + 1)
+
+
+def build_search_space(
+    algorithm: str, overrides: Mapping[str, Any] | None = None, *, path: str | None = None
+) -> dict[str, Any]:
+    """The ``param_distributions`` for RandomizedSearchCV (pipeline paths), or ConfigError.
+
+    ``overrides`` replace or add entries of the default space; every problem is listed at once.
+    """
+    from readmit.errors import ConfigError
+
+    spec = get_algorithm(algorithm)
+    path = path or f"training_config.search_spaces.{algorithm}"
+    merged: dict[str, Any] = {**spec.default_search_space, **(overrides or {})}
+    estimator = spec.make_estimator(0, 1)
+    valid = set(estimator.get_params())
+    problems: list[str] = []
+    space: dict[str, Any] = {}
+    for key, value in merged.items():
+        p = f"{path}.{key}"
+        if "__" in key:
+            full = key
+        else:
+            if key not in valid:
+                problems.append(f"{p}: {spec.name} has no parameter {key!r}")
+                continue
+            full = f"model__{key}"
+        if isinstance(value, Mapping):
+            dist = _distribution(value, p, problems)
+            if dist is not None:
+                space[full] = dist
+        elif isinstance(value, list):
+            if not value:
+                problems.append(f"{p}: the list of choices is empty")
+            else:
+                space[full] = value
+        else:
+            space[full] = [value]
+    if problems:
+        raise ConfigError("training_config.search_spaces", problems)
+    return space
+
+
+def search_space_problems(training_config: Any) -> list[str]:
+    """Every problem in the configured search spaces (used by the model-config gate)."""
+    from readmit.errors import ConfigError
+
+    problems: list[str] = []
+    for algorithm, overrides in (training_config.search_spaces or {}).items():
+        try:
+            build_search_space(algorithm, overrides)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        except ReadmitInputError as exc:
+            problems.append(f"training_config.search_spaces.{algorithm}: {exc}")
+    return problems
+
+
+def describe_space(space: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-able description of a search space (for metadata)."""
+    out: dict[str, Any] = {}
+    for key, value in space.items():
+        if isinstance(value, list):
+            out[key] = value
+        else:
+            dist = getattr(value, "dist", None)
+            name = getattr(dist, "name", type(value).__name__)
+            a, b = value.support()
+            out[key] = {"distribution": name, "support": [float(a), float(b)]}
+    return out

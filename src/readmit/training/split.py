@@ -1,0 +1,178 @@
+"""Load the gold tables and cut them into the train / test / out-of-time windows.
+
+Rows are assigned to a window by ``snapshot_date`` (both ends inclusive), never by partition
+name, so a window may start or end inside a month. Features and labels are joined on the key
+columns; encounters ending in death or hospice (the ``death_or_hospice`` flag) are left out when
+``training_config.exclude_death_hospice`` is set, and counted.
+
+Light on purpose (polars only): Airflow parses DAGs that import readmit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from readmit.config import Settings, TemporalSplits, Window
+from readmit.data.layers import FEATURE_STORE, LABEL_STORE
+from readmit.errors import ReadmitInputError
+from readmit.storage import Storage
+
+WINDOWS: tuple[str, ...] = ("train", "test", "oot")
+LABEL = "label"
+DATE = "snapshot_date"
+_DEFAULT_KEYS = ("encounter_id", "patient_nbr", "snapshot_date")
+_DEFAULT_FLAGS = ("death_or_hospice",)
+DEATH_FLAG = "death_or_hospice"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which gold columns are keys, flags, numeric and categorical features."""
+
+    keys: tuple[str, ...]
+    flags: tuple[str, ...]
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    @classmethod
+    def default(cls, columns: list[str] | None = None, schema: dict[str, Any] | None = None) -> FeatureSpec:
+        """The definitions in :mod:`readmit.data.features`; inferred from a schema without it."""
+        try:
+            from readmit.data import features as f
+        except ImportError:
+            f = None
+        if f is not None:
+            return cls(tuple(f.KEY_COLUMNS), tuple(f.FLAG_COLUMNS), tuple(f.NUMERIC_FEATURES),
+                       tuple(f.CATEGORICAL_FEATURES))
+        if schema is None:  # pragma: no cover - only before features.py existed
+            raise ReadmitInputError("readmit.data.features is missing", fix="reinstall readmit")
+        skip = set(_DEFAULT_KEYS) | set(_DEFAULT_FLAGS) | {LABEL, "readmitted"}
+        numeric = tuple(c for c, t in schema.items() if c not in skip and t.is_numeric())
+        categorical = tuple(c for c, t in schema.items() if c not in skip and t in (pl.String, pl.Categorical))
+        return cls(_DEFAULT_KEYS, _DEFAULT_FLAGS, numeric, categorical)
+
+
+def months_of(window: Window) -> list[str]:
+    """Every calendar month ``YYYY-MM`` that overlaps the window."""
+    months = []
+    y, m = window.start_date.year, window.start_date.month
+    while (y, m) <= (window.end_date.year, window.end_date.month):
+        months.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return months
+
+
+def window_expr(splits: TemporalSplits) -> pl.Expr:
+    """``"train" | "test" | "oot" | null`` for each row, from its snapshot_date."""
+    expr = pl.lit(None, dtype=pl.String)
+    for name in reversed(WINDOWS):
+        w = getattr(splits, name)
+        expr = pl.when(pl.col(DATE).is_between(w.start_date, w.end_date)).then(pl.lit(name)).otherwise(expr)
+    return expr
+
+
+@dataclass
+class GoldData:
+    """The joined gold rows of the three windows, and where they came from."""
+
+    frame: pl.DataFrame  # keys, features, flags, label, "window"
+    spec: FeatureSpec
+    partitions: dict[str, dict[str, str]]  # table -> month -> fingerprint
+    excluded_death_hospice: dict[str, int] = field(default_factory=dict)
+    unlabelled: int = 0
+
+    def window(self, name: str) -> pl.DataFrame:
+        return self.frame.filter(pl.col("window") == name)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out = {}
+        for name in WINDOWS:
+            part = self.frame.filter(pl.col("window") == name)
+            out[name] = {"rows": part.height, "positives": int(part[LABEL].sum() or 0)}
+        return out
+
+
+def gold_months(storage: Storage, splits: TemporalSplits) -> dict[str, list[str]]:
+    """Per table, the stored months that overlap any window."""
+    wanted = set()
+    for name in WINDOWS:
+        wanted.update(months_of(getattr(splits, name)))
+    return {t: [m for m in storage.list_partitions(t) if m in wanted] for t in (FEATURE_STORE, LABEL_STORE)}
+
+
+def load_gold(
+    settings: Settings,
+    *,
+    fingerprints: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> GoldData:
+    """Read every gold partition overlapping a window, join labels, tag rows with their window."""
+    cfg = settings.config
+    splits = cfg.temporal_splits
+    storage = Storage(settings.datamart_uri)
+    months = gold_months(storage, splits)
+    if not months[FEATURE_STORE] or not months[LABEL_STORE]:
+        raise ReadmitInputError(
+            "no gold partitions inside the configured windows "
+            f"({splits.train.start_date} .. {splits.oot.end_date})",
+            source=storage.uri_of("gold"),
+            fix="build the gold tables first (`readmit medallion`), or correct temporal_splits",
+        )
+    if progress:
+        progress(f"reading {len(months[FEATURE_STORE])} feature and {len(months[LABEL_STORE])} label partitions")
+    features = storage.read_table(FEATURE_STORE, months[FEATURE_STORE])
+    spec = FeatureSpec.default(features.columns, dict(features.schema))
+    missing = [c for c in (*spec.keys, *spec.features) if c not in features.columns]
+    if missing:
+        raise ReadmitInputError(
+            f"gold feature_store lacks column(s) {', '.join(missing)}",
+            source=storage.uri_of(FEATURE_STORE),
+            fix="rebuild gold with this readmit version (`readmit medallion --layer gold`)",
+        )
+    labels = storage.read_table(LABEL_STORE, months[LABEL_STORE], columns=["encounter_id", LABEL])
+    if LABEL not in labels.columns:
+        raise ReadmitInputError(
+            "gold label_store has no label column",
+            source=storage.uri_of(LABEL_STORE),
+            fix="rebuild gold (`readmit medallion --layer gold`)",
+        )
+    labels = labels.unique("encounter_id", keep="first")
+    joined = features.join(labels, on="encounter_id", how="left")
+    joined = joined.with_columns(window_expr(splits).alias("window")).filter(pl.col("window").is_not_null())
+    unlabelled = int(joined[LABEL].null_count())
+    joined = joined.filter(pl.col(LABEL).is_not_null())
+    excluded: dict[str, int] = {}
+    if cfg.training_config.exclude_death_hospice:
+        if DEATH_FLAG not in joined.columns:
+            raise ReadmitInputError(
+                f"gold feature_store has no {DEATH_FLAG} column",
+                source=storage.uri_of(FEATURE_STORE),
+                fix="rebuild gold (`readmit medallion --layer gold`) or set "
+                "training_config.exclude_death_hospice to false",
+            )
+        flag = pl.col(DEATH_FLAG).fill_null(False)
+        counts = joined.filter(flag).group_by("window").len()
+        excluded = {w: 0 for w in WINDOWS}
+        excluded.update(dict(zip(counts["window"].to_list(), counts["len"].to_list(), strict=True)))
+        excluded["total"] = sum(excluded[w] for w in WINDOWS)
+        joined = joined.filter(~flag)
+    joined = joined.with_columns(pl.col(LABEL).cast(pl.Int8)).sort(DATE, "encounter_id")
+    parts: dict[str, dict[str, str]] = {}
+    for table, ms in months.items():
+        parts[table] = {m: (storage.partition_fingerprint(table, m) if fingerprints else "") for m in ms}
+    return GoldData(joined, spec, parts, excluded, unlabelled)
+
+
+def date_range(frame: pl.DataFrame) -> tuple[date | None, date | None]:
+    if frame.height == 0:
+        return None, None
+    return frame[DATE].min(), frame[DATE].max()

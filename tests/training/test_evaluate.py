@@ -1,0 +1,93 @@
+"""Metrics, the threshold rules and ROC-AUC by group."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from readmit.training.evaluate import (
+    LEAKAGE_AUC,
+    age_band,
+    binary_metrics,
+    choose_threshold,
+    evaluate_window,
+    grouped_auc,
+    leakage_warnings,
+)
+
+REFERENCE = ("accuracy", "precision", "recall", "f1", "auc_roc")
+
+
+def _scores(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.15).astype(int)
+    p = np.clip(0.15 + 0.25 * y + rng.normal(0, 0.15, n), 0.001, 0.999)
+    return y, p
+
+
+def test_binary_metrics_has_reference_and_extra_metrics():
+    y, p = _scores()
+    m = binary_metrics(y, p, 0.3)
+    for key in (*REFERENCE, "pr_auc", "brier", "log_loss", "gini"):
+        assert isinstance(m[key], float), key
+    assert m["gini"] == pytest.approx(2 * m["auc_roc"] - 1)
+    assert m["samples"] == 2000 and m["positives"] == int(y.sum())
+    pred = p >= 0.3
+    assert m["recall"] == pytest.approx(pred[y == 1].mean())
+
+
+def test_best_f1_threshold_maximises_f1():
+    from sklearn.metrics import f1_score
+
+    y, p = _scores()
+    t = choose_threshold(y, p, "best_f1")
+    best = f1_score(y, p >= t)
+    for other in np.linspace(0.05, 0.95, 37):
+        assert f1_score(y, p >= other) <= best + 1e-9
+
+
+def test_target_recall_threshold_is_the_highest_reaching_the_target():
+    y, p = _scores()
+    t = choose_threshold(y, p, "target_recall", 0.8)
+    assert (p[y == 1] >= t).mean() >= 0.8
+    higher = np.nextafter(t, 1)
+    assert (p[y == 1] >= higher).mean() < 0.8
+
+
+def test_single_class_gives_null_auc_not_a_crash():
+    m = binary_metrics(np.zeros(10, int), np.linspace(0, 1, 10), 0.5)
+    assert m["auc_roc"] is None and m["pr_auc"] is None and m["gini"] is None
+    assert choose_threshold(np.zeros(5, int), np.ones(5)) == 0.5
+
+
+def test_grouped_auc_nulls_small_groups_with_counts():
+    y, p = _scores(1000)
+    groups = np.where(np.arange(1000) < 950, "big", "small")
+    y[950:] = 0
+    y[950:953] = 1
+    out = grouped_auc(y, p, groups, min_positives=10)
+    assert out["big"]["auc_roc"] is not None
+    assert out["small"] == {"auc_roc": None, "samples": 50, "positives": 3,
+                            "note": "fewer than 10 positives or no negatives"}
+
+
+def test_age_band_and_window_evaluation():
+    assert age_band(75) == "[70-80)" and age_band(5.0) == "[0-10)" and age_band(None) == "Missing"
+    y, p = _scores(400)
+    frame = pl.DataFrame({
+        "snapshot_date": pl.date_range(pl.date(2008, 1, 1), pl.date(2009, 2, 3), "1d", eager=True)[:400],
+        "age_midpoint": [75, 45] * 200,
+        "gender": ["Female", "Male"] * 200,
+        "race": ["Caucasian"] * 400,
+    })
+    out = evaluate_window(frame, y, p, 0.3, by_month=True)
+    assert set(out["auc_roc_by_group"]) == {"age_band", "gender", "race"}
+    assert set(out["auc_roc_by_group"]["age_band"]) == {"[70-80)", "[40-50)"}
+    assert "2008-01" in out["auc_roc_by_month"]
+
+
+def test_leakage_warning_above_075():
+    assert leakage_warnings({"test": {"auc_roc": 0.70}, "oot": {"auc_roc": None}}) == []
+    warnings = leakage_warnings({"test": {"auc_roc": LEAKAGE_AUC + 0.01}})
+    assert len(warnings) == 1 and "leakage" in warnings[0]

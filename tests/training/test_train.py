@@ -1,0 +1,208 @@
+"""Training end to end on synthetic gold (small budget), and on the real UCI data (slow)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from readmit.errors import ConfigError, ReadmitInputError
+from readmit.registry import Registry, sha256_hex
+from readmit.storage import Storage
+from readmit.training import MODEL_INPUT, predict_proba, train_algorithm, train_algorithms
+from readmit.training.split import load_gold
+from readmit.training.train import git_revision, resolve_n_jobs
+
+REFERENCE = ("accuracy", "precision", "recall", "f1", "auc_roc")
+EXTRA = ("pr_auc", "brier", "log_loss", "gini")
+
+
+def test_importing_training_is_light():
+    code = ("import sys, readmit.training, readmit.checks, readmit.registry, readmit.comparison, "
+            "readmit.cli.training_cmd; heavy = [m for m in ('sklearn', 'xgboost', 'scipy', 'pandas') "
+            "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("algorithm", ["logistic_regression", "random_forest", "xgboost"])
+def test_train_algorithm_registers_a_complete_model(make_settings, algorithm):
+    settings = make_settings()
+    messages: list[str] = []
+    meta = train_algorithm(settings, algorithm, progress=messages.append)
+    assert any("searching 2 candidates x 2 stratified folds" in m for m in messages)
+
+    # metadata: everything the brief lists
+    for key in ("model_name", "training_date", "temporal_splits", "feature_count", "training_samples",
+                "test_samples", "oot_samples", "performance", "config", "best_params", "cv", "threshold",
+                "gold_partitions", "versions", "git_revision", "seed", "training_seconds", "artifact",
+                "version", "excluded_death_hospice", "paths"):
+        assert key in meta, key
+    for window in ("test", "oot"):
+        perf = meta["performance"][window]
+        for metric in (*REFERENCE, *EXTRA):
+            assert isinstance(perf[metric], float), (window, metric)
+        assert perf["threshold"] == meta["threshold"]["value"]  # chosen on test, applied to oot
+        assert set(perf["auc_roc_by_group"]) == {"age_band", "gender", "race"}
+    assert set(meta["performance"]["oot"]["auc_roc_by_month"]) == {f"2008-{m:02d}" for m in range(1, 13)}
+    assert meta["threshold"]["chosen_on"] == "test"
+    assert meta["excluded_death_hospice"] > 0
+    assert meta["feature_count"] == len(meta["features"]["numeric"]) + len(meta["features"]["categorical"])
+    assert meta["cv"]["n_iter"] == 2 and len(meta["cv"]["candidates"]) == 2
+    assert len(meta["cv"]["best_fold_auc_roc"]) == 2
+    assert meta["cv"]["best_mean_auc_roc"] == pytest.approx(np.mean(meta["cv"]["best_fold_auc_roc"]))
+    assert meta["seed"] == 42 and meta["versions"]["scikit-learn"]
+    assert meta["gold_partitions"]["gold/feature_store"]["2000-01"].startswith("rows=")
+    assert meta["model_input"] == MODEL_INPUT
+    assert 0.55 <= meta["performance"]["test"]["auc_roc"] <= 0.9
+
+    # the registry holds it; the model scores raw gold frames by itself
+    registry = Registry(settings.registry_uri)
+    model, loaded = registry.load(algorithm)
+    assert loaded["version"] == meta["version"]
+    raw = Storage(settings.datamart_uri).read_table("gold/feature_store", ["2008-03"])
+    scores = predict_proba(model, raw)
+    assert scores.shape == (raw.height,) and np.all((scores >= 0) & (scores <= 1))
+    data = load_gold(settings, fingerprints=False)
+    oot = data.window("oot")
+    from readmit.training.evaluate import auc
+    assert auc(oot["label"].to_numpy(), predict_proba(model, oot)) == pytest.approx(meta["performance"]["oot"]["auc_roc"])
+    blob = Storage(settings.registry_uri).read_bytes(f"models/readmission/{algorithm}_v{meta['version']}.pkl")
+    assert sha256_hex(blob) == meta["artifact"]["sha256"]
+
+
+@pytest.mark.parametrize("strategy", ["group", "time"])
+def test_cv_strategies(make_settings, strategy):
+    settings = make_settings({"training_config": {"hyperparameter_tuning": {"cv_strategy": strategy}}})
+    meta = train_algorithm(settings, "logistic_regression")
+    assert meta["cv"]["strategy"] == strategy
+    assert all(0.4 < s < 1 for s in meta["cv"]["best_fold_auc_roc"])
+
+
+def test_group_folds_keep_each_patient_in_one_fold(make_settings):
+    from readmit.training.train import make_cv
+
+    data = load_gold(make_settings(), fingerprints=False)
+    train = data.window("train")
+    y, groups = train["label"].to_numpy(), train["patient_nbr"].to_numpy()
+    for fit_idx, val_idx in make_cv("group", 3, 0, y, groups).split(np.zeros(len(y)), y, groups):
+        assert not set(groups[fit_idx]) & set(groups[val_idx])
+
+
+def test_configured_search_space_and_target_recall_rule(make_settings):
+    settings = make_settings({"training_config": {
+        "search_spaces": {"xgboost": {"max_depth": [2], "n_estimators": [30, 40]}},
+        "threshold": {"rule": "target_recall", "target_recall": 0.7},
+    }})
+    meta = train_algorithm(settings, "xgboost")
+    assert meta["best_params"]["max_depth"] == 2 and meta["best_params"]["n_estimators"] in (30, 40)
+    assert meta["threshold"]["rule"] == "target_recall"
+    assert meta["performance"]["test"]["recall"] >= 0.7
+
+
+def test_invalid_search_space_is_a_config_error(make_settings):
+    settings = make_settings({"training_config": {"search_spaces": {"random_forest": {"depth": [3]}}}})
+    with pytest.raises(ConfigError, match="random_forest has no parameter 'depth'"):
+        train_algorithm(settings, "random_forest")
+
+
+def test_unknown_algorithm_and_empty_window(make_settings):
+    with pytest.raises(ReadmitInputError, match="unknown algorithm"):
+        train_algorithm(make_settings(), "svm")
+    settings = make_settings({"temporal_splits": {
+        "train": {"start_date": "1999-01-01", "end_date": "2005-12-31"},
+        "test": {"start_date": "2006-01-01", "end_date": "2007-12-31"},
+        "oot": {"start_date": "2010-01-01", "end_date": "2010-12-31"},
+    }})
+    with pytest.raises(ReadmitInputError, match="the oot window has 0 labelled rows"):
+        train_algorithm(settings, "logistic_regression")
+
+
+def test_train_algorithms_reads_gold_once_and_trains_each(make_settings, monkeypatch):
+    import readmit.training.train as train_module
+
+    calls = []
+    real = train_module.load_gold
+    monkeypatch.setattr(train_module, "load_gold", lambda *a, **k: calls.append(1) or real(*a, **k))
+    metas = train_algorithms(make_settings({"training_config": {"algorithms": ["logistic_regression", "xgboost"]}}))
+    assert [m["algorithm"] for m in metas] == ["logistic_regression", "xgboost"]
+    assert len(calls) == 1
+
+
+def test_same_seed_same_model(make_settings, tmp_path):
+    a = train_algorithm(make_settings(registry=str(tmp_path / "a")), "random_forest")
+    b = train_algorithm(make_settings(registry=str(tmp_path / "b")), "random_forest")
+    assert a["best_params"] == b["best_params"]
+    assert a["performance"]["oot"]["auc_roc"] == b["performance"]["oot"]["auc_roc"]
+
+
+def test_train_with_datamart_and_registry_on_s3(s3_uri, make_settings, synthetic_gold):
+    from datetime import date
+
+    from training.gold_fixtures import synthetic_gold_frames, write_gold
+
+    # 2005-2008 only: fewer partitions keep the S3 round trips (and the test) short
+    write_gold(f"{s3_uri}/datamart", *synthetic_gold_frames(rows=3000, seed=3, first_day=date(2005, 1, 1)))
+    settings = make_settings(datamart=f"{s3_uri}/datamart", registry=f"{s3_uri}/registry")
+    meta = train_algorithm(settings, "logistic_regression")
+    assert meta["paths"]["artifact"].startswith("s3://")
+    model, loaded = Registry(settings.registry_uri).load("logistic_regression")
+    assert loaded["artifact"]["sha256"] == meta["artifact"]["sha256"]
+
+
+def test_helpers():
+    assert resolve_n_jobs(-1) >= 1 and resolve_n_jobs(1) == 1 and resolve_n_jobs(10_000) >= 1
+    rev = git_revision()
+    assert rev is None or isinstance(rev, str)
+    assert git_revision(Path("/")) is None or isinstance(git_revision(Path("/")), str)
+
+
+# -- the real data ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_gold(uci_zip, tmp_path_factory) -> str:
+    """Full gold built from the real UCI zip by the medallion (bronze -> silver -> gold)."""
+    from readmit.data.bronze import build_bronze
+    from readmit.data.gold import build_gold
+    from readmit.data.silver import build_silver
+
+    uri = str(tmp_path_factory.mktemp("uci_datamart"))
+    storage = Storage(uri)
+    build_bronze(storage, str(uci_zip))
+    build_silver(storage)
+    build_gold(storage)
+    return uri
+
+
+@pytest.mark.slow
+def test_real_uci_end_to_end_auc_is_honest(real_gold, write_config, tmp_path):
+    """Every model on the real data: ROC-AUC in [0.6, 0.75] on test and oot (above 0.75 = leakage)."""
+    from readmit.checks import run_checks
+    from readmit.comparison import compare_models
+    from readmit.config import load_settings
+
+    config = write_config({"training_config": {"hyperparameter_tuning": {"n_iter": 3, "cv_folds": 2,
+                                                                          "n_jobs": -1}}})
+    settings = load_settings(config, datamart=real_gold, registry=str(tmp_path / "registry"))
+    results = run_checks(settings)
+    assert all(r.passed for r in results), [r.as_dict() for r in results if not r.passed]
+    started = time.perf_counter()
+    metas = train_algorithms(settings)
+    seconds = time.perf_counter() - started
+    summary = {m["algorithm"]: (m["performance"]["test"]["auc_roc"], m["performance"]["oot"]["auc_roc"])
+               for m in metas}
+    print(json.dumps({"seconds": seconds, "auc": summary}))
+    for algorithm, (test_auc, oot_auc) in summary.items():
+        assert 0.6 <= test_auc <= 0.75, (algorithm, test_auc)
+        assert 0.6 <= oot_auc <= 0.75, (algorithm, oot_auc)
+    for m in metas:
+        assert m["excluded_death_hospice"] > 2000  # ~2.4k death/hospice encounters in the file
+        assert m["warnings"] == []
+    comparison = compare_models(settings)
+    assert comparison["recommended"]["oot_auc_roc"] == max(a for _, a in summary.values())
