@@ -88,6 +88,25 @@ def uci_zip_current_layout(uci_zip: Path, tmp_path_factory: pytest.TempPathFacto
     return target
 
 
+@pytest.fixture(scope="session")
+def uci_sample(uci_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """15% of the real UCI encounters at random, as a CSV (raw strings kept as they are).
+
+    encounter_order date derivation spreads the rows over 1999-2008 by encounter_id rank, so a
+    random sample still fills every month and the train, test and out-of-time windows.
+    """
+    import zipfile
+
+    import polars as pl
+
+    with zipfile.ZipFile(uci_zip) as zf:
+        member = next(n for n in zf.namelist() if n.endswith("diabetic_data.csv"))
+        raw = pl.read_csv(zf.read(member), infer_schema=False)
+    out = tmp_path_factory.mktemp("raw") / "diabetic_sample.csv"
+    raw.sample(fraction=0.15, seed=7).write_csv(out)
+    return out
+
+
 # Synthetic gold tables and small-budget training configs, shared by the training, checks,
 # registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings).
 pytest_plugins = ("training.gold_fixtures",)

@@ -128,7 +128,7 @@ def window_problems(splits: TemporalSplits) -> list[str]:
             problems.append(
                 f"temporal_splits.{name}: start_date {w.start_date} is after end_date {w.end_date}"
             )
-    for earlier, later in zip(names, names[1:]):
+    for earlier, later in zip(names, names[1:], strict=False):
         a, b = getattr(splits, earlier), getattr(splits, later)
         if b.start_date <= a.end_date:
             problems.append(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
-import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -15,17 +13,6 @@ from readmit.storage import Storage
 
 runner = CliRunner()
 ALGORITHMS = ["logistic_regression", "random_forest", "xgboost"]
-
-
-@pytest.fixture(scope="module")
-def uci_sample(uci_zip, tmp_path_factory) -> Path:
-    """15% of the real encounters, at random: encounter_order dates still span 1999-2008."""
-    with zipfile.ZipFile(uci_zip) as zf:
-        member = next(n for n in zf.namelist() if n.endswith("diabetic_data.csv"))
-        raw = pl.read_csv(zf.read(member), infer_schema=False)
-    out = tmp_path_factory.mktemp("raw") / "diabetic_sample.csv"
-    raw.sample(fraction=0.15, seed=7).write_csv(out)
-    return out
 
 
 @pytest.fixture

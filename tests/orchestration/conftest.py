@@ -43,23 +43,6 @@ def airflow_home(tmp_path_factory) -> Path:
             os.environ[k] = v
 
 
-def write_uci_sample(uci_zip: Path, out: Path, fraction: float = 0.15, seed: int = 7) -> Path:
-    """A random ``fraction`` of the real UCI rows as a CSV (raw strings kept as they are).
-
-    encounter_order date derivation spreads the rows over 1999-2008 by encounter_id rank, so a
-    random sample still fills every month and the train, test and out-of-time windows.
-    """
-    import zipfile
-
-    import polars as pl
-
-    with zipfile.ZipFile(uci_zip) as zf:
-        member = next(n for n in zf.namelist() if n.endswith("diabetic_data.csv"))
-        raw = pl.read_csv(zf.read(member), infer_schema=False)
-    raw.sample(fraction=fraction, seed=seed).write_csv(out)
-    return out
-
-
 TINY_TRAINING = {
     "hyperparameter_tuning": {"n_iter": 1, "cv_folds": 2},
     "min_train_partitions": 3,
@@ -77,8 +60,3 @@ def tiny_config(tmp_path):
         return path
 
     return write
-
-
-@pytest.fixture(scope="session")
-def uci_sample(uci_zip, tmp_path_factory) -> Path:
-    return write_uci_sample(uci_zip, tmp_path_factory.mktemp("raw") / "diabetic_sample.csv")
