@@ -30,7 +30,10 @@ from readmit.storage import Storage
 
 LABEL_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "readmitted", "label")
 FEATURE_STORE_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *FEATURE_COLUMNS, *FLAG_COLUMNS)
-_CHUNK_MONTHS = 12  # months read and computed together (memory: O(patients + 12 months))
+# Months are read and computed together, up to 12 months or 200,000 rows, whichever comes first:
+# few large steps for small data (speed), bounded memory for large data (O(patients + chunk)).
+_CHUNK_MONTHS = 12
+_CHUNK_ROWS = 200_000
 
 
 def label_frame(silver: pl.DataFrame) -> pl.DataFrame:
@@ -96,9 +99,13 @@ def build_gold(
     months = months_in_range(storage, SILVER_TABLE, start_month, end_month)
     result = LayerResult(layer="gold")
     state = history_before(storage, months[0])
-    for i in range(0, len(months), _CHUNK_MONTHS):
-        chunk = months[i:i + _CHUNK_MONTHS]
-        silver = pl.concat([_read_silver(storage, m) for m in chunk], how="vertical")
+    pending: dict[str, pl.DataFrame] = {}
+
+    def flush() -> None:
+        nonlocal state
+        chunk = list(pending)
+        silver = pl.concat(list(pending.values()), how="vertical")
+        pending.clear()
         features = _by_month(feature_frame(silver, state), chunk)
         labels = _by_month(label_frame(silver), chunk)
         state = fold_history(state, silver.select(HISTORY_INPUT_COLUMNS))
@@ -110,4 +117,11 @@ def build_gold(
             result.rows_out += labels[month].height
             if on_partition is not None:
                 on_partition(month)
+
+    for month in months:
+        pending[month] = _read_silver(storage, month)
+        if len(pending) >= _CHUNK_MONTHS or sum(f.height for f in pending.values()) >= _CHUNK_ROWS:
+            flush()
+    if pending:
+        flush()
     return result
