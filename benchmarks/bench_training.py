@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_training.py DATAMART [--config conf/model_config.json]
-        [--algorithms xgboost,random_forest] [--registry DIR] [--out bench_training.json]
+        [--algorithms xgboost,random_forest] [--registry DIR] [--out benchmarks/results/training.json]
         [--raw path/to/dataset_diabetes.zip]   # build gold into DATAMART first (timed too)
 
 Trains every configured algorithm one after another (as ``readmit train`` does), then runs the
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algorithms", default=None, help="comma-separated (default: configured)")
     parser.add_argument("--registry", default=None, help="registry root (default: a temporary folder)")
     parser.add_argument("--raw", default=None, help="raw UCI zip/CSV: build bronze/silver/gold into DATAMART first")
-    parser.add_argument("--out", default="bench_training.json", help="JSON output path")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "training.json"), help="JSON output path")
     args = parser.parse_args(argv)
 
     from readmit.comparison import compare_models
@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{report['cpus']} cpus; budget {tuning.n_iter} candidates x {tuning.cv_folds} folds")
     rec = report["recommended"]
     print(f"recommended: {rec['algorithm']} (oot ROC-AUC {rec['oot_auc_roc']:.4f})")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2, default=str))
     print(f"written to {os.path.abspath(args.out)}")
     return 0
