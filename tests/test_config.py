@@ -103,3 +103,17 @@ def test_config_from_s3(s3_uri):
                  (REPO / "conf" / "model_config.json").read_bytes())
     cfg = load_config(s3_uri + "/model_config.json")
     assert cfg.model.model_name == "readmission"
+
+
+def test_unreadable_config_files_are_input_errors(tmp_path):
+    binary = tmp_path / "model_config.json"
+    binary.write_bytes(b"\x80\x81 not utf-8")
+    with pytest.raises(ConfigError, match="not valid JSON: not UTF-8") as exc:
+        load_config(binary)
+    assert exc.value.exit_code == 2 and str(binary) in str(exc.value)
+    with pytest.raises(ReadmitInputError, match="cannot read the config file") as exc:
+        load_config(tmp_path)  # a folder
+    assert str(tmp_path) in str(exc.value)
+    with pytest.raises(ReadmitInputError) as exc:
+        load_config(tmp_path / "missing.json")
+    assert "config init" not in str(exc.value)  # no such command; the fix must be one that exists

@@ -176,6 +176,8 @@ def parse_config(data: dict[str, Any] | str | bytes, source: str = "<config>") -
             data = json.loads(data)
         except json.JSONDecodeError as exc:
             raise ConfigError(source, [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(source, [f"not valid JSON: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
     if not isinstance(data, dict):
         raise ConfigError(source, ["(root): expected a JSON object"])
     try:
@@ -206,7 +208,14 @@ def load_config(uri: str | os.PathLike[str]) -> ReadmitConfig:
         raise ReadmitInputError(
             "config file not found",
             source=uri,
-            fix="pass --config PATH, set READMIT_CONFIG, or create it (`readmit config init`)",
+            fix="pass --config PATH or set READMIT_CONFIG to an existing file (the defaults are "
+            "conf/model_config.json; `readmit config schema` lists every key)",
+        ) from exc
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ReadmitInputError(
+            f"cannot read the config file ({exc.strerror or type(exc).__name__})",
+            source=uri,
+            fix="pass the path of a readable JSON file with --config or READMIT_CONFIG",
         ) from exc
     return parse_config(text, source=uri)
 

@@ -29,3 +29,14 @@ def test_schema_is_json():
     result = runner.invoke(app, ["config", "schema"])
     assert result.exit_code == 0
     assert "temporal_splits" in json.loads(result.output)["properties"]
+
+
+def test_error_message_is_printed_as_text_not_markup(tmp_path):
+    # Brackets in a path (or a zip member label) must survive; rich would eat "[draft]" as a tag.
+    missing = tmp_path / "[draft]" / "model_config.json"
+    result = runner.invoke(app, ["config", "validate", str(missing)])
+    assert result.exit_code == 2
+    assert str(missing) in result.output.replace("\n", "")
+    odd = tmp_path / "[" / "x]" / "c.json"  # the path contains "[/x]", a closing tag to rich
+    result = runner.invoke(app, ["config", "validate", str(odd)])
+    assert result.exit_code == 2 and str(odd) in result.output.replace("\n", "")

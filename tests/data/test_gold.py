@@ -40,9 +40,17 @@ def real_2y(tmp_path_factory, uci_bronze_2y: pl.DataFrame, write_bronze) -> tupl
 def test_gold_is_the_same_whole_month_by_month_and_in_chunks(real_2y) -> None:
     storage, months = real_2y
     whole = _gold(storage)
+
+    def drop_gold() -> None:  # so each way of building must write every partition itself
+        for table in (FEATURE_STORE, LABEL_STORE):
+            storage.delete(table, recursive=True)
+        assert storage.list_partitions(FEATURE_STORE) == storage.list_partitions(LABEL_STORE) == []
+
+    drop_gold()
     for month in months:
         build_gold(storage, start_month=month, end_month=month)
     monthly = _gold(storage)
+    drop_gold()
     build_gold(storage, end_month="1999-07")
     build_gold(storage, start_month="1999-08")
     chunked = _gold(storage)

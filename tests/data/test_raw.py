@@ -110,6 +110,16 @@ def test_with_snapshot_csv_uses_its_dates(uci_lines: list[list[str]], tmp_path: 
     assert [d.isoformat() for d in result.frame["snapshot_date"]] == dates
 
 
+def test_header_with_spaces_after_commas_reads_the_same(
+    uci_lines: list[list[str]], tmp_path: Path
+) -> None:
+    plain = read_raw(str(write_csv(tmp_path / "a.csv", uci_lines))).frame
+    spaced = [[f" {name}" if i else name for i, name in enumerate(uci_lines[0])], *uci_lines[1:]]
+    path = tmp_path / "b.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + write_csv(path, spaced).read_bytes())  # and a UTF-8 BOM
+    assert read_raw(str(path)).frame.equals(plain)
+
+
 def test_empty_max_glu_serum_reads_as_none_category(
     uci_lines: list[list[str]], tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from readmit.errors import ReadmitError
 
@@ -49,7 +50,10 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ReadmitError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            # The message is text, not markup: "file.zip [dataset_diabetes/diabetic_data.csv]" or
+            # "[70-80)" must print as written (and "[/x]" must not crash the error path).
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True,
+                              soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

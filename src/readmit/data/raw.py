@@ -378,7 +378,11 @@ def _csv_chunks(
     try:
         reader = pacsv.open_csv(
             stream,
-            read_options=pacsv.ReadOptions(block_size=_BLOCK_BYTES),
+            # The header as checked by _read_header (names stripped, BOM removed), so a header
+            # such as "encounter_id, patient_nbr" reads as it was checked.
+            read_options=pacsv.ReadOptions(
+                block_size=_BLOCK_BYTES, column_names=header, skip_rows=1
+            ),
             convert_options=pacsv.ConvertOptions(
                 include_columns=columns,
                 column_types={name: pa.string() for name in header},

@@ -1,0 +1,50 @@
+"""``readmit data synth`` and ``readmit medallion`` through the command line."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from readmit.cli import app
+from readmit.data.layers import FEATURE_STORE, LABEL_STORE
+from readmit.storage import Storage
+
+runner = CliRunner()
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"data_config": {"date_derivation": {
+        "start_date": "2001-01-01", "end_date": "2001-03-31"}}}))
+    return path
+
+
+def test_synth_then_medallion_builds_gold_and_reports_json(tmp_path: Path) -> None:
+    raw = tmp_path / "d.csv"
+    result = runner.invoke(app, ["data", "synth", "--rows", "300", "--seed", "3", "--out", str(raw)])
+    assert result.exit_code == 0, result.output
+    datamart = tmp_path / "dm"
+    result = runner.invoke(app, ["medallion", "--config", str(_config(tmp_path)), "--raw", str(raw),
+                                 "--datamart", str(datamart), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert [layer["layer"] for layer in summary["layers"]] == ["bronze", "silver", "gold"]
+    assert all(layer["rows_out"] == 300 and layer["partitions"] == 3 for layer in summary["layers"])
+    storage = Storage(datamart)
+    assert storage.list_partitions(FEATURE_STORE) == ["2001-01", "2001-02", "2001-03"]
+    assert storage.read_table(LABEL_STORE).height == 300
+
+
+def test_medallion_bad_input_exits_2_naming_the_zip_member(tmp_path: Path) -> None:
+    raw = tmp_path / "uci.zip"
+    with zipfile.ZipFile(raw, "w") as zf:
+        zf.writestr("dataset_diabetes/diabetic_data.csv", "a,b\n1,2\n")
+    result = runner.invoke(app, ["medallion", "--config", str(_config(tmp_path)), "--raw", str(raw),
+                                 "--datamart", str(tmp_path / "dm"), "--json"])
+    assert result.exit_code == 2
+    output = result.output.replace("\n", "")
+    assert f"{raw} [dataset_diabetes/diabetic_data.csv]: not the UCI encounters CSV" in output
+    assert "Fix:" in output
