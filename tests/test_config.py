@@ -117,3 +117,19 @@ def test_unreadable_config_files_are_input_errors(tmp_path):
     with pytest.raises(ReadmitInputError) as exc:
         load_config(tmp_path / "missing.json")
     assert "config init" not in str(exc.value)  # no such command; the fix must be one that exists
+
+
+def test_section_checks_are_reported_alongside_type_errors():
+    with pytest.raises(ConfigError) as exc:
+        parse_config({
+            "training_config": {"algorithms": ["xgboost", "xgboost"]},
+            "monitoring_config": {"psi_warning": 0.3, "psi_alert": 0.2},
+            "data_config": {"date_derivation": {"start_date": "2009-01-01", "end_date": "2008-12-31"}},
+            "model_config_": {},
+        })
+    assert exc.value.problems == [
+        "training_config: algorithms: each algorithm may appear only once",
+        "monitoring_config: psi_warning must not exceed psi_alert",
+        "data_config.date_derivation: start_date 2009-01-01 is after end_date 2008-12-31",
+        "model_config_: unknown key (not allowed; check the spelling)",
+    ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from readmit.errors import ConfigError, ReadmitInputError
 
@@ -72,6 +72,12 @@ class TrainingSection(_Strict):
     min_positives_per_window: int = Field(10, ge=1)
     label_maturity_days: int = Field(30, ge=0)
 
+    @model_validator(mode="after")
+    def _unique_algorithms(self) -> TrainingSection:
+        if len(set(self.algorithms)) != len(self.algorithms):
+            raise ValueError("algorithms: each algorithm may appear only once")
+        return self
+
 
 class InferenceSection(_Strict):
     model_selection: Literal["recommended", "latest"] = "recommended"
@@ -85,11 +91,23 @@ class MonitoringSection(_Strict):
     auc_drop_alert: float = Field(0.05, gt=0)
     min_auc: float = Field(0.6, gt=0, lt=1)
 
+    @model_validator(mode="after")
+    def _ordered_psi(self) -> MonitoringSection:
+        if self.psi_warning > self.psi_alert:
+            raise ValueError("psi_warning must not exceed psi_alert")
+        return self
+
 
 class DateDerivation(_Strict):
     method: Literal["encounter_order", "cyclic"] = "encounter_order"
     start_date: date = date(1999, 1, 1)
     end_date: date = date(2008, 12, 31)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateDerivation:
+        if self.start_date > self.end_date:
+            raise ValueError(f"start_date {self.start_date} is after end_date {self.end_date}")
+        return self
 
 
 class DataSection(_Strict):
@@ -108,7 +126,7 @@ class ReadmitConfig(_Strict):
     monitoring_config: MonitoringSection = MonitoringSection()
     data_config: DataSection = DataSection()
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @property
     def model(self) -> ModelSection:
@@ -140,19 +158,8 @@ def window_problems(splits: TemporalSplits) -> list[str]:
 
 
 def semantic_problems(cfg: ReadmitConfig) -> list[str]:
-    """Checks across fields that types alone cannot express."""
-    problems = window_problems(cfg.temporal_splits)
-    if len(set(cfg.training_config.algorithms)) != len(cfg.training_config.algorithms):
-        problems.append("training_config.algorithms: each algorithm may appear only once")
-    dd = cfg.data_config.date_derivation
-    if dd.start_date > dd.end_date:
-        problems.append(
-            f"data_config.date_derivation: start_date {dd.start_date} is after end_date {dd.end_date}"
-        )
-    mon = cfg.monitoring_config
-    if mon.psi_warning > mon.psi_alert:
-        problems.append("monitoring_config.psi_warning: must not exceed psi_alert")
-    return problems
+    """Checks across sections that types alone cannot express (section-level ones are validators)."""
+    return window_problems(cfg.temporal_splits)
 
 
 def _format_pydantic(exc: ValidationError) -> list[str]:
@@ -161,6 +168,8 @@ def _format_pydantic(exc: ValidationError) -> list[str]:
         path = ".".join(str(p) for p in err["loc"]) or "(root)"
         if err["type"] == "extra_forbidden":
             msg = "unknown key (not allowed; check the spelling)"
+        elif err["type"] == "value_error":  # a section's own cross-field check
+            msg = err["msg"].removeprefix("Value error, ")
         else:
             msg = err["msg"]
             if "input" in err and err["type"] not in ("missing",):

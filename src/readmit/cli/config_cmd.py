@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from readmit.cli.common import JsonOpt, console, handle_errors, print_json
+from readmit.cli.common import console, handle_errors, print_json
 from readmit.config import DEFAULT_CONFIG_PATH, ENV_CONFIG, _from_env, config_schema, load_config
 
 config_app = typer.Typer(help="Validate and inspect the configuration.", no_args_is_help=True)
@@ -38,9 +38,8 @@ def schema() -> None:
 @handle_errors
 def show(
     path: Annotated[str | None, typer.Argument(help="Config file; default as for validate.")] = None,
-    as_json: JsonOpt = True,
 ) -> None:
-    """Print the config with every default filled in."""
+    """Print the config, as JSON, with every default filled in."""
     uri = path or _from_env(ENV_CONFIG) or DEFAULT_CONFIG_PATH
     print_json(load_config(uri).to_json_dict())
 
