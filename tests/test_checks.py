@@ -212,6 +212,17 @@ def test_leakage_fails_on_a_training_row_dated_in_test(make_settings, tmp_path):
     assert "readmit medallion --layer gold" in result.reason
 
 
+def test_leakage_passes_when_windows_cut_through_a_month(make_settings):
+    # 2005-12 belongs to train (to the 15th) and to test (from the 16th): its late rows are test rows
+    settings = make_settings({"temporal_splits": {
+        "train": {"start_date": "1999-01-01", "end_date": "2005-12-15"},
+        "test": {"start_date": "2005-12-16", "end_date": "2007-12-31"},
+        "oot": {"start_date": "2008-01-01", "end_date": "2008-12-31"},
+    }})
+    result = check_temporal_leakage(settings, as_of=AS_OF)
+    assert result.passed, result.reason
+
+
 def test_leakage_fails_on_an_encounter_in_two_windows(make_settings, tmp_path):
     uri = str(tmp_path / "dm")
     features, labels = synthetic_gold_frames(rows=3000)

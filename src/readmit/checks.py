@@ -273,9 +273,11 @@ def check_temporal_leakage(settings: Settings, as_of: date | None = None) -> Che
     labels = storage.read_table(LABEL_STORE, lab_months, columns=["encounter_id", "snapshot_date"])
     # (a) every row sits in the partition of its own month
     misfiled = feats.filter(pl.col("snapshot_date").dt.strftime("%Y-%m") != pl.col("_partition"))
-    # (b) rows of a training-window partition dated inside test / oot
-    train_months = set(_window_months(settings)["train"])
-    late = feats.filter(pl.col("_partition").is_in(list(train_months))
+    # (b) rows of a training-window partition dated inside test / oot (a month the train window
+    # shares with test, when a window cuts through it, legitimately holds rows of both)
+    win_months = _window_months(settings)
+    train_only = set(win_months["train"]) - set(win_months["test"]) - set(win_months["oot"])
+    late = feats.filter(pl.col("_partition").is_in(sorted(train_only))
                         & (pl.col("snapshot_date") >= splits.test.start_date))
     # (c) an encounter present in more than one window
     multi = (feats.filter(pl.col("window").is_not_null()).group_by("encounter_id")

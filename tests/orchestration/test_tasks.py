@@ -78,6 +78,18 @@ def test_run_gate_returns_passed_and_logs_the_reason(monkeypatch, caplog):
     assert "check_gold_data_exists FAILED: no gold partitions" in caplog.text
 
 
+def test_run_gate_with_a_config_invalid_since_parsing_fails_the_gate(monkeypatch, caplog):
+    from readmit.errors import ConfigError
+
+    def invalid():
+        raise ConfigError("conf.json", ["temporal_splits.test.start_date: must not overlap"])
+
+    monkeypatch.setattr(tasks, "load_settings", invalid)
+    with caplog.at_level(logging.INFO, logger=tasks.__name__):
+        assert tasks.run_gate("check_model_config") is False
+    assert "check_model_config FAILED" in caplog.text and "must not overlap" in caplog.text
+
+
 def test_run_task_runs_the_step_logs_its_progress_and_returns_a_json_safe_result(monkeypatch, caplog):
     import readmit.data.medallion as medallion
     from readmit.data.layers import LayerResult

@@ -123,6 +123,24 @@ def test_search_space_problems_are_all_listed():
     assert "loguniform needs low > 0" in joined
 
 
+def test_search_space_values_the_estimator_rejects_are_problems_not_a_crash_in_training():
+    with pytest.raises(ConfigError) as err:
+        build_search_space("random_forest", {
+            "max_depth": ["deep"],
+            "n_estimators": {"distribution": "uniform", "low": 10, "high": 20},  # floats for an int
+            "prep__scale": [True],  # trees have no preprocessing step parameters
+        })
+    joined = "\n".join(err.value.problems)
+    assert len(err.value.problems) == 3, joined
+    assert "random_forest.max_depth: 'deep' is not allowed" in joined
+    assert "random_forest.n_estimators: 10.0 is not allowed" in joined
+    assert "random_forest pipeline has no parameter 'prep__scale'" in joined
+    with pytest.raises(ConfigError, match=r"logistic_regression.C: -1 is not allowed"):
+        build_search_space("logistic_regression", {"C": -1})
+    with pytest.raises(ConfigError, match=r"prep__cat__min_frequency: 'many' is not allowed"):
+        build_search_space("logistic_regression", {"prep__cat__min_frequency": [5, "many"]})
+
+
 def test_search_space_problems_from_a_training_config():
     from readmit.config import TrainingSection
 

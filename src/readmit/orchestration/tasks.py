@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from readmit.config import Settings, load_settings
-from readmit.errors import ReadmitInputError
+from readmit.errors import ConfigError, ReadmitInputError
 from readmit.pipeline import (
     Graph,
     Step,
@@ -30,8 +30,17 @@ from readmit.storage import is_remote
 log = logging.getLogger(__name__)
 
 def run_gate(step_id: str) -> bool:
-    """A ShortCircuitOperator's callable: run the gate, log its reason, return whether it passed."""
-    result = run_step(step_id, load_settings())
+    """A ShortCircuitOperator's callable: run the gate, log its reason, return whether it passed.
+
+    A config that became invalid after the DAG was parsed fails the gate (downstream skipped)
+    instead of crashing the task.
+    """
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        log.warning("gate %s FAILED: %s -- skipping everything downstream", step_id, " ".join(str(exc).split()))
+        return False
+    result = run_step(step_id, settings)
     if result.passed:
         log.info("gate %s passed: %s", step_id, result.reason)
     else:

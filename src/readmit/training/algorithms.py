@@ -344,6 +344,34 @@ def _distribution(spec: Mapping[str, Any], path: str, problems: list[str]) -> An
     return stats.randint(int(low), int(high) + 1)
 
 
+def _validation_pipeline(spec: AlgorithmSpec, estimator: Any) -> Any:
+    """``prep + model`` as the search builds it (one numeric, one categorical column)."""
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("prep", spec.make_preprocessor(1, 1)), ("model", estimator)])
+
+
+def _check_values(pipe: Any, full: str, values: Sequence[Any], path: str, problems: list[str]) -> None:
+    """A problem for the first value the estimator owning ``full`` rejects (sklearn's own rules).
+
+    Estimators without sklearn parameter constraints (XGBoost) are not checked here.
+    """
+    from sklearn.base import clone
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    owner_path = full.rpartition("__")[0]
+    for value in values:
+        trial = clone(pipe).set_params(**{full: value})
+        owner = trial.get_params()[owner_path]
+        if not hasattr(type(owner), "_parameter_constraints"):
+            return
+        try:
+            owner._validate_params()
+        except InvalidParameterError as exc:
+            problems.append(f"{path}: {value!r} is not allowed ({exc})")
+            return
+
+
 def build_search_space(
     algorithm: str, overrides: Mapping[str, Any] | None = None, *, path: str | None = None
 ) -> dict[str, Any]:
@@ -358,11 +386,16 @@ def build_search_space(
     merged: dict[str, Any] = {**spec.default_search_space, **(overrides or {})}
     estimator = spec.make_estimator(0, 1)
     valid = set(estimator.get_params())
+    pipe = _validation_pipeline(spec, estimator)
+    valid_paths = set(pipe.get_params())
     problems: list[str] = []
     space: dict[str, Any] = {}
     for key, value in merged.items():
         p = f"{path}.{key}"
         if "__" in key:
+            if key not in valid_paths:
+                problems.append(f"{p}: the {spec.name} pipeline has no parameter {key!r}")
+                continue
             full = key
         else:
             if key not in valid:
@@ -373,13 +406,18 @@ def build_search_space(
             dist = _distribution(value, p, problems)
             if dist is not None:
                 space[full] = dist
+                low, high = value["low"], value["high"]
+                ends = [int(low), int(high)] if value["distribution"] == "randint" else [float(low), float(high)]
+                _check_values(pipe, full, ends, p, problems)
         elif isinstance(value, list):
             if not value:
                 problems.append(f"{p}: the list of choices is empty")
             else:
                 space[full] = value
+                _check_values(pipe, full, value, p, problems)
         else:
             space[full] = [value]
+            _check_values(pipe, full, [value], p, problems)
     if problems:
         raise ConfigError("training_config.search_spaces", problems)
     return space
