@@ -111,3 +111,14 @@ def test_build_gold_errors(tmp_path, bronze_rows) -> None:
     with pytest.raises(ReadmitInputError, match="missing column.*age") as err:
         build_gold(storage)
     assert "snapshot_month=2001-01" in str(err.value) and "Fix:" in str(err.value)
+
+
+def test_rebuilding_a_month_says_which_later_months_may_carry_stale_history(real_2y) -> None:
+    storage, months = real_2y
+    middle = months[len(months) // 2]
+    result = build_gold(storage, start_month=middle, end_month=middle)
+    later = months[len(months) // 2 + 1:]
+    assert len(result.notes) == 1
+    assert f"{len(later)} later gold month(s) ({later[0]}..{later[-1]})" in result.notes[0]
+    assert f"--layer gold --start {middle}" in result.notes[0]
+    assert build_gold(storage, start_month=months[-1], end_month=months[-1]).notes == []

@@ -124,4 +124,12 @@ def build_gold(
             flush()
     if pending:
         flush()
+    later = [m for m in storage.list_partitions(FEATURE_STORE) if m > months[-1]]
+    if later:
+        # Their patient history was computed from these months as they were before this run.
+        result.notes.append(
+            f"{len(later)} later gold month(s) ({later[0]}..{later[-1]}) were not rebuilt; if silver "
+            f"changed in {months[0]}..{months[-1]}, their patient history is stale: rebuild them with "
+            f"`readmit medallion --layer gold --start {months[0]}`"
+        )
     return result
