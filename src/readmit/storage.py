@@ -161,11 +161,16 @@ class Storage:
     def partition_path(self, table: str, month: str) -> str:
         return f"{table.strip('/')}/snapshot_month={check_month(month)}/{PARTITION_FILE}"
 
+    def write_parquet(self, rel: str, df: pl.DataFrame, *, compression: str = "zstd",
+                      statistics: bool = True) -> None:
+        """Write ``df`` as one parquet file at ``rel``, atomically."""
+        buf = io.BytesIO()
+        df.write_parquet(buf, compression=compression, statistics=statistics)
+        self.write_bytes(rel, buf.getvalue())
+
     def write_partition(self, table: str, month: str, df: pl.DataFrame) -> None:
         """Replace the ``month`` partition of ``table`` with ``df``, atomically."""
-        buf = io.BytesIO()
-        df.write_parquet(buf, compression="zstd", statistics=True)
-        self.write_bytes(self.partition_path(table, month), buf.getvalue())
+        self.write_parquet(self.partition_path(table, month), df)
 
     def list_partitions(self, table: str) -> list[str]:
         """The months that have a committed partition, sorted."""

@@ -56,9 +56,7 @@ class _Stager:
         for key, frames in self.memory.items():
             parts = self.files.setdefault(key, [])
             rel = f"{self.prefix}/{key}/part-{len(parts):06d}.parquet"
-            buf = io.BytesIO()
-            pl.concat(frames).write_parquet(buf, compression="lz4", statistics=False)
-            self.storage.write_bytes(rel, buf.getvalue())
+            self.storage.write_parquet(rel, pl.concat(frames), compression="lz4", statistics=False)
             parts.append(rel)
             self.spilled = True
         self.memory = {}
@@ -131,27 +129,23 @@ def build_bronze(
                 stager.add(str(key), part.drop("_month"))
             if batch.rejected.height:
                 stager.add(_REJECTED_KEY, batch.rejected)
+        lineage = [
+            pl.lit(reader.source_sha256).alias("_source_sha256"),
+            pl.lit(ingested_at, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at"),
+        ]
         for month in stager.keys():
             if month == _REJECTED_KEY:
                 continue
-            part = stager.take(month).with_columns(
-                pl.lit(reader.source_sha256).alias("_source_sha256"),
-                pl.lit(ingested_at, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at"),
-            )
+            part = stager.take(month).with_columns(lineage)
             storage.write_partition(BRONZE_TABLE, month, part)
             result.partitions.append(month)
             result.rows_out += part.height
             if on_partition is not None:
                 on_partition(month)
         if _REJECTED_KEY in stager.keys():
-            rejected = stager.take(_REJECTED_KEY).with_columns(
-                pl.lit(reader.source_sha256).alias("_source_sha256"),
-                pl.lit(ingested_at, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at"),
-            )
+            rejected = stager.take(_REJECTED_KEY).with_columns(lineage)
             rel = f"{REJECTED_AREA}/bronze/{stamp}-{reader.source_sha256[:8]}.parquet"
-            buf = io.BytesIO()
-            rejected.write_parquet(buf, compression="zstd")
-            storage.write_bytes(rel, buf.getvalue())
+            storage.write_parquet(rel, rejected)
             result.rows_rejected = rejected.height
             result.notes.append(
                 f"{rejected.height} rejected row(s) (bad values, see _reason) written to "
