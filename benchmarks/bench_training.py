@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "training.json"), help="JSON output path")
     args = parser.parse_args(argv)
 
-    from readmit.comparison import compare_models
     from readmit.config import load_settings
     from readmit.training import train_algorithm
+    from readmit.training.compare import compare_models
     from readmit.training.split import load_gold
     from readmit.training.train import available_cpus
 

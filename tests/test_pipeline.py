@@ -61,10 +61,11 @@ def test_step_ids_are_unique_across_graphs_and_every_function_resolves():
             assert step.doc, step.id
 
 
-def test_gate_order_matches_readmit_checks():
-    from readmit import checks
+def test_gate_order_matches_the_gates_module():
+    from readmit.training import gates
 
-    assert [g.__name__ for g in checks.GATES] == GATES
+    assert [g.__name__ for g in gates.GATES] == GATES
+    assert pipeline.gate_names() == [g.removeprefix("check_") for g in GATES]
 
 
 def test_run_step_calls_the_function_with_fixed_and_runtime_params(monkeypatch):

@@ -242,12 +242,18 @@ ENV_DATAMART = ("READMIT_DATAMART_URI", "DATAMART_BASE_URI")
 ENV_REGISTRY = ("READMIT_REGISTRY_URI",)
 
 
-def _from_env(names: tuple[str, ...]) -> str | None:
+def from_env(names: tuple[str, ...]) -> str | None:
+    """The first non-empty value among the environment variables ``names`` (the one lookup)."""
     for name in names:
         value = os.environ.get(name)
         if value:
             return value
     return None
+
+
+def default_config_uri() -> str:
+    """The config to read when none is given: ``READMIT_CONFIG`` (or its alias), else the default path."""
+    return from_env(ENV_CONFIG) or DEFAULT_CONFIG_PATH
 
 
 @dataclass(frozen=True)
@@ -285,14 +291,14 @@ def load_settings(
     Without ``--config``/``READMIT_CONFIG`` the default ``conf/model_config.json`` is used when it
     exists, otherwise the built-in defaults (which equal that file).
     """
-    config_uri = config or _from_env(ENV_CONFIG)
+    config_uri = config or from_env(ENV_CONFIG)
     if config_uri is None and os.path.exists(DEFAULT_CONFIG_PATH):
         config_uri = DEFAULT_CONFIG_PATH
     cfg = load_config(config_uri) if config_uri else ReadmitConfig()
     return Settings(
         config=cfg,
         config_uri=config_uri,
-        raw_path=raw or _from_env(ENV_RAW) or cfg.data_config.raw_path,
-        datamart_uri=datamart or _from_env(ENV_DATAMART) or cfg.data_config.datamart_uri,
-        registry_uri=registry or _from_env(ENV_REGISTRY) or cfg.model.registry_uri,
+        raw_path=raw or from_env(ENV_RAW) or cfg.data_config.raw_path,
+        datamart_uri=datamart or from_env(ENV_DATAMART) or cfg.data_config.datamart_uri,
+        registry_uri=registry or from_env(ENV_REGISTRY) or cfg.model.registry_uri,
     )

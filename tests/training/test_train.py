@@ -23,7 +23,7 @@ EXTRA = ("pr_auc", "brier", "log_loss", "gini")
 
 
 def test_importing_training_is_light():
-    code = ("import sys, readmit.training, readmit.checks, readmit.registry, readmit.comparison, "
+    code = ("import sys, readmit.training, readmit.training.gates, readmit.registry, readmit.training.compare, readmit.pipeline, "
             "readmit.cli.training_cmd; heavy = [m for m in ('sklearn', 'xgboost', 'scipy', 'pandas') "
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -183,9 +183,9 @@ def real_gold(uci_zip, tmp_path_factory) -> str:
 @pytest.mark.slow
 def test_real_uci_end_to_end_auc_is_honest(real_gold, write_config, tmp_path):
     """Every model on the real data: ROC-AUC in [0.6, 0.75] on test and oot (above 0.75 = leakage)."""
-    from readmit.checks import run_checks
-    from readmit.comparison import compare_models
     from readmit.config import load_settings
+    from readmit.training.compare import compare_models
+    from readmit.training.gates import run_checks
 
     config = write_config({"training_config": {"hyperparameter_tuning": {"n_iter": 3, "cv_folds": 2,
                                                                           "n_jobs": -1}}})

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from readmit.cli.common import console, handle_errors, print_json
-from readmit.config import DEFAULT_CONFIG_PATH, ENV_CONFIG, _from_env, config_schema, load_config
+from readmit.config import config_schema, default_config_uri, load_config
 
 config_app = typer.Typer(help="Validate and inspect the configuration.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def validate(
     path: Annotated[str | None, typer.Argument(help="Config file (local or s3://). Default: READMIT_CONFIG or conf/model_config.json.")] = None,
 ) -> None:
     """Validate a config file; list every problem with its JSON path (exit 2 when invalid)."""
-    uri = path or _from_env(ENV_CONFIG) or DEFAULT_CONFIG_PATH
+    uri = path or default_config_uri()
     cfg = load_config(uri)
     splits = cfg.temporal_splits
     console.print(f"[green]valid[/]: {uri}")
@@ -40,7 +40,7 @@ def show(
     path: Annotated[str | None, typer.Argument(help="Config file; default as for validate.")] = None,
 ) -> None:
     """Print the config, as JSON, with every default filled in."""
-    uri = path or _from_env(ENV_CONFIG) or DEFAULT_CONFIG_PATH
+    uri = path or default_config_uri()
     print_json(load_config(uri).to_json_dict())
 
 

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from readmit import pipeline
 from readmit.cli.common import (
     ConfigOpt,
     DatamartOpt,
@@ -39,9 +40,7 @@ def fetch(
     force: Annotated[bool, typer.Option(help="Download again even when a valid copy is cached.")] = False,
 ) -> None:
     """Download the official UCI zip, check it is the expected data, and cache it."""
-    from readmit.data.fetch import fetch_uci
-
-    path = fetch_uci(cache_dir, force=force)
+    path = pipeline.fetch_data(cache_dir, force=force)
     console.print(f"[green]UCI data ready[/]: {path}")
 
 
@@ -54,10 +53,8 @@ def synth(
     with_snapshot: Annotated[bool, typer.Option(help="Add a snapshot_date column, like the reference project's CSV.")] = False,
 ) -> None:
     """Write a synthetic CSV with the UCI schema and a learnable signal (demos, scale benchmarks)."""
-    from readmit.data.synth import write_synthetic
-
     started = time.perf_counter()
-    path = write_synthetic(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
+    path = pipeline.synthesize(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
     console.print(f"[green]wrote[/] {rows:,} synthetic encounters to {path} in {time.perf_counter() - started:.1f}s")
 
 
@@ -85,10 +82,7 @@ def medallion(
     as_json: JsonOpt = False,
 ) -> None:
     """Build bronze, silver and gold (feature_store, label_store), month by month."""
-    from readmit.data.medallion import resolve_layers, run_medallion
-
     settings = load_settings(config, raw=raw, datamart=datamart)
-    layers = resolve_layers(layer)
     started = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=as_json, disable=as_json) as bar:
@@ -100,7 +94,7 @@ def medallion(
             else:
                 bar.update(tasks[layer_name], advance=1, description=f"{layer_name:6s} {month}")
 
-        results = run_medallion(settings, layers=layers, start_month=start, end_month=end,
+        results = pipeline.medallion(settings, layer, start_month=start, end_month=end,
                                 quarantine=quarantine, progress=progress)
     elapsed = time.perf_counter() - started
     if as_json:

@@ -27,7 +27,7 @@ from readmit.cli.common import (
     handle_errors,
     print_json,
 )
-from readmit.config import Settings, load_settings
+from readmit.config import load_settings
 from readmit.errors import ReadmitInputError
 from readmit.pipeline import (
     GRAPHS,
@@ -35,6 +35,7 @@ from readmit.pipeline import (
     Outcome,
     Step,
     call_step,
+    default_parallel,
     find_step,
     graph_steps,
     progress_callback,
@@ -44,20 +45,6 @@ from readmit.pipeline import (
 
 StartOpt = Annotated[str | None, typer.Option("--start", help="First month to build, YYYY-MM (default: all).")]
 EndOpt = Annotated[str | None, typer.Option("--end", help="Last month to build, YYYY-MM (default: all).")]
-
-
-def default_parallel(settings: Settings) -> bool:
-    """Train in parallel only when every algorithm's search can have cores of its own.
-
-    Each search already runs ``n_jobs`` fits at once (all cores by default), so training the
-    algorithms side by side only adds contention: on 2 cores, the full UCI data and the default
-    search (20 candidates x 5 folds), one after another took 88 s, in parallel 168 s.
-    """
-    from readmit.training.train import available_cpus, resolve_n_jobs
-
-    tc = settings.config.training_config
-    n_jobs = resolve_n_jobs(tc.hyperparameter_tuning.n_jobs)
-    return len(tc.algorithms) > 1 and n_jobs * len(tc.algorithms) <= available_cpus()
 
 
 class _Bars(Observer):

@@ -9,6 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from readmit import pipeline
 from readmit.cli.common import (
     ConfigOpt,
     DatamartOpt,
@@ -48,8 +49,6 @@ def check(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the pre-training gates; exit 1 naming the first failed gate and its fix."""
-    from readmit.checks import GATES, CheckResult, run_checks
-
     as_of_date = None
     if as_of:
         try:
@@ -60,11 +59,9 @@ def check(
         settings = load_settings(config, datamart=datamart, registry=registry)
     except ConfigError as exc:
         # The config itself is the failed gate; the others cannot run without it.
-        results = [CheckResult("model_config", False, " ".join(str(exc).split()), {"problems": exc.problems})]
-        results += [CheckResult(g.__name__.removeprefix("check_"), False, "not run: the config is invalid",
-                                {"skipped": True}) for g in GATES[1:]]
+        results = pipeline.check_invalid_config(exc)
     else:
-        results = run_checks(settings, as_of=as_of_date)
+        results = pipeline.check(settings, as_of=as_of_date)
     failed = [r for r in results if not r.passed]
     if as_json:
         print_json({"passed": not failed, "checks": [r.as_dict() for r in results]})
@@ -115,15 +112,13 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Tune, evaluate and register models, one algorithm after another."""
-    from readmit.training import train_algorithms
-
     settings = load_settings(config, datamart=datamart, registry=registry)
     chosen = algorithm or list(settings.config.training_config.algorithms)
 
     def progress(message: str) -> None:
         err_console.print(f"[dim]{message}[/]", highlight=False, soft_wrap=True)
 
-    results = train_algorithms(settings, chosen, progress=progress)
+    results = pipeline.train(settings, chosen, progress=progress)
     rows = [_summary(m) for m in results]
     if as_json:
         print_json(rows)
@@ -152,10 +147,8 @@ def compare(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare the latest model of each configured algorithm and recommend one."""
-    from readmit.comparison import compare_models
-
     settings = load_settings(config, registry=registry)
-    result = compare_models(settings)
+    result = pipeline.compare(settings)
     if as_json:
         print_json(result)
         return
@@ -179,10 +172,7 @@ def compare(
 
 
 def _registry(config: str | None, registry: str | None):
-    from readmit.registry import Registry
-
-    settings = load_settings(config, registry=registry)
-    return Registry(settings.registry_uri, settings.config.model.model_name)
+    return pipeline.open_registry(load_settings(config, registry=registry))
 
 
 @registry_app.command("list")

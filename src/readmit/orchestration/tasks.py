@@ -10,10 +10,9 @@ A container gets the same variables (:func:`container_env`) and runs
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-from readmit.config import Settings, load_settings
+from readmit.config import Settings, from_env, load_settings
 from readmit.errors import ConfigError, ReadmitInputError
 from readmit.pipeline import (
     Graph,
@@ -94,10 +93,9 @@ def container_env(settings: Settings) -> dict[str, str]:
 
 def env_value(*names: str, default: str | None = None, required: bool = False) -> str | None:
     """The first environment variable of ``names`` that is set (the readmit name first)."""
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
+    value = from_env(names)
+    if value:
+        return value
     if required and default is None:
         raise ReadmitInputError(
             f"environment variable {names[0]} is not set",

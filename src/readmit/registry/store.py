@@ -6,7 +6,7 @@ Layout under ``{registry_uri}/models/{model_name}/``::
     {algorithm}_v{VERSION}_metadata.json    its metadata, with the artifact's sha256
     {algorithm}_latest.pkl                  a copy of the latest version's artifact
     {algorithm}_latest_metadata.json        the latest version's metadata (names version + sha256)
-    latest_model_comparison.json            written by :func:`readmit.comparison.compare_models`
+    latest_model_comparison.json            written by :func:`readmit.training.compare.compare_models`
 
 ``VERSION`` is ``YYYYMMDD_HHMMSS_xxxxxx``: the UTC save time plus six random hex digits, so two
 saves in the same second (two threads, two processes, two machines) never share a version.

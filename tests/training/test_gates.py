@@ -9,7 +9,10 @@ from pathlib import Path
 
 import polars as pl
 
-from readmit.checks import (
+from readmit.config import ReadmitConfig, Settings, load_settings
+from readmit.data.layers import FEATURE_STORE
+from readmit.storage import Storage
+from readmit.training.gates import (
     GATES,
     CheckResult,
     check_gold_data_exists,
@@ -18,12 +21,9 @@ from readmit.checks import (
     check_temporal_leakage,
     run_checks,
 )
-from readmit.config import ReadmitConfig, Settings, load_settings
-from readmit.data.layers import FEATURE_STORE
-from readmit.storage import Storage
 from training.gold_fixtures import synthetic_gold_frames, write_gold
 
-CONFS = Path(__file__).resolve().parent / "confs"
+CONFS = Path(__file__).resolve().parents[1] / "confs"
 AS_OF = date(2024, 1, 1)
 
 
@@ -251,7 +251,7 @@ def test_run_checks_reports_failures_and_errors_without_raising(make_settings, t
     def boom(*args, **kwargs):
         raise OSError("disk on fire")
 
-    monkeypatch.setattr("readmit.checks.Storage.list_partitions", boom)
+    monkeypatch.setattr("readmit.training.gates.Storage.list_partitions", boom)
     results = run_checks(make_settings(), as_of=AS_OF)
     assert not results[1].passed
     assert "could not run (OSError: disk on fire)" in results[1].reason and "Fix:" in results[1].reason

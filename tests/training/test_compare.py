@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from readmit.comparison import compare_models, recommend
 from readmit.errors import ArtifactError
 from readmit.registry import Registry
+from readmit.training.compare import compare_models, recommend
 
 
 def _perf(test_auc, oot_auc):

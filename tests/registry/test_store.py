@@ -103,7 +103,7 @@ def test_damaged_versioned_artifact_is_refused_before_unpickling(tmp_path, monke
     else:
         reg.storage.delete(rel)
     calls = []
-    monkeypatch.setattr("readmit.registry.pickle.loads", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr("readmit.registry.store.pickle.loads", lambda *a, **k: calls.append(1))
     with pytest.raises(ArtifactError) as err:
         reg.load(ALG, meta["version"])
     assert calls == []  # never unpickled
