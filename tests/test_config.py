@@ -133,3 +133,16 @@ def test_section_checks_are_reported_alongside_type_errors():
         "data_config.date_derivation: start_date 2009-01-01 is after end_date 2008-12-31",
         "model_config_: unknown key (not allowed; check the spelling)",
     ]
+
+
+def test_booleans_do_not_pass_as_integers_and_training_sections_validate():
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"training_config": {"hyperparameter_tuning": {"n_iter": True, "cv_folds": False},
+                                          "calibration": {"method": "platt"}, "selection": {"window": "train"}}})
+    problems = "\n".join(exc.value.problems)
+    assert "training_config.hyperparameter_tuning.n_iter" in problems
+    assert "training_config.hyperparameter_tuning.cv_folds" in problems
+    assert "training_config.calibration.method" in problems and "training_config.selection.window" in problems
+    cfg = parse_config({})
+    assert cfg.training_config.hyperparameter_tuning.cv_strategy == "group"
+    assert cfg.training_config.calibration.method == "isotonic" and cfg.training_config.selection.window == "test"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from readmit.errors import ConfigError, ReadmitInputError
 
@@ -43,17 +43,44 @@ class TemporalSplits(_Strict):
 class ModelSection(_Strict):
     model_name: str = "readmission"
     registry_uri: str = "./model_registry"
+    # the label the models predict; readmit.training.split.TARGETS maps it to its gold column
     target: Literal["readmitted_within_30_days"] = "readmitted_within_30_days"
     random_state: int = 42
 
 
 class HyperparameterTuning(_Strict):
+    """How each algorithm is tuned. ``method`` names the searcher (``random_search``:
+    RandomizedSearchCV drawing ``n_iter`` candidates from the search space); ``scoring`` is the
+    scikit-learn scorer the search ranks candidates by; ``cv_strategy`` builds the folds (``group``: patients never split across
+    fitting and validation; ``time``: expanding window by date; ``stratified``: rows at random)."""
+
     method: Literal["random_search"] = "random_search"
-    n_iter: int = Field(20, ge=1)
-    cv_folds: int = Field(5, ge=2)
-    scoring: Literal["roc_auc"] = "roc_auc"
-    cv_strategy: Literal["stratified", "group", "time"] = "stratified"
-    n_jobs: int = -1
+    n_iter: StrictInt = Field(20, ge=1)
+    cv_folds: StrictInt = Field(5, ge=2)
+    scoring: Literal["roc_auc", "average_precision", "neg_brier_score", "neg_log_loss"] = "roc_auc"
+    cv_strategy: Literal["stratified", "group", "time"] = "group"
+    n_jobs: StrictInt = -1
+
+
+class CalibrationSection(_Strict):
+    """How the tuned model's scores become probabilities (fitted on the cross-validation folds'
+    held-out parts, never on test or out-of-time): ``isotonic``, ``sigmoid`` (Platt) or ``none``."""
+
+    method: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+
+
+class SelectionSection(_Strict):
+    """Which window the comparison recommends on: ``test`` (the out-of-time window stays a
+    holdout) or ``oot`` (the reference project's rule, labelled as such)."""
+
+    window: Literal["test", "oot"] = "test"
+
+
+class BootstrapSection(_Strict):
+    """Confidence intervals of ROC-AUC and Brier: ``resamples`` draws of patients (not rows)."""
+
+    resamples: StrictInt = Field(300, ge=20, le=10000)
+    level: float = Field(0.95, gt=0.5, lt=1)
 
 
 class ThresholdSection(_Strict):
@@ -65,12 +92,15 @@ class TrainingSection(_Strict):
     algorithms: list[Algorithm] = Field(default_factory=lambda: list(KNOWN_ALGORITHMS), min_length=1)
     hyperparameter_tuning: HyperparameterTuning = HyperparameterTuning()
     search_spaces: dict[Algorithm, dict[str, Any]] = Field(default_factory=dict)
+    calibration: CalibrationSection = CalibrationSection()
+    selection: SelectionSection = SelectionSection()
+    bootstrap: BootstrapSection = BootstrapSection()
     threshold: ThresholdSection = ThresholdSection()
     exclude_death_hospice: bool = True
-    min_train_partitions: int = Field(10, ge=1)
-    min_rows_per_window: int = Field(100, ge=1)
-    min_positives_per_window: int = Field(10, ge=1)
-    label_maturity_days: int = Field(30, ge=0)
+    min_train_partitions: StrictInt = Field(10, ge=1)
+    min_rows_per_window: StrictInt = Field(100, ge=1)
+    min_positives_per_window: StrictInt = Field(10, ge=1)
+    label_maturity_days: StrictInt = Field(30, ge=0)
 
     @model_validator(mode="after")
     def _unique_algorithms(self) -> TrainingSection:
@@ -118,6 +148,8 @@ class DataSection(_Strict):
 
 
 class ReadmitConfig(_Strict):
+    # "absolute": temporal_splits are fixed calendar dates (the reference project's only mode);
+    # rows are assigned to a window by snapshot_date (readmit.training.split.window_expr).
     temporal_window_mode: Literal["absolute"] = "absolute"
     temporal_splits: TemporalSplits = TemporalSplits()
     model_config_: ModelSection = Field(ModelSection(), alias="model_config")

@@ -12,7 +12,6 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -27,6 +26,7 @@ from readmit.cli.common import (
     handle_errors,
     print_json,
 )
+from readmit.cli.training_cmd import comparison_table
 from readmit.config import load_settings
 from readmit.errors import ReadmitInputError
 from readmit.pipeline import (
@@ -67,26 +67,6 @@ class _Bars(Observer):
                         description=f"{outcome.step.id} {mark}")
 
 
-def _num(value: Any, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
-
-
-def _comparison_table(comparison: dict[str, Any]) -> Table:
-    """The compared models (the latest of each configured algorithm), the recommended one in bold."""
-    table = Table(title="models", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    table.add_column("algorithm", no_wrap=True)
-    table.add_column("version", no_wrap=True)
-    for col in ("test\nAUC", "OOT\nAUC", "OOT\nPR-AUC", "train\nsecs"):
-        table.add_column(col, justify="right", no_wrap=True, min_width=6)
-    chosen = comparison["recommended"]["algorithm"]
-    for c in comparison["candidates"]:
-        table.add_row(c["algorithm"], str(c["version"]), _num(c["test"].get("auc_roc")),
-                      _num(c["oot"].get("auc_roc")), _num(c["oot"].get("pr_auc")),
-                      _num(c.get("training_seconds"), 0),
-                      style="bold green" if c["algorithm"] == chosen else None)
-    return table
-
-
 @handle_errors
 def run(
     start: StartOpt = None,
@@ -124,7 +104,7 @@ def run(
     else:
         if comparison:
             rec = comparison["recommended"]
-            console.print(_comparison_table(comparison))
+            console.print(comparison_table(comparison))
             console.print(f"recommended: [bold]{rec['algorithm']}[/] {rec['version']}: {rec['reason']}",
                           highlight=False)
         console.print(f"datamart: {settings.datamart_uri}  registry: {settings.registry_uri}  "
