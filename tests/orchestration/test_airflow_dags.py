@@ -279,6 +279,18 @@ def test_gate_failure_skips_training_and_compare_and_writes_nothing(local_env):
     assert not registry.exists() or not any(p.is_file() for p in registry.rglob("*"))
 
 
+def test_a_bug_inside_a_gate_fails_its_task_instead_of_skipping(local_env, monkeypatch):
+    """An unexpected exception in a gate (here a lower function returning the wrong type) is a
+    failed task, and what follows is upstream_failed: nobody mistakes a bug for a data finding."""
+    monkeypatch.setattr("readmit.training.gates.Storage.list_partitions", lambda self, table: 2005)
+    run = loaded_dags()["diab_model_training"].test()
+    got = states(run)
+    assert got["check_model_config"] == "success"
+    assert got["check_gold_data_exists"] == "failed", got
+    for task_id in ("check_sufficient_training_data", "check_temporal_leakage", *TRAINS, "compare_models"):
+        assert got[task_id] == "upstream_failed", (task_id, got)
+
+
 @pytest.mark.slow
 def test_medallion_then_training_end_to_end_on_real_data(local_env, monkeypatch, uci_sample, tmp_path):
     from readmit.registry import COMPARISON_FILE, Registry
