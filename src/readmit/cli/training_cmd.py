@@ -132,7 +132,7 @@ def train(
     table = Table(title="Trained models (ROC-AUC with 95% patient-bootstrap CI; calibration on OOT)",
                   box=box.SIMPLE_HEAD)
     for col in ("Algorithm", "Version", "CV", "Test AUC", "OOT AUC", "OOT Brier", "O/E", "Slope", "Secs"):
-        table.add_column(col, no_wrap=True)
+        table.add_column(col, overflow="fold", no_wrap=col == "Algorithm")
     for r in rows:
         table.add_row(r["algorithm"], r["version"], _fmt(r["cv_score"]), with_ci(r["test_auc_roc"], r["test_auc_ci"]),
                       with_ci(r["oot_auc_roc"], r["oot_auc_ci"]), _fmt(r["oot_brier"], 4),
@@ -149,11 +149,11 @@ def train(
 
 
 def with_ci(value: Any, ci: Any, digits: int = 3) -> str:
-    """``0.680 (0.671-0.689)``; the value alone when there is no interval (older metadata)."""
+    """``0.680`` over ``(0.671-0.689)``; the value alone when there is no interval (older metadata)."""
     if value is None:
         return "-"
     text = f"{value:.{digits}f}"
-    return text + (f" ({ci[0]:.{digits}f}-{ci[1]:.{digits}f})" if ci else "")
+    return text + (f"\n({ci[0]:.{digits}f}-{ci[1]:.{digits}f})" if ci else "")
 
 
 def comparison_table(comparison: dict[str, Any]) -> Table:
@@ -166,12 +166,12 @@ def comparison_table(comparison: dict[str, Any]) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col in ("algorithm", "version", "test AUC", "OOT AUC", "OOT Brier\n(baseline)", "OOT\nO/E",
                 "OOT\nslope", "OOT AUC\nunseen pts", "train\nsecs"):
-        table.add_column(col, no_wrap=True)
+        table.add_column(col, overflow="fold", no_wrap=col == "algorithm")
     chosen = comparison["recommended"]["algorithm"]
     for c in comparison["candidates"]:
         test, oot = c["test"], c["oot"]
         unseen = (oot.get("unseen_patients") or {}).get("auc_roc")
-        brier = _fmt(oot.get("brier"), 4) + (f" ({oot['brier_baseline']:.4f})" if oot.get("brier_baseline") else "")
+        brier = _fmt(oot.get("brier"), 4) + (f"\n({oot['brier_baseline']:.4f})" if oot.get("brier_baseline") else "")
         table.add_row(f"{c['algorithm']} *" if c["algorithm"] == chosen else c["algorithm"], str(c["version"]),
                       with_ci(test.get("auc_roc"), (test.get("ci") or {}).get("auc_roc")),
                       with_ci(oot.get("auc_roc"), (oot.get("ci") or {}).get("auc_roc")), brier,
