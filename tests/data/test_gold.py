@@ -13,7 +13,7 @@ from readmit.data.features import (
     KEY_COLUMNS,
     encounter_features,
 )
-from readmit.data.gold import build_gold, label_frame
+from readmit.data.gold import build_gold, history_fingerprint, label_frame, stale_months
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE, SILVER_TABLE
 from readmit.data.silver import build_silver, clean
 from readmit.errors import ReadmitInputError
@@ -113,12 +113,64 @@ def test_build_gold_errors(tmp_path, bronze_rows) -> None:
     assert "snapshot_month=2001-01" in str(err.value) and "Fix:" in str(err.value)
 
 
-def test_rebuilding_a_month_says_which_later_months_may_carry_stale_history(real_2y) -> None:
+def test_a_rebuild_with_unchanged_silver_rebuilds_nothing_later(real_2y) -> None:
     storage, months = real_2y
     middle = months[len(months) // 2]
+    before = _gold(storage)
     result = build_gold(storage, start_month=middle, end_month=middle)
-    later = months[len(months) // 2 + 1:]
-    assert len(result.notes) == 1
-    assert f"{len(later)} later gold month(s) ({later[0]}..{later[-1]})" in result.notes[0]
-    assert f"--layer gold --start {middle}" in result.notes[0]
-    assert build_gold(storage, start_month=months[-1], end_month=months[-1]).notes == []
+    assert result.partitions == [middle] and result.notes == []
+    assert all(_gold(storage)[i].equals(before[i]) for i in (0, 1))
+
+
+def test_backfill_of_earlier_months_rebuilds_the_later_ones(
+    tmp_path, uci_bronze_2y: pl.DataFrame, write_bronze, real_2y
+) -> None:
+    """Later months first, then a backfill of the earlier ones: the same gold as one shot."""
+    one_shot = _gold(real_2y[0])
+    storage = Storage(tmp_path)
+    months = write_bronze(storage, uci_bronze_2y)
+    build_silver(storage, start_month="2000-01")
+    build_gold(storage)  # 2000 only: 1999 is not in silver yet
+    assert storage.list_partitions(FEATURE_STORE) == months[12:]
+    assert not _gold(storage)[0].equals(one_shot[0].filter(pl.col("snapshot_date").dt.year() == 2000))
+    build_silver(storage, end_month="1999-12")
+    result = build_gold(storage, end_month="1999-12")
+    assert result.partitions == months  # 1999 as asked, then every 2000 month again
+    assert "rebuilt 12 later gold month(s) (2000-01..2000-12)" in result.notes[0]
+    got = _gold(storage)
+    assert got[0].equals(one_shot[0]) and got[1].equals(one_shot[1])
+
+
+def test_no_cascade_refuses_before_writing_anything(tmp_path, uci_bronze_2y: pl.DataFrame, write_bronze) -> None:
+    storage = Storage(tmp_path)
+    write_bronze(storage, uci_bronze_2y)
+    build_silver(storage, start_month="2000-01")
+    build_gold(storage)
+    before = _gold(storage)
+    build_silver(storage, end_month="1999-12")
+    with pytest.raises(ReadmitInputError) as err:
+        build_gold(storage, end_month="1999-12", cascade=False)
+    message = str(err.value)
+    assert "12 later gold month(s) (2000-01..2000-12)" in message
+    assert "1999-01" in message and "Fix:" in message and "2000-12" in message.split("Fix:")[1]
+    assert storage.list_partitions(FEATURE_STORE)[0] == "2000-01"
+    assert _gold(storage)[0].equals(before[0])
+
+
+def test_which_later_months_rebuild_is_known_from_the_silver_history_inputs(real_2y) -> None:
+    storage, months = real_2y
+    month = months[6]
+    silver = storage.read_partition(SILVER_TABLE, month)
+    # A change outside the history inputs (a diagnosis): later months keep their history.
+    storage.write_partition(SILVER_TABLE, month, silver.with_columns(pl.lit("250").alias("diag_1")))
+    assert build_gold(storage, start_month=month, end_month=month).partitions == [month]
+    # A change of a history input (a stay's length): every later month is rebuilt, and says why.
+    longer = silver.with_columns(pl.col("time_in_hospital") + 1)
+    storage.write_partition(SILVER_TABLE, month, longer)
+    assert stale_months(storage, {m: history_fingerprint(storage.read_partition(SILVER_TABLE, m))
+                                  for m in months}, after=months[0]) == {m: [month] for m in months[6:]}
+    result = build_gold(storage, start_month=month, end_month=month)
+    assert result.partitions == months[6:]
+    storage.write_partition(SILVER_TABLE, month, silver)  # as it was, for the other tests
+    assert build_gold(storage, start_month=month, end_month=month).partitions == months[6:]
+    assert build_gold(storage, start_month=month, end_month=month).partitions == [month]

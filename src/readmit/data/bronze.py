@@ -27,8 +27,7 @@ import polars as pl
 from readmit.data.layers import BRONZE_TABLE, REJECTED_AREA, LayerResult
 from readmit.data.raw import DEFAULT_BATCH_ROWS, DEFAULT_END, DEFAULT_START, open_raw
 from readmit.data.schema import SNAPSHOT_COLUMN
-from readmit.errors import ReadmitInputError
-from readmit.storage import Storage, check_month
+from readmit.storage import Storage, check_month_range
 
 STAGING_AREA = "bronze/_staging"
 _REJECTED_KEY = "_rejected"
@@ -98,12 +97,7 @@ def build_bronze(
     written; ``derivation``, ``start_date`` and ``end_date`` say how ``snapshot_date`` is made
     when the input has none. ``on_partition`` is called with each month once it is written.
     """
-    first = check_month(start_month) if start_month else None
-    last = check_month(end_month) if end_month else None
-    if first and last and first > last:
-        raise ReadmitInputError(
-            f"start month {first} is after end month {last}", fix="give --start before --end"
-        )
+    first, last = check_month_range(start_month, end_month)
     reader = open_raw(
         raw_path, derivation=derivation, start=start_date, end=end_date,
         quarantine=quarantine, batch_rows=batch_rows,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from readmit.config import Settings
 from readmit.data.layers import LAYERS, LayerResult
 from readmit.errors import ReadmitInputError
-from readmit.storage import Storage, check_month
+from readmit.storage import Storage, check_month_range
 
 # progress(layer, event, value): event "start" (value = None) or "partition" (value = month).
 Progress = Callable[[str, str, str | None], None]
@@ -46,13 +46,7 @@ def run_medallion(
     from readmit.data.gold import build_gold
     from readmit.data.silver import build_silver
 
-    for month in (start_month, end_month):
-        if month is not None:
-            check_month(month)
-    if start_month and end_month and start_month > end_month:
-        raise ReadmitInputError(
-            f"--start {start_month} is after --end {end_month}", fix="swap the two months"
-        )
+    start_month, end_month = check_month_range(start_month, end_month)
     storage = Storage(settings.datamart_uri)
     data_cfg = settings.config.data_config
     results: list[LayerResult] = []
