@@ -379,11 +379,15 @@ def synthesize(out: Any, *, rows: int, seed: int, with_snapshot: bool) -> Any:
     return write_synthetic(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
 
 
-def medallion(settings: Settings, layer: str = "all", **kwargs: Any) -> list[Any]:
-    """Build the given medallion layer(s) (``bronze|silver|gold|all``) for a month range."""
+def medallion(settings: Settings, layer: str = "all", *, cascade: bool = True, **kwargs: Any) -> list[Any]:
+    """Build the given medallion layer(s) (``bronze|silver|gold|all``) for a month range.
+
+    ``cascade`` (default) lets gold rebuild the later months whose history inputs changed;
+    without it such a build refuses instead of leaving them stale.
+    """
     from readmit.data.medallion import resolve_layers, run_medallion
 
-    return run_medallion(settings, layers=resolve_layers(layer), **kwargs)
+    return run_medallion(settings, layers=resolve_layers(layer), cascade=cascade, **kwargs)
 
 
 def gate_names() -> list[str]:

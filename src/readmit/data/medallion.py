@@ -34,12 +34,15 @@ def run_medallion(
     start_month: str | None = None,
     end_month: str | None = None,
     quarantine: bool | None = None,
+    cascade: bool = True,
     progress: Progress | None = None,
 ) -> list[LayerResult]:
     """Build the chosen layers for months in [start_month, end_month] (inclusive; None = open).
 
     ``quarantine`` (default: ``data_config.quarantine``) sets aside bad raw rows with their reason
-    instead of refusing the file.
+    instead of refusing the file. ``cascade`` (default) lets gold rebuild the later gold months
+    whose patient history came from silver that changed; ``cascade=False`` refuses instead
+    (``ReadmitInputError`` naming the months) and writes no gold.
     """
     from readmit.data.bronze import build_bronze
     from readmit.data.fetch import resolve_raw
@@ -77,6 +80,6 @@ def run_medallion(
                                   on_partition=on_partition)
         else:
             result = build_gold(storage, start_month=start_month, end_month=end_month,
-                                on_partition=on_partition)
+                                cascade=cascade, on_partition=on_partition)
         results.append(result)
     return results
