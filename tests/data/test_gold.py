@@ -5,12 +5,15 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from readmit.data.bronze import build_bronze
 from readmit.data.features import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
     FEATURE_DTYPES,
     FLAG_COLUMNS,
+    HISTORY_FEATURES,
     KEY_COLUMNS,
+    date_order_contradictions,
     encounter_features,
 )
 from readmit.data.gold import build_gold, history_fingerprint, label_frame, stale_months
@@ -174,3 +177,38 @@ def test_which_later_months_rebuild_is_known_from_the_silver_history_inputs(real
     storage.write_partition(SILVER_TABLE, month, silver)  # as it was, for the other tests
     assert build_gold(storage, start_month=month, end_month=month).partitions == months[6:]
     assert build_gold(storage, start_month=month, end_month=month).partitions == [month]
+
+
+@pytest.fixture(scope="module")
+def cyclic_features(tmp_path_factory, uci_zip) -> pl.DataFrame:
+    """Gold features of all real UCI encounters with the reference's ``cyclic`` dates."""
+    storage = Storage(tmp_path_factory.mktemp("cyclic"))
+    build_bronze(storage, str(uci_zip), derivation="cyclic")
+    build_silver(storage)
+    build_gold(storage)
+    return storage.read_table(FEATURE_STORE, columns=[*KEY_COLUMNS, *HISTORY_FEATURES])
+
+
+@pytest.mark.slow  # ~20 s: the whole UCI file through bronze, silver and gold
+def test_history_never_counts_a_later_encounter_with_cyclic_dates(cyclic_features: pl.DataFrame) -> None:
+    rows = cyclic_features.sort("patient_nbr", "encounter_id")
+    # The dates contradict the encounter order for thousands of patients: ordered by date alone,
+    # thousands of encounters would count a stay that comes later by encounter_id.
+    assert date_order_contradictions(rows) > 5_000
+    by_date = rows.sort("snapshot_date", "encounter_id").with_columns(
+        pl.col("encounter_id").cum_max().shift(1).over("patient_nbr").alias("latest_before"))
+    assert by_date.filter(pl.col("latest_before") > pl.col("encounter_id")).height > 10_000
+    # Brute force over each returning patient's stays: the earlier ones by id AND by date.
+    expected = {}
+    returning = rows.filter(pl.len().over("patient_nbr") > 1)
+    for (_,), patient in returning.partition_by("patient_nbr", as_dict=True).items():
+        stays = list(zip(patient["encounter_id"], patient["snapshot_date"], strict=True))
+        for encounter_id, day in stays:
+            before = [d for e, d in stays if e < encounter_id and d <= day]
+            expected[encounter_id] = (len(before), (day - max(before)).days if before else None)
+    got = {e: (n, days) for e, n, days in rows.select(
+        "encounter_id", "prior_encounters", "days_since_prior_encounter").iter_rows()}
+    assert {e: got[e] for e in expected} == expected
+    assert all(got[e] == (0, None) for e in set(got) - set(expected))
+    lower_ids = rows.select(pl.int_range(pl.len()).over("patient_nbr")).to_series()
+    assert int((rows["prior_encounters"] > lower_ids).sum()) == 0  # never a later stay
