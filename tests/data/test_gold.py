@@ -212,3 +212,13 @@ def test_history_never_counts_a_later_encounter_with_cyclic_dates(cyclic_feature
     assert all(got[e] == (0, None) for e in set(got) - set(expected))
     lower_ids = rows.select(pl.int_range(pl.len()).over("patient_nbr")).to_series()
     assert int((rows["prior_encounters"] > lower_ids).sum()) == 0  # never a later stay
+
+
+def test_history_fingerprint_sees_history_inputs_only(bronze_rows) -> None:
+    silver, _ = clean(bronze_rows([{"encounter_id": 1, "time_in_hospital": None},
+                                   {"encounter_id": 2, "time_in_hospital": 3}]))
+    base = history_fingerprint(silver)
+    assert history_fingerprint(silver.reverse()) == base  # row order does not matter
+    assert history_fingerprint(silver.with_columns(pl.lit("Asian").alias("race"))) == base
+    assert history_fingerprint(silver.with_columns(pl.col("time_in_hospital").fill_null(0))) != base
+    assert history_fingerprint(silver.head(1)) != base

@@ -66,11 +66,8 @@ def history_fingerprint(rows: pl.DataFrame) -> str:
     diagnoses) leaves later months' history as it was.
     """
     ordered = rows.select(HISTORY_INPUT_COLUMNS).cast(HISTORY_STATE_SCHEMA).sort("encounter_id")
-    digest = hashlib.sha256(f"{ordered.height}".encode())
-    for series in ordered.get_columns():
-        digest.update(series.is_null().to_numpy().tobytes())
-        digest.update(series.to_physical().fill_null(0).to_numpy().tobytes())
-    return digest.hexdigest()
+    records = ordered.to_numpy(structured=True)  # one record per row; a null is a NaN
+    return hashlib.sha256(str(records.dtype).encode() + records.tobytes()).hexdigest()
 
 
 def silver_history(storage: Storage) -> dict[str, pl.DataFrame]:
