@@ -166,6 +166,11 @@ HISTORY_STATE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+def death_or_hospice() -> pl.Expr:
+    """The rule that leaves encounters out: the DEATH_OR_HOSPICE flag is set (null counts as not)."""
+    return pl.col(DEATH_OR_HOSPICE).fill_null(False)
+
+
 # -- code groupings ------------------------------------------------------------------------
 def icd9_group(code: pl.Expr) -> pl.Expr:
     """Strack et al. (2014) group of an ICD-9 code string; null or ``Missing`` -> ``Missing``."""

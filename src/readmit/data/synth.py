@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from readmit.data.schema import DRUG_COLUMNS, RAW_SCHEMA
+from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS, DRUG_COLUMNS, RAW_SCHEMA
 
 CHUNK_ROWS = 250_000
 SNAPSHOT_START = date(1999, 1, 1)
@@ -105,7 +105,6 @@ _DRUG_USE = {
     "glimepiride-pioglitazone": (0.001, 0.0, 0.0), "metformin-rosiglitazone": (0.002, 0.0, 0.0),
     "metformin-pioglitazone": (0.001, 0.0, 0.0),
 }
-_DEATH_OR_HOSPICE = (11, 13, 14, 19, 20, 21)
 
 
 def _table(pairs: tuple) -> tuple[list, np.ndarray]:
@@ -234,7 +233,7 @@ class _Generator:
             + 0.25 * frailty
         )
         p_early = 1.0 / (1.0 + np.exp(-(score - 3.32)))
-        p_early[np.isin(discharge, _DEATH_OR_HOSPICE)] = 0.0
+        p_early[np.isin(discharge, sorted(DEATH_OR_HOSPICE_DISPOSITIONS))] = 0.0
         u = rng.random(n)
         p_late = 1.0 / (1.0 + np.exp(-(0.5 * score - 0.97)))
         readmitted = np.where(u < p_early, 0, np.where(rng.random(n) < p_late, 1, 2))
