@@ -24,8 +24,6 @@ from collections.abc import Callable
 import polars as pl
 
 from readmit.data.features import (
-    FEATURE_COLUMNS,
-    FLAG_COLUMNS,
     HISTORY_INPUT_COLUMNS,
     HISTORY_STATE_SCHEMA,
     KEY_COLUMNS,
@@ -39,8 +37,6 @@ from readmit.data.silver import months_in_range
 from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
 
-LABEL_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "readmitted", "label")
-FEATURE_STORE_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *FEATURE_COLUMNS, *FLAG_COLUMNS)
 # Parquet key-value metadata of a feature-store partition: {silver month: history fingerprint}.
 HISTORY_INPUTS_KEY = "readmit.history_inputs"
 # Months are read and computed together, up to 12 months or 200,000 rows, whichever comes first:
