@@ -222,3 +222,21 @@ def test_history_fingerprint_sees_history_inputs_only(bronze_rows) -> None:
     assert history_fingerprint(silver.with_columns(pl.lit("Asian").alias("race"))) == base
     assert history_fingerprint(silver.with_columns(pl.col("time_in_hospital").fill_null(0))) != base
     assert history_fingerprint(silver.head(1)) != base
+
+
+def test_backfill_cascade_on_s3(s3_uri: str, bronze_rows) -> None:
+    """The history inputs recorded in each partition's footer are read back from S3 too."""
+    import datetime as dt
+
+    storage = Storage(s3_uri)
+    days = [dt.date(2001, m, 10) for m in (1, 2, 3)]
+    silver, _ = clean(bronze_rows([{"encounter_id": i, "patient_nbr": 7} for i in (1, 2, 3)], days))
+    for month, part in zip(("2001-02", "2001-03"), (silver[1:2], silver[2:3]), strict=True):
+        storage.write_partition(SILVER_TABLE, month, part)
+    build_gold(storage)
+    assert storage.read_table(FEATURE_STORE)["prior_encounters"].to_list() == [0, 1]
+    storage.write_partition(SILVER_TABLE, "2001-01", silver[0:1])  # the backfill
+    with pytest.raises(ReadmitInputError, match=r"2 later gold month\(s\) \(2001-02..2001-03\)"):
+        build_gold(storage, end_month="2001-01", cascade=False)
+    assert build_gold(storage, end_month="2001-01").partitions == ["2001-01", "2001-02", "2001-03"]
+    assert storage.read_table(FEATURE_STORE)["prior_encounters"].to_list() == [0, 1, 2]
