@@ -240,3 +240,14 @@ def test_backfill_cascade_on_s3(s3_uri: str, bronze_rows) -> None:
         build_gold(storage, end_month="2001-01", cascade=False)
     assert build_gold(storage, end_month="2001-01").partitions == ["2001-01", "2001-02", "2001-03"]
     assert storage.read_table(FEATURE_STORE)["prior_encounters"].to_list() == [0, 1, 2]
+
+
+def test_a_later_month_without_a_record_is_rebuilt(real_2y) -> None:
+    storage, months = real_2y
+    unrecorded = storage.read_partition(FEATURE_STORE, months[-3])
+    storage.write_partition(FEATURE_STORE, months[-3], unrecorded)  # as an older readmit wrote it
+    with pytest.raises(ReadmitInputError, match="carry no record"):
+        build_gold(storage, start_month=months[0], end_month=months[0], cascade=False)
+    result = build_gold(storage, start_month=months[0], end_month=months[0])
+    assert result.partitions == [months[0], months[-3]]
+    assert storage.read_partition(FEATURE_STORE, months[-3]).equals(unrecorded)

@@ -39,6 +39,7 @@ from readmit.storage import Storage
 
 # Parquet key-value metadata of a feature-store partition: {silver month: history fingerprint}.
 HISTORY_INPUTS_KEY = "readmit.history_inputs"
+UNRECORDED = "unrecorded"  # a partition written before readmit recorded its history inputs
 # Months are read and computed together, up to 12 months or 200,000 rows, whichever comes first:
 # few large steps for small data (speed), bounded memory for large data.
 _CHUNK_MONTHS = 12
@@ -85,7 +86,7 @@ def stale_months(
 ) -> dict[str, list[str]]:
     """Built gold months later than ``after`` whose history inputs differ from silver now.
 
-    Maps each such month to the silver months that changed since it was built (``["unrecorded"]``
+    Maps each such month to the silver months that changed since it was built (``[UNRECORDED]``
     when the partition predates the record). Gold months without a silver month are left alone.
     """
     stale: dict[str, list[str]] = {}
@@ -95,7 +96,7 @@ def stale_months(
         now = {m: fp for m, fp in fingerprints.items() if m <= month}
         built = recorded_history_inputs(storage, month)
         if built is None:
-            stale[month] = ["unrecorded"]
+            stale[month] = [UNRECORDED]
         elif built != now:
             stale[month] = sorted(m for m in set(now) | set(built) if now.get(m) != built.get(m))
     return stale
@@ -197,11 +198,14 @@ def build_gold(
     stale = stale_months(storage, fingerprints, after=months[-1])
     if stale and not cascade:
         first, last = min(stale), max(stale)
-        changed = sorted({m for ms in stale.values() for m in ms})
+        changed = sorted({m for ms in stale.values() for m in ms} - {UNRECORDED})
+        why = [f"silver month(s) {', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''} changed "
+               "since they were built"] if changed else []
+        if any(UNRECORDED in ms for ms in stale.values()):
+            why.append("some carry no record of the silver they were built from")
         raise ReadmitInputError(
-            f"{len(stale)} later gold month(s) ({first}..{last}) were built from silver months that "
-            f"differ now ({', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''}), so their "
-            "patient history would stay stale",
+            f"{len(stale)} later gold month(s) ({first}..{last}) would keep a stale patient history: "
+            f"{'; '.join(why)}",
             source=storage.uri_of(FEATURE_STORE),
             fix=f"allow the cascade (drop --no-cascade) or build gold from {months[0]} to {last} "
             "in one run",
