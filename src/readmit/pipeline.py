@@ -426,7 +426,7 @@ def open_registry(settings: Settings) -> Any:
     """The model registry the settings point at."""
     from readmit.registry import Registry
 
-    return Registry(settings.registry_uri, settings.config.model.model_name)
+    return Registry.for_settings(settings)
 
 
 def default_parallel(settings: Settings) -> bool:

@@ -162,7 +162,11 @@ def compare(
                       _fmt(c["auc_drop"]))
     console.print(table)
     for s in result["skipped"]:
-        err_console.print(f"[yellow]skipped {s['algorithm']}:[/] {s['reason']}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]skipped {s['algorithm']} (not trained):[/] {s['reason']}", highlight=False,
+                          soft_wrap=True)
+    for f in result.get("fallbacks", []):
+        err_console.print(f"[bold yellow]warning ({f['algorithm']}):[/] {f['reason']}", highlight=False,
+                          soft_wrap=True)
     console.print(f"Recommended: [bold]{rec}[/] {result['recommended']['version']}. {result['recommended']['reason']}",
                   highlight=False, soft_wrap=True)
     console.print(f"Written to {result['path']}", highlight=False, soft_wrap=True)
