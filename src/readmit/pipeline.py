@@ -429,6 +429,11 @@ def open_registry(settings: Settings) -> Any:
     return Registry.for_settings(settings)
 
 
+def registry_gc(settings: Settings, *, older_than_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
+    """Remove stale temporaries from the registry and list orphaned files (never a complete version)."""
+    return open_registry(settings).gc(older_than_seconds=older_than_seconds, dry_run=dry_run)
+
+
 def default_parallel(settings: Settings) -> bool:
     """Train in parallel only when every algorithm's search can have cores of its own.
 
