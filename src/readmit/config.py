@@ -52,12 +52,13 @@ def model_name_problem(name: object) -> str | None:
 
 
 class ModelSection(_Strict):
-    model_name: str = "readmission"
+    model_name: str = Field("readmission", description="One folder under {registry_uri}/models/.")
     registry_uri: str = "./model_registry"
     target: Literal["readmitted_within_30_days"] = "readmitted_within_30_days"
     random_state: int = 42
-    # Refuse registry versions without a valid HMAC signature (key: READMIT_REGISTRY_KEY).
-    require_signature: bool = False
+    require_signature: bool = Field(False, description=(
+        "Refuse registry versions that are not signed with READMIT_REGISTRY_KEY (HMAC-SHA256); "
+        "see the README's Security section."))
 
     @field_validator("model_name")
     @classmethod

@@ -121,3 +121,12 @@ def test_gc_on_s3_lists_orphans(s3_uri):
     assert report["temporaries"] == []
     assert [o["file"] for o in report["orphans"]] == [reg.location(f"{ALG}_v20240101_000000.pkl")]
     assert reg.load(ALG, complete["version"])[0] == {"algorithm": ALG}
+
+
+@pytest.mark.parametrize("name", ["..", "../x", "."])
+def test_config_validate_refuses_model_names_that_leave_the_registry(tmp_path, name):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"model_config": {"model_name": name}}))
+    result = runner.invoke(app, ["config", "validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "model_config.model_name" in result.stderr and "not a plain folder name" in result.stderr
