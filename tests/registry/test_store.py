@@ -12,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from readmit.errors import ArtifactError
+from readmit.errors import ArtifactError, ReadmitInputError
 from readmit.registry import Registry, sha256_hex
 
 ALG = "xgboost"
@@ -261,3 +261,17 @@ def test_concurrent_saves_from_processes(registry_uri):
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
         versions = list(pool.map(_save_in_process, [registry_uri] * n, range(n), [start_at] * n))
     _check_after_race(registry_uri, set(range(n)), versions)
+
+
+def test_a_registry_that_is_a_file_is_an_input_error(tmp_path):
+    plain = tmp_path / "registry"
+    plain.write_text("not a folder")
+    for action in (lambda r: r.list_models(), lambda r: r.save(ALG, _model(1), {"tag": 1})):
+        with pytest.raises(ReadmitInputError, match="the registry location is a file, not a folder") as err:
+            action(Registry(str(plain)))
+        assert str(plain) in str(err.value)
+
+
+def test_saving_into_a_missing_bucket_names_it(s3_endpoint):
+    with pytest.raises(ReadmitInputError, match="bucket 'no-such-bucket-readmit' does not exist"):
+        Registry("s3://no-such-bucket-readmit/reg").save(ALG, _model(1), {"tag": 1})

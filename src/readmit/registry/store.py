@@ -179,6 +179,7 @@ class Registry:
         artifact {file, sha256, bytes} and, when a key is set, signature) with absolute ``paths``.
         """
         check_algorithm(algorithm, self.location_root())
+        self.check_root()
         payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
         digest = sha256_hex(payload)
         # 1: claim and write the immutable version; 2: its metadata; 3-4: latest (artifact first).
@@ -331,10 +332,11 @@ class Registry:
     def check_root(self) -> None:
         """On S3, refuse a bucket that does not exist (instead of listing it as empty)."""
         if self.storage.local:
-            if os.path.exists(self.storage.root) and not os.path.isdir(self.storage.root):
-                raise ReadmitInputError("the registry location is a file, not a folder",
-                                        source=self.storage.uri_of(""),
-                                        fix="point --registry / READMIT_REGISTRY_URI at a folder")
+            for folder in (self.storage.root, self.storage.path("models"), self.storage.path(self.prefix)):
+                if os.path.exists(folder) and not os.path.isdir(folder):
+                    raise ReadmitInputError("the registry location is a file, not a folder", source=folder,
+                                            fix="point --registry / READMIT_REGISTRY_URI / "
+                                            "model_config.registry_uri at a folder")
             return
         bucket = self.storage.root.split("/", 1)[0]
         try:
@@ -351,7 +353,10 @@ class Registry:
             )
 
     def _names(self) -> list[str]:
-        names = self.storage.listdir(self.prefix)
+        try:
+            names = self.storage.listdir(self.prefix)
+        except NotADirectoryError:
+            names = []
         if not names:
             self.check_root()
         return names
