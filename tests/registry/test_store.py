@@ -252,6 +252,7 @@ def _save_in_process(uri: str, tag: int, start_at: float) -> str:
     return Registry(uri).save(ALG, _model(tag, 200_000), {"tag": tag})["version"]
 
 
+@pytest.mark.slow  # spawns processes; the thread variant runs in the fast loop
 def test_concurrent_saves_from_processes(registry_uri):
     import time
 

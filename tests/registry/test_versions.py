@@ -92,6 +92,7 @@ def _save_same_second(uri: str, tag: int, start_at: float) -> tuple[int, str]:
     return tag, Registry(uri).save(ALG, {"tag": tag, "blob": os.urandom(100_000)}, {"tag": tag})["version"]
 
 
+@pytest.mark.slow  # spawns processes; the thread variant runs in the fast loop
 def test_same_second_saves_from_processes_get_distinct_versions(registry_uri):
     n = 2
     start_at = time.time() + 3.0  # both processes save at the same moment
