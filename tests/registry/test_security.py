@@ -198,3 +198,10 @@ def test_require_signature_comes_from_the_config(make_settings, monkeypatch):
     monkeypatch.setenv("READMIT_REGISTRY_KEY", KEY)
     with pytest.raises(ArtifactError, match=f"{ALG} is trained but no version of it verifies.*not signed"):
         compare_models(settings)
+
+
+@pytest.mark.parametrize("name", ["../evil.pkl", "/etc/passwd", "a/../../b", "", "a\\b", "a//b"])
+def test_relative_names_never_leave_the_model_folder(tmp_path, name):
+    with pytest.raises(ArtifactError, match="is not a file name inside the registry"):
+        Registry(str(tmp_path)).rel(name)
+    assert Registry(str(tmp_path)).rel("aliases/champion.json") == "models/readmission/aliases/champion.json"

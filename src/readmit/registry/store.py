@@ -109,8 +109,12 @@ class Registry:
 
     # -- names ---------------------------------------------------------------------------
     def rel(self, name: str) -> str:
-        """The storage path of ``name``, a plain file name inside the model folder."""
-        if not name or "/" in name or "\\" in name or name in (".", ".."):
+        """The storage path of ``name``, relative to the model folder (``aliases/x.json`` is fine).
+
+        Empty, ``.`` or ``..`` segments, absolute names and backslashes are refused: no name leaves
+        the model folder.
+        """
+        if not name or "\\" in name or any(part in ("", ".", "..") for part in name.split("/")):
             raise ArtifactError(f"{name!r} is not a file name inside the registry", source=self.location_root(),
                                 fix="use names from `readmit registry list`")
         return f"{self.prefix}/{name}"
