@@ -130,3 +130,16 @@ def test_config_validate_refuses_model_names_that_leave_the_registry(tmp_path, n
     result = runner.invoke(app, ["config", "validate", str(path)])
     assert result.exit_code == 2, result.output
     assert "model_config.model_name" in result.stderr and "not a plain folder name" in result.stderr
+
+
+def test_registry_list_names_unusable_versions(tmp_path, monkeypatch):
+    monkeypatch.setenv("READMIT_REGISTRY_KEY", "a key")
+    uri = str(tmp_path / "reg")
+    saved = _save(uri)
+    path = tmp_path / "reg" / FOLDER / f"{ALG}_v{saved['version']}_metadata.json"
+    meta = json.loads(path.read_text())
+    meta["performance"]["oot"]["auc_roc"] = 0.99  # tampered with
+    path.write_text(json.dumps(meta))
+    result = runner.invoke(app, ["registry", "list", "--registry", uri])
+    assert result.exit_code == 0, result.output
+    assert f"unusable {ALG} v{saved['version']}" in result.stderr and "signature does not match" in result.stderr

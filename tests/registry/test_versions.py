@@ -126,3 +126,19 @@ def test_versions_with_the_old_random_suffix_still_load(registry_uri):
     assert loaded["paths"]["artifact"] == reg.location(f"{ALG}_v{old}.pkl")  # computed, not the stored one
     assert old in [r["version"] for r in reg.list_models()]
     assert reg.metadata(old)["version"] == old
+
+
+def test_without_hard_links_the_name_is_claimed_with_o_excl(tmp_path, monkeypatch):
+    """Some filesystems (SMB, some FUSE mounts) refuse hard links: exclusive open is the fallback."""
+    import errno
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "hard links not supported", dst)
+
+    monkeypatch.setattr("readmit.registry.versions.os.link", no_links)
+    storage = Storage(str(tmp_path))
+    create_exclusive(storage, "models/x/a.pkl", b"first")
+    with pytest.raises(FileExistsError):
+        create_exclusive(storage, "models/x/a.pkl", b"second")
+    assert storage.read_bytes("models/x/a.pkl") == b"first"
+    assert os.listdir(storage.path("models/x")) == ["a.pkl"]

@@ -196,6 +196,10 @@ def registry_list(config: ConfigOpt = None, registry: RegistryOpt = None, as_jso
                       "yes" if r.get("latest") else "")
     console.print(table)
     console.print(f"Registry: {reg.location('')}", highlight=False, soft_wrap=True)
+    for r in rows:
+        if r.get("error"):
+            err_console.print(f"[bold yellow]unusable {r['algorithm']} v{r['version']}:[/] {r['error']}",
+                              highlight=False, soft_wrap=True)
     if not rows:
         err_console.print("no models yet: train one with `readmit train`")
 
