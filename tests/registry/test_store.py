@@ -276,3 +276,17 @@ def test_a_registry_that_is_a_file_is_an_input_error(tmp_path):
 def test_saving_into_a_missing_bucket_names_it(s3_endpoint):
     with pytest.raises(ReadmitInputError, match="bucket 'no-such-bucket-readmit' does not exist"):
         Registry("s3://no-such-bucket-readmit/reg").save(ALG, _model(1), {"tag": 1})
+
+
+def test_a_copied_registry_shows_and_loads_its_own_files(registry_uri):
+    original, copy = Registry(f"{registry_uri}/original"), Registry(f"{registry_uri}/copy")
+    saved = original.save(ALG, _model(1), {"tag": 1})
+    for name in original.storage.listdir("models/readmission"):
+        data = original.storage.read_bytes(f"models/readmission/{name}")
+        assert original.storage.uri_of("").encode() not in data  # no absolute location is stored
+        copy.storage.write_bytes(f"models/readmission/{name}", data)
+        original.storage.delete(f"models/readmission/{name}")
+    meta = copy.metadata(ALG)
+    assert meta["paths"]["artifact"] == copy.location(f"{ALG}_v{saved['version']}.pkl")
+    assert meta["paths"]["registry"] == copy.storage.uri_of("")
+    assert copy.load(ALG)[0]["tag"] == 1
