@@ -257,7 +257,7 @@ def registry_gc(
     for orphan in result["orphans"]:
         console.print(f"orphan ({orphan['problem']}): {orphan['file']}", highlight=False, soft_wrap=True)
     console.print(
-        f"{len(result['temporaries'])} temporar{'y' if len(result['temporaries']) == 1 else 'ies'} {verb}, "
+        f"{verb} {len(result['temporaries'])} temporary file(s), "
         f"{len(result['temporaries_too_young'])} younger than {older_than:g}h kept, "
         f"{len(result['orphans'])} orphan(s) listed in {result['registry']}",
         highlight=False, soft_wrap=True)
