@@ -127,8 +127,9 @@ MEDALLION = Graph(
                "monthly partitions to `bronze/encounters` with lineage columns."),
         _layer("silver", ("bronze",), "Clean bronze: canonical categories, explicit `Missing`, "
                "ICD-9 codes as strings, duplicates removed; writes `silver/encounters`."),
-        _layer("gold", ("silver",), "Features (patient history counted in time order) and the "
-               "30-day readmission label; writes `gold/feature_store` and `gold/label_store`."),
+        _layer("gold", ("silver",), "Features (patient history: earlier encounters by date and id) and "
+               "the 30-day readmission label; writes `gold/feature_store` and `gold/label_store`, and "
+               "rebuilds the later gold months whose silver history inputs changed (a backfill)."),
     ),
 )
 
