@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from readmit.config import Settings, load_config, window_problems
+from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
 from readmit.errors import ConfigError, ReadmitError
 from readmit.storage import Storage
@@ -162,8 +163,8 @@ def _labelled_rows(settings: Settings, storage: Storage) -> pl.DataFrame:
                                     "window": pl.String})
     labels = labels.filter(pl.col("label").is_not_null())
     if settings.config.training_config.exclude_death_hospice and feat_months:
-        feats = storage.read_table(FEATURE_STORE, feat_months, columns=["encounter_id", "death_or_hospice"])
-        dead = feats.filter(pl.col("death_or_hospice").fill_null(False))["encounter_id"]
+        feats = storage.read_table(FEATURE_STORE, feat_months, columns=["encounter_id", DEATH_OR_HOSPICE])
+        dead = feats.filter(death_or_hospice())["encounter_id"]
         labels = labels.filter(~pl.col("encounter_id").is_in(dead.implode()))
     splits, maturity = settings.config.temporal_splits, settings.config.training_config.label_maturity_days
     labels = labels.with_columns(_window_of(settings).alias("window")).filter(pl.col("window").is_not_null())

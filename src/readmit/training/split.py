@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from readmit.config import Settings, TemporalSplits, Window
+from readmit.data import features
+from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
 from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
@@ -32,7 +34,6 @@ LABEL = "label"
 # model_config.target -> the label_store column holding it (one target today)
 TARGETS: dict[str, str] = {"readmitted_within_30_days": LABEL}
 DATE = "snapshot_date"
-DEATH_FLAG = "death_or_hospice"
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,8 @@ class FeatureSpec:
     @classmethod
     def default(cls) -> FeatureSpec:
         """The definitions in :mod:`readmit.data.features`."""
-        from readmit.data import features as f
-
-        return cls(tuple(f.KEY_COLUMNS), tuple(f.FLAG_COLUMNS), tuple(f.NUMERIC_FEATURES),
-                   tuple(f.CATEGORICAL_FEATURES))
+        return cls(features.KEY_COLUMNS, features.FLAG_COLUMNS, features.NUMERIC_FEATURES,
+                   features.CATEGORICAL_FEATURES)
 
 
 def months_of(window: Window) -> list[str]:
@@ -135,9 +134,9 @@ def load_gold(
         )
     if progress:
         progress(f"reading {len(months[FEATURE_STORE])} feature and {len(months[LABEL_STORE])} label partitions")
-    features = storage.read_table(FEATURE_STORE, months[FEATURE_STORE])
+    rows = storage.read_table(FEATURE_STORE, months[FEATURE_STORE])
     spec = FeatureSpec.default()
-    missing = [c for c in (*spec.keys, *spec.features) if c not in features.columns]
+    missing = [c for c in (*spec.keys, *spec.features) if c not in rows.columns]
     if missing:
         raise ReadmitInputError(
             f"gold feature_store lacks column(s) {', '.join(missing)}",
@@ -153,7 +152,7 @@ def load_gold(
             fix="rebuild gold (`readmit medallion --layer gold`)",
         )
     labels = labels.select("encounter_id", pl.col(label).alias(LABEL)).unique("encounter_id", keep="first")
-    joined = features.join(labels, on="encounter_id", how="left")
+    joined = rows.join(labels, on="encounter_id", how="left")
     joined = joined.with_columns(window_expr(splits).alias("window")).filter(pl.col("window").is_not_null())
     unlabelled = int(joined[LABEL].null_count())
     joined = joined.filter(pl.col(LABEL).is_not_null())
@@ -164,14 +163,14 @@ def load_gold(
     joined = joined.filter(~horizon)
     excluded: dict[str, int] = {}
     if cfg.training_config.exclude_death_hospice:
-        if DEATH_FLAG not in joined.columns:
+        if DEATH_OR_HOSPICE not in joined.columns:
             raise ReadmitInputError(
-                f"gold feature_store has no {DEATH_FLAG} column",
+                f"gold feature_store has no {DEATH_OR_HOSPICE} column",
                 source=storage.uri_of(FEATURE_STORE),
                 fix="rebuild gold (`readmit medallion --layer gold`) or set "
                 "training_config.exclude_death_hospice to false",
             )
-        flag = pl.col(DEATH_FLAG).fill_null(False)
+        flag = death_or_hospice()
         counts = joined.filter(flag).group_by("window").len()
         excluded = {w: 0 for w in WINDOWS}
         excluded.update(dict(zip(counts["window"].to_list(), counts["len"].to_list(), strict=True)))
@@ -182,3 +181,4 @@ def load_gold(
     for table, ms in months.items():
         parts[table] = {m: (storage.partition_fingerprint(table, m) if fingerprints else "") for m in ms}
     return GoldData(joined, spec, parts, excluded, unlabelled, purged)
+
