@@ -8,9 +8,11 @@ Purged windows: a row's label looks ``label_maturity_days`` ahead of its date. A
 whose label horizon reaches into the test window (``snapshot_date + label_maturity_days >=
 test.start_date``) is left out of training, and a test row whose horizon reaches into the
 out-of-time window is left out of test, so no label is about a stay inside a later window. The
-rows left out are counted per window (``GoldData.purged``). Features and labels are joined on the key
-columns; encounters ending in death or hospice (the ``death_or_hospice`` flag) are left out when
-``training_config.exclude_death_hospice`` is set, and counted.
+rows left out are counted per window (``GoldData.purged``).
+
+Features and labels are joined on the key columns; encounters ending in death or hospice (the
+``death_or_hospice`` flag) are left out when ``training_config.exclude_death_hospice`` is set,
+and counted.
 
 Light on purpose (polars only): Airflow parses DAGs that import readmit.
 """
