@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, date, datetime
 
 import polars as pl
@@ -115,20 +116,21 @@ def build_bronze(
     result = LayerResult(layer="bronze", rows_in=reader.rows_in)
     outside = 0
     try:
-        for batch in reader.batches():
-            month = pl.col(SNAPSHOT_COLUMN).dt.strftime("%Y-%m")
-            in_range = pl.lit(True)
-            if first:
-                in_range &= month >= first
-            if last:
-                in_range &= month <= last
-            frame = batch.frame.with_columns(month.alias("_month"), in_range.alias("_keep"))
-            kept = frame.filter(pl.col("_keep")).drop("_keep")
-            outside += frame.height - kept.height
-            for (key,), part in kept.partition_by("_month", as_dict=True).items():
-                stager.add(str(key), part.drop("_month"))
-            if batch.rejected.height:
-                stager.add(_REJECTED_KEY, batch.rejected)
+        with closing(reader.batches()) as batches:
+            for batch in batches:
+                month = pl.col(SNAPSHOT_COLUMN).dt.strftime("%Y-%m")
+                in_range = pl.lit(True)
+                if first:
+                    in_range &= month >= first
+                if last:
+                    in_range &= month <= last
+                frame = batch.frame.with_columns(month.alias("_month"), in_range.alias("_keep"))
+                kept = frame.filter(pl.col("_keep")).drop("_keep")
+                outside += frame.height - kept.height
+                for (key,), part in kept.partition_by("_month", as_dict=True).items():
+                    stager.add(str(key), part.drop("_month"))
+                if batch.rejected.height:
+                    stager.add(_REJECTED_KEY, batch.rejected)
         lineage = [
             pl.lit(reader.source_sha256).alias("_source_sha256"),
             pl.lit(ingested_at, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at"),
