@@ -133,3 +133,22 @@ def test_section_checks_are_reported_alongside_type_errors():
         "data_config.date_derivation: start_date 2009-01-01 is after end_date 2008-12-31",
         "model_config_: unknown key (not allowed; check the spelling)",
     ]
+
+
+def test_duplicate_keys_are_refused_with_their_paths(tmp_path):
+    # JSON parsers keep the last of two equal keys: a config that says two things must not load.
+    path = tmp_path / "dup.json"
+    path.write_text(
+        '{"model_config": {"random_state": 1},\n'
+        ' "training_config": {"hyperparameter_tuning": {"n_iter": 5, "cv_folds": 3, "n_iter": 50}},\n'
+        ' "model_config": {"model_name": "x", "model_name": "y"}}'
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert exc.value.problems == [
+        "model_config: duplicate key (given 2 times; only the last would count): keep one",
+        "model_config.model_name: duplicate key (given 2 times; only the last would count): keep one",
+        "training_config.hyperparameter_tuning.n_iter: duplicate key (given 2 times; only the last "
+        "would count): keep one",
+    ]
+    assert str(path) in str(exc.value)
