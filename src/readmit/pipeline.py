@@ -365,6 +365,28 @@ def _run_in_subprocess(step: Step, settings: Settings, params: dict[str, Any]) -
 # importing the layer that does the work when it runs, so ``readmit --help`` stays fast.
 
 
+def preflight(settings: Settings, *, datamart: bool = False, registry: bool = False) -> None:
+    """Check that the locations a command will write can be written, before the long work.
+
+    Writes and deletes a probe object in the datamart and/or the registry; raises the storage
+    layer's error (missing bucket, refused credentials, read-only folder, a file where the folder
+    should be, endpoint down) naming the location and the fix.
+    """
+    from readmit.storage import Storage
+
+    wanted = (("datamart", datamart, settings.datamart_uri), ("registry", registry, settings.registry_uri))
+    for role, check, uri in wanted:
+        if not check:
+            continue
+        try:
+            Storage(uri).check_writable()
+        except ReadmitError as exc:
+            raise type(exc)(
+                f"the {role} is not usable (checked before starting; nothing was done): {exc.message}",
+                source=exc.source or uri, fix=exc.fix,
+            ) from exc
+
+
 def fetch_data(cache_dir: Any = None, *, force: bool = False) -> Any:
     """Download (or reuse) the official UCI zip; return its local path."""
     from readmit.data.fetch import fetch_uci
