@@ -115,6 +115,9 @@ class DataSection(_Strict):
     datamart_uri: str = "./datamart"
     date_derivation: DateDerivation = DateDerivation()
     quarantine: bool = False
+    # Training windows whose gold months come from different raw files: "fail" the
+    # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
+    mixed_sources: Literal["fail", "warn"] = "fail"
 
 
 class ReadmitConfig(_Strict):

@@ -11,8 +11,8 @@ Graphs:
 - ``medallion``: bronze -> silver -> gold, one step per layer (each layer is what a user reruns:
   ``readmit medallion --layer silver``). The steps take a month range (``start_month``,
   ``end_month``), by default the config's ``data_config.date_derivation`` range.
-- ``training``: four gates in a row (config, gold data, enough training data, no temporal
-  leakage), then one training step per configured algorithm (in parallel), then the comparison.
+- ``training``: five gates in a row (config, gold data, enough training data, no temporal
+  leakage, one raw source), then one training step per configured algorithm (in parallel), then the comparison.
   A failed gate stops everything downstream of it.
 """
 
@@ -157,7 +157,10 @@ TRAINING = Graph(
               "(training_config.min_*)."),
         _gate("check_temporal_leakage", ("check_sufficient_training_data",), "Windows ordered and "
               "disjoint, no row dated outside its window, labels mature (label_maturity_days)."),
-        Step(id="train", func="readmit.training.train_algorithm", depends_on=("check_temporal_leakage",),
+        _gate("check_single_source", ("check_temporal_leakage",), "Every gold month of the windows "
+              "comes from the same raw file (its recorded sha256); a mix fails, or warns with "
+              'data_config.mixed_sources: "warn".'),
+        Step(id="train", func="readmit.training.train_algorithm", depends_on=("check_single_source",),
              per_algorithm=True, heavy=True,
              doc="Tune {algorithm} (random search, cross-validated ROC-AUC on the training window), "
                  "evaluate on the test and out-of-time windows, register model and metadata."),

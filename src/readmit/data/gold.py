@@ -28,7 +28,8 @@ from readmit.data.silver import months_in_range
 from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
 
-LABEL_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "readmitted", "label")
+SOURCE_COLUMN = "_source_sha256"  # the raw file a row came from (bronze lineage), kept in labels
+LABEL_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "readmitted", "label", SOURCE_COLUMN)
 FEATURE_STORE_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *FEATURE_COLUMNS, *FLAG_COLUMNS)
 # Months are read and computed together, up to 12 months or 200,000 rows, whichever comes first:
 # few large steps for small data (speed), bounded memory for large data (O(patients + chunk)).
@@ -37,12 +38,16 @@ _CHUNK_ROWS = 200_000
 
 
 def label_frame(silver: pl.DataFrame) -> pl.DataFrame:
-    """The label-store rows: keys, the original ``readmitted`` and ``label`` = readmitted == "<30"."""
+    """The label-store rows: keys, the original ``readmitted``, ``label`` = readmitted == "<30"
+    and the raw file's checksum (``_source_sha256``, null when silver has none), so a training
+    window built from two different raw files can be told (gate ``check_single_source``)."""
     ordered = silver.sort("snapshot_date", "encounter_id", maintain_order=True)
+    source = pl.col(SOURCE_COLUMN) if SOURCE_COLUMN in silver.columns else pl.lit(None, dtype=pl.String)
     return ordered.select(
         *KEY_COLUMNS,
         pl.col("readmitted"),
         (pl.col("readmitted") == "<30").cast(pl.Int8).alias("label"),
+        source.cast(pl.String).alias(SOURCE_COLUMN),
     )
 
 
@@ -74,7 +79,8 @@ def _read_silver(storage: Storage, month: str) -> pl.DataFrame:
             source=source,
             fix=f"rebuild silver for this month (`readmit medallion --start {month} --end {month}`)",
         )
-    return silver.select(*RAW_SCHEMA, "snapshot_date")
+    return silver.select(*RAW_SCHEMA, "snapshot_date",
+                         *([SOURCE_COLUMN] if SOURCE_COLUMN in silver.columns else []))
 
 
 def _by_month(frame: pl.DataFrame, months: list[str]) -> dict[str, pl.DataFrame]:
@@ -106,7 +112,7 @@ def build_gold(
         chunk = list(pending)
         silver = pl.concat(list(pending.values()), how="vertical")
         pending.clear()
-        features = _by_month(feature_frame(silver, state), chunk)
+        features = _by_month(feature_frame(silver.drop(SOURCE_COLUMN, strict=False), state), chunk)
         labels = _by_month(label_frame(silver), chunk)
         state = fold_history(state, silver.select(HISTORY_INPUT_COLUMNS))
         for month in chunk:
