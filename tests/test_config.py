@@ -152,3 +152,10 @@ def test_duplicate_keys_are_refused_with_their_paths(tmp_path):
         "would count): keep one",
     ]
     assert str(path) in str(exc.value)
+
+
+def test_s3_waits_set_in_the_environment_go_to_step_processes(monkeypatch):
+    monkeypatch.setenv("READMIT_S3_READ_TIMEOUT", "7")
+    monkeypatch.delenv("READMIT_S3_MAX_ATTEMPTS", raising=False)
+    env = load_settings().env()
+    assert env["READMIT_S3_READ_TIMEOUT"] == "7" and "READMIT_S3_MAX_ATTEMPTS" not in env

@@ -306,6 +306,11 @@ class Settings:
             env["READMIT_CONFIG"] = self.config_uri
         if self.raw_path:
             env["READMIT_RAW"] = self.raw_path
+        from readmit.storage import S3_SETTINGS
+
+        for name, _ in S3_SETTINGS.values():  # the S3 waits, when set, go along too
+            if os.environ.get(name):
+                env[name] = os.environ[name]
         return env
 
 
