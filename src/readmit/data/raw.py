@@ -62,6 +62,7 @@ from readmit.data.schema import (
     REQUIRED_COLUMNS,
     SNAPSHOT_COLUMN,
     UNKNOWN_ALIASES,
+    allowed_range,
 )
 from readmit.errors import ReadmitInputError
 from readmit.storage import is_remote, open_uri
@@ -567,10 +568,9 @@ def _split(
         value = pl.col(_int(name))
         outside = (value < low if low is not None else pl.lit(False)) | (
             value > high if high is not None else pl.lit(False))
-        allowed = f"{low}..{high}" if high is not None else f">= {low}"
         problems.append(
             _problem(value.is_not_null() & outside, f"{name}: ", value.cast(pl.String),
-                     f" is outside the allowed range {allowed}")
+                     f" is outside the allowed range {allowed_range(name)}")
         )
     for name, domain in DOMAINS.items():
         if name == "readmitted":  # checked exactly below: it is the label

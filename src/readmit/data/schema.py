@@ -105,3 +105,11 @@ INT_RANGES: dict[str, tuple[int | None, int | None]] = {
     "time_in_hospital": (1, 14),
     **{name: (0, None) for name in COUNT_COLUMNS},
 }
+
+
+def allowed_range(name: str) -> str:
+    """How the allowed range of an INT_RANGES column reads in messages: ``1..14``, ``>= 0``."""
+    low, high = INT_RANGES[name]
+    if high is None:
+        return f">= {low}"
+    return f"<= {high}" if low is None else f"{low}..{high}"

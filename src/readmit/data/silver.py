@@ -25,7 +25,14 @@ from collections.abc import Callable
 import polars as pl
 
 from readmit.data.layers import BRONZE_TABLE, SILVER_TABLE, LayerResult
-from readmit.data.schema import DOMAINS, INT_RANGES, RAW_SCHEMA, SNAPSHOT_COLUMN, UNKNOWN_ALIASES
+from readmit.data.schema import (
+    DOMAINS,
+    INT_RANGES,
+    RAW_SCHEMA,
+    SNAPSHOT_COLUMN,
+    UNKNOWN_ALIASES,
+    allowed_range,
+)
 from readmit.errors import ReadmitInputError
 from readmit.storage import Storage, check_month
 
@@ -113,7 +120,7 @@ def clean(bronze: pl.DataFrame, *, source: str = "bronze") -> tuple[pl.DataFrame
                             | ((values > high) if high is not None else values.is_null()))
         if bad.len():
             raise ReadmitInputError(
-                f"column {col} has value(s) outside {low}..{high if high is not None else ''}: "
+                f"column {col} has value(s) outside the allowed range {allowed_range(col)}: "
                 f"{sorted(bad.unique().to_list())[:5]}",
                 source=source,
                 fix="correct or remove those rows in the raw file and rerun bronze (with --quarantine "
