@@ -202,10 +202,11 @@ def storage_error(exc: BaseException, location: str, action: str) -> ReadmitErro
                 fix="check the AWS credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE) "
                     f"and that they may read and write {where}",
             )
+        mode = "writable" if action in ("write", "delete") else "readable"
         return LocationError(
             f"cannot {action}: permission denied",
             source=location,
-            fix=f"make {where} writable by this user, {elsewhere}",
+            fix=f"make {where if mode == 'writable' else 'it'} {mode} by this user, {elsewhere}",
         )
     if not isinstance(exc, OSError):
         return None
