@@ -28,17 +28,17 @@ from readmit.data.layers import BRONZE_TABLE, SILVER_TABLE, LayerResult
 from readmit.data.schema import (
     DOMAINS,
     INT_RANGES,
+    KEY_COLUMNS,
+    MISSING,
     RAW_SCHEMA,
     SNAPSHOT_COLUMN,
     UNKNOWN_ALIASES,
     allowed_range,
 )
 from readmit.errors import ReadmitInputError
-from readmit.storage import Storage, check_month
+from readmit.storage import Storage, check_month_range
 
-MISSING = "Missing"
 LINEAGE_COLUMNS: tuple[str, ...] = ("_source_sha256", "_ingested_at")
-KEYS: tuple[str, ...] = ("encounter_id", "patient_nbr", SNAPSHOT_COLUMN)
 
 _FREE_TEXT = ("payer_code", "medical_specialty")
 _DIAG = ("diag_1", "diag_2", "diag_3")
@@ -106,8 +106,8 @@ def clean(bronze: pl.DataFrame, *, source: str = "bronze") -> tuple[pl.DataFrame
     ``source`` names the partition in error messages.
     """
     bronze = _check_types(bronze, source)
-    null_keys = bronze.select(pl.col(k).null_count() for k in KEYS).row(0)
-    for key, nulls in zip(KEYS, null_keys, strict=True):
+    null_keys = bronze.select(pl.col(k).null_count() for k in KEY_COLUMNS).row(0)
+    for key, nulls in zip(KEY_COLUMNS, null_keys, strict=True):
         if nulls:
             raise ReadmitInputError(
                 f"{nulls} row(s) without {key}",
@@ -155,12 +155,7 @@ def months_in_range(
     storage: Storage, table: str, start_month: str | None, end_month: str | None
 ) -> list[str]:
     """The partitions of ``table`` between start and end (inclusive); raises if there are none."""
-    start = check_month(start_month) if start_month else None
-    end = check_month(end_month) if end_month else None
-    if start and end and start > end:
-        raise ReadmitInputError(
-            f"start month {start} is after end month {end}", fix="swap --start and --end"
-        )
+    start, end = check_month_range(start_month, end_month)
     months = [
         m for m in storage.list_partitions(table)
         if (start is None or m >= start) and (end is None or m <= end)
