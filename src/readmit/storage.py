@@ -358,13 +358,14 @@ class Storage:
         self.write_bytes(rel, json.dumps(obj, indent=2, sort_keys=False, default=str).encode())
 
     def listdir(self, rel: str = "") -> list[str]:
-        """Names directly under ``rel`` (files and folders), sorted; [] when it does not exist."""
-        try:
-            with storage_errors(self.uri_of(rel), "list"):
+        """Names directly under ``rel`` (files and folders), sorted; [] when it does not exist
+        (or is a file)."""
+        with storage_errors(self.uri_of(rel), "list"):
+            try:
                 entries = self.fs.ls(self.path(rel), detail=False, refresh=True) if not self.local \
                     else self.fs.ls(self.path(rel), detail=False)
-        except FileNotFoundError:
-            return []
+            except (FileNotFoundError, NotADirectoryError):  # nothing is under a file either
+                return []
         names = sorted({e.rstrip("/").rsplit("/", 1)[-1] for e in entries})
         return [n for n in names if not n.startswith(".tmp-")]
 
