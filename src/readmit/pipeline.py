@@ -157,10 +157,10 @@ TRAINING = Graph(
               "(training_config.min_*)."),
         _gate("check_temporal_leakage", ("check_sufficient_training_data",), "Windows ordered and "
               "disjoint, no row dated outside its window, labels mature (label_maturity_days)."),
-        Step(id="train", func="readmit.training.train_algorithm", depends_on=("check_temporal_leakage",),
+        Step(id="train", func="readmit.pipeline.train_algorithm", depends_on=("check_temporal_leakage",),
              per_algorithm=True, heavy=True,
              doc="Tune {algorithm} (random search, cross-validated ROC-AUC on the training window), "
-                 "evaluate on the test and out-of-time windows, register model and metadata."),
+                 "evaluate on the test and out-of-time windows, register model, metadata and model card."),
         Step(id="compare_models", func="readmit.training.compare.compare_models", depends_on=("train",),
              doc="Compare the latest registered model of every configured algorithm (highest "
                  "out-of-time ROC-AUC wins) and write `models/<model_name>/latest_model_comparison.json` "
@@ -409,10 +409,40 @@ def check_invalid_config(error: Any) -> list[Any]:
 
 
 def train(settings: Settings, algorithms: Iterable[str] | None = None, *, progress: Any = None) -> list[dict[str, Any]]:
-    """Tune, evaluate and register the given (default: every configured) algorithms."""
+    """Tune, evaluate and register the given (default: every configured) algorithms, each with its model card."""
+    from readmit.report import write_cards
     from readmit.training import train_algorithms
 
-    return train_algorithms(settings, list(algorithms) if algorithms else None, progress=progress)
+    results = train_algorithms(settings, list(algorithms) if algorithms else None, progress=progress)
+    write_cards(settings, results)
+    return results
+
+
+def train_algorithm(settings: Settings, algorithm: str, *, progress: Any = None) -> dict[str, Any]:
+    """The ``train`` step: train and register one algorithm, then write its model card beside it.
+
+    Training sits below the report floor, so the card is written here, one floor up.
+    """
+    from readmit.report import write_cards
+    from readmit.training import train_algorithm as train_one
+
+    meta = train_one(settings, algorithm, progress=progress)
+    write_cards(settings, [meta])
+    return meta
+
+
+def report(settings: Settings, *, progress: Any = None) -> dict[str, Any]:
+    """Write the HTML report under ``{registry_uri}/reports/``; return its location, size and seconds."""
+    from readmit.report import build_report
+
+    return build_report(settings, progress=progress)
+
+
+def model_card(settings: Settings, version: str) -> dict[str, str]:
+    """A registered version's model card (markdown), written first if it has none yet."""
+    from readmit.report import model_card as card
+
+    return card(settings, version)
 
 
 def compare(settings: Settings) -> dict[str, Any]:

@@ -9,6 +9,7 @@ SILVER_TABLE = "silver/encounters"
 FEATURE_STORE = "gold/feature_store"
 LABEL_STORE = "gold/label_store"
 REJECTED_AREA = "rejected"
+PREDICTIONS = "gold/model_predictions"  # written by scoring (issue 10), read by the report
 
 LAYERS = ("bronze", "silver", "gold")
 
