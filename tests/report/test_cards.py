@@ -30,7 +30,8 @@ def test_every_registered_version_has_a_card_with_the_tripod_items(trained):
         for heading in HEADINGS:
             assert heading in text, heading
         assert f"{meta['algorithm']} v{meta['version']}" in text
-        assert "not to deny" in text.replace("never be used to deny", "not to deny")
+        assert "never be used to deny" in text and "prioritise follow-up" in text
+        assert ("records no calibration" in text) == (not meta["performance"]["oot"].get("calibration"))
         assert "Dates are derived" in text and "Class prevalence" in text and "One data source" in text
         # sample sizes and events per window are the metadata's
         for window, rows in (("train", meta["training_samples"]), ("test", meta["test_samples"]),

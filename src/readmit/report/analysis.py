@@ -87,6 +87,12 @@ def score_histogram(y: np.ndarray, p: np.ndarray, bins: int = 40) -> dict[str, A
     return out
 
 
+def decision_thresholds(stored: float | None) -> np.ndarray:
+    """0.01, 0.02, ... up to 0.50, or further when the stored threshold lies beyond (at most 0.95)."""
+    top = min(0.95, max(0.5, (stored or 0) + 0.05))
+    return np.round(np.arange(0.01, top + 1e-9, 0.01), 2)
+
+
 def decision_curve(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray = DECISION_THRESHOLDS) -> dict[str, Any]:
     """Net benefit of flagging patients with risk >= t, of flagging everyone and no one.
 

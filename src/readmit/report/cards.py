@@ -45,6 +45,11 @@ LIMITATIONS = (
     "Readmissions to other hospitals are not in the data; the outcome is what the source recorded.",
 )
 
+UNCALIBRATED = (
+    "This version records no calibration: class weights in training push its scores above the true "
+    "risk, so read them as a ranking, not as probabilities (see the report's reliability diagram)."
+)
+
 
 def card_names(algorithm: str, version: str) -> tuple[str, str]:
     """The markdown and JSON file names of a version's model card."""
@@ -65,6 +70,7 @@ def build_card(meta: dict[str, Any], sources: list[dict[str, Any]] | None = None
     config = meta.get("config") or {}
     derivation = (config.get("data_config") or {}).get("date_derivation") or {}
     excluded = meta.get("excluded_death_hospice_by_window") or {}
+    calibrated = any(isinstance((perf.get(w) or {}).get("calibration"), dict) for w in ("test", "oot"))
     performance = {}
     for w in ("test", "oot"):
         p = perf.get(w) or {}
@@ -105,8 +111,9 @@ def build_card(meta: dict[str, Any], sources: list[dict[str, Any]] | None = None
                            "counts only strictly earlier encounters",
         },
         "missing_data": (
-            "'?' in the source is missing. Missing categories are the explicit category 'Missing' "
-            "(max_glu_serum/A1Cresult 'None' = not measured, a real category). Numeric: "
+            "'?' in the source is missing. A missing category is the explicit category 'Missing' "
+            "(max_glu_serum/A1Cresult 'None' = not measured, a real category); a missing number stays "
+            "missing in gold. The model's own preprocessing: "
             + str(meta.get("preprocessing") or NOT_RECORDED)
             + ". No row is dropped for a missing predictor."
         ),
@@ -129,15 +136,21 @@ def build_card(meta: dict[str, Any], sources: list[dict[str, Any]] | None = None
         "performance": performance,
         "subgroups": {w: (perf.get(w) or {}).get("auc_roc_by_group") or NOT_RECORDED for w in ("test", "oot")},
         "intended_use": INTENDED_USE,
-        "limitations": list(LIMITATIONS),
+        "limitations": list(LIMITATIONS) + ([] if calibrated else [UNCALIBRATED]),
         "warnings": meta.get("warnings") or [],
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
 def _f(value: Any, digits: int = 3) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_f(v)}" for k, v in value.items())
     return NOT_RECORDED if value is None else str(value)
 
 
@@ -163,7 +176,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     if isinstance(src["raw_files"], list):
         for f in src["raw_files"]:
             origin = "the original UCI file" if f.get("uci_original") else "not the published UCI file"
-            lines.append(f"- Raw file sha256 `{f['sha256']}` ({origin}), {f['rows']} rows, ingested {f['ingested_at']}.")
+            lines.append(f"- Raw file sha256 `{f['sha256']}` ({origin}), {_f(f['rows'])} rows, ingested {f['ingested_at']}.")
     else:
         lines.append(f"- Raw file sha256: {NOT_RECORDED}.")
     lines.append(f"- Dates: {src['dates']}.")
@@ -228,7 +241,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         for attribute, values in groups.items():
             for group, g in values.items():
                 auc = _f(g.get("auc_roc")) if g.get("auc_roc") is not None else "too few events to judge"
-                lines.append(f"| {attribute} | {group} | {g.get('samples')} | {g.get('positives')} | {auc} |")
+                lines.append(f"| {attribute} | {group} | {_f(g.get('samples'))} | {_f(g.get('positives'))} | {auc} |")
     else:
         lines.append(NOT_RECORDED)
     lines += ["", "## Limitations", *[f"- {item}" for item in card["limitations"]]]

@@ -51,7 +51,7 @@ h2{font-size:19px;margin:12px 0 2px}h3{font-size:15px;margin:16px 0 4px}
 .guide{color:#555;font-style:italic;margin:0 0 10px}.missing{color:#8a5a00;background:#fff7e0;padding:6px 10px;border-radius:4px}
 .warn{color:#9b1c1c}.ok{color:#1b6e20}figure{margin:10px 0}figure svg{max-width:100%;height:auto}
 figcaption{color:#555;font-size:12px}table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
-th,td{border-bottom:1px solid #e6e6e6;padding:3px 10px;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f3f5f7}
+th,td{border-bottom:1px solid #e6e6e6;padding:3px 10px;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#f3f5f7}
 td.num{text-align:right;font-variant-numeric:tabular-nums}tr.champion td{background:#eef7ee;font-weight:600}
 tr.small td{color:#999}pre{background:#f6f8fa;padding:8px;font-size:11px;max-height:260px;overflow:auto}
 .kpi{display:inline-block;margin:4px 18px 8px 0}.kpi b{display:block;font-size:22px}
@@ -278,7 +278,8 @@ def usefulness_section(d: ReportData) -> str:
         return missing("No scored champion: train and register a model first.")
     champ = d.state.champion or {}
     threshold = (champ.get("threshold") or {}).get("value")
-    curves = {lab: analysis.decision_curve(*s["oot"]) for lab, s in d.scores.items() if "oot" in s}
+    grid = analysis.decision_thresholds(threshold)
+    curves = {lab: analysis.decision_curve(*s["oot"], grid) for lab, s in d.scores.items() if "oot" in s}
     out = [figure("decision-curve", plots.decision_curve(curves, threshold, "oot"),
                   "Net benefit against the threshold probability, out-of-time: above both 'flag everyone' "
                   "and 'flag no one' the model helps.")]
