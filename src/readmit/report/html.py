@@ -51,8 +51,8 @@ h2{font-size:19px;margin:12px 0 2px}h3{font-size:15px;margin:16px 0 4px}
 .guide{color:#555;font-style:italic;margin:0 0 10px}.missing{color:#8a5a00;background:#fff7e0;padding:6px 10px;border-radius:4px}
 .warn{color:#9b1c1c}.ok{color:#1b6e20}figure{margin:10px 0}figure svg{max-width:100%;height:auto}
 figcaption{color:#555;font-size:12px}table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
-th,td{border-bottom:1px solid #e6e6e6;padding:3px 10px;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#f3f5f7}
-td.num{text-align:right;font-variant-numeric:tabular-nums}tr.champion td{background:#eef7ee;font-weight:600}
+th,td{border-bottom:1px solid #e6e6e6;padding:3px 10px;text-align:left;vertical-align:top}th{background:#f3f5f7}
+td.num{text-align:right;font-variant-numeric:tabular-nums}td.code{font:11px ui-monospace,monospace;overflow-wrap:anywhere}tr.champion td{background:#eef7ee;font-weight:600}
 tr.small td{color:#999}pre{background:#f6f8fa;padding:8px;font-size:11px;max-height:260px;overflow:auto}
 .kpi{display:inline-block;margin:4px 18px 8px 0}.kpi b{display:block;font-size:22px}
 """
@@ -129,8 +129,12 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, row_attrs: S
         for j, cell in enumerate(row):
             extra = f" {cell_attrs[j]}" if cell_attrs and cell_attrs[j] else ""
             text = cell if raw and isinstance(cell, str) and cell.startswith("<") else escape(fmt(cell))
-            num = ' class="num"' if isinstance(cell, int | float) and not isinstance(cell, bool) else ""
-            cells.append(f"<td{num}{extra}>{text}</td>")
+            cls = ""
+            if isinstance(cell, int | float) and not isinstance(cell, bool):
+                cls = ' class="num"'
+            elif isinstance(cell, str) and len(cell) > 20 and " " not in cell:  # versions, hashes, files
+                cls = ' class="code"'
+            cells.append(f"<td{cls}{extra}>{text}</td>")
         body.append(f"<tr{attrs}>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
