@@ -49,7 +49,7 @@ def build_report(settings: Settings, *, now: datetime | None = None,
     now = now or datetime.now(UTC)
     say = progress or (lambda _m: None)
     cfg = settings.config
-    registry = Registry(settings.registry_uri, cfg.model.model_name)
+    registry = Registry.for_settings(settings)
     datamart = Storage(settings.datamart_uri)
     from readmit.training.train import git_revision, library_versions
 
@@ -138,7 +138,7 @@ def _score(settings: Settings, registry: Registry, data: ReportData) -> None:
 
 def model_card(settings: Settings, version: str) -> dict[str, str]:
     """The markdown model card of a version (written now if it has none yet) and its location."""
-    registry = Registry(settings.registry_uri, settings.config.model.model_name)
+    registry = Registry.for_settings(settings)
     meta = registry.metadata(version)
     sources = source_files(Storage(settings.datamart_uri))
     text, location = read_or_write_card(registry, meta, sources)
@@ -150,7 +150,7 @@ def write_cards(settings: Settings, metadata: list[dict[str, Any]]) -> list[dict
     """Write the model card of each freshly registered version (called after training)."""
     from readmit.report.cards import write_model_card
 
-    registry = Registry(settings.registry_uri, settings.config.model.model_name)
+    registry = Registry.for_settings(settings)
     try:
         sources = source_files(Storage(settings.datamart_uri))
     except (OSError, ReadmitError):
