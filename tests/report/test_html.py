@@ -272,3 +272,28 @@ def test_report_on_s3(trained, s3_uri):
     page = Page(text)
     assert set(page.plots) == ALWAYS_PLOTS
     assert result["sections"]["models"] == "shown"
+
+
+def test_confidence_intervals_and_calibration_from_the_metadata_are_shown(registry_copy, trained):
+    """Versions trained with issue 9's metadata (CIs, calibration) show those numbers, not recomputed ones."""
+    folder = model_dir(registry_copy)
+    for meta in trained["metadata"]:
+        path = folder / f"{meta['algorithm']}_v{meta['version']}_metadata.json"
+        stored = json.loads(path.read_text())
+        auc = stored["performance"]["oot"]["auc_roc"]
+        stored["performance"]["oot"]["ci"] = {"auc_roc": [auc - 0.0123, auc + 0.0123], "brier": [0.1, 0.2]}
+        stored["performance"]["oot"]["calibration"] = {"observed_expected": 0.987, "slope": 1.012}
+        path.write_text(json.dumps(stored))
+    _, _, page = _report(registry_copy)
+    metas = {m["version"]: m for m in trained["metadata"]}
+    checked = 0
+    for attrs, text in page.cells:
+        auc = metas[attrs["data-version"]]["performance"]["oot"]["auc_roc"]
+        if attrs["data-metric"] == "oot_auc_roc":
+            assert text == f"{auc:.3f} ({auc - 0.0123:.3f}–{auc + 0.0123:.3f})"
+            checked += 1
+        elif attrs["data-metric"] == "oot_observed_expected":
+            assert text == "0.987"  # no dagger: read from the metadata
+        elif attrs["data-metric"] == "oot_calibration_slope":
+            assert text == "1.012"
+    assert checked == len(metas)
