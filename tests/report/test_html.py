@@ -222,7 +222,14 @@ def test_report_with_predictions_monitoring_aliases_and_ab(registry_copy, tmp_pa
     settings = replace(registry_copy, datamart_uri=str(datamart))
     inputs = _write_contract_inputs(settings)
     Storage(str(datamart)).write_partition(PREDICTIONS, "2009-01", inputs["predictions"])
+    for stamp, rows in (("20260101T000000", 5), ("20260102T000000", 3)):  # two bronze runs quarantined rows
+        Storage(str(datamart)).write_parquet(f"rejected/bronze/{stamp}-abcdef12.parquet",
+                                             pl.DataFrame({"_row": list(range(rows)), "_reason": ["bad"] * rows}))
     result, text, page = _report(settings)
+    data = "".join(page.sections["data"]["text"])
+    assert "6,000encounters in gold" in data and "120months" in data  # every synthetic gold row
+    assert "3raw rows rejected (latest bronze run)" in data
+    assert "20260101T000000-abcdef12.parquet5" in data and "20260102T000000-abcdef12.parquet3" in data
     assert set(page.plots) == WITH_INPUTS_PLOTS
     for sid in ("why", "over-time", "governance"):
         assert result["sections"][sid] == "shown", (sid, page.sections[sid]["missing"])

@@ -165,16 +165,17 @@ def data_section(d: ReportData) -> str:
         return missing("No gold tables in the datamart yet: run `readmit medallion` (or `readmit run`).")
     g = d.gold_months
     rows, readm = int(g["rows"].sum()), int(g["readmissions"].sum())
-    rejected = sum(r["rows"] for r in d.rejected)
+    rejected = d.rejected[-1]["rows"] if d.rejected else 0  # the latest bronze run's quarantine file
     out.append(kpis([("encounters in gold", rows), ("months", g.height),
                      ("30-day readmission rate", readm / rows if rows else None),
-                     ("raw rows rejected", rejected)]))
+                     ("raw rows rejected (latest bronze run)", rejected)]))
     windows = {w: _window_months(s) for w, s in d.splits.items()}
     svg = plots.timeline(g["month"].to_list(), g["rows"].to_list(), g["rate"].to_list(), windows)
     out.append(figure("data-timeline", svg, "Encounters (bars) and 30-day readmission rate (red line) per "
                                             "month of snapshot_date; shaded: train, test and out-of-time windows."))
     if d.rejected:
-        out.append(table(["quarantine file", "rows rejected"], [(r["file"], r["rows"]) for r in d.rejected]))
+        out.append(table(["quarantine file (one per bronze run, oldest first)", "rows rejected"],
+                         [(r["file"], r["rows"]) for r in d.rejected]))
     else:
         out.append(para("No raw row was rejected: no quarantine file under rejected/bronze (without "
                         "quarantine, a bad row stops bronze instead)."))
