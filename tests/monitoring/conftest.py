@@ -127,3 +127,14 @@ def served_on(root: Path, raw: Path, *, registry: str | None = None, datamart: s
 def served(uci_zip, tmp_path_factory) -> Served:
     """Full UCI data, served locally (read-only for tests: copy the registry before writing to it)."""
     return served_on(tmp_path_factory.mktemp("served"), uci_zip)
+
+
+@pytest.fixture
+def own_registry(served, tmp_path):
+    """The served settings with a private copy of the registry (tests write records and profiles)."""
+    import shutil
+    from dataclasses import replace
+
+    target = tmp_path / "registry"
+    shutil.copytree(served.settings.registry_uri, target)
+    return replace(served.settings, registry_uri=str(target))

@@ -47,11 +47,15 @@ def profile_name(algorithm: str, version: str) -> str:
 
 
 def quantile_edges(values: pl.Series, bins: int) -> list[float]:
-    """The distinct inner quantiles (1/bins .. (bins-1)/bins) of the non-missing ``values``."""
+    """The distinct inner quantiles (1/bins .. (bins-1)/bins) of the non-missing ``values``.
+
+    Quantiles are observed values (``method="lower"``), so a discrete feature's edges are its own
+    values and no bin falls between two of them.
+    """
     clean = values.cast(pl.Float64).fill_nan(None).drop_nulls()
     if clean.len() == 0:
         return []
-    qs = np.quantile(clean.to_numpy(), np.arange(1, bins) / bins)
+    qs = np.quantile(clean.to_numpy(), np.arange(1, bins) / bins, method="lower")
     return sorted({float(q) for q in qs})
 
 
