@@ -5,7 +5,8 @@ contract's schema (``gold/model_predictions``, one partition per month, real par
 Storage): a champion (logistic regression) and a challenger (XGBoost), both trained at a small
 budget by ``readmit.training.train_algorithm`` and calibrated (Platt scaling fitted on the test
 window, 2006-2007, so the out-of-time year stays unseen), patients split into the two arms by a
-stable hash of ``patient_nbr``.
+stable hash of ``patient_nbr``. Loaded for the whole suite through ``pytest_plugins`` in
+tests/conftest.py.
 """
 
 from __future__ import annotations
