@@ -66,12 +66,6 @@ def numeric_bin(column: str, edges: Sequence[float]) -> pl.Expr:
     return pl.when(value.is_null()).then(pl.lit(MISSING_BIN, pl.Int32)).otherwise(index).alias(column)
 
 
-def categorical_value(column: str) -> pl.Expr:
-    """A categorical value as a string, missing (null or ``Missing``) as null."""
-    value = pl.col(column).cast(pl.String)
-    return pl.when(value == MISSING).then(None).otherwise(value).alias(column)
-
-
 def count_bins(
     frame: pl.DataFrame | pl.LazyFrame,
     numeric: dict[str, Sequence[float]],
@@ -81,15 +75,21 @@ def count_bins(
     """Row counts per (``by``,) bin for every numeric column and per value for every categorical one.
 
     One ``group_by`` per column, all collected together (Polars runs them in parallel over the
-    same frame); the result per column has columns ``[by,] <column>, len``.
+    same frame); the result per column has columns ``[by,] <column>, len``. Categorical columns
+    are grouped as stored (String or Categorical) and only the few distinct values are then turned
+    into strings, a missing value (null or ``Missing``) into null.
     """
     lf = frame.lazy()
     keys = [by] if by else []
     queries = [lf.group_by(*keys, numeric_bin(c, e)).agg(pl.len()) for c, e in numeric.items()]
     cats = list(categorical)
-    queries += [lf.group_by(*keys, categorical_value(c)).agg(pl.len()) for c in cats]
+    queries += [lf.group_by(*keys, c).agg(pl.len()) for c in cats]
     frames = pl.collect_all(queries)
-    return dict(zip([*numeric, *cats], frames, strict=True))
+    out = dict(zip(numeric, frames[: len(numeric)], strict=True))
+    for c, counts in zip(cats, frames[len(numeric):], strict=True):
+        value = pl.col(c).cast(pl.String)
+        out[c] = counts.with_columns(pl.when(value == MISSING).then(None).otherwise(value).alias(c))
+    return out
 
 
 def numeric_shares(counts: pl.DataFrame, column: str, n_edges: int, rows: int) -> tuple[list[float], float]:
