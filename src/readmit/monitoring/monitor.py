@@ -154,9 +154,15 @@ def run_monitoring(
     say(f"reference profile of {algorithm} v{version}")
     profile = ensure_profile(settings, registry, algorithm, version, model, metadata)
     features = [*profile["numeric"], *profile["categorical"]]
-    gold = storage.read_table(FEATURE_STORE, [m for m in months_scored if m in set(storage.list_partitions(FEATURE_STORE))],
-                              columns=["encounter_id", *features])
-    frame = scored.join(gold, on="encounter_id", how="left") if gold.height else scored
+    no_gold = sorted(set(months_scored) - set(storage.list_partitions(FEATURE_STORE)))
+    if no_gold:
+        raise ReadmitInputError(
+            f"predictions of {', '.join(no_gold)} have no gold feature_store partition to compare features with",
+            source=storage.uri_of(FEATURE_STORE),
+            fix=f"rebuild gold for them (`readmit medallion --start {no_gold[0]} --end {no_gold[-1]}`)",
+        )
+    gold = storage.read_table(FEATURE_STORE, months_scored, columns=["encounter_id", *features])
+    frame = scored.join(gold, on="encounter_id", how="left")
     say(f"drift of {frame.height} rows x {len(features)} features")
     drift = drift_by_month(frame, profile, score="risk")
 

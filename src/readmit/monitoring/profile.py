@@ -59,10 +59,14 @@ def quantile_edges(values: pl.Series, bins: int) -> list[float]:
     return sorted({float(q) for q in qs})
 
 
-def numeric_bin(column: str, edges: Sequence[float]) -> pl.Expr:
-    """The bin index of each value (see the module doc); ``MISSING_BIN`` for null or NaN."""
-    value = pl.col(column).cast(pl.Float64).fill_nan(None)
-    index = pl.lit(pl.Series(list(edges), dtype=pl.Float64)).search_sorted(value, side="left").cast(pl.Int32)
+def numeric_bin(column: str, edges: Sequence[float], *, is_float: bool = True) -> pl.Expr:
+    """The bin index of each value (see the module doc); ``MISSING_BIN`` for null or NaN.
+
+    The index is the number of edges below the value, a sum of ``len(edges)`` comparisons
+    (about twice as fast in Polars as ``search_sorted`` against a literal).
+    """
+    value = pl.col(column).fill_nan(None) if is_float else pl.col(column)
+    index = pl.sum_horizontal([(value > edge).cast(pl.Int32) for edge in edges]) if edges else pl.lit(0, pl.Int32)
     return pl.when(value.is_null()).then(pl.lit(MISSING_BIN, pl.Int32)).otherwise(index).alias(column)
 
 
@@ -75,17 +79,26 @@ def count_bins(
     """Row counts per (``by``,) bin for every numeric column and per value for every categorical one.
 
     One ``group_by`` per column, all collected together (Polars runs them in parallel over the
-    same frame); the result per column has columns ``[by,] <column>, len``. Categorical columns
-    are grouped as stored (String or Categorical) and only the few distinct values are then turned
-    into strings, a missing value (null or ``Missing``) into null.
+    same frame); the result per column has columns ``[by,] <column>, len``. Integer and
+    categorical columns are first counted per distinct value (a cheap group key; gold's counts
+    have few distinct values), and only that small table is binned or turned into strings (a
+    missing categorical, null or ``Missing``, becomes null). Float columns (the score) are binned
+    row by row.
     """
     lf = frame.lazy()
+    schema = lf.collect_schema()
     keys = [by] if by else []
-    queries = [lf.group_by(*keys, numeric_bin(c, e)).agg(pl.len()) for c, e in numeric.items()]
+    floats = {c for c in numeric if schema[c].is_float()}
+    queries = [lf.group_by(*keys, numeric_bin(c, e) if c in floats else pl.col(c)).agg(pl.len())
+               for c, e in numeric.items()]
     cats = list(categorical)
     queries += [lf.group_by(*keys, c).agg(pl.len()) for c in cats]
     frames = pl.collect_all(queries)
-    out = dict(zip(numeric, frames[: len(numeric)], strict=True))
+    out = {}
+    for (c, edges), counts in zip(numeric.items(), frames[: len(numeric)], strict=True):
+        if c not in floats:
+            counts = counts.group_by(*keys, numeric_bin(c, edges, is_float=False)).agg(pl.col("len").sum())
+        out[c] = counts
     for c, counts in zip(cats, frames[len(numeric):], strict=True):
         value = pl.col(c).cast(pl.String)
         out[c] = counts.with_columns(pl.when(value == MISSING).then(None).otherwise(value).alias(c))
