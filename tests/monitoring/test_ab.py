@@ -39,7 +39,7 @@ def test_the_verdict_follows_the_interval():
     assert verdict(0.0, -0.01, 0.01, 0.005, 1000)["patients_needed"] is None
 
 
-def write_arms(uri: str, challenger_noise: bool, patients: int = 3000) -> None:
+def write_arms(uri: str, challenger_noise: bool, patients: int = 3000, *, ab: bool = True) -> None:
     """Three months of predictions + labels; a patient has 1-3 encounters and stays in one arm."""
     rng = np.random.default_rng(11)
     storage = Storage(uri)
@@ -48,7 +48,7 @@ def write_arms(uri: str, challenger_noise: bool, patients: int = 3000) -> None:
         n = patient.size
         risk = rng.beta(1.2, 9, n)
         label = (rng.random(n) < risk).astype(np.int8)
-        arm = np.where(patient % 2 == 0, "champion", "challenger")
+        arm = np.where((patient % 2 == 0) | (not ab), "champion", "challenger")
         if challenger_noise:
             risk = np.where(arm == "challenger", rng.permutation(risk), risk)
         ids = np.arange(n) + 1_000_000 * (m + 1)
@@ -97,3 +97,10 @@ def test_only_mature_months_count_and_none_mature_is_an_input_error(ab_settings)
     assert ab_report(settings, as_of=date(2008, 3, 31))["months"] == ["2008-01", "2008-02"]
     with pytest.raises(ReadmitInputError, match="no scored month with mature labels"):
         ab_report(settings, as_of=date(2008, 2, 1))
+
+
+def test_without_a_challenger_arm_the_report_says_how_to_get_one(tmp_path, write_config):
+    write_arms(str(tmp_path / "dm"), False, ab=False)
+    settings = load_settings(write_config(), datamart=str(tmp_path / "dm"), registry=str(tmp_path / "reg"))
+    with pytest.raises(ReadmitInputError, match=r"no labelled challenger arm[\s\S]*inference_config.ab_test"):
+        ab_report(settings, as_of=date(2008, 6, 1))

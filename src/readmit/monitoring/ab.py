@@ -137,9 +137,10 @@ def ab_report(
     labels = storage.read_table(LABEL_STORE, labelled_months, columns=["encounter_id", "label"])
     rows = predictions.join(labels.unique("encounter_id"), on="encounter_id", how="inner").filter(
         pl.col("label").is_not_null())
-    if "arm" not in rows.columns or rows.filter(pl.col("arm") == "challenger").height == 0:
+    empty = [a for a in ARMS if "arm" not in rows.columns or rows.filter(pl.col("arm") == a).height == 0]
+    if empty:
         raise ReadmitInputError(
-            "no challenger arm in the predictions of " + f"{labelled_months[0]}..{labelled_months[-1]}",
+            f"no labelled {' or '.join(empty)} arm in the predictions of {labelled_months[0]}..{labelled_months[-1]}",
             source=storage.uri_of(PREDICTIONS),
             fix="set a challenger (`readmit promote` records one), enable inference_config.ab_test and "
                 "rescore the months (`readmit predict`)",
