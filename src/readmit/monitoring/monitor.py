@@ -130,7 +130,7 @@ def run_monitoring(
     as_of = as_of or date.today()
     cfg = settings.config
     storage = Storage(settings.datamart_uri)
-    registry = Registry(settings.registry_uri, cfg.model.model_name)
+    registry = Registry.for_settings(settings)
     months, without = prediction_months(settings, start_month, end_month)
     if not months:
         raise ReadmitInputError(

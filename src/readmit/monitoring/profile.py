@@ -227,7 +227,7 @@ def store_training_profiles(settings: Settings, saved: Sequence[dict[str, Any]],
     """Profile freshly trained versions (their registry metadata) on the training window."""
     from readmit.registry import Registry
 
-    registry = Registry(settings.registry_uri, settings.config.model.model_name)
+    registry = Registry.for_settings(settings)
     bins = settings.config.monitoring_config.profile_bins
     paths = []
     for metadata in saved:
