@@ -21,6 +21,7 @@ _AREAS = (
     "readmit.cli.training_cmd",
     "readmit.cli.run_cmd",
     "readmit.cli.report_cmd",
+    "readmit.cli.monitor_cmd",
 )
 
 for _module in _AREAS:
