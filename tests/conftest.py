@@ -108,5 +108,8 @@ def uci_sample(uci_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # Synthetic gold tables and small-budget training configs, shared by the training, checks,
-# registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings).
-pytest_plugins = ("training.gold_fixtures",)
+# registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings);
+# a trained and compared registry for the report and its CLI (fixtures: trained, registry_copy);
+# a model served on the real data with 2008 predictions, shared by the monitoring, CLI and
+# Airflow tests (fixtures: served, own_registry).
+pytest_plugins = ("training.gold_fixtures", "report.report_fixtures", "monitoring.served_fixtures")
