@@ -8,6 +8,7 @@ BRONZE_TABLE = "bronze/encounters"
 SILVER_TABLE = "silver/encounters"
 FEATURE_STORE = "gold/feature_store"
 LABEL_STORE = "gold/label_store"
+PREDICTIONS = "gold/model_predictions"  # written by `readmit predict` (readmit.serving.predict)
 REJECTED_AREA = "rejected"
 
 LAYERS = ("bronze", "silver", "gold")
