@@ -108,5 +108,6 @@ def uci_sample(uci_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # Synthetic gold tables and small-budget training configs, shared by the training, checks,
-# registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings).
-pytest_plugins = ("training.gold_fixtures",)
+# registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings); real
+# UCI gold with trained models for the serving, governance and inference tests (served, served_copy).
+pytest_plugins = ("training.gold_fixtures", "serving.served_fixtures")

@@ -20,6 +20,7 @@ _AREAS = (
     "readmit.cli.data_cmd",
     "readmit.cli.training_cmd",
     "readmit.cli.run_cmd",
+    "readmit.cli.serve_cmd",
 )
 
 for _module in _AREAS:

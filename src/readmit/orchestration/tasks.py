@@ -28,18 +28,18 @@ from readmit.storage import is_remote
 
 log = logging.getLogger(__name__)
 
-def run_gate(step_id: str) -> bool:
+def run_gate(step_id: str, step_params: dict[str, Any] | None = None) -> bool:
     """A ShortCircuitOperator's callable: run the gate, log its reason, return whether it passed.
 
     A config that became invalid after the DAG was parsed fails the gate (downstream skipped)
-    instead of crashing the task.
+    instead of crashing the task. ``step_params`` are the rendered run-time parameters.
     """
     try:
         settings = load_settings()
     except ConfigError as exc:
         log.warning("gate %s FAILED: %s -- skipping everything downstream", step_id, " ".join(str(exc).split()))
         return False
-    result = run_step(step_id, settings)
+    result = run_step(step_id, settings, **(step_params or {}))
     if result.passed:
         log.info("gate %s passed: %s", step_id, result.reason)
     else:
