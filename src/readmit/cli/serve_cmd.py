@@ -34,6 +34,10 @@ def _num(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _when(iso: str | None) -> str:
+    return (iso or "")[:19].replace("T", " ")
+
+
 def _model(pointer: dict[str, Any] | None) -> str:
     return "-" if not pointer else f"{pointer['algorithm']} v{pointer['version']}"
 
@@ -176,15 +180,12 @@ def registry_aliases(config: ConfigOpt = None, registry: RegistryOpt = None, as_
     if as_json:
         print_json(found)
         return
-    table = Table(title="aliases", box=box.SIMPLE_HEAD)
-    for col in ("alias", "model", "set at", "by", "reason"):
-        table.add_column(col, overflow="fold")
     for name, record in found.items():
         if record is None:
-            table.add_row(name, "(not set)", "", "", "")
+            console.print(f"{name:<11} (not set)", highlight=False)
         else:
-            table.add_row(name, _model(record), record.get("set_at", ""), record.get("by", ""), record.get("reason", ""))
-    console.print(table)
+            console.print(f"{name:<11} {_model(record)}  (set {_when(record.get('set_at'))} by {record.get('by')}: "
+                          f"{record.get('reason')})", highlight=False, soft_wrap=True)
 
 
 @registry_app.command("history")
@@ -195,13 +196,9 @@ def registry_history(config: ConfigOpt = None, registry: RegistryOpt = None, as_
     if as_json:
         print_json(events)
         return
-    table = Table(title="alias history", box=box.SIMPLE_HEAD)
-    for col in ("at", "event", "alias", "from", "to", "by", "reason"):
-        table.add_column(col, overflow="fold")
     for e in events:
-        table.add_row(e.get("at", ""), e.get("event", ""), e.get("alias", ""), _model(e.get("from")),
-                      _model(e.get("to")), e.get("by", ""), e.get("reason", ""))
-    console.print(table)
+        console.print(f"{_when(e.get('at'))}  {e.get('event'):<9}  {e.get('alias'):<10}  {_model(e.get('from'))} -> "
+                      f"{_model(e.get('to'))}  by {e.get('by')}: {e.get('reason')}", highlight=False, soft_wrap=True)
     if not events:
         err_console.print("no alias changes yet: `readmit promote` sets the first champion")
 

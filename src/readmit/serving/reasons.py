@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from readmit.training.train import available_cpus
+
 UNAVAILABLE = "unavailable"
 TOP = 3
 
@@ -52,6 +54,7 @@ def _xgboost_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
     import xgboost as xgb
 
     booster = estimator.get_booster()
+    booster.set_param({"nthread": available_cpus()})  # saved single-threaded; scoring has the machine
     contribs = booster.predict(xgb.DMatrix(X, missing=np.nan), pred_contribs=True, approx_contribs=True)
     return np.asarray(contribs)[:, :-1]  # the last column is the bias
 
