@@ -135,8 +135,9 @@ MEDALLION = Graph(
                "monthly partitions to `bronze/encounters` with lineage columns."),
         _layer("silver", ("bronze",), "Clean bronze: canonical categories, explicit `Missing`, "
                "ICD-9 codes as strings, duplicates removed; writes `silver/encounters`."),
-        _layer("gold", ("silver",), "Features (patient history counted in time order) and the "
-               "30-day readmission label; writes `gold/feature_store` and `gold/label_store`."),
+        _layer("gold", ("silver",), "Features (patient history: earlier encounters by date and id) and "
+               "the 30-day readmission label; writes `gold/feature_store` and `gold/label_store`, and "
+               "rebuilds the later gold months whose silver history inputs changed (a backfill)."),
     ),
 )
 
@@ -420,11 +421,15 @@ def synthesize(out: Any, *, rows: int, seed: int, with_snapshot: bool) -> Any:
     return write_synthetic(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
 
 
-def medallion(settings: Settings, layer: str = "all", **kwargs: Any) -> list[Any]:
-    """Build the given medallion layer(s) (``bronze|silver|gold|all``) for a month range."""
+def medallion(settings: Settings, layer: str = "all", *, cascade: bool = True, **kwargs: Any) -> list[Any]:
+    """Build the given medallion layer(s) (``bronze|silver|gold|all``) for a month range.
+
+    ``cascade`` (default) lets gold rebuild the later months whose history inputs changed;
+    without it such a build refuses instead of leaving them stale.
+    """
     from readmit.data.medallion import resolve_layers, run_medallion
 
-    return run_medallion(settings, layers=resolve_layers(layer), **kwargs)
+    return run_medallion(settings, layers=resolve_layers(layer), cascade=cascade, **kwargs)
 
 
 def gate_names() -> list[str]:
@@ -505,7 +510,12 @@ def open_registry(settings: Settings) -> Any:
     """The model registry the settings point at."""
     from readmit.registry import Registry
 
-    return Registry(settings.registry_uri, settings.config.model.model_name)
+    return Registry.for_settings(settings)
+
+
+def registry_gc(settings: Settings, *, older_than_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
+    """Remove stale temporaries from the registry and list orphaned files (never a complete version)."""
+    return open_registry(settings).gc(older_than_seconds=older_than_seconds, dry_run=dry_run)
 
 
 def default_parallel(settings: Settings) -> bool:

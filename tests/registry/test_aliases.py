@@ -112,7 +112,7 @@ def test_an_alias_that_points_outside_the_registry_is_refused(tmp_path):
     alias_file = tmp_path / "registry/models/readmission/aliases/champion.json"
     alias_file.parent.mkdir(parents=True)
     alias_file.write_text(json.dumps({"alias": "champion", "algorithm": "xgboost", "version": "../../../evil"}))
-    with pytest.raises(ArtifactError, match="invalid model name") as exc:
+    with pytest.raises(ArtifactError, match="is not a model version") as exc:
         load_alias(reg, "champion")
     assert "champion.json" in str(exc.value)
     assert not marker.exists()

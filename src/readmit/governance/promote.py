@@ -180,7 +180,7 @@ def promote(
     if force and not (reason and reason.strip()):
         raise ReadmitInputError("--force needs --reason", fix='say why: --force --reason "TEXT"')
     by = by or actor()
-    registry = Registry(settings.registry_uri, settings.config.model.model_name)
+    registry = Registry.for_settings(settings)
     meta = candidate_metadata(settings, registry, candidate)
     champion = get_alias(registry, "champion")
     pointer = {"algorithm": meta["algorithm"], "version": meta["version"]}
@@ -239,7 +239,7 @@ def promote(
 
 def rollback(settings: Settings, *, reason: str | None = None, by: str | None = None) -> dict[str, Any]:
     """Point the champion back at the previous champion (the one before the current promotion)."""
-    registry = Registry(settings.registry_uri, settings.config.model.model_name)
+    registry = Registry.for_settings(settings)
     current = get_alias(registry, "champion")
     lineage = champion_lineage(registry)
     if current is None or len(lineage) < 2:

@@ -8,8 +8,9 @@ Layout under ``{registry_uri}/models/{model_name}/``::
 
 Setting an alias writes its event first, then the alias file; each write is atomic (see
 :mod:`readmit.storage`), so a reader sees the old alias or the new one, and every alias value it
-can see has an event. Events are append-only: each is its own object with a unique name, never
-rewritten (on S3, one PUT of a new key). The history is the events in name (= time) order.
+can see has an event. Events and decisions are append-only: each is its own object with a unique
+name, created exclusively (never overwritten: a local hard link, an S3 ``If-None-Match`` PUT).
+The history is the events in name (= time) order.
 
 Loading by alias (:func:`load_alias`) goes through :meth:`Registry.load`, which verifies the
 artifact before unpickling it; an alias never bypasses that check.
@@ -27,6 +28,7 @@ from typing import Any
 
 from readmit.errors import ArtifactError, ReadmitInputError
 from readmit.registry.store import Registry
+from readmit.registry.versions import check_algorithm, check_version, create_exclusive
 
 ALIASES = ("champion", "challenger")
 EVENT_TYPES = ("alias_set", "promotion", "rollback")
@@ -34,8 +36,6 @@ ALIASES_DIR = "aliases"
 EVENTS_DIR = "events"
 DECISIONS_DIR = "decisions"
 _EVENT_NAME = re.compile(r"^\d{8}T\d{12}_[0-9a-f]{8}\.json$")
-_ALGORITHM = re.compile(r"^[a-z][a-z0-9_]*$")
-_VERSION = re.compile(r"^\d{8}_\d{6}(_[0-9a-z]+)?$")
 
 
 def actor() -> str:
@@ -76,14 +76,9 @@ def get_alias(registry: Registry, alias: str) -> dict[str, Any] | None:
     if not isinstance(record, dict) or not {"algorithm", "version"} <= set(record):
         raise ArtifactError("alias file lacks algorithm/version", source=registry.storage.uri_of(rel),
                             fix="set it again (`readmit promote`)")
-    if not (_ALGORITHM.match(str(record["algorithm"])) and _VERSION.match(str(record["version"]))):
-        # A name like "../../x" would point outside the registry: refuse before any file is read.
-        raise ArtifactError(
-            f"alias points at an invalid model name ({record['algorithm']!r} v{record['version']!r})",
-            source=registry.storage.uri_of(rel),
-            fix="the alias file was edited by hand or tampered with: set it again (`readmit promote "
-                "--candidate VERSION`) and check who can write to the registry",
-        )
+    # A name like "../../x" would point outside the registry: refuse before any file is read.
+    check_algorithm(record["algorithm"], registry.storage.uri_of(rel))
+    check_version(record["version"], registry.storage.uri_of(rel))
     return record
 
 
@@ -99,7 +94,7 @@ def record_event(registry: Registry, event: dict[str, Any], *, now: datetime | N
     name = f"{_stamp(now)}_{uuid.uuid4().hex[:8]}.json"
     rel = registry.rel(f"{EVENTS_DIR}/{name}")
     record = {**event, "at": event.get("at") or now.isoformat()}
-    registry.storage.write_bytes(rel, json.dumps(record, indent=2, default=str).encode())
+    create_exclusive(registry.storage, rel, json.dumps(record, indent=2, default=str).encode())  # never overwrites
     return {**record, "path": registry.storage.uri_of(rel)}
 
 
@@ -202,7 +197,7 @@ def write_decision(registry: Registry, decision: dict[str, Any], *, now: datetim
     now = now or datetime.now(UTC)
     rel = registry.rel(f"{DECISIONS_DIR}/promotion_{_stamp(now)}.json")
     location = registry.storage.uri_of(rel)
-    registry.storage.write_bytes(rel, json.dumps({**decision, "path": location}, indent=2, default=str).encode())
+    create_exclusive(registry.storage, rel, json.dumps({**decision, "path": location}, indent=2, default=str).encode())
     return location
 
 

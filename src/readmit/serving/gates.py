@@ -32,7 +32,7 @@ def check_champion(settings: Settings, **_: Any) -> CheckResult:
     name = "check_champion"
 
     def check() -> CheckResult:
-        registry = Registry(settings.registry_uri, settings.config.model.model_name)
+        registry = Registry.for_settings(settings)
         record = get_alias(registry, "champion")
         if record is None:
             return CheckResult(name, False, "no champion model yet. Fix: train and compare, then promote one "

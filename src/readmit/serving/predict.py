@@ -308,7 +308,7 @@ def predict(
     enabled A/B test the champion and the challenger split the patients).
     """
     storage = Storage(settings.datamart_uri)
-    registry = Registry(settings.registry_uri, settings.config.model.model_name)
+    registry = Registry.for_settings(settings)
     if alias and version:
         raise ReadmitInputError("give either --alias or --model, not both", fix="drop one of them")
     months = resolve_months(storage, start_month or None, end_month or None)
