@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from readmit.config import LatestMonths, Settings, Window
+from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
 from readmit.errors import ArtifactError, ReadmitInputError
 from readmit.registry import Registry
@@ -36,7 +37,7 @@ from readmit.registry.aliases import actor, champion_lineage, get_alias, set_ali
 from readmit.storage import Storage
 from readmit.training import predict_proba
 from readmit.training.evaluate import LEAKAGE_AUC, evaluate_window
-from readmit.training.split import DATE, DEATH_FLAG, LABEL, months_of
+from readmit.training.split import DATE, LABEL, months_of
 
 SUBGROUPS = ("age_band", "gender", "race")
 
@@ -84,8 +85,8 @@ def evaluation_rows(settings: Settings, as_of: date | None = None) -> tuple[pl.D
     labels = storage.read_table(LABEL_STORE, months, columns=["encounter_id", LABEL]).unique("encounter_id")
     rows = features.join(labels, on="encounter_id", how="inner").filter(
         pl.col(LABEL).is_not_null() & pl.col(DATE).is_between(start, end))
-    if cfg.training_config.exclude_death_hospice and DEATH_FLAG in rows.columns:
-        rows = rows.filter(~pl.col(DEATH_FLAG).fill_null(False))
+    if cfg.training_config.exclude_death_hospice and DEATH_OR_HOSPICE in rows.columns:
+        rows = rows.filter(~death_or_hospice())
     rows = rows.sort(DATE, "encounter_id")
     y = rows[LABEL].to_numpy().astype(int)
     if y.size == 0 or y.min() == y.max():

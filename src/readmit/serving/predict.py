@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from readmit.config import Settings, Window
+from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, PREDICTIONS
 from readmit.errors import ArtifactError, ReadmitInputError
 from readmit.registry import Registry
@@ -37,7 +38,7 @@ from readmit.serving import ab
 from readmit.serving.reasons import base_pipeline, reasons_available, top_reasons
 from readmit.storage import Storage, check_month
 from readmit.training import predict_proba
-from readmit.training.split import DEATH_FLAG, FeatureSpec, months_of
+from readmit.training.split import FeatureSpec, months_of
 
 CHUNK_ROWS = 250_000
 KEYS = ("encounter_id", "patient_nbr", "snapshot_date")
@@ -334,10 +335,9 @@ def predict(
         check_features(frame, numeric, categorical, source)
         rows = frame.height
         excluded = 0
-        if exclude and DEATH_FLAG in frame.columns:
-            keep = ~frame[DEATH_FLAG].fill_null(False)
-            excluded = rows - int(keep.sum())
-            frame = frame.filter(keep)
+        if exclude and DEATH_OR_HOSPICE in frame.columns:
+            frame = frame.filter(~death_or_hospice())
+            excluded = rows - frame.height
         unseen: dict[str, int] = {}
         predictions = score_month(frame, scorers, settings, scored_at, unseen)
         storage.write_partition(PREDICTIONS, month, predictions)
