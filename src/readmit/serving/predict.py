@@ -294,6 +294,10 @@ def score_month(
     return pl.concat(out).sort("snapshot_date", "encounter_id")
 
 
+def _counts(column: pl.Series) -> dict[str, int]:
+    return {value: int(n) for value, n in column.value_counts(sort=True).iter_rows()}
+
+
 def predict(
     settings: Settings,
     start_month: str | None = None,
@@ -349,10 +353,8 @@ def predict(
             excluded_death_hospice=excluded,
             mean_risk=float(risk.mean()) if predictions.height else None,
             flagged=int(predictions["flag"].sum()),
-            bands=dict(zip(*predictions["risk_band"].value_counts(sort=True).to_dict(as_series=False).values(),
-                           strict=True)),
-            arms=dict(zip(*predictions["arm"].value_counts(sort=True).to_dict(as_series=False).values(),
-                          strict=True)),
+            bands=_counts(predictions["risk_band"]),
+            arms=_counts(predictions["arm"]),
             unseen_categories=unseen,
             path=storage.uri_of(storage.partition_path(PREDICTIONS, month)),
         ))
