@@ -108,6 +108,11 @@ def uci_sample(uci_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # Synthetic gold tables and small-budget training configs, shared by the training, checks,
-# registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings); real
-# UCI gold with trained models for the serving, governance and inference tests (served, served_copy).
-pytest_plugins = ("training.gold_fixtures", "serving.served_fixtures")
+# registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings);
+# a trained and compared registry for the report and its CLI (fixtures: trained, registry_copy);
+# a model served on the real data with 2008 predictions, shared by the monitoring, CLI and
+# Airflow tests (fixtures: served, own_registry).
+# Real UCI gold with three trained models and no alias, for the serving, governance and inference
+# tests (fixtures: uci_models, uci_models_copy, uci_models_s3).
+pytest_plugins = ("training.gold_fixtures", "report.report_fixtures", "monitoring.served_fixtures",
+                  "serving.model_fixtures")

@@ -37,7 +37,8 @@ def run_gate(step_id: str, step_params: dict[str, Any] | None = None) -> bool:
     """A ShortCircuitOperator's callable: run the gate, log its reason, return whether it passed.
 
     A config that became invalid after the DAG was parsed fails the gate (downstream skipped)
-    instead of crashing the task. ``step_params`` are the rendered run-time parameters.
+    instead of crashing the task. ``step_params`` are the rendered run-time parameters (a month
+    range), passed to gates that take them.
     """
     try:
         settings = load_settings()

@@ -4,7 +4,7 @@ Loaded for the whole suite through ``pytest_plugins`` in tests/conftest.py (the 
 governance, CLI and Airflow tests share it). Built once per session: the medallion on the
 15% UCI sample, then logistic regression, XGBoost and random forest with a tiny search budget,
 then the comparison. No alias is set. Tests that change anything work on a copy
-(``served_copy``).
+(``uci_models_copy``).
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def served(uci_sample, tmp_path_factory) -> Served:
-    """Gold (UCI sample) + 3 registered models + a comparison. Do not modify: use served_copy."""
-    root = tmp_path_factory.mktemp("served")
+def uci_models(uci_sample, tmp_path_factory) -> Served:
+    """Gold (UCI sample) + 3 registered models + a comparison. Do not modify: use uci_models_copy."""
+    root = tmp_path_factory.mktemp("uci_models")
     config = root / "model_config.json"
     config.write_text(json.dumps(TINY_SERVING_BUDGET))
     s = Served(str(config), str(root / "datamart"), str(root / "registry"), str(uci_sample))
@@ -73,23 +73,23 @@ def served(uci_sample, tmp_path_factory) -> Served:
 
 
 @pytest.fixture
-def served_copy(served, tmp_path) -> Served:
-    """A private copy of the served datamart (gold only) and registry."""
-    shutil.copytree(served.datamart + "/gold", tmp_path / "datamart" / "gold")
-    shutil.copytree(served.registry, tmp_path / "registry")
-    return Served(served.config, str(tmp_path / "datamart"), str(tmp_path / "registry"), served.raw)
+def uci_models_copy(uci_models, tmp_path) -> Served:
+    """A private copy of the uci_models datamart (gold only) and registry."""
+    shutil.copytree(uci_models.datamart + "/gold", tmp_path / "datamart" / "gold")
+    shutil.copytree(uci_models.registry, tmp_path / "registry")
+    return Served(uci_models.config, str(tmp_path / "datamart"), str(tmp_path / "registry"), uci_models.raw)
 
 
 @pytest.fixture
-def served_s3(served, s3_uri) -> Served:
-    """The served registry and the 2008 gold (feature and label stores) on the moto S3 server."""
+def uci_models_s3(uci_models, s3_uri) -> Served:
+    """The uci_models registry and the 2008 gold (feature and label stores) on the moto S3 server."""
     import s3fs
 
     fs = s3fs.S3FileSystem()
     base = s3_uri.removeprefix("s3://")
-    for local, remote in ((Path(served.datamart) / "gold", f"{base}/datamart/gold"),
-                          (Path(served.registry), f"{base}/registry")):
+    for local, remote in ((Path(uci_models.datamart) / "gold", f"{base}/datamart/gold"),
+                          (Path(uci_models.registry), f"{base}/registry")):
         files = {f"{remote}/{p.relative_to(local).as_posix()}": p.read_bytes() for p in sorted(local.rglob("*"))
                  if p.is_file() and ("snapshot_month=" not in str(p) or "snapshot_month=2008-" in str(p))}
         fs.pipe(files)
-    return Served(served.config, f"{s3_uri}/datamart", f"{s3_uri}/registry", served.raw)
+    return Served(uci_models.config, f"{s3_uri}/datamart", f"{s3_uri}/registry", uci_models.raw)
