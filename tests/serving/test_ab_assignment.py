@@ -1,4 +1,4 @@
-"""A/B assignment: stable buckets, the configured share, arms stored on every prediction."""
+"""serving/ab.py (named apart from tests/monitoring/test_ab.py): stable buckets, the configured share, arms on every prediction."""
 
 from __future__ import annotations
 
