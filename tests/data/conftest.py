@@ -14,7 +14,6 @@ from readmit.data.layers import BRONZE_TABLE
 from readmit.data.schema import RAW_SCHEMA
 from readmit.storage import Storage
 
-UCI_ZIP = Path(__file__).resolve().parents[3] / "shared" / "data" / "dataset_diabetes.zip"
 UCI_MEMBER = "dataset_diabetes/diabetic_data.csv"
 FIRST_DAY = dt.date(1999, 1, 1)
 LAST_DAY = dt.date(2008, 12, 31)
@@ -50,11 +49,9 @@ def write_monthly(storage: Storage, bronze: pl.DataFrame) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def uci_bronze() -> pl.DataFrame:
-    """All 101,766 real UCI encounters as one bronze frame."""
-    if not UCI_ZIP.exists():
-        pytest.skip(f"real UCI data not found at {UCI_ZIP}")
-    with zipfile.ZipFile(UCI_ZIP) as zf:
+def uci_bronze(uci_zip: Path) -> pl.DataFrame:
+    """All 101,766 real UCI encounters as one bronze frame (the shared ``uci_zip`` fixture)."""
+    with zipfile.ZipFile(uci_zip) as zf:
         raw = pl.read_csv(zf.read(UCI_MEMBER), infer_schema=False, null_values=["?"])
     return to_bronze(raw)
 
