@@ -268,6 +268,7 @@ def test_kubernetes_mode_needs_an_image(s3_env, monkeypatch):
 # -- end to end: dag.test() on real data ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_gate_failure_skips_training_and_compare_and_writes_nothing(local_env):
     dag = loaded_dags()["diab_model_training"]
     run = dag.test()  # the datamart is empty: no gold

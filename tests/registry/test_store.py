@@ -257,6 +257,7 @@ def _save_in_process(uri: str, tag: int, start_at: float) -> str:
     return Registry(uri).save(ALG, _model(tag, 200_000), {"tag": tag})["version"]
 
 
+@pytest.mark.slow
 def test_concurrent_saves_from_processes(registry_uri):
     import time
 

@@ -134,6 +134,7 @@ def test_train_algorithms_reads_gold_once_and_trains_each(make_settings, monkeyp
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_same_seed_same_model(make_settings, tmp_path):
     a = train_algorithm(make_settings(registry=str(tmp_path / "a")), "random_forest")
     b = train_algorithm(make_settings(registry=str(tmp_path / "b")), "random_forest")
@@ -141,6 +142,7 @@ def test_same_seed_same_model(make_settings, tmp_path):
     assert a["performance"]["oot"]["auc_roc"] == b["performance"]["oot"]["auc_roc"]
 
 
+@pytest.mark.slow
 def test_train_with_datamart_and_registry_on_s3(s3_uri, make_settings, synthetic_gold):
     from datetime import date
 
