@@ -76,23 +76,28 @@ def test_locations_file_then_env_then_flag(tmp_path, monkeypatch):
     for name in ("READMIT_DATAMART_URI", "DATAMART_BASE_URI", "READMIT_REGISTRY_URI", "READMIT_RAW",
                  "READMIT_CONFIG", "MODEL_CONFIG_S3_URI"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # relative locations are made absolute against the current directory
+
+    def here(*names: str) -> tuple[str, ...]:
+        return tuple(str(tmp_path / n) for n in names)
+
     s = load_settings(str(cfg))
-    assert (s.datamart_uri, s.registry_uri, s.raw_path) == ("from-file", "reg-file", "raw-file")
+    assert (s.datamart_uri, s.registry_uri, s.raw_path) == here("from-file", "reg-file", "raw-file")
 
     monkeypatch.setenv("DATAMART_BASE_URI", "from-alias")  # the reference project's name
-    assert load_settings(str(cfg)).datamart_uri == "from-alias"
+    assert load_settings(str(cfg)).datamart_uri == str(tmp_path / "from-alias")
     monkeypatch.setenv("READMIT_DATAMART_URI", "from-env")
     monkeypatch.setenv("READMIT_REGISTRY_URI", "reg-env")
     monkeypatch.setenv("READMIT_RAW", "raw-env")
     s = load_settings(str(cfg))
-    assert (s.datamart_uri, s.registry_uri, s.raw_path) == ("from-env", "reg-env", "raw-env")
+    assert (s.datamart_uri, s.registry_uri, s.raw_path) == here("from-env", "reg-env", "raw-env")
 
     s = load_settings(str(cfg), datamart="flag", registry="reg-flag", raw="raw-flag")
-    assert (s.datamart_uri, s.registry_uri, s.raw_path) == ("flag", "reg-flag", "raw-flag")
+    assert (s.datamart_uri, s.registry_uri, s.raw_path) == here("flag", "reg-flag", "raw-flag")
 
     monkeypatch.setenv("MODEL_CONFIG_S3_URI", str(cfg))  # alias for READMIT_CONFIG
     assert load_settings().config_uri == str(cfg)
-    assert load_settings().env()["READMIT_DATAMART_URI"] == "from-env"
+    assert load_settings().env()["READMIT_DATAMART_URI"] == str(tmp_path / "from-env")
 
 
 def test_config_from_s3(s3_uri):
@@ -133,3 +138,19 @@ def test_section_checks_are_reported_alongside_type_errors():
         "data_config.date_derivation: start_date 2009-01-01 is after end_date 2008-12-31",
         "model_config_: unknown key (not allowed; check the spelling)",
     ]
+
+
+def test_relative_default_roots_are_resolved_once_at_load(tmp_path, monkeypatch):
+    for name in ("READMIT_DATAMART_URI", "DATAMART_BASE_URI", "READMIT_REGISTRY_URI", "READMIT_RAW",
+                 "READMIT_CONFIG", "MODEL_CONFIG_S3_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no conf/model_config.json here: the built-in defaults
+    s = load_settings()
+    assert s.datamart_uri == str(tmp_path / "datamart") and s.registry_uri == str(tmp_path / "model_registry")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a worker in another directory gets the same folders
+    assert s.env()["READMIT_REGISTRY_URI"] == str(tmp_path / "model_registry")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    s = load_settings(datamart="~/dm", registry="s3://bucket/reg", raw="file://raw.csv")
+    assert s.datamart_uri == str(tmp_path / "dm") and s.registry_uri == "s3://bucket/reg"
+    assert s.raw_path == str(tmp_path / "elsewhere" / "raw.csv")

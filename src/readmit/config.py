@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from readmit.errors import ConfigError, ReadmitInputError
 
 DEFAULT_CONFIG_PATH = "conf/model_config.json"
 KNOWN_ALGORITHMS = ("logistic_regression", "random_forest", "xgboost")
 Algorithm = Literal["logistic_regression", "random_forest", "xgboost"]
+# A model name is one folder under ``{registry_uri}/models/``: never "." or "..", never a path.
+MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 
 class _Strict(BaseModel):
@@ -40,11 +43,30 @@ class TemporalSplits(_Strict):
     oot: Window = Window(start_date=date(2008, 1, 1), end_date=date(2008, 12, 31))
 
 
+def model_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a model name (one folder under ``models/``), or None when it can."""
+    if isinstance(name, str) and re.fullmatch(MODEL_NAME_PATTERN, name) and not set(name) <= {"."}:
+        return None
+    return (f"{name!r} is not a plain folder name: use letters, digits, '_', '-' or '.', starting "
+            "with a letter or digit (no '/', no '..')")
+
+
 class ModelSection(_Strict):
-    model_name: str = "readmission"
+    model_name: str = Field("readmission", description="One folder under {registry_uri}/models/.")
     registry_uri: str = "./model_registry"
     target: Literal["readmitted_within_30_days"] = "readmitted_within_30_days"
     random_state: int = 42
+    require_signature: bool = Field(False, description=(
+        "Refuse registry versions that are not signed with READMIT_REGISTRY_KEY (HMAC-SHA256); "
+        "see the README's Security section."))
+
+    @field_validator("model_name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        problem = model_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class HyperparameterTuning(_Strict):
@@ -240,6 +262,8 @@ ENV_CONFIG = ("READMIT_CONFIG", "MODEL_CONFIG_S3_URI")
 ENV_RAW = ("READMIT_RAW",)
 ENV_DATAMART = ("READMIT_DATAMART_URI", "DATAMART_BASE_URI")
 ENV_REGISTRY = ("READMIT_REGISTRY_URI",)
+# The registry signing key (never logged, never part of Settings or a config file).
+ENV_REGISTRY_KEY = ("READMIT_REGISTRY_KEY",)
 
 
 def from_env(names: tuple[str, ...]) -> str | None:
@@ -254,6 +278,13 @@ def from_env(names: tuple[str, ...]) -> str | None:
 def default_config_uri() -> str:
     """The config to read when none is given: ``READMIT_CONFIG`` (or its alias), else the default path."""
     return from_env(ENV_CONFIG) or DEFAULT_CONFIG_PATH
+
+
+def absolute_location(uri: str | None) -> str | None:
+    """A local path made absolute (``~`` expanded, ``file://`` dropped); URIs such as s3:// unchanged."""
+    if uri is None or ("://" in uri and not uri.startswith("file://")):
+        return uri
+    return os.path.abspath(os.path.expanduser(uri.removeprefix("file://")))
 
 
 @dataclass(frozen=True)
@@ -290,6 +321,10 @@ def load_settings(
 
     Without ``--config``/``READMIT_CONFIG`` the default ``conf/model_config.json`` is used when it
     exists, otherwise the built-in defaults (which equal that file).
+
+    Local locations are made absolute here, once, against the current directory: a relative
+    default such as ``./datamart`` means the same folder for every later step, whatever the working
+    directory of the process (an Airflow worker, a subprocess) that runs it.
     """
     config_uri = config or from_env(ENV_CONFIG)
     if config_uri is None and os.path.exists(DEFAULT_CONFIG_PATH):
@@ -298,7 +333,7 @@ def load_settings(
     return Settings(
         config=cfg,
         config_uri=config_uri,
-        raw_path=raw or from_env(ENV_RAW) or cfg.data_config.raw_path,
-        datamart_uri=datamart or from_env(ENV_DATAMART) or cfg.data_config.datamart_uri,
-        registry_uri=registry or from_env(ENV_REGISTRY) or cfg.model.registry_uri,
+        raw_path=absolute_location(raw or from_env(ENV_RAW) or cfg.data_config.raw_path),
+        datamart_uri=absolute_location(datamart or from_env(ENV_DATAMART) or cfg.data_config.datamart_uri),
+        registry_uri=absolute_location(registry or from_env(ENV_REGISTRY) or cfg.model.registry_uri),
     )

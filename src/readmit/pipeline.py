@@ -426,7 +426,12 @@ def open_registry(settings: Settings) -> Any:
     """The model registry the settings point at."""
     from readmit.registry import Registry
 
-    return Registry(settings.registry_uri, settings.config.model.model_name)
+    return Registry.for_settings(settings)
+
+
+def registry_gc(settings: Settings, *, older_than_seconds: float = 3600.0, dry_run: bool = False) -> dict[str, Any]:
+    """Remove stale temporaries from the registry and list orphaned files (never a complete version)."""
+    return open_registry(settings).gc(older_than_seconds=older_than_seconds, dry_run=dry_run)
 
 
 def default_parallel(settings: Settings) -> bool:

@@ -86,7 +86,7 @@ def test_train_compare_and_registry(make_settings):
     assert result.exit_code == 0 and "xgboost" in result.stdout
 
     version = trained[1]["version"]
-    result = runner.invoke(app, ["registry", "show", version, *reg_args, "--json"])
+    result = runner.invoke(app, ["registry", "show", f"xgboost_v{version}", *reg_args, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["algorithm"] == "xgboost"
     result = runner.invoke(app, ["registry", "show", "xgboost", *reg_args])

@@ -6,24 +6,17 @@ import json
 import multiprocessing
 import os
 import pickle
+import re
 import threading
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
 
 import pytest
 
-from readmit.errors import ArtifactError
-from readmit.registry import Registry, new_version, sha256_hex
+from readmit.errors import ArtifactError, ReadmitInputError
+from readmit.registry import Registry, sha256_hex
 
 ALG = "xgboost"
-BACKENDS = ["local", "s3"]
-
-
-@pytest.fixture(params=BACKENDS)
-def registry_uri(request, tmp_path):
-    if request.param == "local":
-        return str(tmp_path / "registry")
-    return f"{request.getfixturevalue('s3_uri')}/registry"
+REFERENCE_VERSION = re.compile(r"\d{8}_\d{6}")
 
 
 def _model(tag: int, size: int = 50_000) -> dict:
@@ -43,6 +36,7 @@ def test_save_layout_and_roundtrip(registry_uri):
     meta = reg.save(ALG, _model(1), {"tag": 1, "performance": {"test": {"auc_roc": 0.66}, "oot": {"auc_roc": 0.67}},
                                      "training_date": "2024-01-01T00:00:00"})
     v = meta["version"]
+    assert REFERENCE_VERSION.fullmatch(v)  # the reference's YYYYMMDD_HHMMSS, no suffix
     names = reg.storage.listdir("models/readmission")
     assert names == sorted([f"{ALG}_latest.pkl", f"{ALG}_latest_metadata.json", f"{ALG}_v{v}.pkl",
                             f"{ALG}_v{v}_metadata.json"])
@@ -58,26 +52,26 @@ def test_save_layout_and_roundtrip(registry_uri):
     assert latest["version"] == v and latest["artifact"]["sha256"] == meta["artifact"]["sha256"]
 
 
-def test_versions_are_unique_within_a_second():
-    now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-    versions = {new_version(now) for _ in range(500)}
-    assert len(versions) == 500
-    assert all(v.startswith("20240501_120000_") for v in versions)
-
-
-def test_list_models_and_metadata_lookup(tmp_path):
+def test_list_models_and_metadata_lookup(tmp_path, monkeypatch):
+    monkeypatch.setattr("readmit.registry.store.new_version", lambda: "20240101_000000")
     reg = Registry(str(tmp_path))
     a1 = reg.save("random_forest", _model(1), {"tag": 1, "training_date": "2024-01-01T00:00:00"})
     a2 = reg.save("random_forest", _model(2), {"tag": 2, "training_date": "2024-01-02T00:00:00"})
     b1 = reg.save("logistic_regression", _model(3), {"tag": 3, "training_date": "2024-01-03T00:00:00"})
+    assert (a1["version"], a2["version"], b1["version"]) == ("20240101_000000", "20240101_000001", "20240101_000000")
     rows = reg.list_models()
     assert [(r["algorithm"], r["version"], r["latest"]) for r in rows] == [
         ("random_forest", a1["version"], False), ("random_forest", a2["version"], True),
         ("logistic_regression", b1["version"], True)]
     assert reg.algorithms() == ["logistic_regression", "random_forest"]
     assert reg.metadata("random_forest")["version"] == a2["version"]
-    assert reg.metadata(a1["version"])["tag"] == 1
+    assert reg.metadata("random_forest_latest")["version"] == a2["version"]
+    assert reg.metadata(a2["version"])["tag"] == 2  # a bare version, unique across algorithms
+    assert reg.metadata(f"v{a2['version']}")["tag"] == 2
     assert reg.metadata(f"random_forest_v{a1['version']}")["tag"] == 1
+    # versions are per algorithm (as in the reference): a shared second needs the full name
+    with pytest.raises(ArtifactError, match="ambiguous .*logistic_regression_v20240101_000000"):
+        reg.metadata(a1["version"])
     with pytest.raises(ArtifactError, match="no model or version 'nope'") as err:
         reg.metadata("nope")
     assert "readmit registry list" in str(err.value)
@@ -219,6 +213,7 @@ def test_interleaved_saves_are_repaired(registry_uri):
 def _check_after_race(uri: str, tags: set[int], versions: list[str]) -> None:
     reg = Registry(uri)
     assert len(set(versions)) == len(versions)  # unique even within the same second
+    assert all(REFERENCE_VERSION.fullmatch(v) for v in versions)
     model, meta = _assert_consistent(reg)
     assert meta["tag"] in tags and meta["version"] in versions
     latest_bytes = reg.storage.read_bytes(f"models/readmission/{ALG}_latest.pkl")
@@ -257,7 +252,7 @@ def _save_in_process(uri: str, tag: int, start_at: float) -> str:
     return Registry(uri).save(ALG, _model(tag, 200_000), {"tag": tag})["version"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # spawns processes; the thread variant runs in the fast loop
 def test_concurrent_saves_from_processes(registry_uri):
     import time
 
@@ -267,3 +262,31 @@ def test_concurrent_saves_from_processes(registry_uri):
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
         versions = list(pool.map(_save_in_process, [registry_uri] * n, range(n), [start_at] * n))
     _check_after_race(registry_uri, set(range(n)), versions)
+
+
+def test_a_registry_that_is_a_file_is_an_input_error(tmp_path):
+    plain = tmp_path / "registry"
+    plain.write_text("not a folder")
+    for action in (lambda r: r.list_models(), lambda r: r.save(ALG, _model(1), {"tag": 1})):
+        with pytest.raises(ReadmitInputError, match="the registry location is a file, not a folder") as err:
+            action(Registry(str(plain)))
+        assert str(plain) in str(err.value)
+
+
+def test_saving_into_a_missing_bucket_names_it(s3_endpoint):
+    with pytest.raises(ReadmitInputError, match="bucket 'no-such-bucket-readmit' does not exist"):
+        Registry("s3://no-such-bucket-readmit/reg").save(ALG, _model(1), {"tag": 1})
+
+
+def test_a_copied_registry_shows_and_loads_its_own_files(registry_uri):
+    original, copy = Registry(f"{registry_uri}/original"), Registry(f"{registry_uri}/copy")
+    saved = original.save(ALG, _model(1), {"tag": 1})
+    for name in original.storage.listdir("models/readmission"):
+        data = original.storage.read_bytes(f"models/readmission/{name}")
+        assert original.storage.uri_of("").encode() not in data  # no absolute location is stored
+        copy.storage.write_bytes(f"models/readmission/{name}", data)
+        original.storage.delete(f"models/readmission/{name}")
+    meta = copy.metadata(ALG)
+    assert meta["paths"]["artifact"] == copy.location(f"{ALG}_v{saved['version']}.pkl")
+    assert meta["paths"]["registry"] == copy.storage.uri_of("")
+    assert copy.load(ALG)[0]["tag"] == 1

@@ -61,19 +61,37 @@ def test_recommend_ignores_models_without_oot_auc():
         recommend(cands[:1])
 
 
-def test_missing_and_corrupt_models_are_skipped(make_settings):
+def test_untrained_algorithms_are_skipped_but_a_damaged_one_fails_loudly(make_settings):
     settings = make_settings()
     _save(settings, "logistic_regression", 0.66, 0.65)
     xgb = _save(settings, "xgboost", 0.7, 0.7)
+    result = compare_models(settings)
+    assert result["recommended"]["algorithm"] == "xgboost"
+    assert [s["algorithm"] for s in result["skipped"]] == ["random_forest"]  # never trained
+    assert "metadata not found" in result["skipped"][0]["reason"] and result["fallbacks"] == []
     reg = Registry(settings.registry_uri)
     for name in ("xgboost_latest.pkl", f"xgboost_v{xgb['version']}.pkl"):
         reg.storage.write_bytes(f"models/readmission/{name}", b"damaged")
+    # the best model is damaged: no quiet switch to logistic_regression with a "skipped" line
+    with pytest.raises(ArtifactError, match="xgboost is trained but no version of it verifies") as err:
+        compare_models(settings)
+    assert "does not match its metadata" in str(err.value) and "readmit train --algorithm xgboost" in str(err.value)
+
+
+def test_truncated_latest_metadata_falls_back_to_the_newest_valid_version(make_settings):
+    settings = make_settings()
+    _save(settings, "logistic_regression", 0.66, 0.65)
+    _save(settings, "random_forest", 0.60, 0.60)
+    rf = _save(settings, "random_forest", 0.68, 0.70)
+    reg = Registry(settings.registry_uri)
+    latest = "models/readmission/random_forest_latest_metadata.json"
+    reg.storage.write_bytes(latest, reg.storage.read_bytes(latest)[:200])  # truncated
     result = compare_models(settings)
-    assert result["recommended"]["algorithm"] == "logistic_regression"
-    skipped = {s["algorithm"]: s["reason"] for s in result["skipped"]}
-    assert set(skipped) == {"random_forest", "xgboost"}
-    assert "does not match its metadata" in skipped["xgboost"]
-    assert "metadata not found" in skipped["random_forest"]
+    assert result["recommended"]["algorithm"] == "random_forest"
+    assert result["recommended"]["version"] == rf["version"]
+    [fallback] = result["fallbacks"]
+    assert fallback["algorithm"] == "random_forest" and fallback["version"] == rf["version"]
+    assert "corrupt or truncated" in fallback["reason"] and "newest valid version" in fallback["reason"]
 
 
 def test_nothing_to_compare(make_settings):

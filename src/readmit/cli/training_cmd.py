@@ -1,4 +1,4 @@
-"""``readmit check | train | compare | registry list | registry show``."""
+"""``readmit check | train | compare | registry list | registry show | registry gc``."""
 
 from __future__ import annotations
 
@@ -162,7 +162,11 @@ def compare(
                       _fmt(c["auc_drop"]))
     console.print(table)
     for s in result["skipped"]:
-        err_console.print(f"[yellow]skipped {s['algorithm']}:[/] {s['reason']}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]skipped {s['algorithm']} (not trained):[/] {s['reason']}", highlight=False,
+                          soft_wrap=True)
+    for f in result.get("fallbacks", []):
+        err_console.print(f"[bold yellow]warning ({f['algorithm']}):[/] {f['reason']}", highlight=False,
+                          soft_wrap=True)
     console.print(f"Recommended: [bold]{rec}[/] {result['recommended']['version']}. {result['recommended']['reason']}",
                   highlight=False, soft_wrap=True)
     console.print(f"Written to {result['path']}", highlight=False, soft_wrap=True)
@@ -192,6 +196,10 @@ def registry_list(config: ConfigOpt = None, registry: RegistryOpt = None, as_jso
                       "yes" if r.get("latest") else "")
     console.print(table)
     console.print(f"Registry: {reg.location('')}", highlight=False, soft_wrap=True)
+    for r in rows:
+        if r.get("error"):
+            err_console.print(f"[bold yellow]unusable {r['algorithm']} v{r['version']}:[/] {r['error']}",
+                              highlight=False, soft_wrap=True)
     if not rows:
         err_console.print("no models yet: train one with `readmit train`")
 
@@ -199,7 +207,7 @@ def registry_list(config: ConfigOpt = None, registry: RegistryOpt = None, as_jso
 @registry_app.command("show")
 @handle_errors
 def registry_show(
-    version: Annotated[str, typer.Argument(help="A version (20250101_120000_ab12cd), ALGORITHM_vVERSION, "
+    version: Annotated[str, typer.Argument(help="A version (20250101_120000), ALGORITHM_vVERSION, "
                                                 "or an algorithm name for its latest model.")],
     config: ConfigOpt = None,
     registry: RegistryOpt = None,
@@ -221,8 +229,42 @@ def registry_show(
     for key in ("training_date", "training_samples", "test_samples", "oot_samples", "feature_count",
                 "excluded_death_hospice", "best_params", "threshold", "training_seconds", "git_revision"):
         console.print(f"{key}: {meta.get(key)}", highlight=False, soft_wrap=True)
-    console.print(f"artifact: {meta.get('paths', {}).get('artifact')} (sha256 {meta['artifact']['sha256']})",
-                  highlight=False, soft_wrap=True)
+    console.print(f"artifact: {meta.get('paths', {}).get('artifact')} (sha256 {meta['artifact']['sha256']}"
+                  f"{', signed' if meta.get('signature') else ''})", highlight=False, soft_wrap=True)
+
+
+@registry_app.command("gc")
+@handle_errors
+def registry_gc(
+    older_than: Annotated[float, typer.Option(
+        "--older-than", min=0.0,
+        help="Remove temporaries older than this many hours (younger ones may belong to a running save).",
+    )] = 1.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove temporaries left by killed runs and list orphaned files; never touches a complete version."""
+    settings = load_settings(config, registry=registry)
+    result = pipeline.registry_gc(settings, older_than_seconds=older_than * 3600, dry_run=dry_run)
+    if as_json:
+        print_json(result)
+        return
+    verb = "would remove" if dry_run else "removed"
+    for path in result["temporaries"]:
+        console.print(f"{verb} {path}", highlight=False, soft_wrap=True)
+    for orphan in result["orphans"]:
+        console.print(f"orphan ({orphan['problem']}): {orphan['file']}", highlight=False, soft_wrap=True)
+    console.print(
+        f"{verb} {len(result['temporaries'])} temporary file(s), "
+        f"{len(result['temporaries_too_young'])} younger than {older_than:g}h kept, "
+        f"{len(result['orphans'])} orphan(s) listed in {result['registry']}",
+        highlight=False, soft_wrap=True)
+    if result["orphans"]:
+        err_console.print("Orphans are kept: a save may still be running, or a crashed one left them. Check "
+                          "`readmit registry list`, then delete them by hand or retrain.", highlight=False,
+                          soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -28,6 +28,11 @@ from readmit.storage import is_remote
 
 log = logging.getLogger(__name__)
 
+def _log_locations(settings: Settings) -> None:
+    """Where this task reads and writes (local paths already made absolute by load_settings)."""
+    log.info("datamart: %s  registry: %s", settings.datamart_uri, settings.registry_uri)
+
+
 def run_gate(step_id: str) -> bool:
     """A ShortCircuitOperator's callable: run the gate, log its reason, return whether it passed.
 
@@ -39,6 +44,7 @@ def run_gate(step_id: str) -> bool:
     except ConfigError as exc:
         log.warning("gate %s FAILED: %s -- skipping everything downstream", step_id, " ".join(str(exc).split()))
         return False
+    _log_locations(settings)
     result = run_step(step_id, settings)
     if result.passed:
         log.info("gate %s passed: %s", step_id, result.reason)
@@ -56,6 +62,7 @@ def run_task(step_id: str, step_params: dict[str, Any] | None = None) -> Any:
     pass the whole task context through them).
     """
     settings = load_settings()
+    _log_locations(settings)
     _, step = find_step(step_id, settings)
     progress = progress_callback(step, log.info)
     result = summarize(call_step(step, settings, **(step_params or {}), progress=progress))

@@ -4,6 +4,12 @@ The recommendation is the highest out-of-time ROC-AUC (the window most like tomo
 Candidates within ``TIE_TOLERANCE`` of it tie; a tie goes to the smaller test -> oot drop (the more
 stable model), then to the higher test ROC-AUC. The result is written to
 ``{registry_uri}/models/{model_name}/latest_model_comparison.json``.
+
+Each candidate is the algorithm's latest version, verified (signature, names, sha256) without
+unpickling. When the latest pointer is unusable (truncated, corrupt, tampered with) the newest
+versioned metadata that verifies stands in, and the comparison says so under ``fallbacks``; when no
+version of a trained algorithm verifies, the comparison fails rather than quietly dropping it.
+An algorithm with no file at all in the registry (never trained) is listed under ``skipped``.
 """
 
 from __future__ import annotations
@@ -49,15 +55,38 @@ def recommend(candidates: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     return winner, reason
 
 
+def _verified_candidate(registry: Registry, algorithm: str, skipped: list[dict[str, Any]],
+                        fallbacks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The latest verified metadata of ``algorithm``, else its newest verified version (noted)."""
+    try:
+        return registry.verify(algorithm)  # signature, names, sha256; never unpickles
+    except ArtifactError as exc:
+        latest_problem = str(exc).replace("\n", " ")
+    if not registry.has_files(algorithm):
+        skipped.append({"algorithm": algorithm, "reason": latest_problem})
+        return None
+    meta, problems = registry.newest_valid(algorithm)
+    if meta is None:
+        raise ArtifactError(
+            f"{algorithm} is trained but no version of it verifies, so it cannot be compared: "
+            + "; ".join(dict.fromkeys([latest_problem, *problems])),
+            source=registry.location_root(),
+            fix=f"retrain it (`readmit train --algorithm {algorithm}`), or remove it from "
+            "training_config.algorithms to compare the others",
+        )
+    fallbacks.append({"algorithm": algorithm, "version": meta["version"],
+                      "reason": f"latest is unusable ({latest_problem}); compared its newest valid "
+                                f"version {meta['version']} instead"})
+    return meta
+
+
 def compare_models(settings: Settings) -> dict[str, Any]:
     """Compare the latest model of each configured algorithm; write and return the comparison."""
-    registry = Registry(settings.registry_uri, settings.config.model.model_name)
-    candidates, skipped = [], []
+    registry = Registry.for_settings(settings)
+    candidates, skipped, fallbacks = [], [], []
     for algorithm in settings.config.training_config.algorithms:
-        try:
-            meta = registry.verify(algorithm)  # checks the artifact's sha256 without unpickling
-        except ArtifactError as exc:
-            skipped.append({"algorithm": algorithm, "reason": str(exc).replace("\n", " ")})
+        meta = _verified_candidate(registry, algorithm, skipped, fallbacks)
+        if meta is None:
             continue
         perf = meta.get("performance", {})
         test, oot = _metrics(perf.get("test", {})), _metrics(perf.get("oot", {}))
@@ -101,6 +130,7 @@ def compare_models(settings: Settings) -> dict[str, Any]:
         },
         "candidates": candidates,
         "skipped": skipped,
+        "fallbacks": fallbacks,
         "path": registry.location(COMPARISON_FILE),
     }
     registry.write_comparison(comparison)

@@ -324,7 +324,7 @@ def train_algorithm(
     }
     metadata["training_seconds"] = round(time.perf_counter() - started, 3)
     say("saving to the registry")
-    saved = Registry(settings.registry_uri, cfg.model.model_name).save(algorithm, model, jsonable(metadata))
+    saved = Registry.for_settings(settings).save(algorithm, model, jsonable(metadata))
     say(f"saved version {saved['version']} (test ROC-AUC {performance['test']['auc_roc']:.4f}, "
         f"oot ROC-AUC {performance['oot']['auc_roc']:.4f}, {metadata['training_seconds']:.1f}s)")
     return saved
