@@ -139,5 +139,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 # Synthetic gold tables and small-budget training configs, shared by the training, checks,
-# registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings).
-pytest_plugins = ("training.gold_fixtures",)
+# registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings);
+# a trained and compared registry for the report and its CLI (fixtures: trained, registry_copy);
+# a model served on the real data with 2008 predictions, shared by the monitoring, CLI and
+# Airflow tests (fixtures: served, own_registry).
+pytest_plugins = ("training.gold_fixtures", "report.report_fixtures", "monitoring.served_fixtures")

@@ -189,3 +189,20 @@ def test_summarize_makes_results_json_safe():
 
     assert summarize([LayerResult("gold", ["2001-01"], rows_in=3)])[0]["rows_in"] == 3
     assert summarize({"when": ReadmitConfig().temporal_splits.test.start_date}) == {"when": "2006-01-01"}
+
+
+def test_monitoring_graph_is_gate_monitor_gate_trigger_on_the_last_month():
+    steps = graph_steps("monitoring", settings_for())
+    assert [(s.id, s.depends_on, s.gate) for s in steps] == [
+        ("check_predictions_exist", (), True), ("monitor", ("check_predictions_exist",), False),
+        ("check_retrain_needed", ("monitor",), True), ("trigger_training", ("check_retrain_needed",), False)]
+    assert steps[-1].triggers == "training" and GRAPHS[steps[-1].triggers].dag_id == "diab_model_training"
+    s = settings_for(date_derivation={"start_date": "2001-03-05", "end_date": "2004-11-30"})
+    assert GRAPHS["monitoring"].runtime_params(s) == {"start_month": "2004-11", "end_month": "2004-11"}
+
+
+def test_a_runtime_parameter_goes_only_to_steps_that_take_it():
+    taken = []
+    step = Step(id="x", func=lambda settings, *, start_month: taken.append(start_month))
+    pipeline.call_step(step, settings_for(), start_month="2008-01", end_month="2008-02", progress=None)
+    assert taken == ["2008-01"]

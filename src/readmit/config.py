@@ -108,15 +108,29 @@ class InferenceSection(_Strict):
 
 
 class MonitoringSection(_Strict):
+    """Drift bands, performance floors and what a monitoring run may do.
+
+    PSI/CSI bands follow Yurdakul & Naranjo (2020, "Statistical properties of the population
+    stability index"): below ``psi_warning`` (0.1) stable, up to ``psi_alert`` (0.25) watch,
+    above it act.
+    """
+
     psi_warning: float = Field(0.1, gt=0)
-    psi_alert: float = Field(0.2, gt=0)
+    psi_alert: float = Field(0.25, gt=0)
     auc_drop_alert: float = Field(0.05, gt=0)
     min_auc: float = Field(0.6, gt=0, lt=1)
+    profile_bins: int = Field(10, ge=2, le=100)
+    observed_expected_low: float = Field(0.8, gt=0)
+    observed_expected_high: float = Field(1.25, gt=0)
+    auto_retrain: bool = False
+    bootstrap_samples: int = Field(1000, ge=100)
 
     @model_validator(mode="after")
-    def _ordered_psi(self) -> MonitoringSection:
+    def _ordered(self) -> MonitoringSection:
         if self.psi_warning > self.psi_alert:
             raise ValueError("psi_warning must not exceed psi_alert")
+        if self.observed_expected_low >= self.observed_expected_high:
+            raise ValueError("observed_expected_low must be below observed_expected_high")
         return self
 
 

@@ -73,6 +73,18 @@ def check_month(month: str) -> str:
     return month
 
 
+def check_month_range(start: str | None, end: str | None) -> tuple[str | None, str | None]:
+    """Check a month range (``YYYY-MM`` or None = open): each month valid, start not after end."""
+    start = check_month(start) if start else None
+    end = check_month(end) if end else None
+    if start and end and start > end:
+        raise ReadmitInputError(
+            f"start month {start} is after end month {end}",
+            fix="give the start month before the end month",
+        )
+    return start, end
+
+
 class Storage:
     """A root location (local folder or ``s3://bucket/prefix``) and atomic I/O under it."""
 
@@ -162,15 +174,25 @@ class Storage:
         return f"{table.strip('/')}/snapshot_month={check_month(month)}/{PARTITION_FILE}"
 
     def write_parquet(self, rel: str, df: pl.DataFrame, *, compression: str = "zstd",
-                      statistics: bool = True) -> None:
-        """Write ``df`` as one parquet file at ``rel``, atomically."""
+                      statistics: bool = True, metadata: dict[str, str] | None = None) -> None:
+        """Write ``df`` as one parquet file at ``rel``, atomically.
+
+        ``metadata`` goes into the file's key-value metadata, in the same write as the rows.
+        """
         buf = io.BytesIO()
-        df.write_parquet(buf, compression=compression, statistics=statistics)
+        df.write_parquet(buf, compression=compression, statistics=statistics, metadata=metadata)
         self.write_bytes(rel, buf.getvalue())
 
-    def write_partition(self, table: str, month: str, df: pl.DataFrame) -> None:
-        """Replace the ``month`` partition of ``table`` with ``df``, atomically."""
-        self.write_parquet(self.partition_path(table, month), df)
+    def write_partition(self, table: str, month: str, df: pl.DataFrame,
+                        metadata: dict[str, str] | None = None) -> None:
+        """Replace the ``month`` partition of ``table`` with ``df`` (and ``metadata``), atomically."""
+        self.write_parquet(self.partition_path(table, month), df, metadata=metadata)
+
+    def partition_metadata(self, table: str, month: str) -> dict[str, str]:
+        """The key-value metadata of a stored partition (read from its footer only)."""
+        with self.fs.open(self.path(self.partition_path(table, month)), "rb") as fh:
+            raw = pq.ParquetFile(fh).metadata.metadata or {}
+        return {k.decode(): v.decode() for k, v in raw.items()}
 
     def list_partitions(self, table: str) -> list[str]:
         """The months that have a committed partition, sorted."""

@@ -48,3 +48,33 @@ def test_medallion_bad_input_exits_2_naming_the_zip_member(tmp_path: Path) -> No
     output = result.output.replace("\n", "")
     assert f"{raw} [dataset_diabetes/diabetic_data.csv]: not the UCI encounters CSV" in output
     assert "Fix:" in output
+
+
+def test_backfill_through_the_cli_equals_one_shot_and_no_cascade_refuses(tmp_path: Path, uci_sample: Path) -> None:
+    """Real UCI rows: gold for 2004-2008 first, then a backfill of 1999-2003."""
+    config = tmp_path / "defaults.json"
+    config.write_text("{}")
+
+    def medallion(datamart: Path, *args: str) -> object:
+        return runner.invoke(app, ["medallion", "--config", str(config), "--raw", str(uci_sample),
+                                   "--datamart", str(datamart), "--json", *args])
+
+    one_shot, backfilled = tmp_path / "one_shot", tmp_path / "backfilled"
+    assert medallion(one_shot).exit_code == 0
+    assert medallion(backfilled, "--start", "2004-01", "--end", "2008-12").exit_code == 0
+
+    refused = medallion(backfilled, "--start", "1999-01", "--end", "2003-12", "--no-cascade")
+    assert refused.exit_code == 2
+    message = refused.output.replace("\n", "")
+    assert "60 later gold month(s) (2004-01..2008-12)" in message and "Fix:" in message
+    assert Storage(backfilled).list_partitions(FEATURE_STORE)[0] == "2004-01"  # no gold written
+
+    result = medallion(backfilled, "--start", "1999-01", "--end", "2003-12")
+    assert result.exit_code == 0, result.output
+    gold = json.loads(result.stdout)["layers"][-1]
+    assert gold["partitions"] == 120 and "rebuilt 60 later gold month(s) (2004-01..2008-12)" in gold["notes"][0]
+    for table in (FEATURE_STORE, LABEL_STORE):
+        assert Storage(backfilled).read_table(table).equals(Storage(one_shot).read_table(table))
+
+    again = medallion(backfilled, "--layer", "gold", "--start", "2003-06", "--end", "2003-06")
+    assert again.exit_code == 0 and json.loads(again.stdout)["layers"][0]["partitions"] == 1

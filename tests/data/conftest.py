@@ -50,7 +50,7 @@ def write_monthly(storage: Storage, bronze: pl.DataFrame) -> list[str]:
 
 @pytest.fixture(scope="session")
 def uci_bronze(uci_zip: Path) -> pl.DataFrame:
-    """All 101,766 real UCI encounters as one bronze frame (the shared ``uci_zip`` fixture)."""
+    """All 101,766 real UCI encounters as one bronze frame (fails, never skips, without the data)."""
     with zipfile.ZipFile(uci_zip) as zf:
         raw = pl.read_csv(zf.read(UCI_MEMBER), infer_schema=False, null_values=["?"])
     return to_bronze(raw)

@@ -20,6 +20,7 @@ from readmit.data.features import (
     KEY_COLUMNS,
     MED_FEATURES,
     NUMERIC_FEATURES,
+    date_order_contradictions,
     empty_history,
     encounter_features,
     feature_frame,
@@ -116,23 +117,36 @@ def test_encounter_features_of_one_row(bronze_rows) -> None:
     assert row["death_or_hospice"] is True
 
 
-def test_history_counts_only_strictly_earlier_encounters(bronze_rows) -> None:
-    dates = [dt.date(2001, 1, 3), dt.date(2001, 1, 3), dt.date(2001, 1, 10), dt.date(2001, 1, 1),
-             dt.date(2001, 1, 31)]
+def test_history_counts_only_encounters_earlier_by_date_and_by_id(bronze_rows) -> None:
+    jan = [dt.date(2001, 1, d) for d in (3, 3, 10, 1, 17, 31)]
     silver, _ = clean(bronze_rows([
         {"encounter_id": 20, "patient_nbr": 1, "time_in_hospital": 2, "admission_type_id": 1},
         {"encounter_id": 10, "patient_nbr": 1, "time_in_hospital": 5, "admission_type_id": 3},
-        {"encounter_id": 5, "patient_nbr": 1, "time_in_hospital": 1, "admission_type_id": 1},
+        {"encounter_id": 30, "patient_nbr": 1, "time_in_hospital": 1, "admission_type_id": 1},
         {"encounter_id": 99, "patient_nbr": 2, "time_in_hospital": 4},
-        {"encounter_id": 1, "patient_nbr": 1, "time_in_hospital": 3},
-    ], dates))
+        {"encounter_id": 5, "patient_nbr": 1, "time_in_hospital": 6, "admission_type_id": 1},
+        {"encounter_id": 40, "patient_nbr": 1, "time_in_hospital": 3},
+    ], jan))
     got = {r["encounter_id"]: r for r in history_features(silver, empty_history()).to_dicts()}
-    # Patient 1 in (date, encounter_id) order: 10 (Jan 3), 20 (Jan 3), 5 (Jan 10), 1 (Jan 31).
-    assert [got[e]["prior_encounters"] for e in (10, 20, 5, 1)] == [0, 1, 2, 3]
-    assert [got[e]["prior_inpatient_days"] for e in (10, 20, 5, 1)] == [0, 5, 7, 8]
-    assert [got[e]["prior_emergency_encounters"] for e in (10, 20, 5, 1)] == [0, 0, 1, 2]
-    assert [got[e]["days_since_prior_encounter"] for e in (10, 20, 5, 1)] == [None, 0, 7, 21]
+    # Patient 1 by date: 10 (Jan 3), 20 (Jan 3), 30 (Jan 10), 5 (Jan 17), 40 (Jan 31). Encounter 5
+    # has the lowest id but a later date: nobody before it by date counts it, and it counts
+    # nobody (all of them come later by id).
+    assert [got[e]["prior_encounters"] for e in (10, 20, 30, 5, 40)] == [0, 1, 2, 0, 4]
+    assert [got[e]["prior_inpatient_days"] for e in (10, 20, 30, 5, 40)] == [0, 5, 7, 0, 14]
+    assert [got[e]["prior_emergency_encounters"] for e in (10, 20, 30, 5, 40)] == [0, 0, 1, 0, 3]
+    assert [got[e]["days_since_prior_encounter"] for e in (10, 20, 30, 5, 40)] == [None, 0, 7, None, 14]
     assert got[99]["prior_encounters"] == 0 and got[99]["days_since_prior_encounter"] is None
+
+
+def test_date_order_contradictions_counts_patients() -> None:
+    frame = pl.DataFrame({
+        "patient_nbr": [1, 1, 2, 2, 3, 3, 3, 4],
+        "encounter_id": [1, 2, 3, 4, 7, 5, 6, 8],
+        "snapshot_date": [dt.date(2001, 1, d) for d in (1, 2, 5, 4, 9, 9, 8, 1)],
+    })
+    # Patient 1 agrees; 2: encounter 4 dated before 3; 3: encounter 6 dated before 5; 4: one stay.
+    assert date_order_contradictions(frame) == 2
+    assert date_order_contradictions(frame.filter(pl.col("patient_nbr") != 2)) == 1
 
 
 def test_features_ignore_labels_and_later_encounters(bronze_rows) -> None:
@@ -161,7 +175,7 @@ def _naive_history(rows: list[dict]) -> dict[int, tuple]:
     out = {}
     for row in rows:
         earlier = [o for o in rows if o["patient_nbr"] == row["patient_nbr"]
-                   and (o["date"], o["encounter_id"]) < (row["date"], row["encounter_id"])]
+                   and o["encounter_id"] < row["encounter_id"] and o["date"] <= row["date"]]
         out[row["encounter_id"]] = (
             len(earlier),
             sum(o["time_in_hospital"] or 0 for o in earlier),

@@ -1,4 +1,7 @@
-"""Fetching the UCI zip: a real local HTTP server, an unreachable address, the cache, resolve."""
+"""Fetching the UCI zip: a real local HTTP server, an unreachable address, the cache, resolve.
+
+No network: the "download" is a copy of the real zip served by http.server on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from readmit.config import ENV_RAW, load_settings
 from readmit.data.fetch import (
     CACHE_FILE,
-    RAW_ENV,
+    KNOWN_SHA256,
     UCI_URL,
     default_cache_dir,
     fetch_uci,
@@ -25,8 +29,17 @@ from readmit.errors import ReadmitInputError
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    failures_left = 0  # the next requests answered 503 (a flaky server), set per test
+
     def log_message(self, *args: object) -> None:
         pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if type(self).failures_left > 0:
+            type(self).failures_left -= 1
+            self.send_error(503, "try again")
+            return
+        super().do_GET()
 
 
 @pytest.fixture
@@ -34,6 +47,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An HTTP server on 127.0.0.1 serving the folder it returns; yields (base URL, folder)."""
     folder = tmp_path / "www"
     folder.mkdir()
+    _QuietHandler.failures_left = 0
     handler = functools.partial(_QuietHandler, directory=str(folder))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
@@ -71,8 +85,31 @@ def test_downloads_verifies_and_caches(
     (folder / "uci.zip").unlink()  # a second call uses the cache, not the network
     assert fetch_uci(cache, url=f"{base}/uci.zip") == path
     with pytest.raises(ReadmitInputError, match="HTTP 404"):
-        fetch_uci(cache, url=f"{base}/uci.zip", force=True)
+        fetch_uci(cache, url=f"{base}/uci.zip", force=True, retries=0)
     assert path.read_bytes() == uci_zip.read_bytes()  # a failed refresh keeps the good copy
+    assert [p.name for p in cache.iterdir()] == [CACHE_FILE]
+
+
+def test_a_flaky_server_is_retried(served: tuple[str, Path], uci_zip: Path, tmp_path: Path) -> None:
+    base, folder = served
+    shutil.copy(uci_zip, folder / "uci.zip")
+    _QuietHandler.failures_left = 1
+    with pytest.raises(ReadmitInputError, match="HTTP 503"):
+        fetch_uci(tmp_path / "once", url=f"{base}/uci.zip", retries=0)
+    _QuietHandler.failures_left = 1
+    path = fetch_uci(tmp_path / "cache", url=f"{base}/uci.zip", retries=1)
+    assert path.read_bytes() == uci_zip.read_bytes() and _QuietHandler.failures_left == 0
+
+
+def test_a_pinned_sha256_is_checked(served: tuple[str, Path], uci_zip: Path, tmp_path: Path) -> None:
+    base, folder = served
+    shutil.copy(uci_zip, folder / "uci.zip")
+    (known,) = KNOWN_SHA256
+    assert fetch_uci(tmp_path / "ok", url=f"{base}/uci.zip", sha256=known).is_file()
+    with pytest.raises(ReadmitInputError, match="not the expected UCI data") as err:
+        fetch_uci(tmp_path / "bad", url=f"{base}/uci.zip", sha256="0" * 64, retries=0)
+    assert "SHA256" in str(err.value) or "sha256" in str(err.value)
+    assert list((tmp_path / "bad").iterdir()) == []
 
 
 def test_current_layout_zip_passes_verification(
@@ -89,7 +126,7 @@ def test_wrong_file_is_refused_and_not_cached(served: tuple[str, Path], tmp_path
     (folder / "page.html").write_text("<html>maintenance</html>")
     cache = tmp_path / "cache"
     with pytest.raises(ReadmitInputError) as err:
-        fetch_uci(cache, url=f"{base}/page.html")
+        fetch_uci(cache, url=f"{base}/page.html", retries=0)
     assert "not the expected UCI data" in str(err.value) and "not a readable zip" in str(err.value)
     assert list(cache.iterdir()) == []
 
@@ -97,10 +134,10 @@ def test_wrong_file_is_refused_and_not_cached(served: tuple[str, Path], tmp_path
 def test_unreachable_host_says_how_to_proceed(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}/uci.zip"
     with pytest.raises(ReadmitInputError) as err:
-        fetch_uci(tmp_path / "cache", url=url, timeout=5)
+        fetch_uci(tmp_path / "cache", url=url, timeout=5, retries=0)
     message = str(err.value)
     assert f"this machine could not reach UCI at {url}" in message
-    assert "--raw PATH" in message and RAW_ENV in message and UCI_URL in message
+    assert "--raw PATH" in message and f"{ENV_RAW[0]}=PATH" in message and UCI_URL in message
     assert list((tmp_path / "cache").iterdir()) == []
 
 
@@ -113,17 +150,21 @@ def test_default_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert not (tmp_path / "home").exists()
 
 
-def test_resolve_raw_prefers_argument_then_env_then_cache(
+def test_resolve_raw_prefers_the_settings_raw_path_then_the_cache(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv(RAW_ENV, raising=False)
+    monkeypatch.delenv(ENV_RAW[0], raising=False)
+    monkeypatch.setenv("READMIT_CONFIG", str(tmp_path / "none.json"))
+    (tmp_path / "none.json").write_text("{}")
     cache = tmp_path / "cache"
     with pytest.raises(ReadmitInputError) as err:
-        resolve_raw(None, cache)
+        resolve_raw(load_settings().raw_path, cache)
     assert "no raw input given" in str(err.value) and "readmit data fetch" in str(err.value)
     cache.mkdir()
     (cache / CACHE_FILE).write_bytes(b"zip")
     assert resolve_raw(None, cache) == str(cache / CACHE_FILE)
-    monkeypatch.setenv(RAW_ENV, "/data/env.zip")
-    assert resolve_raw(None, cache) == "/data/env.zip"
-    assert resolve_raw("s3://bucket/raw.zip", cache) == "s3://bucket/raw.zip"
+    # READMIT_RAW is read once, by load_settings; resolve_raw never looks at the environment.
+    monkeypatch.setenv(ENV_RAW[0], "/data/env.zip")
+    assert resolve_raw(None, cache) == str(cache / CACHE_FILE)
+    assert resolve_raw(load_settings().raw_path, cache) == "/data/env.zip"
+    assert resolve_raw(load_settings(raw="s3://bucket/raw.zip").raw_path, cache) == "s3://bucket/raw.zip"

@@ -7,15 +7,18 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from readmit.data.bronze import build_bronze
 from readmit.data.features import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
     FEATURE_DTYPES,
     FLAG_COLUMNS,
+    HISTORY_FEATURES,
     KEY_COLUMNS,
+    date_order_contradictions,
     encounter_features,
 )
-from readmit.data.gold import build_gold, label_frame
+from readmit.data.gold import build_gold, history_fingerprint, label_frame, stale_months
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE, SILVER_TABLE
 from readmit.data.silver import build_silver, clean
 from readmit.errors import ReadmitInputError
@@ -124,12 +127,138 @@ def test_build_gold_errors(tmp_path, bronze_rows) -> None:
     assert "snapshot_month=2001-01" in str(err.value) and "Fix:" in str(err.value)
 
 
-def test_rebuilding_a_month_says_which_later_months_may_carry_stale_history(real_2y) -> None:
+def test_a_rebuild_with_unchanged_silver_rebuilds_nothing_later(real_2y) -> None:
     storage, months = real_2y
     middle = months[len(months) // 2]
+    before = _gold(storage)
     result = build_gold(storage, start_month=middle, end_month=middle)
-    later = months[len(months) // 2 + 1:]
-    assert len(result.notes) == 1
-    assert f"{len(later)} later gold month(s) ({later[0]}..{later[-1]})" in result.notes[0]
-    assert f"--layer gold --start {middle}" in result.notes[0]
-    assert build_gold(storage, start_month=months[-1], end_month=months[-1]).notes == []
+    assert result.partitions == [middle] and result.notes == []
+    assert all(_gold(storage)[i].equals(before[i]) for i in (0, 1))
+
+
+def test_backfill_of_earlier_months_rebuilds_the_later_ones(
+    tmp_path, uci_bronze_2y: pl.DataFrame, write_bronze, real_2y
+) -> None:
+    """Later months first, then a backfill of the earlier ones: the same gold as one shot."""
+    one_shot = _gold(real_2y[0])
+    storage = Storage(tmp_path)
+    months = write_bronze(storage, uci_bronze_2y)
+    build_silver(storage, start_month="2000-01")
+    build_gold(storage)  # 2000 only: 1999 is not in silver yet
+    assert storage.list_partitions(FEATURE_STORE) == months[12:]
+    assert not _gold(storage)[0].equals(one_shot[0].filter(pl.col("snapshot_date").dt.year() == 2000))
+    build_silver(storage, end_month="1999-12")
+    result = build_gold(storage, end_month="1999-12")
+    assert result.partitions == months  # 1999 as asked, then every 2000 month again
+    assert "rebuilt 12 later gold month(s) (2000-01..2000-12)" in result.notes[0]
+    got = _gold(storage)
+    assert got[0].equals(one_shot[0]) and got[1].equals(one_shot[1])
+
+
+def test_no_cascade_refuses_before_writing_anything(tmp_path, uci_bronze_2y: pl.DataFrame, write_bronze) -> None:
+    storage = Storage(tmp_path)
+    write_bronze(storage, uci_bronze_2y)
+    build_silver(storage, start_month="2000-01")
+    build_gold(storage)
+    before = _gold(storage)
+    build_silver(storage, end_month="1999-12")
+    with pytest.raises(ReadmitInputError) as err:
+        build_gold(storage, end_month="1999-12", cascade=False)
+    message = str(err.value)
+    assert "12 later gold month(s) (2000-01..2000-12)" in message
+    assert "1999-01" in message and "Fix:" in message and "2000-12" in message.split("Fix:")[1]
+    assert storage.list_partitions(FEATURE_STORE)[0] == "2000-01"
+    assert _gold(storage)[0].equals(before[0])
+
+
+def test_which_later_months_rebuild_is_known_from_the_silver_history_inputs(real_2y) -> None:
+    storage, months = real_2y
+    month = months[6]
+    silver = storage.read_partition(SILVER_TABLE, month)
+    # A change outside the history inputs (a diagnosis): later months keep their history.
+    storage.write_partition(SILVER_TABLE, month, silver.with_columns(pl.lit("250").alias("diag_1")))
+    assert build_gold(storage, start_month=month, end_month=month).partitions == [month]
+    # A change of a history input (a stay's length): every later month is rebuilt, and says why.
+    longer = silver.with_columns(pl.col("time_in_hospital") + 1)
+    storage.write_partition(SILVER_TABLE, month, longer)
+    assert stale_months(storage, {m: history_fingerprint(storage.read_partition(SILVER_TABLE, m))
+                                  for m in months}, after=months[0]) == {m: [month] for m in months[6:]}
+    result = build_gold(storage, start_month=month, end_month=month)
+    assert result.partitions == months[6:]
+    storage.write_partition(SILVER_TABLE, month, silver)  # as it was, for the other tests
+    assert build_gold(storage, start_month=month, end_month=month).partitions == months[6:]
+    assert build_gold(storage, start_month=month, end_month=month).partitions == [month]
+
+
+@pytest.fixture(scope="module")
+def cyclic_features(tmp_path_factory, uci_zip) -> pl.DataFrame:
+    """Gold features of all real UCI encounters with the reference's ``cyclic`` dates."""
+    storage = Storage(tmp_path_factory.mktemp("cyclic"))
+    build_bronze(storage, str(uci_zip), derivation="cyclic")
+    build_silver(storage)
+    build_gold(storage)
+    return storage.read_table(FEATURE_STORE, columns=[*KEY_COLUMNS, *HISTORY_FEATURES])
+
+
+@pytest.mark.slow  # ~20 s: the whole UCI file through bronze, silver and gold
+def test_history_never_counts_a_later_encounter_with_cyclic_dates(cyclic_features: pl.DataFrame) -> None:
+    rows = cyclic_features.sort("patient_nbr", "encounter_id")
+    # The dates contradict the encounter order for thousands of patients: ordered by date alone,
+    # thousands of encounters would count a stay that comes later by encounter_id.
+    assert date_order_contradictions(rows) > 5_000
+    by_date = rows.sort("snapshot_date", "encounter_id").with_columns(
+        pl.col("encounter_id").cum_max().shift(1).over("patient_nbr").alias("latest_before"))
+    assert by_date.filter(pl.col("latest_before") > pl.col("encounter_id")).height > 10_000
+    # Brute force over each returning patient's stays: the earlier ones by id AND by date.
+    expected = {}
+    returning = rows.filter(pl.len().over("patient_nbr") > 1)
+    for (_,), patient in returning.partition_by("patient_nbr", as_dict=True).items():
+        stays = list(zip(patient["encounter_id"], patient["snapshot_date"], strict=True))
+        for encounter_id, day in stays:
+            before = [d for e, d in stays if e < encounter_id and d <= day]
+            expected[encounter_id] = (len(before), (day - max(before)).days if before else None)
+    got = {e: (n, days) for e, n, days in rows.select(
+        "encounter_id", "prior_encounters", "days_since_prior_encounter").iter_rows()}
+    assert {e: got[e] for e in expected} == expected
+    assert all(got[e] == (0, None) for e in set(got) - set(expected))
+    lower_ids = rows.select(pl.int_range(pl.len()).over("patient_nbr")).to_series()
+    assert int((rows["prior_encounters"] > lower_ids).sum()) == 0  # never a later stay
+
+
+def test_history_fingerprint_sees_history_inputs_only(bronze_rows) -> None:
+    silver, _ = clean(bronze_rows([{"encounter_id": 1, "time_in_hospital": None},
+                                   {"encounter_id": 2, "time_in_hospital": 3}]))
+    base = history_fingerprint(silver)
+    assert history_fingerprint(silver.reverse()) == base  # row order does not matter
+    assert history_fingerprint(silver.with_columns(pl.lit("Asian").alias("race"))) == base
+    assert history_fingerprint(silver.with_columns(pl.col("time_in_hospital").fill_null(0))) != base
+    assert history_fingerprint(silver.head(1)) != base
+
+
+def test_backfill_cascade_on_s3(s3_uri: str, bronze_rows) -> None:
+    """The history inputs recorded in each partition's footer are read back from S3 too."""
+    import datetime as dt
+
+    storage = Storage(s3_uri)
+    days = [dt.date(2001, m, 10) for m in (1, 2, 3)]
+    silver, _ = clean(bronze_rows([{"encounter_id": i, "patient_nbr": 7} for i in (1, 2, 3)], days))
+    for month, part in zip(("2001-02", "2001-03"), (silver[1:2], silver[2:3]), strict=True):
+        storage.write_partition(SILVER_TABLE, month, part)
+    build_gold(storage)
+    assert storage.read_table(FEATURE_STORE)["prior_encounters"].to_list() == [0, 1]
+    storage.write_partition(SILVER_TABLE, "2001-01", silver[0:1])  # the backfill
+    with pytest.raises(ReadmitInputError, match=r"2 later gold month\(s\) \(2001-02..2001-03\)"):
+        build_gold(storage, end_month="2001-01", cascade=False)
+    assert build_gold(storage, end_month="2001-01").partitions == ["2001-01", "2001-02", "2001-03"]
+    assert storage.read_table(FEATURE_STORE)["prior_encounters"].to_list() == [0, 1, 2]
+
+
+def test_a_later_month_without_a_record_is_rebuilt(real_2y) -> None:
+    storage, months = real_2y
+    unrecorded = storage.read_partition(FEATURE_STORE, months[-3])
+    storage.write_partition(FEATURE_STORE, months[-3], unrecorded)  # as an older readmit wrote it
+    with pytest.raises(ReadmitInputError, match="carry no record"):
+        build_gold(storage, start_month=months[0], end_month=months[0], cascade=False)
+    result = build_gold(storage, start_month=months[0], end_month=months[0])
+    assert result.partitions == [months[0], months[-3]]
+    assert storage.read_partition(FEATURE_STORE, months[-3]).equals(unrecorded)

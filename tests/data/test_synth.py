@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,20 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     b = write_synthetic(tmp_path / "b.csv", rows=3_000, seed=5).read_bytes()
     c = write_synthetic(tmp_path / "c.csv", rows=3_000, seed=6).read_bytes()
     assert a == b and a != c
+
+
+@pytest.mark.parametrize(("rows", "seed", "chunk_rows", "with_snapshot", "sha256"), [
+    (3_000, 1, 1_000, False, "c015b5f3d66fd6b1"),
+    (5_000, 42, 250_000, True, "5a7367074ac50117"),
+    (777, 9, 100, True, "d4a779e4c788b16b"),
+])
+def test_output_is_pinned(tmp_path: Path, rows: int, seed: int, chunk_rows: int, with_snapshot: bool,
+                          sha256: str) -> None:
+    """The bytes a seed gives are a contract (benchmarks and demos rely on them): a change to
+    the generator that moves them is deliberate, and updates these digests."""
+    path = write_synthetic(tmp_path / "d.csv", rows=rows, seed=seed, chunk_rows=chunk_rows,
+                           with_snapshot=with_snapshot)
+    assert hashlib.sha256(path.read_bytes()).hexdigest()[:16] == sha256
 
 
 def test_with_snapshot_writes_iso_dates_read_as_input(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 pytestmark = [pytest.mark.airflow, pytest.mark.usefixtures("airflow_home")]
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "airflow" / "dags"
+DAG_FILES = sorted(p.name for p in DAGS_FOLDER.glob("*.py"))
 GATES = ["check_model_config", "check_gold_data_exists", "check_sufficient_training_data",
          "check_temporal_leakage"]
 ALGORITHMS = ["logistic_regression", "random_forest", "xgboost"]
@@ -57,9 +58,8 @@ def states(dag_run) -> dict[str, str]:
 def test_every_dag_file_loads_without_import_errors(local_env):
     bag = dagbag()
     assert bag.import_errors == {}
-    files = sorted(p.name for p in DAGS_FOLDER.glob("*.py"))
-    assert files == ["diab_medallion.py", "diab_model_training.py"]
-    assert sorted(bag.dag_ids) == ["diab_medallion", "diab_model_training"]
+    assert DAG_FILES == ["diab_medallion.py", "diab_model_training.py", "diab_monitoring.py"]
+    assert sorted(bag.dag_ids) == ["diab_medallion", "diab_model_training", "diab_monitoring"]
 
 
 def test_training_dag_is_gates_then_parallel_training_then_compare(local_env):
@@ -134,7 +134,7 @@ def test_local_mode_needs_no_provider_beyond_core_airflow(local_env):
 def test_an_unknown_executor_mode_is_an_import_error_that_says_so(local_env, monkeypatch):
     monkeypatch.setenv("READMIT_EXECUTOR", "lambda")
     errors = dagbag().import_errors
-    assert len(errors) == 2
+    assert len(errors) == len(DAG_FILES)
     assert all("READMIT_EXECUTOR" in e and "local, ecs, kubernetes" in e for e in errors.values())
 
 
@@ -221,7 +221,7 @@ def test_ecs_mode_accepts_the_reference_project_variable_names(s3_env, monkeypat
 def test_ecs_mode_without_a_cluster_is_an_import_error_naming_the_variable(s3_env, monkeypatch):
     monkeypatch.setenv("READMIT_EXECUTOR", "ecs")
     errors = dagbag().import_errors
-    assert len(errors) == 2
+    assert len(errors) == len(DAG_FILES)
     assert all("READMIT_ECS_CLUSTER is not set" in e for e in errors.values())
 
 
@@ -229,7 +229,7 @@ def test_container_modes_refuse_local_locations(local_env, monkeypatch):
     for k, v in ECS_ENV.items():
         monkeypatch.setenv(k, v)
     errors = dagbag().import_errors
-    assert len(errors) == 2
+    assert len(errors) == len(DAG_FILES)
     message = next(iter(errors.values()))
     assert "READMIT_DATAMART_URI=" in message and "s3://" in message
 
@@ -262,7 +262,7 @@ def test_kubernetes_mode_needs_an_image(s3_env, monkeypatch):
     monkeypatch.setenv("READMIT_EXECUTOR", "kubernetes")
     monkeypatch.delenv("READMIT_IMAGE", raising=False)
     errors = dagbag().import_errors
-    assert all("READMIT_IMAGE is not set" in e for e in errors.values()) and len(errors) == 2
+    assert all("READMIT_IMAGE is not set" in e for e in errors.values()) and len(errors) == len(DAG_FILES)
 
 
 # -- end to end: dag.test() on real data ------------------------------------------------------------

@@ -76,6 +76,10 @@ def medallion(
     quarantine: Annotated[bool | None, typer.Option(
         "--quarantine/--no-quarantine",
         help="Set bad raw rows aside with their reason (under rejected/) instead of refusing the file.")] = None,
+    cascade: Annotated[bool, typer.Option(
+        "--cascade/--no-cascade",
+        help="Rebuild the later gold months whose patient history came from silver months that changed "
+        "(a backfill); --no-cascade refuses (exit 2) instead of leaving them stale.")] = True,
     config: ConfigOpt = None,
     raw: RawOpt = None,
     datamart: DatamartOpt = None,
@@ -95,7 +99,7 @@ def medallion(
                 bar.update(tasks[layer_name], advance=1, description=f"{layer_name:6s} {month}")
 
         results = pipeline.medallion(settings, layer, start_month=start, end_month=end,
-                                quarantine=quarantine, progress=progress)
+                                quarantine=quarantine, cascade=cascade, progress=progress)
     elapsed = time.perf_counter() - started
     if as_json:
         print_json({"datamart": settings.datamart_uri, "seconds": round(elapsed, 2),

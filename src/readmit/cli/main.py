@@ -20,6 +20,8 @@ _AREAS = (
     "readmit.cli.data_cmd",
     "readmit.cli.training_cmd",
     "readmit.cli.run_cmd",
+    "readmit.cli.report_cmd",
+    "readmit.cli.monitor_cmd",
 )
 
 for _module in _AREAS:

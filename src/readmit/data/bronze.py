@@ -25,10 +25,9 @@ from datetime import UTC, date, datetime
 import polars as pl
 
 from readmit.data.layers import BRONZE_TABLE, REJECTED_AREA, LayerResult
-from readmit.data.raw import DEFAULT_BATCH_ROWS, DEFAULT_END, DEFAULT_START, open_raw
+from readmit.data.raw import DEFAULT_BATCH_ROWS, DEFAULT_END, DEFAULT_START, RawReader, open_raw
 from readmit.data.schema import SNAPSHOT_COLUMN
-from readmit.errors import ReadmitInputError
-from readmit.storage import Storage, check_month
+from readmit.storage import Storage, check_month_range
 
 STAGING_AREA = "bronze/_staging"
 _REJECTED_KEY = "_rejected"
@@ -98,74 +97,90 @@ def build_bronze(
     written; ``derivation``, ``start_date`` and ``end_date`` say how ``snapshot_date`` is made
     when the input has none. ``on_partition`` is called with each month once it is written.
     """
-    first = check_month(start_month) if start_month else None
-    last = check_month(end_month) if end_month else None
-    if first and last and first > last:
-        raise ReadmitInputError(
-            f"start month {first} is after end month {last}", fix="give --start before --end"
-        )
+    first, last = check_month_range(start_month, end_month)
     reader = open_raw(
         raw_path, derivation=derivation, start=start_date, end=end_date,
         quarantine=quarantine, batch_rows=batch_rows,
     )
     ingested_at = datetime.now(UTC)
     stamp = f"{ingested_at:%Y%m%dT%H%M%S%f}Z"
-    run_id = f"{stamp}-{uuid.uuid4().hex[:8]}"
-    stager = _Stager(storage, f"{STAGING_AREA}/{run_id}", spill_rows=2 * batch_rows)
+    stager = _Stager(storage, f"{STAGING_AREA}/{stamp}-{uuid.uuid4().hex[:8]}", spill_rows=2 * batch_rows)
     result = LayerResult(layer="bronze", rows_in=reader.rows_in)
-    outside = 0
+    lineage = [
+        pl.lit(reader.source_sha256).alias("_source_sha256"),
+        pl.lit(ingested_at, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at"),
+    ]
     try:
-        for batch in reader.batches():
-            month = pl.col(SNAPSHOT_COLUMN).dt.strftime("%Y-%m")
-            in_range = pl.lit(True)
-            if first:
-                in_range &= month >= first
-            if last:
-                in_range &= month <= last
-            frame = batch.frame.with_columns(month.alias("_month"), in_range.alias("_keep"))
-            kept = frame.filter(pl.col("_keep")).drop("_keep")
-            outside += frame.height - kept.height
-            for (key,), part in kept.partition_by("_month", as_dict=True).items():
-                stager.add(str(key), part.drop("_month"))
-            if batch.rejected.height:
-                stager.add(_REJECTED_KEY, batch.rejected)
-        lineage = [
-            pl.lit(reader.source_sha256).alias("_source_sha256"),
-            pl.lit(ingested_at, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at"),
-        ]
-        for month in stager.keys():
-            if month == _REJECTED_KEY:
-                continue
-            part = stager.take(month).with_columns(lineage)
-            storage.write_partition(BRONZE_TABLE, month, part)
-            result.partitions.append(month)
-            result.rows_out += part.height
-            if on_partition is not None:
-                on_partition(month)
-        if _REJECTED_KEY in stager.keys():
-            rejected = stager.take(_REJECTED_KEY).with_columns(lineage)
-            rel = f"{REJECTED_AREA}/bronze/{stamp}-{reader.source_sha256[:8]}.parquet"
-            storage.write_parquet(rel, rejected)
-            result.rows_rejected = rejected.height
-            result.notes.append(
-                f"{rejected.height} rejected row(s) (bad values, see _reason) written to "
-                f"{storage.uri_of(rel)}"
-            )
+        outside = _stage_by_month(reader, stager, first, last)
+        _write_partitions(storage, stager, lineage, result, on_partition)
+        _write_rejected(storage, stager, lineage, f"{stamp}-{reader.source_sha256[:8]}", result)
     finally:
         stager.cleanup()
-    if reader.snapshot_source == "input":
-        result.notes.append("snapshot_date taken from the input's snapshot_date column")
-    else:
-        result.notes.append(
-            f"snapshot_date derived ({reader.snapshot_source}) over {start_date}..{end_date}: "
-            "the UCI file has no dates"
-        )
-    if outside:
-        result.notes.append(
-            f"{outside} row(s) fell outside months {first or '...'}..{last or '...'} and were "
-            "not written"
-        )
-    if not result.partitions:
-        result.notes.append("no rows in the requested months: no partition written")
-    result.notes.append(f"source {reader.source} sha256 {reader.source_sha256}")
+    result.notes += _notes(reader, start_date, end_date, first, last, outside, bool(result.partitions))
     return result
+
+
+def _stage_by_month(reader: RawReader, stager: _Stager, first: str | None, last: str | None) -> int:
+    """Read every batch (checking the whole file), stage its rows by month; return how many
+    rows fell outside [first, last]. Rejected rows (quarantine) are staged apart."""
+    month = pl.col(SNAPSHOT_COLUMN).dt.strftime("%Y-%m")
+    in_range = pl.lit(True)
+    if first:
+        in_range &= month >= first
+    if last:
+        in_range &= month <= last
+    outside = 0
+    for batch in reader.batches():
+        frame = batch.frame.with_columns(month.alias("_month"), in_range.alias("_keep"))
+        kept = frame.filter(pl.col("_keep")).drop("_keep")
+        outside += frame.height - kept.height
+        for (key,), part in kept.partition_by("_month", as_dict=True).items():
+            stager.add(str(key), part.drop("_month"))
+        if batch.rejected.height:
+            stager.add(_REJECTED_KEY, batch.rejected)
+    return outside
+
+
+def _write_partitions(storage: Storage, stager: _Stager, lineage: list[pl.Expr], result: LayerResult,
+                      on_partition: Callable[[str], None] | None) -> None:
+    """Write each staged month as its bronze partition, with the lineage columns."""
+    for month in stager.keys():
+        if month == _REJECTED_KEY:
+            continue
+        part = stager.take(month).with_columns(lineage)
+        storage.write_partition(BRONZE_TABLE, month, part)
+        result.partitions.append(month)
+        result.rows_out += part.height
+        if on_partition is not None:
+            on_partition(month)
+
+
+def _write_rejected(storage: Storage, stager: _Stager, lineage: list[pl.Expr], name: str,
+                    result: LayerResult) -> None:
+    """Write the staged rejected rows, if any, to ``rejected/bronze/{name}.parquet``."""
+    if _REJECTED_KEY not in stager.keys():
+        return
+    rejected = stager.take(_REJECTED_KEY).with_columns(lineage)
+    rel = f"{REJECTED_AREA}/bronze/{name}.parquet"
+    storage.write_parquet(rel, rejected)
+    result.rows_rejected = rejected.height
+    result.notes.append(
+        f"{rejected.height} rejected row(s) (bad values, see _reason) written to {storage.uri_of(rel)}"
+    )
+
+
+def _notes(reader: RawReader, start_date: date, end_date: date, first: str | None, last: str | None,
+           outside: int, wrote: bool) -> list[str]:
+    """What the user should know about the run: where dates came from, rows left out, the source."""
+    if reader.snapshot_source == "input":
+        notes = ["snapshot_date taken from the input's snapshot_date column"]
+    else:
+        notes = [f"snapshot_date derived ({reader.snapshot_source}) over {start_date}..{end_date}: "
+                 "the UCI file has no dates"]
+    if outside:
+        notes.append(f"{outside} row(s) fell outside months {first or '...'}..{last or '...'} and "
+                     "were not written")
+    if not wrote:
+        notes.append("no rows in the requested months: no partition written")
+    notes.append(f"source {reader.source} sha256 {reader.source_sha256}")
+    return notes

@@ -3,9 +3,11 @@
 Two kinds of features:
 
 - encounter features, computed from the encounter's own row (all known at its discharge);
-- patient history, counted over the same patient's strictly earlier encounters in the order
-  (snapshot_date, encounter_id). History never looks at a later encounter nor at any
-  ``readmitted`` value. It is computed month by month from a compact per-patient state
+- patient history, counted over the same patient's earlier encounters: those with a lower
+  ``encounter_id`` AND a ``snapshot_date`` that is not later (:func:`prior_encounter`). Both
+  orders must agree, so history never counts a later stay even where dates contradict the
+  encounter order (``cyclic`` dates), and it never reads a ``readmitted`` value. It is computed
+  month by month from a state holding the few history columns of the months already seen
   (:func:`empty_history`, :func:`fold_history`), so any split of the months gives the same result.
 """
 
@@ -13,12 +15,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS, DRUG_COLUMNS
+from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS, DRUG_COLUMNS, KEY_COLUMNS, MISSING
 
-MISSING = "Missing"
-
-KEY_COLUMNS: tuple[str, ...] = ("encounter_id", "patient_nbr", "snapshot_date")
-FLAG_COLUMNS: tuple[str, ...] = ("death_or_hospice",)
+# The death-or-hospice flag: such encounters cannot lead to a readmission.
+DEATH_OR_HOSPICE = "death_or_hospice"
+FLAG_COLUMNS: tuple[str, ...] = (DEATH_OR_HOSPICE,)
 
 # -- code tables ---------------------------------------------------------------------------
 AGE_MIDPOINTS: dict[str, int] = {f"[{lo}-{lo + 10})": lo + 5 for lo in range(0, 100, 10)}
@@ -34,7 +35,7 @@ DISCHARGE_SEVERITY: dict[int, int] = {
     1: 1, 6: 2, 8: 2,
     **{d: 3 for d in (2, 3, 4, 5, 9, 10, 12, 15, 16, 17, 22, 23, 24, 27, 28, 29, 30)},
     7: 4,
-    **{d: 5 for d in (11, 13, 14, 19, 20, 21)},
+    **{d: 5 for d in DEATH_OR_HOSPICE_DISPOSITIONS},
 }
 # admission_source_id -> 3 emergency room, 2 transfer from another facility,
 # 1 referral or other known route, 0 unknown (9, 15, 17, 20, 21, missing).
@@ -113,12 +114,15 @@ FEATURE_DEFINITIONS: dict[str, str] = {
         name: f"{drug}: 0 not prescribed (No/Missing), 1 dose Down, 2 Steady, 3 dose Up."
         for name, drug in MED_FEATURES.items()
     },
-    "prior_encounters": "Number of this patient's encounters strictly earlier in (snapshot_date, encounter_id) order.",
-    "prior_inpatient_days": "Sum of time_in_hospital over this patient's strictly earlier encounters.",
-    "prior_emergency_encounters": "Strictly earlier encounters of this patient with admission_type_id 1 (Emergency).",
+    "prior_encounters": (
+        "Number of this patient's earlier encounters: a lower encounter_id and a snapshot_date on or "
+        "before this one's (both orders must agree, so a later stay is never counted)."
+    ),
+    "prior_inpatient_days": "Sum of time_in_hospital over this patient's earlier encounters (as in prior_encounters).",
+    "prior_emergency_encounters": "Earlier encounters of this patient (as in prior_encounters) with admission_type_id 1 (Emergency).",
     "days_since_prior_encounter": (
-        "Days from the patient's latest earlier encounter's snapshot_date to this one; null when "
-        "there is none (prior_encounters == 0)."
+        "Days from the latest snapshot_date among the patient's earlier encounters (as in "
+        "prior_encounters) to this one's; null when there is none (prior_encounters == 0)."
     ),
     "race": "Race as recorded; Missing when not recorded.",
     "gender": "Female, Male or Missing (UCI Unknown/Invalid).",
@@ -141,23 +145,30 @@ FEATURE_DEFINITIONS: dict[str, str] = {
 }
 
 FLAG_DEFINITIONS: dict[str, str] = {
-    "death_or_hospice": (
-        "True when discharge_disposition_id is in 11, 13, 14, 19, 20, 21 (expired or hospice): "
+    DEATH_OR_HOSPICE: (
+        f"True when discharge_disposition_id is in {', '.join(map(str, sorted(DEATH_OR_HOSPICE_DISPOSITIONS)))} "
+        "(expired or hospice): "
         "such encounters cannot lead to a readmission; training and scoring may leave them out."
     ),
 }
 
-# The silver columns the patient-history state needs, and the state's schema.
+# The silver columns patient history is counted from: the history state is these columns of
+# every encounter of the months already folded in (see :func:`fold_history`).
 HISTORY_INPUT_COLUMNS: tuple[str, ...] = (
     "encounter_id", "patient_nbr", "snapshot_date", "time_in_hospital", "admission_type_id",
 )
 HISTORY_STATE_SCHEMA: dict[str, pl.DataType] = {
+    "encounter_id": pl.Int64(),
     "patient_nbr": pl.Int64(),
-    "n_encounters": pl.Int64(),
-    "inpatient_days": pl.Int64(),
-    "emergency_encounters": pl.Int64(),
-    "last_date": pl.Date(),
+    "snapshot_date": pl.Date(),
+    "time_in_hospital": pl.Int64(),
+    "admission_type_id": pl.Int64(),
 }
+
+
+def death_or_hospice() -> pl.Expr:
+    """The rule that leaves encounters out: the DEATH_OR_HOSPICE flag is set (null counts as not)."""
+    return pl.col(DEATH_OR_HOSPICE).fill_null(False)
 
 
 # -- code groupings ------------------------------------------------------------------------
@@ -244,57 +255,91 @@ def encounter_features(silver: pl.DataFrame) -> pl.DataFrame:
         specialty_group(pl.col("medical_specialty")).alias("specialty_group"),
         *[icd9_group(pl.col(f"diag_{i}")).alias(f"diag_{i}_group") for i in (1, 2, 3)],
         pl.col("discharge_disposition_id").is_in(list(DEATH_OR_HOSPICE_DISPOSITIONS))
-        .fill_null(False).alias("death_or_hospice"),
+        .fill_null(False).alias(DEATH_OR_HOSPICE),
     )
 
 
 # -- patient history -----------------------------------------------------------------------
+def prior_encounter(prior: str = "_prior") -> pl.Expr:
+    """True when the encounter with suffix ``prior`` came before this one: the rule of all history.
+
+    An encounter is earlier when its ``encounter_id`` is lower AND its ``snapshot_date`` is not
+    later. Both must hold: with dates that contradict the encounter order (``cyclic`` derivation,
+    dates from the input), ordering by date alone would count a later stay, the very readmission
+    the label is about.
+    """
+    return (pl.col(f"encounter_id{prior}") < pl.col("encounter_id")) & (
+        pl.col(f"snapshot_date{prior}") <= pl.col("snapshot_date")
+    )
+
+
+def date_order_contradictions(frame: pl.DataFrame) -> int:
+    """How many patients have an encounter dated before one of their lower ``encounter_id``.
+
+    ``frame`` needs ``patient_nbr``, ``encounter_id`` and ``snapshot_date``. Such patients' date
+    order contradicts their encounter order; history never counts across the contradiction.
+    """
+    return int(
+        frame.lazy()
+        .group_by("patient_nbr")
+        .agg((pl.col("snapshot_date").sort_by("encounter_id").diff() < 0).any().alias("_bad"))
+        .select(pl.col("_bad").sum())
+        .collect()
+        .item()
+        or 0
+    )
+
+
 def empty_history() -> pl.DataFrame:
-    """The history state before any encounter: no patients."""
+    """The history state before any encounter: no encounters."""
     return pl.DataFrame(schema=HISTORY_STATE_SCHEMA)
 
 
 def fold_history(state: pl.DataFrame, encounters: pl.DataFrame) -> pl.DataFrame:
-    """The state after adding ``encounters`` (which must all come after those already folded)."""
-    emergency = (pl.col("admission_type_id") == 1).fill_null(False).cast(pl.Int64)
-    added = encounters.group_by("patient_nbr").agg(
-        pl.len().cast(pl.Int64).alias("n_encounters"),
-        pl.col("time_in_hospital").fill_null(0).sum().cast(pl.Int64).alias("inpatient_days"),
-        emergency.sum().cast(pl.Int64).alias("emergency_encounters"),
-        pl.col("snapshot_date").max().alias("last_date"),
-    )
-    merged = pl.concat([state, added.select(state.columns)], how="vertical")
-    return merged.group_by("patient_nbr").agg(
-        pl.col("n_encounters", "inpatient_days", "emergency_encounters").sum(),
-        pl.col("last_date").max(),
-    ).select(list(HISTORY_STATE_SCHEMA)).cast(HISTORY_STATE_SCHEMA)
+    """The state with ``encounters`` (other months than those already folded) added."""
+    added = encounters.select(HISTORY_INPUT_COLUMNS).cast(HISTORY_STATE_SCHEMA)
+    return pl.concat([state, added], how="vertical", rechunk=False)
 
 
 def history_features(encounters: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
-    """``encounter_id`` and HISTORY_FEATURES for ``encounters``, all later than ``state``.
+    """``encounter_id`` and HISTORY_FEATURES for ``encounters``, in (snapshot_date, encounter_id) order.
 
-    ``encounters`` is one month (or a run of consecutive months): its own earlier rows of the
-    same patient in (snapshot_date, encounter_id) order count too; rows come back in that order.
+    History counts, for each encounter, the same patient's encounters that came before it
+    (:func:`prior_encounter`) among ``encounters`` and the ``state`` (the encounters of other
+    months, :func:`fold_history`). Nothing else is read, so any split of the months into runs
+    gives the same result. The work is one join of each encounter with its patient's other
+    encounters up to its date: quadratic per patient, linear overall while patients have tens of
+    stays (40 at most on the UCI file).
     """
-    by_patient = "patient_nbr"
-    days = pl.col("time_in_hospital").fill_null(0)
-    emergency = (pl.col("admission_type_id") == 1).fill_null(False).cast(pl.Int64)
-    ordered = encounters.select(HISTORY_INPUT_COLUMNS)
+    ordered = encounters.select(HISTORY_INPUT_COLUMNS).cast(HISTORY_STATE_SCHEMA)
     ordered = ordered.sort("snapshot_date", "encounter_id", maintain_order=True)
-    within = ordered.with_columns(
-        pl.int_range(pl.len(), dtype=pl.Int64).over(by_patient).alias("_n"),
-        (days.cum_sum() - days).over(by_patient).cast(pl.Int64).alias("_days"),
-        (emergency.cum_sum() - emergency).over(by_patient).cast(pl.Int64).alias("_em"),
-        pl.col("snapshot_date").shift(1).over(by_patient).alias("_prev"),
+    if ordered.height == 0:
+        return ordered.select("encounter_id", *[pl.lit(None, pl.Int64).alias(c) for c in HISTORY_FEATURES])
+    patients = ordered["patient_nbr"].unique().implode()
+    others = state.filter(
+        pl.col("patient_nbr").is_in(patients) & (pl.col("snapshot_date") <= ordered["snapshot_date"].max())
+        & ~pl.col("encounter_id").is_in(ordered["encounter_id"].implode())
     )
-    joined = within.join(state, on=by_patient, how="left", maintain_order="left")
-    last_date = pl.coalesce("_prev", "last_date")
+    pool = pl.concat([others, ordered], how="vertical").rename(
+        {c: f"{c}_prior" for c in HISTORY_INPUT_COLUMNS if c != "patient_nbr"}
+    )
+    pairs = ordered.select("encounter_id", "patient_nbr", "snapshot_date").join(
+        pool, on="patient_nbr", how="inner"
+    ).filter(prior_encounter())
+    counted = pairs.group_by("encounter_id").agg(
+        pl.len().cast(pl.Int64).alias("prior_encounters"),
+        pl.col("time_in_hospital_prior").fill_null(0).sum().cast(pl.Int64).alias("prior_inpatient_days"),
+        (pl.col("admission_type_id_prior") == 1).fill_null(False).sum().cast(pl.Int64)
+        .alias("prior_emergency_encounters"),
+        pl.col("snapshot_date_prior").max().alias("_last"),
+    )
+    joined = ordered.join(counted, on="encounter_id", how="left", maintain_order="left")
     return joined.select(
         "encounter_id",
-        (pl.col("_n") + pl.col("n_encounters").fill_null(0)).alias("prior_encounters"),
-        (pl.col("_days") + pl.col("inpatient_days").fill_null(0)).alias("prior_inpatient_days"),
-        (pl.col("_em") + pl.col("emergency_encounters").fill_null(0)).alias("prior_emergency_encounters"),
-        (pl.col("snapshot_date") - last_date).dt.total_days().cast(pl.Int64)
+        pl.col("prior_encounters").fill_null(0),
+        pl.col("prior_inpatient_days").fill_null(0),
+        pl.col("prior_emergency_encounters").fill_null(0),
+        (pl.col("snapshot_date") - pl.col("_last")).dt.total_days().cast(pl.Int64)
         .alias("days_since_prior_encounter"),
     )
 
@@ -302,7 +347,7 @@ def history_features(encounters: pl.DataFrame, state: pl.DataFrame) -> pl.DataFr
 def feature_frame(silver: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
     """Feature-store rows for silver encounters: KEY_COLUMNS + FEATURE_COLUMNS + FLAG_COLUMNS.
 
-    ``state`` is the patient history of every earlier month (:func:`fold_history`); rows come
+    ``state`` holds the history inputs of the other months (:func:`fold_history`); rows come
     back sorted by (snapshot_date, encounter_id).
     """
     ordered = silver.sort("snapshot_date", "encounter_id", maintain_order=True)

@@ -1,9 +1,11 @@
 """Download the UCI data set once, check it is the expected file, and keep it in a cache.
 
-The cache is ``$XDG_CACHE_HOME/readmit`` (or ``~/.cache/readmit``). A download goes to a
-temporary file next to the cached one and is moved into place only after it has been checked:
-the zip opens, holds ``diabetic_data.csv`` (either layout) with the 50 UCI columns and 101,766
-data rows (or is byte-for-byte the known older distribution).
+The download itself is pooch's (streamed to a temporary file, retried on a broken connection or
+a failed check, moved into place only when it passed). The cache is ``$XDG_CACHE_HOME/readmit``
+(or ``~/.cache/readmit``). A file is kept only once it is known to be the UCI data: its sha256
+is the known one (``sha256=``, or the older UCI distribution's), or the zip holds
+``diabetic_data.csv`` (either layout) with the 50 UCI columns and 101,766 data rows — the
+official URL serves a republished archive whose bytes are not pinned.
 """
 
 from __future__ import annotations
@@ -12,13 +14,11 @@ import csv
 import hashlib
 import io
 import os
-import shutil
-import urllib.error
-import urllib.request
 import uuid
 import zipfile
 from pathlib import Path
 
+from readmit.config import ENV_RAW
 from readmit.data.raw import CSV_MEMBER
 from readmit.data.schema import REQUIRED_COLUMNS
 from readmit.errors import ReadmitInputError
@@ -31,10 +31,10 @@ CACHE_FILE = "diabetes-130-us-hospitals-1999-2008.zip"
 UCI_ROWS = 101_766
 # sha256 of the older UCI distribution (dataset_diabetes/ folder inside the zip).
 KNOWN_SHA256 = frozenset({"3a17a3b55b6dd4a1926703185c0ad8e2ed30bc8e2f9b927cdd1000b733d1de8e"})
-RAW_ENV = "READMIT_RAW"
+RETRIES = 2
 _MANUAL_FIX = (
     f"download {UCI_URL} by hand (any machine with internet access), then pass it with "
-    f"`--raw PATH` or set {RAW_ENV}=PATH"
+    f"`--raw PATH` or set {ENV_RAW[0]}=PATH"
 )
 
 
@@ -44,7 +44,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "readmit"
 
 
-def verify_uci_zip(path: Path) -> str | None:
+def verify_uci_zip(path: Path | str) -> str | None:
     """Return None when ``path`` is the UCI data, else the reason it is not."""
     with open(path, "rb") as fh:
         if hashlib.file_digest(fh, "sha256").hexdigest() in KNOWN_SHA256:
@@ -73,58 +73,84 @@ def cached_raw(cache_dir: Path | None = None) -> Path | None:
     return path if path.is_file() else None
 
 
+class _NotUCI(ValueError):
+    """The downloaded file is not the UCI data (a ValueError: pooch retries, then re-raises it)."""
+
+
+def _verified(download):
+    """A pooch downloader that refuses (before the file is moved into the cache) what is not UCI."""
+
+    def run(url: str, output_file: str, pooch_: object) -> None:
+        download(url, output_file, pooch_)
+        problem = verify_uci_zip(output_file)
+        if problem is not None:
+            raise _NotUCI(problem)
+
+    return run
+
+
 def fetch_uci(
     cache_dir: Path | str | None = None,
     *,
     url: str = UCI_URL,
+    sha256: str | None = None,
     force: bool = False,
     timeout: float = 60,
+    retries: int = RETRIES,
 ) -> Path:
-    """Return the cached UCI zip, downloading and checking it first if needed (or ``force``)."""
+    """Return the cached UCI zip, downloading and checking it first if needed (or ``force``).
+
+    ``sha256`` pins the bytes of the file at ``url`` (a mirror, an archived copy); without it the
+    content is checked instead. A failed download or check is retried ``retries`` times; a
+    failed refresh keeps the copy already cached.
+    """
+    import pooch
+    import requests
+
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = folder / CACHE_FILE
     if target.is_file() and not force and verify_uci_zip(target) is None:
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".tmp-{uuid.uuid4().hex}-{CACHE_FILE}"
+    staging = f".download-{uuid.uuid4().hex}-{CACHE_FILE}"
+    fetcher = pooch.create(
+        path=folder, base_url="", registry={staging: f"sha256:{sha256}" if sha256 else None},
+        urls={staging: url}, retry_if_failed=retries,
+    )
+    pooch.get_logger().setLevel("WARNING")
+    downloader = _verified(pooch.HTTPDownloader(timeout=timeout, progressbar=False))
     try:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
-                shutil.copyfileobj(response, out, length=1 << 20)
-        except urllib.error.HTTPError as exc:
-            raise ReadmitInputError(
-                f"the server answered HTTP {exc.code} ({exc.reason}) for {url}",
-                source=url,
-                fix=f"retry later (`readmit data fetch --force`), or {_MANUAL_FIX}",
-            ) from exc
-        except (urllib.error.URLError, OSError) as exc:  # offline, refused, DNS, timeout
-            reason = getattr(exc, "reason", None) or exc
-            raise ReadmitInputError(
-                f"this machine could not reach UCI at {url} ({reason})",
-                source=url,
-                fix=_MANUAL_FIX,
-            ) from exc
-        problem = verify_uci_zip(tmp)
-        if problem is not None:
-            raise ReadmitInputError(
-                f"the downloaded file is not the expected UCI data: {problem}",
-                source=url,
-                fix=f"retry later (`readmit data fetch --force`), or {_MANUAL_FIX}",
-            )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        downloaded = Path(fetcher.fetch(staging, downloader=downloader))
+    except requests.exceptions.HTTPError as exc:
+        response = exc.response
+        raise ReadmitInputError(
+            f"the server answered HTTP {response.status_code} ({response.reason}) for {url}",
+            source=url,
+            fix=f"retry later (`readmit data fetch --force`), or {_MANUAL_FIX}",
+        ) from exc
+    except requests.exceptions.RequestException as exc:  # offline, refused, DNS, timeout
+        raise ReadmitInputError(
+            f"this machine could not reach UCI at {url} ({type(exc).__name__})",
+            source=url,
+            fix=_MANUAL_FIX,
+        ) from exc
+    except ValueError as exc:  # _NotUCI, or pooch's sha256 mismatch
+        raise ReadmitInputError(
+            f"the downloaded file is not the expected UCI data: {exc}",
+            source=url,
+            fix=f"retry later (`readmit data fetch --force`), or {_MANUAL_FIX}",
+        ) from exc
+    os.replace(downloaded, target)
     return target
 
 
 def resolve_raw(raw: str | None, cache_dir: Path | None = None) -> str:
-    """The raw input to use: ``raw``, else ``$READMIT_RAW``, else the cached UCI zip.
+    """The raw input to use: ``raw`` (the resolved ``Settings.raw_path``), else the cached UCI zip.
 
-    Never touches the network; raises ``ReadmitInputError`` saying how to get the data.
+    Never touches the network, and never reads ``READMIT_RAW`` (``load_settings`` did, once);
+    raises ``ReadmitInputError`` saying how to get the data.
     """
-    chosen = raw or os.environ.get(RAW_ENV)
-    if chosen:
-        return str(chosen)
+    if raw:
+        return str(raw)
     cached = cached_raw(cache_dir)
     if cached is not None:
         return str(cached)

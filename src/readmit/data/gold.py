@@ -1,22 +1,31 @@
 """Gold: the feature store and the label store, one partition per silver month.
 
-Patient history makes a month depend on every earlier month. To keep memory at
-O(patients + one month) and to give the same result however the months are split into runs,
-gold first folds the silver months strictly before the range into a compact per-patient state
-(only the few columns history needs), then walks the range in month order: features for a month
-come from (state + the month's own earlier rows), and the month is folded in afterwards.
+Patient history makes a month depend on every earlier month. Gold first reads the few columns
+history needs (``HISTORY_INPUT_COLUMNS``) of every silver month, then walks the months to build
+in order, a few at a time: features for a month come from the month's rows and the history
+rows of the other months (:func:`readmit.data.features.history_features`), so however the
+months are split into runs the result is the same.
+
+Backfills leave nothing stale. Each feature-store partition records, in its parquet key-value
+metadata (``readmit.history_inputs``, written in the same atomic write as its rows), the
+fingerprint of the history inputs of every silver month it was built from (those up to its
+own month). A build compares these with the silver partitions as they are now: a LATER gold
+month whose inputs changed (a backfill of earlier months, a silver rebuild that changed them)
+is rebuilt in the same run, unless ``cascade=False``, which then refuses before writing anything.
+A rebuild whose silver did not change rebuilds nothing later.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 
 import polars as pl
 
 from readmit.data.features import (
-    FEATURE_COLUMNS,
-    FLAG_COLUMNS,
     HISTORY_INPUT_COLUMNS,
+    HISTORY_STATE_SCHEMA,
     KEY_COLUMNS,
     empty_history,
     feature_frame,
@@ -28,10 +37,11 @@ from readmit.data.silver import months_in_range
 from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
 
-LABEL_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "readmitted", "label")
-FEATURE_STORE_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *FEATURE_COLUMNS, *FLAG_COLUMNS)
+# Parquet key-value metadata of a feature-store partition: {silver month: history fingerprint}.
+HISTORY_INPUTS_KEY = "readmit.history_inputs"
+UNRECORDED = "unrecorded"  # a partition written before readmit recorded its history inputs
 # Months are read and computed together, up to 12 months or 200,000 rows, whichever comes first:
-# few large steps for small data (speed), bounded memory for large data (O(patients + chunk)).
+# few large steps for small data (speed), bounded memory for large data.
 _CHUNK_MONTHS = 12
 _CHUNK_ROWS = 200_000
 
@@ -46,15 +56,50 @@ def label_frame(silver: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def history_before(storage: Storage, month: str) -> pl.DataFrame:
-    """The patient-history state of every silver month strictly before ``month``."""
-    state = empty_history()
-    earlier = [m for m in storage.list_partitions(SILVER_TABLE) if m < month]
-    for i in range(0, len(earlier), _CHUNK_MONTHS):
-        chunk = earlier[i:i + _CHUNK_MONTHS]
-        rows = storage.read_table(SILVER_TABLE, chunk, columns=list(HISTORY_INPUT_COLUMNS))
-        state = fold_history(state, rows)
-    return state
+def history_fingerprint(rows: pl.DataFrame) -> str:
+    """sha256 of the history inputs of one silver month, whatever their row order.
+
+    Only HISTORY_INPUT_COLUMNS count: a silver rebuild that changes other columns (lineage,
+    diagnoses) leaves later months' history as it was.
+    """
+    ordered = rows.select(HISTORY_INPUT_COLUMNS).cast(HISTORY_STATE_SCHEMA).sort("encounter_id")
+    records = ordered.to_numpy(structured=True)  # one record per row; a null is a NaN
+    return hashlib.sha256(str(records.dtype).encode() + records.tobytes()).hexdigest()
+
+
+def silver_history(storage: Storage) -> dict[str, pl.DataFrame]:
+    """The history inputs (HISTORY_INPUT_COLUMNS) of every silver month, by month."""
+    return {
+        month: storage.read_partition(SILVER_TABLE, month, columns=list(HISTORY_INPUT_COLUMNS))
+        for month in storage.list_partitions(SILVER_TABLE)
+    }
+
+
+def recorded_history_inputs(storage: Storage, month: str) -> dict[str, str] | None:
+    """The silver fingerprints a feature-store partition was built from (None if unrecorded)."""
+    text = storage.partition_metadata(FEATURE_STORE, month).get(HISTORY_INPUTS_KEY)
+    return json.loads(text) if text else None
+
+
+def stale_months(
+    storage: Storage, fingerprints: dict[str, str], after: str
+) -> dict[str, list[str]]:
+    """Built gold months later than ``after`` whose history inputs differ from silver now.
+
+    Maps each such month to the silver months that changed since it was built (``[UNRECORDED]``
+    when the partition predates the record). Gold months without a silver month are left alone.
+    """
+    stale: dict[str, list[str]] = {}
+    for month in storage.list_partitions(FEATURE_STORE):
+        if month <= after or month not in fingerprints:
+            continue
+        now = {m: fp for m, fp in fingerprints.items() if m <= month}
+        built = recorded_history_inputs(storage, month)
+        if built is None:
+            stale[month] = [UNRECORDED]
+        elif built != now:
+            stale[month] = sorted(m for m in set(now) | set(built) if now.get(m) != built.get(m))
+    return stale
 
 
 def _read_silver(storage: Storage, month: str) -> pl.DataFrame:
@@ -84,52 +129,92 @@ def _by_month(frame: pl.DataFrame, months: list[str]) -> dict[str, pl.DataFrame]
     return {m: parts.get(m, frame.clear()) for m in months}
 
 
-def build_gold(
+def _chunks(months: list[str], heights: dict[str, int]) -> list[list[str]]:
+    """``months`` in runs of at most _CHUNK_MONTHS months and (about) _CHUNK_ROWS rows."""
+    chunks: list[list[str]] = [[]]
+    rows = 0
+    for month in months:
+        if chunks[-1] and (len(chunks[-1]) >= _CHUNK_MONTHS or rows + heights[month] > _CHUNK_ROWS):
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(month)
+        rows += heights[month]
+    return [c for c in chunks if c]
+
+
+def _write_months(
     storage: Storage,
-    *,
-    start_month: str | None = None,
-    end_month: str | None = None,
-    on_partition: Callable[[str], None] | None = None,
-) -> LayerResult:
-    """Write the FEATURE_STORE and LABEL_STORE partitions of every silver month in range.
+    months: list[str],
+    history: dict[str, pl.DataFrame],
+    fingerprints: dict[str, str],
+    result: LayerResult,
+    on_partition: Callable[[str], None] | None,
+) -> None:
+    """Build and write the gold partitions of ``months`` (sorted), a chunk at a time."""
+    state, folded = empty_history(), set()
 
-    Months are processed in order, a few at a time (the history of a month only needs the
-    state of the months before it), which gives exactly the same rows as one month at a time.
-    """
-    months = months_in_range(storage, SILVER_TABLE, start_month, end_month)
-    result = LayerResult(layer="gold")
-    state = history_before(storage, months[0])
-    pending: dict[str, pl.DataFrame] = {}
-
-    def flush() -> None:
+    def fold(chosen: list[str]) -> None:
         nonlocal state
-        chunk = list(pending)
-        silver = pl.concat(list(pending.values()), how="vertical")
-        pending.clear()
+        for month in chosen:
+            state = fold_history(state, history[month])
+        folded.update(chosen)
+
+    for chunk in _chunks(months, {m: history[m].height for m in months}):
+        # The history rows of every other month up to the chunk's last (later ones cannot count).
+        fold([m for m in history if m <= chunk[-1] and m not in chunk and m not in folded])
+        silver = pl.concat([_read_silver(storage, m) for m in chunk], how="vertical")
         features = _by_month(feature_frame(silver, state), chunk)
         labels = _by_month(label_frame(silver), chunk)
-        state = fold_history(state, silver.select(HISTORY_INPUT_COLUMNS))
         for month in chunk:
-            storage.write_partition(FEATURE_STORE, month, features[month])
+            built_from = {m: fp for m, fp in fingerprints.items() if m <= month}
+            storage.write_partition(FEATURE_STORE, month, features[month],
+                                    metadata={HISTORY_INPUTS_KEY: json.dumps(built_from)})
             storage.write_partition(LABEL_STORE, month, labels[month])
             result.partitions.append(month)
             result.rows_in += labels[month].height
             result.rows_out += labels[month].height
             if on_partition is not None:
                 on_partition(month)
+        fold(chunk)
 
-    for month in months:
-        pending[month] = _read_silver(storage, month)
-        if len(pending) >= _CHUNK_MONTHS or sum(f.height for f in pending.values()) >= _CHUNK_ROWS:
-            flush()
-    if pending:
-        flush()
-    later = [m for m in storage.list_partitions(FEATURE_STORE) if m > months[-1]]
-    if later:
-        # Their patient history was computed from these months as they were before this run.
+
+def build_gold(
+    storage: Storage,
+    *,
+    start_month: str | None = None,
+    end_month: str | None = None,
+    cascade: bool = True,
+    on_partition: Callable[[str], None] | None = None,
+) -> LayerResult:
+    """Write the FEATURE_STORE and LABEL_STORE partitions of every silver month in range.
+
+    Then rebuild every later gold month already built whose patient history came from silver
+    that has changed since (see the module docstring); with ``cascade=False`` such months make
+    the build refuse before it writes anything.
+    """
+    months = months_in_range(storage, SILVER_TABLE, start_month, end_month)
+    history = silver_history(storage)
+    fingerprints = {m: history_fingerprint(rows) for m, rows in history.items()}
+    stale = stale_months(storage, fingerprints, after=months[-1])
+    if stale and not cascade:
+        first, last = min(stale), max(stale)
+        changed = sorted({m for ms in stale.values() for m in ms} - {UNRECORDED})
+        why = [f"silver month(s) {', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''} changed "
+               "since they were built"] if changed else []
+        if any(UNRECORDED in ms for ms in stale.values()):
+            why.append("some carry no record of the silver they were built from")
+        raise ReadmitInputError(
+            f"{len(stale)} later gold month(s) ({first}..{last}) would keep a stale patient history: "
+            f"{'; '.join(why)}",
+            source=storage.uri_of(FEATURE_STORE),
+            fix=f"allow the cascade (drop --no-cascade) or build gold from {months[0]} to {last} "
+            "in one run",
+        )
+    result = LayerResult(layer="gold")
+    _write_months(storage, months + sorted(stale), history, fingerprints, result, on_partition)
+    if stale:
         result.notes.append(
-            f"{len(later)} later gold month(s) ({later[0]}..{later[-1]}) were not rebuilt; if silver "
-            f"changed in {months[0]}..{months[-1]}, their patient history is stale: rebuild them with "
-            f"`readmit medallion --layer gold --start {months[0]}`"
+            f"rebuilt {len(stale)} later gold month(s) ({min(stale)}..{max(stale)}): their patient "
+            "history was built from silver months that have changed since"
         )
     return result

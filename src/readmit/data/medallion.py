@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from readmit.config import Settings
 from readmit.data.layers import LAYERS, LayerResult
 from readmit.errors import ReadmitInputError
-from readmit.storage import Storage, check_month
+from readmit.storage import Storage, check_month_range
 
 # progress(layer, event, value): event "start" (value = None) or "partition" (value = month).
 Progress = Callable[[str, str, str | None], None]
@@ -34,25 +34,22 @@ def run_medallion(
     start_month: str | None = None,
     end_month: str | None = None,
     quarantine: bool | None = None,
+    cascade: bool = True,
     progress: Progress | None = None,
 ) -> list[LayerResult]:
     """Build the chosen layers for months in [start_month, end_month] (inclusive; None = open).
 
     ``quarantine`` (default: ``data_config.quarantine``) sets aside bad raw rows with their reason
-    instead of refusing the file.
+    instead of refusing the file. ``cascade`` (default) lets gold rebuild the later gold months
+    whose patient history came from silver that changed; ``cascade=False`` refuses instead
+    (``ReadmitInputError`` naming the months) and writes no gold.
     """
     from readmit.data.bronze import build_bronze
     from readmit.data.fetch import resolve_raw
     from readmit.data.gold import build_gold
     from readmit.data.silver import build_silver
 
-    for month in (start_month, end_month):
-        if month is not None:
-            check_month(month)
-    if start_month and end_month and start_month > end_month:
-        raise ReadmitInputError(
-            f"--start {start_month} is after --end {end_month}", fix="swap the two months"
-        )
+    start_month, end_month = check_month_range(start_month, end_month)
     storage = Storage(settings.datamart_uri)
     data_cfg = settings.config.data_config
     results: list[LayerResult] = []
@@ -83,6 +80,6 @@ def run_medallion(
                                   on_partition=on_partition)
         else:
             result = build_gold(storage, start_month=start_month, end_month=end_month,
-                                on_partition=on_partition)
+                                cascade=cascade, on_partition=on_partition)
         results.append(result)
     return results

@@ -62,6 +62,12 @@ REQUIRED_COLUMNS: tuple[str, ...] = tuple(RAW_SCHEMA)
 
 SNAPSHOT_COLUMN = "snapshot_date"
 
+# The columns that identify an encounter in every layer after bronze.
+KEY_COLUMNS: tuple[str, ...] = ("encounter_id", "patient_nbr", SNAPSHOT_COLUMN)
+
+# A missing categorical value, written as this explicit category from silver on.
+MISSING = "Missing"
+
 # discharge_disposition_id values meaning the patient died or went to hospice.
 DEATH_OR_HOSPICE_DISPOSITIONS: frozenset[int] = frozenset({11, 13, 14, 19, 20, 21})
 

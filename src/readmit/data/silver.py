@@ -25,13 +25,11 @@ from collections.abc import Callable
 import polars as pl
 
 from readmit.data.layers import BRONZE_TABLE, SILVER_TABLE, LayerResult
-from readmit.data.schema import DRUG_COLUMNS, RAW_SCHEMA, SNAPSHOT_COLUMN
+from readmit.data.schema import DRUG_COLUMNS, KEY_COLUMNS, MISSING, RAW_SCHEMA, SNAPSHOT_COLUMN
 from readmit.errors import ReadmitInputError
-from readmit.storage import Storage, check_month
+from readmit.storage import Storage, check_month_range
 
-MISSING = "Missing"
 LINEAGE_COLUMNS: tuple[str, ...] = ("_source_sha256", "_ingested_at")
-KEYS: tuple[str, ...] = ("encounter_id", "patient_nbr", SNAPSHOT_COLUMN)
 
 _AGES = tuple(f"[{lo}-{lo + 10})" for lo in range(0, 100, 10))
 _WEIGHTS = tuple(f"[{lo}-{lo + 25})" for lo in range(0, 200, 25)) + (">200",)
@@ -118,8 +116,8 @@ def clean(bronze: pl.DataFrame, *, source: str = "bronze") -> tuple[pl.DataFrame
     ``source`` names the partition in error messages.
     """
     bronze = _check_types(bronze, source)
-    null_keys = bronze.select(pl.col(k).null_count() for k in KEYS).row(0)
-    for key, nulls in zip(KEYS, null_keys, strict=True):
+    null_keys = bronze.select(pl.col(k).null_count() for k in KEY_COLUMNS).row(0)
+    for key, nulls in zip(KEY_COLUMNS, null_keys, strict=True):
         if nulls:
             raise ReadmitInputError(
                 f"{nulls} row(s) without {key}",
@@ -155,12 +153,7 @@ def months_in_range(
     storage: Storage, table: str, start_month: str | None, end_month: str | None
 ) -> list[str]:
     """The partitions of ``table`` between start and end (inclusive); raises if there are none."""
-    start = check_month(start_month) if start_month else None
-    end = check_month(end_month) if end_month else None
-    if start and end and start > end:
-        raise ReadmitInputError(
-            f"start month {start} is after end month {end}", fix="swap --start and --end"
-        )
+    start, end = check_month_range(start_month, end_month)
     months = [
         m for m in storage.list_partitions(table)
         if (start is None or m >= start) and (end is None or m <= end)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from readmit.data.schema import DRUG_COLUMNS, RAW_SCHEMA
+from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS, DRUG_COLUMNS, RAW_SCHEMA
 
 CHUNK_ROWS = 250_000
 SNAPSHOT_START = date(1999, 1, 1)
@@ -105,7 +105,6 @@ _DRUG_USE = {
     "glimepiride-pioglitazone": (0.001, 0.0, 0.0), "metformin-rosiglitazone": (0.002, 0.0, 0.0),
     "metformin-pioglitazone": (0.001, 0.0, 0.0),
 }
-_DEATH_OR_HOSPICE = (11, 13, 14, 19, 20, 21)
 
 
 def _table(pairs: tuple) -> tuple[list, np.ndarray]:
@@ -170,10 +169,30 @@ class _Generator:
         }
 
     def chunk(self, index: int, n: int) -> pl.DataFrame:
-        rng = np.random.default_rng([self.seed, index])
-        t = self.tables
+        """The next ``n`` encounters (chunk number ``index``), in the raw UCI columns.
 
-        # Patients: each returns a geometric number of times (mean ~1.43 -> ~70% distinct).
+        Every random draw comes from one generator seeded by (seed, index), in a fixed order:
+        patients, encounters, their clinical counts, drugs, the label, then the plain categories.
+        """
+        rng = np.random.default_rng([self.seed, index])
+        patient, prior, patient_nbr = self._patients(rng, n)
+        frailty = rng.normal(0.0, 1.0, len(patient_nbr))[patient]
+        demographics = {name: _pick(rng, self.tables[name], len(patient_nbr))[patient]
+                        for name in ("race", "gender", "age")}
+        encounter_id = self.next_encounter + np.cumsum(rng.integers(1, 8_000, n))
+        self.next_encounter = int(encounter_id[-1])
+        clinical = self._clinical(rng, n, frailty, prior)
+        drugs, any_drug, any_change = _drugs(rng, n)
+        readmitted = _readmitted(rng, n, clinical, prior, demographics["age"], any_drug, frailty)
+        return self._columns(rng, n, encounter_id, patient_nbr[patient], demographics, clinical,
+                             drugs, any_drug, any_change, readmitted)
+
+    def _patients(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Who each encounter belongs to (index into the chunk's patients), how many of that
+        patient's encounters come before it in the chunk, and each patient's ``patient_nbr``.
+
+        Each patient returns a geometric number of times (mean ~1.43 -> ~70% distinct).
+        """
         counts = rng.geometric(0.7, size=n)
         ends = np.cumsum(counts)
         n_patients = int(np.searchsorted(ends, n) + 1)
@@ -187,90 +206,64 @@ class _Generator:
         patient_nbr = 135 + (self.next_patient + np.arange(n_patients)) * 27 \
             + rng.integers(0, 27, n_patients)
         self.next_patient += n_patients
-        frailty = rng.normal(0.0, 1.0, n_patients)[patient]
-        race = _pick(rng, t["race"], n_patients)[patient]
-        gender = _pick(rng, t["gender"], n_patients)[patient]
-        age = _pick(rng, t["age"], n_patients)[patient]
+        return patient, prior, patient_nbr
 
-        encounter_id = self.next_encounter + np.cumsum(rng.integers(1, 8_000, n))
-        self.next_encounter = int(encounter_id[-1])
-
-        discharge_values = np.array(t["discharge"][0])
-        discharge = discharge_values[_pick(rng, t["discharge"], n)]
-        time_values = np.array(t["time"][0])
-        time_in_hospital = time_values[_pick(rng, t["time"], n)]
+    def _clinical(self, rng: np.random.Generator, n: int, frailty: np.ndarray,
+                  prior: np.ndarray) -> dict[str, np.ndarray]:
+        """Discharge, stay, visits, labs, medications and diagnoses counts of each encounter."""
+        t = self.tables
+        discharge = np.array(t["discharge"][0])[_pick(rng, t["discharge"], n)]
+        time_in_hospital = np.array(t["time"][0])[_pick(rng, t["time"], n)]
         inpatient = rng.poisson(np.exp(-1.35 + 0.9 * frailty) + 0.4 * np.minimum(prior, 6))
         emergency = rng.poisson(np.exp(-2.5 + 1.0 * frailty) + 0.05 * np.minimum(prior, 6))
         outpatient = rng.poisson(np.exp(-1.8 + 1.0 * rng.normal(0, 1, n) + 0.3 * frailty))
         lab = np.where(rng.random(n) < 0.03, 1,
                        np.clip(np.rint(rng.normal(44, 19, n)), 1, 132)).astype(np.int64)
         medications = np.clip(np.rint(rng.gamma(4.5, 2.6, n) + 0.9 * time_in_hospital), 1, 81)
-        diagnoses_values = np.array(t["number_diagnoses"][0])
-        diagnoses = diagnoses_values[_pick(rng, t["number_diagnoses"], n)]
+        diagnoses = np.array(t["number_diagnoses"][0])[_pick(rng, t["number_diagnoses"], n)]
+        return {
+            "discharge_disposition_id": discharge, "time_in_hospital": time_in_hospital,
+            "number_inpatient": inpatient, "number_emergency": emergency,
+            "number_outpatient": outpatient, "num_lab_procedures": lab,
+            "num_medications": medications.astype(np.int64), "number_diagnoses": diagnoses,
+        }
 
-        drugs: dict[str, np.ndarray] = {}
-        any_drug = np.zeros(n, dtype=bool)
-        any_change = np.zeros(n, dtype=bool)
-        for drug in DRUG_COLUMNS:
-            steady, up, down = _DRUG_USE[drug]
-            level = np.searchsorted(np.cumsum([steady, up, down]) / 100.0, rng.random(n),
-                                    side="right")  # 0 Steady, 1 Up, 2 Down, 3 No
-            drugs[drug] = level
-            any_drug |= level < 3
-            any_change |= (level == 1) | (level == 2)
+    def _columns(self, rng: np.random.Generator, n: int, encounter_id: np.ndarray,
+                 patient_nbr: np.ndarray, demographics: dict[str, np.ndarray],
+                 clinical: dict[str, np.ndarray], drugs: dict[str, np.ndarray],
+                 any_drug: np.ndarray, any_change: np.ndarray,
+                 readmitted: np.ndarray) -> pl.DataFrame:
+        """The raw columns, drawing the plain categories (in the file's column order)."""
+        t = self.tables
 
-        # The label: a modest, honest signal plus hidden frailty and noise.
-        age_band = age.astype(float)  # 0..9 in decade order
-        score = (
-            0.45 * np.minimum(inpatient, 8)
-            + 0.20 * np.minimum(emergency, 5)
-            + 0.05 * time_in_hospital
-            + 0.20 * np.minimum(prior, 5)
-            + 0.35 * (discharge == 3)
-            + 0.20 * np.isin(discharge, (2, 5, 22, 28))
-            + 0.04 * age_band
-            + 0.015 * diagnoses
-            + 0.12 * any_drug
-            + 0.25 * frailty
-        )
-        p_early = 1.0 / (1.0 + np.exp(-(score - 3.32)))
-        p_early[np.isin(discharge, _DEATH_OR_HOSPICE)] = 0.0
-        u = rng.random(n)
-        p_late = 1.0 / (1.0 + np.exp(-(0.5 * score - 0.97)))
-        readmitted = np.where(u < p_early, 0, np.where(rng.random(n) < p_late, 1, 2))
+        def drawn(name: str, table: tuple[list, np.ndarray] | None = None) -> pl.Series:
+            table = table or t[name]
+            return _strings(name, table[0], _pick(rng, table, n))
+
+        def coded(name: str) -> pl.Series:
+            return pl.Series(np.array(t[name][0])[_pick(rng, t[name], n)])
 
         columns: dict[str, pl.Series] = {
             "encounter_id": pl.Series(encounter_id),
-            "patient_nbr": pl.Series(patient_nbr[patient]),
-            "race": _strings("race", t["race"][0], race),
-            "gender": _strings("gender", t["gender"][0], gender),
-            "age": _strings("age", t["age"][0], age),
-            "weight": _strings("weight", t["weight"][0], _pick(rng, t["weight"], n)),
-            "admission_type_id": pl.Series(
-                np.array(t["admission_type_id"][0])[_pick(rng, t["admission_type_id"], n)]),
-            "discharge_disposition_id": pl.Series(discharge),
-            "admission_source_id": pl.Series(
-                np.array(t["admission_source_id"][0])[_pick(rng, t["admission_source_id"], n)]),
-            "time_in_hospital": pl.Series(time_in_hospital),
-            "payer_code": _strings("payer_code", t["payer_code"][0],
-                                   _pick(rng, t["payer_code"], n)),
-            "medical_specialty": _strings("medical_specialty", t["medical_specialty"][0],
-                                          _pick(rng, t["medical_specialty"], n)),
-            "num_lab_procedures": pl.Series(lab),
-            "num_procedures": pl.Series(
-                np.array(t["num_procedures"][0])[_pick(rng, t["num_procedures"], n)]),
-            "num_medications": pl.Series(medications.astype(np.int64)),
-            "number_outpatient": pl.Series(outpatient),
-            "number_emergency": pl.Series(emergency),
-            "number_inpatient": pl.Series(inpatient),
+            "patient_nbr": pl.Series(patient_nbr),
+            **{name: _strings(name, t[name][0], idx) for name, idx in demographics.items()},
+            "weight": drawn("weight"),
+            "admission_type_id": coded("admission_type_id"),
+            "discharge_disposition_id": pl.Series(clinical["discharge_disposition_id"]),
+            "admission_source_id": coded("admission_source_id"),
+            "time_in_hospital": pl.Series(clinical["time_in_hospital"]),
+            "payer_code": drawn("payer_code"),
+            "medical_specialty": drawn("medical_specialty"),
+            "num_lab_procedures": pl.Series(clinical["num_lab_procedures"]),
+            "num_procedures": coded("num_procedures"),
+            **{name: pl.Series(clinical[name]) for name in
+               ("num_medications", "number_outpatient", "number_emergency", "number_inpatient")},
         }
         for name, vocabulary in self.diag.items():
-            columns[name] = _strings(name, vocabulary[0], _pick(rng, vocabulary, n))
-        columns["number_diagnoses"] = pl.Series(diagnoses)
-        columns["max_glu_serum"] = _strings("max_glu_serum", t["max_glu_serum"][0],
-                                            _pick(rng, t["max_glu_serum"], n))
-        columns["A1Cresult"] = _strings("A1Cresult", t["A1Cresult"][0],
-                                        _pick(rng, t["A1Cresult"], n))
+            columns[name] = drawn(name, vocabulary)
+        columns["number_diagnoses"] = pl.Series(clinical["number_diagnoses"])
+        columns["max_glu_serum"] = drawn("max_glu_serum")
+        columns["A1Cresult"] = drawn("A1Cresult")
         for drug, level in drugs.items():
             columns[drug] = _strings(drug, ["Steady", "Up", "Down", "No"], level)
         change = any_change | (any_drug & (rng.random(n) < 0.30))
@@ -278,6 +271,43 @@ class _Generator:
         columns["diabetesMed"] = _strings("diabetesMed", ["No", "Yes"], any_drug.astype(np.int64))
         columns["readmitted"] = _strings("readmitted", ["<30", ">30", "NO"], readmitted)
         return pl.DataFrame({name: columns[name].alias(name) for name in RAW_SCHEMA})
+
+
+def _drugs(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Each drug's level (0 Steady, 1 Up, 2 Down, 3 No), and whether any is given / changed."""
+    drugs: dict[str, np.ndarray] = {}
+    any_drug = np.zeros(n, dtype=bool)
+    any_change = np.zeros(n, dtype=bool)
+    for drug in DRUG_COLUMNS:
+        steady, up, down = _DRUG_USE[drug]
+        level = np.searchsorted(np.cumsum([steady, up, down]) / 100.0, rng.random(n), side="right")
+        drugs[drug] = level
+        any_drug |= level < 3
+        any_change |= (level == 1) | (level == 2)
+    return drugs, any_drug, any_change
+
+
+def _readmitted(rng: np.random.Generator, n: int, clinical: dict[str, np.ndarray], prior: np.ndarray,
+                age: np.ndarray, any_drug: np.ndarray, frailty: np.ndarray) -> np.ndarray:
+    """The label (0 ``<30``, 1 ``>30``, 2 ``NO``): a modest, honest signal plus frailty and noise."""
+    discharge = clinical["discharge_disposition_id"]
+    score = (
+        0.45 * np.minimum(clinical["number_inpatient"], 8)
+        + 0.20 * np.minimum(clinical["number_emergency"], 5)
+        + 0.05 * clinical["time_in_hospital"]
+        + 0.20 * np.minimum(prior, 5)
+        + 0.35 * (discharge == 3)
+        + 0.20 * np.isin(discharge, (2, 5, 22, 28))
+        + 0.04 * age.astype(float)  # the age band, 0..9 in decade order
+        + 0.015 * clinical["number_diagnoses"]
+        + 0.12 * any_drug
+        + 0.25 * frailty
+    )
+    p_early = 1.0 / (1.0 + np.exp(-(score - 3.32)))
+    p_early[np.isin(discharge, sorted(DEATH_OR_HOSPICE_DISPOSITIONS))] = 0.0
+    u = rng.random(n)
+    p_late = 1.0 / (1.0 + np.exp(-(0.5 * score - 0.97)))
+    return np.where(u < p_early, 0, np.where(rng.random(n) < p_late, 1, 2))
 
 
 def write_synthetic(

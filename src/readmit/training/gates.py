@@ -18,11 +18,12 @@ from typing import Any
 import polars as pl
 
 from readmit.config import Settings, load_config, window_problems
+from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
 from readmit.errors import ConfigError, ReadmitError
 from readmit.storage import Storage
+from readmit.training.split import WINDOWS
 
-WINDOWS = ("train", "test", "oot")
 _MEDALLION_FIX = "build the gold tables (`readmit medallion`), or point --datamart / READMIT_DATAMART_URI at the datamart that has them"
 
 
@@ -163,8 +164,8 @@ def _labelled_rows(settings: Settings, storage: Storage) -> pl.DataFrame:
                                     "window": pl.String})
     labels = labels.filter(pl.col("label").is_not_null())
     if settings.config.training_config.exclude_death_hospice and feat_months:
-        feats = storage.read_table(FEATURE_STORE, feat_months, columns=["encounter_id", "death_or_hospice"])
-        dead = feats.filter(pl.col("death_or_hospice").fill_null(False))["encounter_id"]
+        feats = storage.read_table(FEATURE_STORE, feat_months, columns=["encounter_id", DEATH_OR_HOSPICE])
+        dead = feats.filter(death_or_hospice())["encounter_id"]
         labels = labels.filter(~pl.col("encounter_id").is_in(dead.implode()))
     return labels.with_columns(_window_of(settings).alias("window")).filter(pl.col("window").is_not_null())
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any
 
 import polars as pl
 
 from readmit.config import Settings, TemporalSplits, Window
+from readmit.data import features
+from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
 from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
@@ -25,9 +25,6 @@ from readmit.storage import Storage
 WINDOWS: tuple[str, ...] = ("train", "test", "oot")
 LABEL = "label"
 DATE = "snapshot_date"
-_DEFAULT_KEYS = ("encounter_id", "patient_nbr", "snapshot_date")
-_DEFAULT_FLAGS = ("death_or_hospice",)
-DEATH_FLAG = "death_or_hospice"
 
 
 @dataclass(frozen=True)
@@ -44,21 +41,10 @@ class FeatureSpec:
         return self.numeric + self.categorical
 
     @classmethod
-    def default(cls, columns: list[str] | None = None, schema: dict[str, Any] | None = None) -> FeatureSpec:
-        """The definitions in :mod:`readmit.data.features`; inferred from a schema without it."""
-        try:
-            from readmit.data import features as f
-        except ImportError:
-            f = None
-        if f is not None:
-            return cls(tuple(f.KEY_COLUMNS), tuple(f.FLAG_COLUMNS), tuple(f.NUMERIC_FEATURES),
-                       tuple(f.CATEGORICAL_FEATURES))
-        if schema is None:  # pragma: no cover - only before features.py existed
-            raise ReadmitInputError("readmit.data.features is missing", fix="reinstall readmit")
-        skip = set(_DEFAULT_KEYS) | set(_DEFAULT_FLAGS) | {LABEL, "readmitted"}
-        numeric = tuple(c for c, t in schema.items() if c not in skip and t.is_numeric())
-        categorical = tuple(c for c, t in schema.items() if c not in skip and t in (pl.String, pl.Categorical))
-        return cls(_DEFAULT_KEYS, _DEFAULT_FLAGS, numeric, categorical)
+    def default(cls) -> FeatureSpec:
+        """The definitions in :mod:`readmit.data.features`."""
+        return cls(features.KEY_COLUMNS, features.FLAG_COLUMNS, features.NUMERIC_FEATURES,
+                   features.CATEGORICAL_FEATURES)
 
 
 def months_of(window: Window) -> list[str]:
@@ -129,9 +115,9 @@ def load_gold(
         )
     if progress:
         progress(f"reading {len(months[FEATURE_STORE])} feature and {len(months[LABEL_STORE])} label partitions")
-    features = storage.read_table(FEATURE_STORE, months[FEATURE_STORE])
-    spec = FeatureSpec.default(features.columns, dict(features.schema))
-    missing = [c for c in (*spec.keys, *spec.features) if c not in features.columns]
+    rows = storage.read_table(FEATURE_STORE, months[FEATURE_STORE])
+    spec = FeatureSpec.default()
+    missing = [c for c in (*spec.keys, *spec.features) if c not in rows.columns]
     if missing:
         raise ReadmitInputError(
             f"gold feature_store lacks column(s) {', '.join(missing)}",
@@ -146,20 +132,20 @@ def load_gold(
             fix="rebuild gold (`readmit medallion --layer gold`)",
         )
     labels = labels.unique("encounter_id", keep="first")
-    joined = features.join(labels, on="encounter_id", how="left")
+    joined = rows.join(labels, on="encounter_id", how="left")
     joined = joined.with_columns(window_expr(splits).alias("window")).filter(pl.col("window").is_not_null())
     unlabelled = int(joined[LABEL].null_count())
     joined = joined.filter(pl.col(LABEL).is_not_null())
     excluded: dict[str, int] = {}
     if cfg.training_config.exclude_death_hospice:
-        if DEATH_FLAG not in joined.columns:
+        if DEATH_OR_HOSPICE not in joined.columns:
             raise ReadmitInputError(
-                f"gold feature_store has no {DEATH_FLAG} column",
+                f"gold feature_store has no {DEATH_OR_HOSPICE} column",
                 source=storage.uri_of(FEATURE_STORE),
                 fix="rebuild gold (`readmit medallion --layer gold`) or set "
                 "training_config.exclude_death_hospice to false",
             )
-        flag = pl.col(DEATH_FLAG).fill_null(False)
+        flag = death_or_hospice()
         counts = joined.filter(flag).group_by("window").len()
         excluded = {w: 0 for w in WINDOWS}
         excluded.update(dict(zip(counts["window"].to_list(), counts["len"].to_list(), strict=True)))
@@ -171,8 +157,3 @@ def load_gold(
         parts[table] = {m: (storage.partition_fingerprint(table, m) if fingerprints else "") for m in ms}
     return GoldData(joined, spec, parts, excluded, unlabelled)
 
-
-def date_range(frame: pl.DataFrame) -> tuple[date | None, date | None]:
-    if frame.height == 0:
-        return None, None
-    return frame[DATE].min(), frame[DATE].max()
