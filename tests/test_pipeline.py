@@ -14,7 +14,7 @@ from readmit.errors import ReadmitInputError
 from readmit.pipeline import GRAPHS, Graph, Step, find_step, graph_steps, run_graphs, run_step, summarize
 
 GATES = ["check_model_config", "check_gold_data_exists", "check_sufficient_training_data",
-         "check_temporal_leakage"]
+         "check_temporal_leakage", "check_single_source"]
 
 
 def settings_for(algorithms=("logistic_regression", "random_forest", "xgboost"), **data) -> Settings:
@@ -30,7 +30,7 @@ def test_training_graph_is_gates_then_one_training_per_algorithm_then_compare():
         assert steps[later].depends_on == (earlier,)
     assert all(steps[g].gate for g in GATES)
     trains = [s for s in steps.values() if s.per_algorithm]
-    assert all(s.depends_on == ("check_temporal_leakage",) and s.heavy and not s.gate for s in trains)
+    assert all(s.depends_on == ("check_single_source",) and s.heavy and not s.gate for s in trains)
     assert [s.params["algorithm"] for s in trains] == ["logistic_regression", "random_forest", "xgboost"]
     assert steps["compare_models"].depends_on == tuple(s.id for s in trains)
     assert "xgboost" in steps["train_xgboost"].doc and "{algorithm}" not in steps["train_xgboost"].doc

@@ -151,6 +151,9 @@ class DataSection(_Strict):
     datamart_uri: str = "./datamart"
     date_derivation: DateDerivation = DateDerivation()
     quarantine: bool = False
+    # Training windows whose gold months come from different raw files: "fail" the
+    # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
+    mixed_sources: Literal["fail", "warn"] = "fail"
 
 
 class ReadmitConfig(_Strict):
@@ -214,17 +217,44 @@ def _format_pydantic(exc: ValidationError) -> list[str]:
     return problems
 
 
+class _KeyCounter(dict):
+    """A JSON object that remembers the keys it saw more than once (JSON keeps only the last)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]):
+        super().__init__(pairs)
+        keys = [k for k, _ in pairs]
+        self.repeated = {k: keys.count(k) for k in dict.fromkeys(keys) if keys.count(k) > 1}
+
+
+def _repeated_keys(node: Any, path: str = "") -> list[str]:
+    """Every key given more than once in one object, with its JSON path."""
+    problems: list[str] = []
+    if isinstance(node, dict):
+        for key, count in getattr(node, "repeated", {}).items():
+            problems.append(f"{path}{key}: duplicate key (given {count} times; only the last would "
+                            "count): keep one")
+        for key, value in node.items():
+            problems += _repeated_keys(value, f"{path}{key}.")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            problems += _repeated_keys(value, f"{path}{i}.")
+    return problems
+
+
 def parse_config(data: dict[str, Any] | str | bytes, source: str = "<config>") -> ReadmitConfig:
     """Validate a config given as a dict or JSON text; raise ConfigError listing every problem."""
     if isinstance(data, (str, bytes)):
         try:
-            data = json.loads(data)
+            data = json.loads(data, object_pairs_hook=_KeyCounter)
         except json.JSONDecodeError as exc:
             raise ConfigError(source, [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]) from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(source, [f"not valid JSON: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
     if not isinstance(data, dict):
         raise ConfigError(source, ["(root): expected a JSON object"])
+    repeated = _repeated_keys(data)
+    if repeated:
+        raise ConfigError(source, repeated)
     try:
         cfg = ReadmitConfig.model_validate(data)
     except ValidationError as exc:
@@ -321,6 +351,8 @@ class Settings:
             env["READMIT_CONFIG"] = self.config_uri
         if self.raw_path:
             env["READMIT_RAW"] = self.raw_path
+        # The S3 waits (readmit.storage.S3_SETTINGS), when set, go along too.
+        env.update({k: v for k, v in os.environ.items() if k.startswith("READMIT_S3_") and v})
         return env
 
 

@@ -11,8 +11,8 @@ Graphs:
 - ``medallion``: bronze -> silver -> gold, one step per layer (each layer is what a user reruns:
   ``readmit medallion --layer silver``). The steps take a month range (``start_month``,
   ``end_month``), by default the config's ``data_config.date_derivation`` range.
-- ``training``: four gates in a row (config, gold data, enough training data, no temporal
-  leakage), then one training step per configured algorithm (in parallel), then the comparison.
+- ``training``: five gates in a row (config, gold data, enough training data, no temporal
+  leakage, one raw source), then one training step per configured algorithm (in parallel), then the comparison.
   A failed gate stops everything downstream of it.
 - ``monitoring``: after inference, each month: a gate (the month has predictions), then the
   monitoring run (drift, performance, a keep/watch/retrain decision); a retrain decision
@@ -165,7 +165,10 @@ TRAINING = Graph(
               "(training_config.min_*)."),
         _gate("check_temporal_leakage", ("check_sufficient_training_data",), "Windows ordered and "
               "disjoint, no row dated outside its window, labels mature (label_maturity_days)."),
-        Step(id="train", func="readmit.pipeline.train_algorithm", depends_on=("check_temporal_leakage",),
+        _gate("check_single_source", ("check_temporal_leakage",), "Every gold month of the windows "
+              "comes from the same raw file (its recorded sha256); a mix fails, or warns with "
+              'data_config.mixed_sources: "warn".'),
+        Step(id="train", func="readmit.pipeline.train_algorithm", depends_on=("check_single_source",),
              per_algorithm=True, heavy=True,
              doc="Tune {algorithm} (random search, cross-validated ROC-AUC on the training window), "
                  "evaluate on the test and out-of-time windows, register model, metadata, model card "
@@ -404,6 +407,28 @@ def _run_in_subprocess(step: Step, settings: Settings, params: dict[str, Any]) -
 # -- what the command line calls ----------------------------------------------------------------
 # The CLI imports only this module (plus config and errors): each command is one function here,
 # importing the layer that does the work when it runs, so ``readmit --help`` stays fast.
+
+
+def preflight(settings: Settings, *, datamart: bool = False, registry: bool = False) -> None:
+    """Check that the locations a command will write can be written, before the long work.
+
+    Writes and deletes a probe object in the datamart and/or the registry; raises the storage
+    layer's error (missing bucket, refused credentials, read-only folder, a file where the folder
+    should be, endpoint down) naming the location and the fix.
+    """
+    from readmit.storage import Storage
+
+    wanted = (("datamart", datamart, settings.datamart_uri), ("registry", registry, settings.registry_uri))
+    for role, check, uri in wanted:
+        if not check:
+            continue
+        try:
+            Storage(uri).check_writable()
+        except ReadmitError as exc:
+            raise type(exc)(
+                f"the {role} is not usable (checked before starting; nothing was done): {exc.message}",
+                source=exc.source or uri, fix=exc.fix,
+            ) from exc
 
 
 def fetch_data(cache_dir: Any = None, *, force: bool = False) -> Any:

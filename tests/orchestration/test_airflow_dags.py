@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.usefixtures("airflow_home")]
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "airflow" / "dags"
 DAG_FILES = sorted(p.name for p in DAGS_FOLDER.glob("*.py"))
 GATES = ["check_model_config", "check_gold_data_exists", "check_sufficient_training_data",
-         "check_temporal_leakage"]
+         "check_temporal_leakage", "check_single_source"]
 ALGORITHMS = ["logistic_regression", "random_forest", "xgboost"]
 TRAINS = [f"train_{a}" for a in ALGORITHMS]
 
@@ -69,14 +69,14 @@ def test_training_dag_is_gates_then_parallel_training_then_compare(local_env):
     from readmit.pipeline import graph_steps
 
     dag = loaded_dags()["diab_model_training"]
-    assert [t.task_id for t in dag.topological_sort()][:4] == GATES
+    assert [t.task_id for t in dag.topological_sort()][:len(GATES)] == GATES
     assert set(dag.task_ids) == {*GATES, *TRAINS, "compare_models"}
     upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
     assert upstream["check_model_config"] == set()
     for earlier, later in pairwise(GATES):
         assert upstream[later] == {earlier}
     for train in TRAINS:
-        assert upstream[train] == {"check_temporal_leakage"}
+        assert upstream[train] == {"check_single_source"}
     assert upstream["compare_models"] == set(TRAINS)
 
     for gate in GATES:
@@ -275,7 +275,8 @@ def test_gate_failure_skips_training_and_compare_and_writes_nothing(local_env):
     got = states(run)
     assert got["check_model_config"] == "success"
     assert got["check_gold_data_exists"] == "success"  # a short-circuit is a success that skips
-    for task_id in ("check_sufficient_training_data", "check_temporal_leakage", *TRAINS, "compare_models"):
+    for task_id in ("check_sufficient_training_data", "check_temporal_leakage", "check_single_source", *TRAINS,
+                    "compare_models"):
         assert got[task_id] == "skipped", (task_id, got)
     registry = Path(local_env["READMIT_REGISTRY_URI"])
     assert not registry.exists() or not any(p.is_file() for p in registry.rglob("*"))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+from typing import Annotated
 
 import typer
+
+from readmit.cli.common import set_debug, show_warnings
 
 app = typer.Typer(
     name="readmit",
@@ -13,6 +16,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Print the full traceback of an error (it always goes to a log file, named in the message).",
+    )] = False,
+) -> None:
+    """30-day readmission risk for diabetic patients: data, training, registry, orchestration."""
+    set_debug(debug)
+    show_warnings()
+
 
 # (module, register-function) pairs; each module adds its commands or sub-app to ``app``.
 _AREAS = (

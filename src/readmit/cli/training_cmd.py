@@ -114,6 +114,7 @@ def train(
 ) -> None:
     """Tune, evaluate and register models, one algorithm after another."""
     settings = load_settings(config, datamart=datamart, registry=registry)
+    pipeline.preflight(settings, registry=True)
     chosen = algorithm or list(settings.config.training_config.algorithms)
 
     def progress(message: str) -> None:

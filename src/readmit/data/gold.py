@@ -37,6 +37,7 @@ from readmit.data.silver import months_in_range
 from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
 
+SOURCE_COLUMN = "_source_sha256"  # the raw file a row came from (bronze lineage), kept in labels
 # Parquet key-value metadata of a feature-store partition: {silver month: history fingerprint}.
 HISTORY_INPUTS_KEY = "readmit.history_inputs"
 UNRECORDED = "unrecorded"  # a partition written before readmit recorded its history inputs
@@ -47,12 +48,16 @@ _CHUNK_ROWS = 200_000
 
 
 def label_frame(silver: pl.DataFrame) -> pl.DataFrame:
-    """The label-store rows: keys, the original ``readmitted`` and ``label`` = readmitted == "<30"."""
+    """The label-store rows: keys, the original ``readmitted``, ``label`` = readmitted == "<30"
+    and the raw file's checksum (``_source_sha256``, null when silver has none), so a training
+    window built from two different raw files can be told (gate ``check_single_source``)."""
     ordered = silver.sort("snapshot_date", "encounter_id", maintain_order=True)
+    source = pl.col(SOURCE_COLUMN) if SOURCE_COLUMN in silver.columns else pl.lit(None, dtype=pl.String)
     return ordered.select(
         *KEY_COLUMNS,
         pl.col("readmitted"),
         (pl.col("readmitted") == "<30").cast(pl.Int8).alias("label"),
+        source.cast(pl.String).alias(SOURCE_COLUMN),
     )
 
 
@@ -119,7 +124,8 @@ def _read_silver(storage: Storage, month: str) -> pl.DataFrame:
             source=source,
             fix=f"rebuild silver for this month (`readmit medallion --start {month} --end {month}`)",
         )
-    return silver.select(*RAW_SCHEMA, "snapshot_date")
+    return silver.select(*RAW_SCHEMA, "snapshot_date",
+                         *([SOURCE_COLUMN] if SOURCE_COLUMN in silver.columns else []))
 
 
 def _by_month(frame: pl.DataFrame, months: list[str]) -> dict[str, pl.DataFrame]:
@@ -163,7 +169,7 @@ def _write_months(
         # The history rows of every other month up to the chunk's last (later ones cannot count).
         fold([m for m in history if m <= chunk[-1] and m not in chunk and m not in folded])
         silver = pl.concat([_read_silver(storage, m) for m in chunk], how="vertical")
-        features = _by_month(feature_frame(silver, state), chunk)
+        features = _by_month(feature_frame(silver.drop(SOURCE_COLUMN, strict=False), state), chunk)
         labels = _by_month(label_frame(silver), chunk)
         for month in chunk:
             built_from = {m: fp for m, fp in fingerprints.items() if m <= month}
