@@ -175,6 +175,7 @@ def test_a_failed_gate_stops_everything_after_it(monkeypatch):
                                                "details": {}}
 
 
+@pytest.mark.slow
 def test_parallel_steps_run_as_readmit_step_run_processes(tmp_path):
     # Each training step in its own `readmit step run` process, with the settings as environment
     # variables; a failure there comes back with the child's own message and exit code class.

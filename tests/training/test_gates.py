@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from readmit.config import ReadmitConfig, Settings, load_settings
 from readmit.data.layers import FEATURE_STORE
@@ -260,6 +261,7 @@ def test_run_checks_reports_failures_and_errors_without_raising(make_settings, t
     assert isinstance(results[1], CheckResult)
 
 
+@pytest.mark.slow
 def test_checks_on_an_s3_datamart(s3_uri, write_config):
     write_gold(f"{s3_uri}/dm", *synthetic_gold_frames(rows=1500, first_day=date(2005, 1, 1)))
     settings = load_settings(write_config(), datamart=f"{s3_uri}/dm", registry=f"{s3_uri}/reg")
