@@ -2,7 +2,7 @@
 
 The file keeps the reference project's keys (``temporal_window_mode``, ``temporal_splits``,
 ``model_config``, ``training_config``, ``inference_config``, ``monitoring_config``) and adds
-``data_config``. Unknown keys are errors; every problem is reported at once with its JSON path.
+``governance_config`` and ``data_config``. Unknown keys are errors; every problem is reported at once with its JSON path.
 
 Locations are resolved in three layers, the later winning: the config file, an environment
 variable, a CLI flag (see :func:`load_settings`).
@@ -139,10 +139,62 @@ class TrainingSection(_Strict):
         return self
 
 
+class ABTest(_Strict):
+    """A/B assignment at scoring time: a stable hash of ``salt`` + patient_nbr into 10,000 buckets."""
+
+    enabled: bool = False
+    challenger_share: float = Field(0.1, gt=0, lt=1)
+    salt: str = Field("readmit-ab-1", min_length=1)
+
+
+class RiskBands(_Strict):
+    """``risk_band`` of a prediction: risk < cut_points[0] -> labels[0], ..., else labels[-1]."""
+
+    cut_points: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3], min_length=1)
+    labels: list[str] = Field(default_factory=lambda: ["low", "moderate", "high", "very_high"])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RiskBands:
+        points = self.cut_points
+        if any(not 0 < p < 1 for p in points) or any(b <= a for a, b in zip(points, points[1:], strict=False)):
+            raise ValueError(f"cut_points must be increasing probabilities strictly between 0 and 1 (got {points})")
+        if len(self.labels) != len(points) + 1:
+            raise ValueError(f"labels needs {len(points) + 1} names, one more than cut_points (got {len(self.labels)})")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be distinct")
+        return self
+
+
 class InferenceSection(_Strict):
+    # The candidate `readmit promote` considers: the comparison's recommended model, or the
+    # latest version of `algorithm`.
     model_selection: Literal["recommended", "latest"] = "recommended"
     algorithm: Algorithm | None = None
-    predictions_table: str = "predictions"
+    ab_test: ABTest = ABTest()
+    risk_bands: RiskBands = RiskBands()
+
+    @model_validator(mode="after")
+    def _selection(self) -> InferenceSection:
+        if self.model_selection == "latest" and self.algorithm is None:
+            raise ValueError("model_selection 'latest' needs algorithm (the algorithm whose latest version is the candidate)")
+        if self.model_selection == "recommended" and self.algorithm is not None:
+            raise ValueError("algorithm applies only to model_selection 'latest'; remove it or set model_selection to 'latest'")
+        return self
+
+
+class LatestMonths(_Strict):
+    latest_months: int = Field(ge=1)
+
+
+class GovernanceSection(_Strict):
+    """The written rules `readmit promote` applies before a challenger replaces the champion."""
+
+    # "oot": the configured out-of-time window; {"latest_months": N}: the N latest gold months
+    # whose labels are mature (training_config.label_maturity_days).
+    evaluation_window: Literal["oot"] | LatestMonths = "oot"
+    min_auc_gain: float = Field(0.002, ge=0, lt=1)
+    brier_tolerance: float = Field(0.002, ge=0, lt=1)
+    subgroup_auc_tolerance: float = Field(0.03, ge=0, lt=1)
 
 
 class MonitoringSection(_Strict):
@@ -203,6 +255,7 @@ class ReadmitConfig(_Strict):
     training_config: TrainingSection = TrainingSection()
     inference_config: InferenceSection = InferenceSection()
     monitoring_config: MonitoringSection = MonitoringSection()
+    governance_config: GovernanceSection = GovernanceSection()
     data_config: DataSection = DataSection()
 
     model_config = ConfigDict(extra="forbid", frozen=True)

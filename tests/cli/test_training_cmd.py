@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from readmit.cli import app
@@ -56,6 +57,7 @@ def test_check_bad_as_of_is_usage_error(make_settings):
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.stderr
 
 
+@pytest.mark.slow
 def test_train_compare_and_registry(make_settings):
     settings = make_settings()
     args = _args(settings)

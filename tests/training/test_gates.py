@@ -312,6 +312,7 @@ def test_readmit_check_exits_1_with_the_error_on_a_bug(make_settings, monkeypatc
     assert "gate gold_data_exists failed" not in broken.stderr
 
 
+@pytest.mark.slow
 def test_checks_on_an_s3_datamart(s3_uri, write_config):
     write_gold(f"{s3_uri}/dm", *synthetic_gold_frames(rows=1500, first_day=date(2005, 1, 1)))
     settings = load_settings(write_config(), datamart=f"{s3_uri}/dm", registry=f"{s3_uri}/reg")

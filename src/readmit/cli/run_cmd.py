@@ -1,7 +1,8 @@
 """``readmit run`` (the whole pipeline on this machine) and ``readmit step list|run``.
 
 ``readmit run`` walks the graphs of :mod:`readmit.pipeline`: medallion -> gates -> training of
-every configured algorithm -> comparison, then prints the models and the recommendation.
+every configured algorithm -> comparison -> promotion, then prints the models, the
+recommendation and the promotion decision.
 ``readmit step run STEP_ID`` runs one step of the same graph; it is the container command of
 the Airflow DAGs in the ecs and kubernetes modes.
 """
@@ -83,7 +84,7 @@ def run(
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run everything: medallion -> gates -> train every algorithm -> compare. Safe to rerun."""
+    """Run everything: medallion -> gates -> train every algorithm -> compare -> promote. Safe to rerun."""
     settings = load_settings(config, raw=raw, datamart=datamart, registry=registry)
     preflight(settings, datamart=True, registry=True)
     parallel = default_parallel(settings) if parallel is None else parallel
@@ -95,12 +96,14 @@ def run(
     elapsed = time.perf_counter() - started
     failed = next((o for o in outcomes if o.status == "failed"), None)
     comparison = next((o.result for o in outcomes if o.step.id == "compare_models" and o.status == "done"), None)
+    promotion = next((o.result for o in outcomes if o.step.id == "promote" and o.status == "done"), None)
     if as_json:
         print_json({
             "datamart": settings.datamart_uri, "registry": settings.registry_uri,
             "parallel": parallel, "seconds": round(elapsed, 2),
             "failed_gate": {"step": failed.step.id, **summarize(failed.result)} if failed else None,
             "recommended": comparison["recommended"] if comparison else None,
+            "promotion": summarize(promotion) if promotion else None,
             "steps": [o.as_dict() for o in outcomes],
         })
     else:
@@ -109,6 +112,10 @@ def run(
             console.print(comparison_table(comparison))
             console.print(f"recommended: [bold]{rec['algorithm']}[/] {rec['version']}: {rec['reason']}",
                           highlight=False)
+        if promotion:
+            cand = promotion["candidate"]
+            console.print(f"champion: {promotion['decision']} {cand['algorithm']} {cand['version']}: "
+                          f"{promotion['reason']}", highlight=False)
         console.print(f"datamart: {settings.datamart_uri}  registry: {settings.registry_uri}  "
                       f"({elapsed:.0f}s, training {'in parallel' if parallel else 'one at a time'})")
     if failed:
@@ -163,7 +170,7 @@ def step_run(
     graph, step = find_step(step_id, settings)
     if (start or end) and not graph.month_range:
         raise ReadmitInputError(f"--start/--end do not apply to {step_id}",
-                                fix="drop them; only the medallion steps take a month range")
+                                fix="drop them; only the medallion and inference steps take a month range")
     # Progress lines go to stderr (a container's log); the result alone goes to stdout.
     progress = progress_callback(step, lambda text: err_console.print(text, highlight=False))
     result = call_step(step, settings, start_month=start, end_month=end, progress=progress)

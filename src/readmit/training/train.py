@@ -91,19 +91,30 @@ def jsonable(value: Any) -> Any:
 
 
 def git_revision(start: Path | None = None) -> str | None:
-    """``git rev-parse HEAD`` in the folder readmit runs from, or None (no git, not a checkout)."""
+    """The commit of the readmit checkout this code runs from (``git rev-parse HEAD``), or None.
+
+    ``READMIT_GIT_REVISION`` wins (an image has no ``.git``); an installed wheel, or a checkout
+    of another project around it, gives None. Never fails.
+    """
     env = os.environ.get("READMIT_GIT_REVISION")
     if env:
         return env
-    folder = (start or Path(__file__)).resolve()
-    folder = folder if folder.is_dir() else folder.parent
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
-                              timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
+
+    here = (start or Path(__file__)).resolve()
+    folder = here if here.is_dir() else here.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
+                                  timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or not (Path(top) / "src" / "readmit").is_dir():
         return None
-    revision = done.stdout.strip()
-    return revision if done.returncode == 0 and revision else None
+    return git("rev-parse", "HEAD")
 
 
 def library_versions() -> dict[str, str | None]:
