@@ -235,11 +235,14 @@ def storage_error(exc: BaseException, location: str, action: str) -> ReadmitErro
 
 
 @contextmanager
-def storage_errors(location: str, action: str) -> Iterator[None]:
-    """Translate failures of ``location`` inside the block (see :func:`storage_error`)."""
+def storage_errors(location: str, action: str, keep: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Translate failures of ``location`` inside the block (see :func:`storage_error`).
+
+    Exceptions of the types in ``keep`` pass through unchanged.
+    """
     try:
         yield
-    except ReadmitError:
+    except (ReadmitError, *keep):
         raise
     except Exception as exc:
         error = storage_error(exc, location, action)
@@ -254,6 +257,22 @@ def open_uri(uri: str, mode: str = "rb"):
         with storage_errors(str(uri), "open"):
             return s3_filesystem().open(str(uri), mode)
     return open(uri, mode)  # noqa: SIM115 - the caller closes it
+
+
+def _link_exclusive(tmp: str, target: str, data: bytes) -> None:
+    """Give the complete file ``tmp`` the name ``target`` unless that name exists."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        # No hard links here: claim the name with O_EXCL, then fill it.
+        with open(target, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def check_month(month: str) -> str:
@@ -326,10 +345,21 @@ class Storage:
         with storage_errors(self.uri_of(rel), "write"):
             self._write_bytes(rel, data)
 
-    def _write_bytes(self, rel: str, data: bytes) -> None:
+    def create_bytes(self, rel: str, data: bytes) -> None:
+        """Create ``rel`` with ``data`` atomically; raise FileExistsError if it exists (never overwrites).
+
+        Local: a complete temporary file linked to its name (``os.link`` fails on an existing
+        name), or ``open("xb")`` where hard links are not supported. S3: a PUT with
+        ``If-None-Match: *`` (s3fs turns the 412 into FileExistsError).
+        """
+        # A taken name is the caller's signal (take the next version), not a location fault.
+        with storage_errors(self.uri_of(rel), "create", keep=(FileExistsError,)):
+            self._write_bytes(rel, data, exclusive=True)
+
+    def _write_bytes(self, rel: str, data: bytes, *, exclusive: bool = False) -> None:
         target = self.path(rel)
         if not self.local:
-            self.fs.pipe_file(target, data)
+            self.fs.pipe_file(target, data, **({"mode": "create"} if exclusive else {}))
             return
         folder = os.path.dirname(target)
         os.makedirs(folder, exist_ok=True)
@@ -339,7 +369,10 @@ class Storage:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, target)
+            if not exclusive:
+                os.replace(tmp, target)
+            else:
+                _link_exclusive(tmp, target, data)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)

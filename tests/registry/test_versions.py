@@ -135,7 +135,7 @@ def test_without_hard_links_the_name_is_claimed_with_o_excl(tmp_path, monkeypatc
     def no_links(src, dst):
         raise OSError(errno.EPERM, "hard links not supported", dst)
 
-    monkeypatch.setattr("readmit.registry.versions.os.link", no_links)
+    monkeypatch.setattr("readmit.storage.os.link", no_links)
     storage = Storage(str(tmp_path))
     create_exclusive(storage, "models/x/a.pkl", b"first")
     with pytest.raises(FileExistsError):

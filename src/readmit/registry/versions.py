@@ -26,10 +26,7 @@ is turned into a path, so no metadata can point outside the registry (see
 
 from __future__ import annotations
 
-import errno
-import os
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from readmit.errors import ArtifactError
@@ -106,35 +103,5 @@ def parse_versioned(name: str) -> tuple[str, str, str] | None:
 
 
 def create_exclusive(storage: Storage, rel: str, data: bytes) -> None:
-    """Create ``rel`` with ``data``; raise FileExistsError if it exists. Never overwrites.
-
-    Local: complete temporary file + ``os.link`` (atomic and exclusive), or ``open("xb")`` where
-    hard links are not supported. S3: a PUT with ``If-None-Match: *``.
-    """
-    target = storage.path(rel)
-    if not storage.local:
-        storage.fs.pipe_file(target, data, mode="create")  # s3fs: 412 -> FileExistsError
-        return
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}-{os.path.basename(target)}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            raise
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-                raise
-            # No hard links here: claim the name with O_EXCL, then fill it.
-            with open(target, "xb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Create ``rel`` with ``data``; raise FileExistsError if it exists. Never overwrites."""
+    storage.create_bytes(rel, data)
