@@ -35,7 +35,7 @@ from readmit.errors import ArtifactError, ReadmitInputError
 from readmit.registry import Registry
 from readmit.registry.aliases import get_alias, load_alias
 from readmit.serving import ab
-from readmit.serving.reasons import base_pipeline, reasons_available, top_reasons
+from readmit.serving.reasons import base_pipelines, reasons_available, top_reasons
 from readmit.storage import Storage, check_month
 from readmit.training import predict_proba
 from readmit.training.split import FeatureSpec, months_of
@@ -73,16 +73,20 @@ class ScoringModel:
         stored = self.metadata.get("features") or {}
         if stored.get("numeric") is not None and stored.get("categorical") is not None:
             return list(stored["numeric"]), list(stored["categorical"])
-        pipe = base_pipeline(self.model)
-        if pipe is not None:
-            encoder = pipe.named_steps["frame"]
+        pipes = base_pipelines(self.model)
+        if pipes:
+            encoder = pipes[0].named_steps["frame"]
             return list(encoder.numeric), list(encoder.categorical)
         spec = FeatureSpec.default()
         return list(spec.numeric), list(spec.categorical)
 
     def vocabulary(self) -> dict[str, list[str]]:
-        pipe = base_pipeline(self.model)
-        return dict(getattr(pipe.named_steps["frame"], "vocabulary_", {})) if pipe is not None else {}
+        """Every category value some fitted part of the model saw in training, per column."""
+        seen: dict[str, list[str]] = {}
+        for pipe in base_pipelines(self.model):
+            for col, values in getattr(pipe.named_steps["frame"], "vocabulary_", {}).items():
+                seen[col] = list(dict.fromkeys([*seen.get(col, []), *values]))
+        return seen
 
     def describe(self) -> dict[str, Any]:
         return {"arm": self.arm, "alias": self.alias, "algorithm": self.algorithm, "version": self.version,

@@ -12,42 +12,45 @@
 Only positive contributions count, so a row may have fewer than three reasons. A calibration
 step after the model (Platt or isotonic) is monotone: it changes the probability, not which
 features push it up, so the reasons are read from the uncalibrated model inside the artifact
-(:func:`base_pipeline` finds it however the artifact wraps it).
+(:func:`base_pipelines` finds them however the artifact wraps them; a calibrated model holds one
+per calibration fold, and their contributions are averaged as their predictions are).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from readmit.training.train import available_cpus
+from readmit.training.train import available_cpus, fitted_pipelines
 
 UNAVAILABLE = "unavailable"
+_INPUT_INDEX = re.compile(r"(?:missingindicator_)?f(\d+)")
 TOP = 3
 
 
-def base_pipeline(model: Any, depth: int = 4) -> Any | None:
-    """The ``Pipeline(frame, prep, model)`` inside ``model`` (itself, or wrapped), or None."""
-    steps = getattr(model, "named_steps", None)
-    if steps is not None and {"frame", "model"} <= set(steps):
-        return model
-    if depth == 0:
-        return None
-    children: list[Any] = []
+def _is_pipeline(obj: Any) -> bool:
+    steps = getattr(obj, "named_steps", None)
+    return steps is not None and {"frame", "model"} <= set(steps)
+
+
+def base_pipelines(model: Any, depth: int = 4) -> list[Any]:
+    """The fitted ``Pipeline(frame, prep, model)``s inside ``model``: one per calibration fold of
+    a calibrated model (:func:`readmit.training.fitted_pipelines`), the model itself when it is
+    one, or those of a model it wraps; [] when there is none."""
+    pipes = [p for p in fitted_pipelines(model) if _is_pipeline(p)]
+    if pipes or depth == 0:
+        return pipes
     for value in getattr(model, "__dict__", {}).values():
-        if isinstance(value, list | tuple):
-            children.extend(value)
-        else:
-            children.append(value)
-    for child in children:
-        if child is None or isinstance(child, str | int | float | bool | np.ndarray):
-            continue
-        found = base_pipeline(child, depth - 1)
-        if found is not None:
-            return found
-    return None
+        for child in value if isinstance(value, list | tuple) else [value]:
+            if child is None or isinstance(child, str | int | float | bool | np.ndarray):
+                continue
+            found = base_pipelines(child, depth - 1)
+            if found:
+                return found
+    return []
 
 
 def _xgboost_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
@@ -85,32 +88,32 @@ def _output_sources(prep: Any, n_features: int, n_out: int) -> tuple[np.ndarray,
     for name, transformer, columns in prep.transformers_:
         if name == "remainder" or transformer == "drop":
             continue
-        cols = list(columns)
         sl = prep.output_indices_[name]
-        if hasattr(transformer, "categories_"):  # one-hot: "f{k}_{category}" per output column
-            names = transformer.get_feature_names_out([f"f{c}" for c in cols])
-            source[sl] = [int(n.split("_", 1)[0][1:]) for n in names]
-            onehot[sl] = True
-        else:
-            source[sl] = cols
+        # Output names carry the input index: "f3", "missingindicator_f3", "f47_<category>".
+        names = transformer.get_feature_names_out([f"f{c}" for c in columns])
+        source[sl] = [int(_INPUT_INDEX.match(n).group(1)) for n in names]
+        onehot[sl] = hasattr(transformer, "categories_")
     return source, onehot
 
 
 def contributions(model: Any, frame: Any) -> tuple[np.ndarray, list[str]] | None:
     """(per-row contribution of each feature, feature names), or None when the model has none."""
-    pipe = base_pipeline(model)
-    if pipe is None:
+    pipes = base_pipelines(model) if reasons_available(model) else []
+    if not pipes:
         return None
-    encoder, estimator = pipe.named_steps["frame"], pipe.named_steps["model"]
-    prep = pipe.named_steps.get("prep", "passthrough")
-    names = [*encoder.numeric, *encoder.categorical]
-    kind = type(estimator).__name__
-    X = encoder.transform(frame)
-    if hasattr(estimator, "get_booster"):
-        return _xgboost_contributions(estimator, prep.transform(X) if prep != "passthrough" else X), names
-    if kind == "LogisticRegression":
-        return _linear_contributions(prep, estimator, X, len(names)), names
-    return None
+    # A calibrated model averages its fold models: so do their contributions (in log-odds).
+    total, names = None, []
+    for pipe in pipes:
+        encoder, estimator = pipe.named_steps["frame"], pipe.named_steps["model"]
+        prep = pipe.named_steps.get("prep", "passthrough")
+        names = [*encoder.numeric, *encoder.categorical]
+        X = encoder.transform(frame)
+        if hasattr(estimator, "get_booster"):
+            values = _xgboost_contributions(estimator, prep.transform(X) if prep != "passthrough" else X)
+        else:
+            values = _linear_contributions(prep, estimator, X, len(names))
+        total = values if total is None else total + values
+    return total / len(pipes), names
 
 
 def top_reasons(model: Any, frame: Any, top: int = TOP) -> pl.Series:
@@ -136,8 +139,8 @@ def top_reasons(model: Any, frame: Any, top: int = TOP) -> pl.Series:
 
 
 def reasons_available(model: Any) -> bool:
-    pipe = base_pipeline(model)
-    if pipe is None:
-        return False
-    estimator = pipe.named_steps["model"]
-    return hasattr(estimator, "get_booster") or type(estimator).__name__ == "LogisticRegression"
+    pipes = base_pipelines(model)
+    return bool(pipes) and all(
+        hasattr(p.named_steps["model"], "get_booster") or type(p.named_steps["model"]).__name__ == "LogisticRegression"
+        for p in pipes
+    )
