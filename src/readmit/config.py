@@ -132,11 +132,28 @@ class DateDerivation(_Strict):
         return self
 
 
+class SparkSection(_Strict):
+    """Where ``engine: spark`` runs when ``SPARK_REMOTE`` (Spark Connect) is not set."""
+
+    master: str = "local[*]"
+    config: dict[str, str] = {}
+
+
+class DuckDBSection(_Strict):
+    """DuckDB configuration options for ``engine: duckdb`` (e.g. memory_limit, threads, temp_directory)."""
+
+    config: dict[str, str] = {}
+
+
 class DataSection(_Strict):
     raw_path: str | None = None
     datamart_uri: str = "./datamart"
     date_derivation: DateDerivation = DateDerivation()
     quarantine: bool = False
+    # Which engine runs silver cleaning and gold features (readmit.data.engines).
+    engine: Literal["polars", "duckdb", "spark"] = "polars"
+    duckdb: DuckDBSection = DuckDBSection()
+    spark: SparkSection = SparkSection()
 
 
 class ReadmitConfig(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import narwhals as nw
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,7 +39,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "data_dictionary.md"
 
 
 def _apply(expr_fn, values: list[str | None]) -> list[str]:
-    return pl.DataFrame({"v": values}, schema={"v": pl.String}).select(expr_fn(pl.col("v"))).to_series().to_list()
+    frame = nw.from_native(pl.DataFrame({"v": values}, schema={"v": pl.String}))
+    return frame.select(expr_fn(nw.col("v"))).to_native().to_series().to_list()
 
 
 @pytest.mark.parametrize(
