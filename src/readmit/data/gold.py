@@ -44,7 +44,8 @@ from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
 
 # The silver columns gold reads.
-SILVER_COLUMNS: tuple[str, ...] = (*RAW_SCHEMA, "snapshot_date")
+SILVER_SCHEMA: dict[str, pl.DataType] = {**RAW_SCHEMA, "snapshot_date": pl.Date()}
+SILVER_COLUMNS: tuple[str, ...] = tuple(SILVER_SCHEMA)
 # The stored schemas of the two gold tables.
 FEATURE_SCHEMA: dict[str, pl.DataType] = {
     **{k: HISTORY_STATE_SCHEMA[k] for k in KEY_COLUMNS}, **FEATURE_DTYPES, **dict.fromkeys(FLAG_COLUMNS, pl.Boolean()),
@@ -230,8 +231,8 @@ def _write_months_on_engine(
         return [engine_uri(storage, storage.partition_path(SILVER_TABLE, m)) for m in chosen]
 
     with open_engine(engine, data_config) as eng, scratch(storage) as tmp:
-        silver = eng.read_parquet(uris(months)).select(*SILVER_COLUMNS)
-        pool = eng.read_parquet(uris([m for m in history if m <= months[-1]])).select(*HISTORY_INPUT_COLUMNS)
+        silver = eng.read_parquet(uris(months), SILVER_SCHEMA)
+        pool = eng.read_parquet(uris([m for m in history if m <= months[-1]]), HISTORY_STATE_SCHEMA)
         month = month_key(nw.col("snapshot_date"))
         eng.write_by_month(gold_features(silver, pool).with_columns(month), engine_uri(storage, f"{tmp}/features"))
         eng.write_by_month(silver.select(*KEY_COLUMNS, *label_exprs(), month), engine_uri(storage, f"{tmp}/labels"))
