@@ -45,8 +45,11 @@ def medallion(raw: Path, datamart: Path, config: Path, layer: str = "all", engin
     """One ``readmit medallion`` process; ``src``: run that source tree instead (a version before)."""
     cmd = ["readmit", "medallion", "--raw", str(raw), "--datamart", str(datamart), "--layer", layer, "--json"]
     env = None
-    if src is not None:
+    if src is not None:  # the earlier version knows no engines: its own defaults
         env = {**os.environ, "PYTHONPATH": str(src)}
+        config = config.with_name("defaults.json")
+        config.write_text("{}")
+        cmd += ["--config", str(config)]
     else:
         cmd += ["--config", str(config), "--engine", engine]
     result = measure(cmd, env=env)
