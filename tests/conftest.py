@@ -107,6 +107,40 @@ def uci_sample(uci_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# -- a skip is a failure -----------------------------------------------------------------------
+# Every test here runs everywhere (the data is in ../shared/data, S3 is a local moto server,
+# Airflow is in the [airflow] extra), so a skip can only hide a broken set-up: the session fails.
+# `-m "not slow"` deselects tests, which is not skipping them.
+
+_SKIPPED: list[str] = []
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped:
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SKIPPED and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if _SKIPPED:
+        terminalreporter.section("skipped tests fail this run", sep="=", red=True, bold=True)
+        for nodeid in _SKIPPED:
+            terminalreporter.line(f"SKIPPED (a failure here): {nodeid}")
+        terminalreporter.line("Nothing in this suite may skip: fix the set-up (tests/conftest.py says why).")
+
+
 # Synthetic gold tables and small-budget training configs, shared by the training, checks,
-# registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings).
-pytest_plugins = ("training.gold_fixtures",)
+# registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings);
+# a trained and compared registry for the report and its CLI (fixtures: trained, registry_copy);
+# a model served on the real data with 2008 predictions, shared by the monitoring, CLI and
+# Airflow tests (fixtures: served, own_registry).
+pytest_plugins = ("training.gold_fixtures", "report.report_fixtures", "monitoring.served_fixtures")

@@ -140,6 +140,32 @@ def test_section_checks_are_reported_alongside_type_errors():
     ]
 
 
+def test_duplicate_keys_are_refused_with_their_paths(tmp_path):
+    # JSON parsers keep the last of two equal keys: a config that says two things must not load.
+    path = tmp_path / "dup.json"
+    path.write_text(
+        '{"model_config": {"random_state": 1},\n'
+        ' "training_config": {"hyperparameter_tuning": {"n_iter": 5, "cv_folds": 3, "n_iter": 50}},\n'
+        ' "model_config": {"model_name": "x", "model_name": "y"}}'
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert exc.value.problems == [
+        "model_config: duplicate key (given 2 times; only the last would count): keep one",
+        "model_config.model_name: duplicate key (given 2 times; only the last would count): keep one",
+        "training_config.hyperparameter_tuning.n_iter: duplicate key (given 2 times; only the last "
+        "would count): keep one",
+    ]
+    assert str(path) in str(exc.value)
+
+
+def test_s3_waits_set_in_the_environment_go_to_step_processes(monkeypatch):
+    monkeypatch.setenv("READMIT_S3_READ_TIMEOUT", "7")
+    monkeypatch.delenv("READMIT_S3_MAX_ATTEMPTS", raising=False)
+    env = load_settings().env()
+    assert env["READMIT_S3_READ_TIMEOUT"] == "7" and "READMIT_S3_MAX_ATTEMPTS" not in env
+
+
 def test_relative_default_roots_are_resolved_once_at_load(tmp_path, monkeypatch):
     for name in ("READMIT_DATAMART_URI", "DATAMART_BASE_URI", "READMIT_REGISTRY_URI", "READMIT_RAW",
                  "READMIT_CONFIG", "MODEL_CONFIG_S3_URI"):

@@ -14,7 +14,7 @@ from readmit.errors import ReadmitInputError
 from readmit.pipeline import GRAPHS, Graph, Step, find_step, graph_steps, run_graphs, run_step, summarize
 
 GATES = ["check_model_config", "check_gold_data_exists", "check_sufficient_training_data",
-         "check_temporal_leakage"]
+         "check_temporal_leakage", "check_single_source"]
 
 
 def settings_for(algorithms=("logistic_regression", "random_forest", "xgboost"), **data) -> Settings:
@@ -30,7 +30,7 @@ def test_training_graph_is_gates_then_one_training_per_algorithm_then_compare():
         assert steps[later].depends_on == (earlier,)
     assert all(steps[g].gate for g in GATES)
     trains = [s for s in steps.values() if s.per_algorithm]
-    assert all(s.depends_on == ("check_temporal_leakage",) and s.heavy and not s.gate for s in trains)
+    assert all(s.depends_on == ("check_single_source",) and s.heavy and not s.gate for s in trains)
     assert [s.params["algorithm"] for s in trains] == ["logistic_regression", "random_forest", "xgboost"]
     assert steps["compare_models"].depends_on == tuple(s.id for s in trains)
     assert "xgboost" in steps["train_xgboost"].doc and "{algorithm}" not in steps["train_xgboost"].doc
@@ -164,6 +164,7 @@ def test_a_failed_gate_stops_everything_after_it(monkeypatch):
                                                "details": {}}
 
 
+@pytest.mark.slow
 def test_parallel_steps_run_as_readmit_step_run_processes(tmp_path):
     # Each training step in its own `readmit step run` process, with the settings as environment
     # variables; a failure there comes back with the child's own message and exit code class.
@@ -188,3 +189,20 @@ def test_summarize_makes_results_json_safe():
 
     assert summarize([LayerResult("gold", ["2001-01"], rows_in=3)])[0]["rows_in"] == 3
     assert summarize({"when": ReadmitConfig().temporal_splits.test.start_date}) == {"when": "2006-01-01"}
+
+
+def test_monitoring_graph_is_gate_monitor_gate_trigger_on_the_last_month():
+    steps = graph_steps("monitoring", settings_for())
+    assert [(s.id, s.depends_on, s.gate) for s in steps] == [
+        ("check_predictions_exist", (), True), ("monitor", ("check_predictions_exist",), False),
+        ("check_retrain_needed", ("monitor",), True), ("trigger_training", ("check_retrain_needed",), False)]
+    assert steps[-1].triggers == "training" and GRAPHS[steps[-1].triggers].dag_id == "diab_model_training"
+    s = settings_for(date_derivation={"start_date": "2001-03-05", "end_date": "2004-11-30"})
+    assert GRAPHS["monitoring"].runtime_params(s) == {"start_month": "2004-11", "end_month": "2004-11"}
+
+
+def test_a_runtime_parameter_goes_only_to_steps_that_take_it():
+    taken = []
+    step = Step(id="x", func=lambda settings, *, start_month: taken.append(start_month))
+    pipeline.call_step(step, settings_for(), start_month="2008-01", end_month="2008-02", progress=None)
+    assert taken == ["2008-01"]

@@ -108,15 +108,29 @@ class InferenceSection(_Strict):
 
 
 class MonitoringSection(_Strict):
+    """Drift bands, performance floors and what a monitoring run may do.
+
+    PSI/CSI bands follow Yurdakul & Naranjo (2020, "Statistical properties of the population
+    stability index"): below ``psi_warning`` (0.1) stable, up to ``psi_alert`` (0.25) watch,
+    above it act.
+    """
+
     psi_warning: float = Field(0.1, gt=0)
-    psi_alert: float = Field(0.2, gt=0)
+    psi_alert: float = Field(0.25, gt=0)
     auc_drop_alert: float = Field(0.05, gt=0)
     min_auc: float = Field(0.6, gt=0, lt=1)
+    profile_bins: int = Field(10, ge=2, le=100)
+    observed_expected_low: float = Field(0.8, gt=0)
+    observed_expected_high: float = Field(1.25, gt=0)
+    auto_retrain: bool = False
+    bootstrap_samples: int = Field(1000, ge=100)
 
     @model_validator(mode="after")
-    def _ordered_psi(self) -> MonitoringSection:
+    def _ordered(self) -> MonitoringSection:
         if self.psi_warning > self.psi_alert:
             raise ValueError("psi_warning must not exceed psi_alert")
+        if self.observed_expected_low >= self.observed_expected_high:
+            raise ValueError("observed_expected_low must be below observed_expected_high")
         return self
 
 
@@ -150,7 +164,10 @@ class DataSection(_Strict):
     datamart_uri: str = "./datamart"
     date_derivation: DateDerivation = DateDerivation()
     quarantine: bool = False
-    # Which engine runs silver cleaning and gold features (readmit.data.engines).
+    # Training windows whose gold months come from different raw files: "fail" the
+    # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
+    mixed_sources: Literal["fail", "warn"] = "fail"
+    # Which engine runs gold's features and patient history (readmit.data.engines).
     engine: Literal["polars", "duckdb", "spark"] = "polars"
     duckdb: DuckDBSection = DuckDBSection()
     spark: SparkSection = SparkSection()
@@ -217,17 +234,44 @@ def _format_pydantic(exc: ValidationError) -> list[str]:
     return problems
 
 
+class _KeyCounter(dict):
+    """A JSON object that remembers the keys it saw more than once (JSON keeps only the last)."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]):
+        super().__init__(pairs)
+        keys = [k for k, _ in pairs]
+        self.repeated = {k: keys.count(k) for k in dict.fromkeys(keys) if keys.count(k) > 1}
+
+
+def _repeated_keys(node: Any, path: str = "") -> list[str]:
+    """Every key given more than once in one object, with its JSON path."""
+    problems: list[str] = []
+    if isinstance(node, dict):
+        for key, count in getattr(node, "repeated", {}).items():
+            problems.append(f"{path}{key}: duplicate key (given {count} times; only the last would "
+                            "count): keep one")
+        for key, value in node.items():
+            problems += _repeated_keys(value, f"{path}{key}.")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            problems += _repeated_keys(value, f"{path}{i}.")
+    return problems
+
+
 def parse_config(data: dict[str, Any] | str | bytes, source: str = "<config>") -> ReadmitConfig:
     """Validate a config given as a dict or JSON text; raise ConfigError listing every problem."""
     if isinstance(data, (str, bytes)):
         try:
-            data = json.loads(data)
+            data = json.loads(data, object_pairs_hook=_KeyCounter)
         except json.JSONDecodeError as exc:
             raise ConfigError(source, [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]) from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(source, [f"not valid JSON: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
     if not isinstance(data, dict):
         raise ConfigError(source, ["(root): expected a JSON object"])
+    repeated = _repeated_keys(data)
+    if repeated:
+        raise ConfigError(source, repeated)
     try:
         cfg = ReadmitConfig.model_validate(data)
     except ValidationError as exc:
@@ -324,6 +368,8 @@ class Settings:
             env["READMIT_CONFIG"] = self.config_uri
         if self.raw_path:
             env["READMIT_RAW"] = self.raw_path
+        # The S3 waits (readmit.storage.S3_SETTINGS), when set, go along too.
+        env.update({k: v for k, v in os.environ.items() if k.startswith("READMIT_S3_") and v})
         return env
 
 

@@ -11,9 +11,12 @@ Graphs:
 - ``medallion``: bronze -> silver -> gold, one step per layer (each layer is what a user reruns:
   ``readmit medallion --layer silver``). The steps take a month range (``start_month``,
   ``end_month``), by default the config's ``data_config.date_derivation`` range.
-- ``training``: four gates in a row (config, gold data, enough training data, no temporal
-  leakage), then one training step per configured algorithm (in parallel), then the comparison.
+- ``training``: five gates in a row (config, gold data, enough training data, no temporal
+  leakage, one raw source), then one training step per configured algorithm (in parallel), then the comparison.
   A failed gate stops everything downstream of it.
+- ``monitoring``: after inference, each month: a gate (the month has predictions), then the
+  monitoring run (drift, performance, a keep/watch/retrain decision); a retrain decision
+  triggers ``training`` when ``monitoring_config.auto_retrain`` is set.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class Step:
     heavy: bool = False  # runs in a container in the ecs/kubernetes executor modes
     doc: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)  # fixed keyword arguments of func
+    triggers: str | None = None  # starts this graph: a TriggerDagRunOperator in Airflow, ``func`` locally
 
     def resolve(self) -> Callable[..., Any]:
         if callable(self.func):
@@ -58,8 +62,9 @@ class Step:
         return getattr(importlib.import_module(module), name)
 
     def accepts(self, name: str) -> bool:
-        """Whether the step's function takes a keyword argument ``name``."""
-        return name in inspect.signature(self.resolve()).parameters
+        """Whether the step's function takes a keyword argument ``name`` (or any, ``**kwargs``)."""
+        parameters = inspect.signature(self.resolve()).parameters
+        return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 @dataclass(frozen=True)
@@ -72,15 +77,17 @@ class Graph:
     doc: str = ""
     month_range: bool = False  # the steps take start_month/end_month ("YYYY-MM")
     retries: int = 0  # Airflow retries per task
+    last_month_only: bool = False  # the default range is the data's last month, not all of it
 
     def runtime_params(self, settings: Settings) -> dict[str, str]:
         """The run-time parameters of this graph with their defaults from the config."""
         if not self.month_range:
             return {}
         derivation = settings.config.data_config.date_derivation
+        end = derivation.end_date.strftime("%Y-%m")
         return {
-            "start_month": derivation.start_date.strftime("%Y-%m"),
-            "end_month": derivation.end_date.strftime("%Y-%m"),
+            "start_month": end if self.last_month_only else derivation.start_date.strftime("%Y-%m"),
+            "end_month": end,
         }
 
     def expand(self, algorithms: Iterable[str]) -> list[Step]:
@@ -127,8 +134,9 @@ MEDALLION = Graph(
                "monthly partitions to `bronze/encounters` with lineage columns."),
         _layer("silver", ("bronze",), "Clean bronze: canonical categories, explicit `Missing`, "
                "ICD-9 codes as strings, duplicates removed; writes `silver/encounters`."),
-        _layer("gold", ("silver",), "Features (patient history counted in time order) and the "
-               "30-day readmission label; writes `gold/feature_store` and `gold/label_store`."),
+        _layer("gold", ("silver",), "Features (patient history: earlier encounters by date and id) and "
+               "the 30-day readmission label; writes `gold/feature_store` and `gold/label_store`, and "
+               "rebuilds the later gold months whose silver history inputs changed (a backfill)."),
     ),
 )
 
@@ -157,10 +165,14 @@ TRAINING = Graph(
               "(training_config.min_*)."),
         _gate("check_temporal_leakage", ("check_sufficient_training_data",), "Windows ordered and "
               "disjoint, no row dated outside its window, labels mature (label_maturity_days)."),
-        Step(id="train", func="readmit.training.train_algorithm", depends_on=("check_temporal_leakage",),
+        _gate("check_single_source", ("check_temporal_leakage",), "Every gold month of the windows "
+              "comes from the same raw file (its recorded sha256); a mix fails, or warns with "
+              'data_config.mixed_sources: "warn".'),
+        Step(id="train", func="readmit.pipeline.train_algorithm", depends_on=("check_single_source",),
              per_algorithm=True, heavy=True,
              doc="Tune {algorithm} (random search, cross-validated ROC-AUC on the training window), "
-                 "evaluate on the test and out-of-time windows, register model and metadata."),
+                 "evaluate on the test and out-of-time windows, register model, metadata, model card "
+                 "and the reference profile monitoring compares with."),
         Step(id="compare_models", func="readmit.training.compare.compare_models", depends_on=("train",),
              doc="Compare the latest registered model of every configured algorithm (highest "
                  "out-of-time ROC-AUC wins) and write `models/<model_name>/latest_model_comparison.json` "
@@ -168,8 +180,36 @@ TRAINING = Graph(
     ),
 )
 
-# Future graphs (inference, monitoring) are added here; a two-line DAG file then exposes them.
-GRAPHS: dict[str, Graph] = {g.name: g for g in (MEDALLION, TRAINING)}
+MONITORING = Graph(
+    name="monitoring",
+    dag_id="diab_monitoring",
+    month_range=True,
+    last_month_only=True,
+    retries=1,
+    doc=(
+        "Monitor the champion on a month range (default: the data's last month), after inference: "
+        "PSI of the score, CSI per feature, observed performance where labels are mature and "
+        "estimated performance where not, and a keep / watch / retrain decision (the monitor task's "
+        "return value, in its log and in `monitoring/<model_name>/latest_monitoring.json`). Trigger "
+        'with conf `{"start_month": "YYYY-MM", "end_month": "YYYY-MM"}`.'
+    ),
+    steps=(
+        Step(id="check_predictions_exist", func="readmit.monitoring.gates.check_predictions_exist", gate=True,
+             doc="Every month of the range has predictions in `gold/model_predictions` (`readmit predict`)."
+                 "\n\nA gate: when it fails, every task after it is skipped (not failed)."),
+        Step(id="monitor", func="readmit.monitoring.monitor.monitor_step", depends_on=("check_predictions_exist",),
+             doc="Drift, performance and the decision for the range; writes the monitoring record."),
+        Step(id="check_retrain_needed", func="readmit.monitoring.gates.check_retrain_needed", gate=True,
+             depends_on=("monitor",),
+             doc="The decision is retrain and `monitoring_config.auto_retrain` is set; otherwise the "
+                 "trigger is skipped."),
+        Step(id="trigger_training", func="readmit.pipeline.retrain", depends_on=("check_retrain_needed",),
+             triggers="training",
+             doc="Start `diab_model_training` (gates, training, comparison) with the data as it is now."),
+    ),
+)
+
+GRAPHS: dict[str, Graph] = {g.name: g for g in (MEDALLION, TRAINING, MONITORING)}
 LOCAL_RUN = ("medallion", "training")  # what ``readmit run`` walks, in order
 
 
@@ -221,8 +261,12 @@ def run_step(step_id: str, settings: Settings, **params: Any) -> Any:
 
 
 def call_step(step: Step, settings: Settings, **params: Any) -> Any:
-    """Call a concrete step's function with its fixed params and the given run-time ones."""
-    given = {k: v for k, v in params.items() if v is not None}
+    """Call a concrete step's function with its fixed params and the given run-time ones.
+
+    A run-time parameter the function does not take is not passed: a graph's month range goes
+    to the steps that work on months, not to a gate that reads the latest record.
+    """
+    given = {k: v for k, v in params.items() if v is not None and step.accepts(k)}
     return step.resolve()(settings, **step.params, **given)
 
 
@@ -365,6 +409,28 @@ def _run_in_subprocess(step: Step, settings: Settings, params: dict[str, Any]) -
 # importing the layer that does the work when it runs, so ``readmit --help`` stays fast.
 
 
+def preflight(settings: Settings, *, datamart: bool = False, registry: bool = False) -> None:
+    """Check that the locations a command will write can be written, before the long work.
+
+    Writes and deletes a probe object in the datamart and/or the registry; raises the storage
+    layer's error (missing bucket, refused credentials, read-only folder, a file where the folder
+    should be, endpoint down) naming the location and the fix.
+    """
+    from readmit.storage import Storage
+
+    wanted = (("datamart", datamart, settings.datamart_uri), ("registry", registry, settings.registry_uri))
+    for role, check, uri in wanted:
+        if not check:
+            continue
+        try:
+            Storage(uri).check_writable()
+        except ReadmitError as exc:
+            raise type(exc)(
+                f"the {role} is not usable (checked before starting; nothing was done): {exc.message}",
+                source=exc.source or uri, fix=exc.fix,
+            ) from exc
+
+
 def fetch_data(cache_dir: Any = None, *, force: bool = False) -> Any:
     """Download (or reuse) the official UCI zip; return its local path."""
     from readmit.data.fetch import fetch_uci
@@ -413,10 +479,77 @@ def check_invalid_config(error: Any) -> list[Any]:
 
 
 def train(settings: Settings, algorithms: Iterable[str] | None = None, *, progress: Any = None) -> list[dict[str, Any]]:
-    """Tune, evaluate and register the given (default: every configured) algorithms."""
-    from readmit.training import train_algorithms
+    """Tune, evaluate and register the given (default: every configured) algorithms.
 
-    return train_algorithms(settings, list(algorithms) if algorithms else None, progress=progress)
+    Each registered version also gets its monitoring reference profile and its model card.
+    """
+    from readmit.training import train_algorithm as train_one
+    from readmit.training.split import load_gold
+
+    data = load_gold(settings, progress=progress)
+    chosen = list(algorithms or settings.config.training_config.algorithms)
+    saved = [train_one(settings, name, progress=progress, data=data) for name in chosen]
+    _after_registration(settings, saved, data)
+    return saved
+
+
+def train_algorithm(settings: Settings, algorithm: str, *, progress: Any = None) -> dict[str, Any]:
+    """The ``train`` step: train and register one algorithm, then store its profile and model card.
+
+    Training sits below the monitoring and report floors, so what they add is written here.
+    """
+    from readmit.training import train_algorithm as train_one
+    from readmit.training.split import load_gold
+
+    data = load_gold(settings, progress=progress)
+    saved = train_one(settings, algorithm, progress=progress, data=data)
+    _after_registration(settings, [saved], data)
+    return saved
+
+
+def _after_registration(settings: Settings, saved: list[dict[str, Any]], data: Any) -> None:
+    """What each new version gets beside its artifact: a reference profile and a model card."""
+    from readmit.monitoring.profile import store_training_profiles
+    from readmit.report import write_cards
+
+    store_training_profiles(settings, saved, data)
+    write_cards(settings, saved)
+
+
+def report(settings: Settings, *, progress: Any = None) -> dict[str, Any]:
+    """Write the HTML report under ``{registry_uri}/reports/``; return its location, size and seconds."""
+    from readmit.report import build_report
+
+    return build_report(settings, progress=progress)
+
+
+def model_card(settings: Settings, version: str) -> dict[str, str]:
+    """A registered version's model card (markdown), written first if it has none yet."""
+    from readmit.report import model_card as card
+
+    return card(settings, version)
+
+
+def retrain(settings: Settings) -> list[dict[str, Any]]:
+    """Run the training graph on this machine (what ``trigger_training`` does outside Airflow)."""
+    return [o.as_dict() for o in run_graphs(settings, ["training"])]
+
+
+def monitor(settings: Settings, *, start_month: str, end_month: str, as_of: Any = None,
+            alias: str = "champion", progress: Any = None) -> dict[str, Any]:
+    """Monitor the model an alias points at over a month range; write and return the record."""
+    from readmit.monitoring.monitor import run_monitoring
+
+    return run_monitoring(settings, start_month=start_month, end_month=end_month, as_of=as_of, alias=alias,
+                          progress=progress)
+
+
+def ab_report(settings: Settings, *, start_month: str | None = None, end_month: str | None = None,
+              as_of: Any = None, progress: Any = None) -> dict[str, Any]:
+    """Champion vs challenger on mature labels, with patient-level bootstrap intervals; write it."""
+    from readmit.monitoring.ab import ab_report as report
+
+    return report(settings, start_month=start_month, end_month=end_month, as_of=as_of, progress=progress)
 
 
 def compare(settings: Settings) -> dict[str, Any]:

@@ -40,3 +40,11 @@ def test_error_message_is_printed_as_text_not_markup(tmp_path):
     odd = tmp_path / "[" / "x]" / "c.json"  # the path contains "[/x]", a closing tag to rich
     result = runner.invoke(app, ["config", "validate", str(odd)])
     assert result.exit_code == 2 and str(odd) in result.output.replace("\n", "")
+
+
+def test_validate_refuses_duplicate_keys_with_exit_2(tmp_path):
+    path = tmp_path / "dup.json"
+    path.write_text('{"model_config": {"random_state": 1, "random_state": 2}}')
+    result = runner.invoke(app, ["config", "validate", str(path)])
+    assert result.exit_code == 2
+    assert "model_config.random_state: duplicate key" in result.output

@@ -39,7 +39,10 @@ def test_step_list_shows_both_graphs_in_order():
     assert result.exit_code == 0, result.output
     steps = json.loads(result.stdout)
     assert [s["step"] for s in steps][:4] == ["bronze", "silver", "gold", "check_model_config"]
-    assert steps[-1] == {**steps[-1], "step": "compare_models", "graph": "training", "kind": "light"}
+    training = [s for s in steps if s["graph"] == "training"]
+    assert training[-1] == {**training[-1], "step": "compare_models", "kind": "light"}
+    assert [s["step"] for s in steps if s["graph"] == "monitoring"] == [
+        "check_predictions_exist", "monitor", "check_retrain_needed", "trigger_training"]
     assert {s["step"]: s["kind"] for s in steps}["train_xgboost"] == "heavy"
 
 
@@ -92,7 +95,7 @@ def test_run_end_to_end_then_rerun_in_parallel(where, tmp_path):
     assert report["parallel"] is False and report["failed_gate"] is None
     assert [s["step"] for s in report["steps"]] == [
         "bronze", "silver", "gold", "check_model_config", "check_gold_data_exists",
-        "check_sufficient_training_data", "check_temporal_leakage",
+        "check_sufficient_training_data", "check_temporal_leakage", "check_single_source",
         *[f"train_{a}" for a in ALGORITHMS], "compare_models"]
     assert {s["status"] for s in report["steps"]} == {"done"}
     assert report["recommended"]["algorithm"] in ALGORITHMS and report["recommended"]["reason"]
@@ -104,6 +107,17 @@ def test_run_end_to_end_then_rerun_in_parallel(where, tmp_path):
     files = registry_files(tmp_path)
     assert "latest_model_comparison.json" in files
     assert all(f"{a}_latest_metadata.json" in files for a in ALGORITHMS)
+    # every registered version has its model card, and the report covers the whole flow
+    for algorithm in ALGORITHMS:
+        version = trained[f"train_{algorithm}"]["version"]
+        assert {f"{algorithm}_v{version}_model_card.md", f"{algorithm}_v{version}_model_card.json"} <= set(files)
+    no_raw = options[:2] + options[4:]  # --config C --datamart D --registry R
+    page = runner.invoke(app, ["report", "--json", *no_raw])
+    assert page.exit_code == 0, page.output
+    page = json.loads(page.stdout)
+    assert page["champion"] == report["recommended"]["algorithm"]
+    assert all(page["sections"][s] == "shown" for s in ("data", "models", "usefulness", "fairness", "lineage"))
+    assert Path(page["latest"]).is_file() and page["bytes"] < 5_000_000
 
     # Rerunning is safe: same gold partitions, one more version of every model.
     result = runner.invoke(app, ["run", "--parallel", *options])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from readmit.cli import app
@@ -20,7 +21,8 @@ def _args(settings) -> list[str]:
 def test_check_passes_with_a_table(make_settings):
     result = runner.invoke(app, ["check", *_args(make_settings()), "--as-of", "2024-01-01"])
     assert result.exit_code == 0, result.output
-    for gate in ("model_config", "gold_data_exists", "sufficient_training_data", "temporal_leakage"):
+    for gate in ("model_config", "gold_data_exists", "sufficient_training_data", "temporal_leakage",
+                 "single_source"):
         assert gate in result.output
 
 
@@ -28,7 +30,7 @@ def test_check_json(make_settings):
     result = runner.invoke(app, ["check", *_args(make_settings()), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["passed"] is True and len(data["checks"]) == 4
+    assert data["passed"] is True and len(data["checks"]) == 5
 
 
 def test_check_fails_naming_the_gate_and_the_fix(make_settings, tmp_path):
@@ -36,7 +38,7 @@ def test_check_fails_naming_the_gate_and_the_fix(make_settings, tmp_path):
     result = runner.invoke(app, ["check", *_args(settings), "--json"])
     assert result.exit_code == 1
     data = json.loads(result.stdout)
-    assert [c["passed"] for c in data["checks"]] == [True, True, False, True]
+    assert [c["passed"] for c in data["checks"]] == [True, True, False, True, True]
     assert "gate sufficient_training_data failed" in result.stderr
     assert "Fix:" in result.stderr
 
@@ -55,6 +57,7 @@ def test_check_bad_as_of_is_usage_error(make_settings):
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.stderr
 
 
+@pytest.mark.slow
 def test_train_compare_and_registry(make_settings):
     settings = make_settings()
     args = _args(settings)

@@ -131,6 +131,34 @@ def test_quarantine_writes_rejected_rows_apart(dirty_csv: Path, tmp_path: Path) 
     assert storage.read_table(BRONZE_TABLE)["encounter_id"].is_unique().all()
 
 
+def test_impossible_values_go_to_the_rejected_area_not_to_silver(small_csv: Path, tmp_path: Path) -> None:
+    lines = small_csv.read_text().splitlines()
+    header = lines[0].split(",")
+    for row, column, value in ((10, "time_in_hospital", "-3"), (20, "number_inpatient", "-1"),
+                               (30, "age", "[100-110)")):
+        fields = lines[row].split(",")
+        fields[header.index(column)] = value
+        lines[row] = ",".join(fields)
+    path = tmp_path / "odd.csv"
+    path.write_text("\n".join(lines) + "\n")
+    storage = Storage(tmp_path / "dm")
+    with pytest.raises(ReadmitInputError, match=r"(?s)3 bad rows; the first is data row 10 \(line 11\): "
+                       r"time_in_hospital: -3 is outside the allowed range 1..14.*--quarantine"):
+        build_bronze(storage, str(path), **H1_2001)
+    result = build_bronze(storage, str(path), quarantine=True, **H1_2001)
+    assert result.rows_rejected == 3 and result.rows_out == 597
+    (name,) = storage.listdir(f"{REJECTED_AREA}/bronze")
+    rejected = pl.read_parquet(tmp_path / "dm" / REJECTED_AREA / "bronze" / name)
+    assert rejected["_reason"].to_list() == [
+        "time_in_hospital: -3 is outside the allowed range 1..14",
+        "number_inpatient: -1 is outside the allowed range >= 0",
+        "age: '[100-110)' is not one of [0-10), [10-20), [20-30), [30-40), [40-50), [50-60), [60-70), "
+        "[70-80), [80-90), [90-100)",
+    ]
+    bronze = storage.read_table(BRONZE_TABLE)
+    assert bronze["time_in_hospital"].min() >= 1 and bronze["number_inpatient"].min() >= 0
+
+
 def test_bronze_on_s3(small_csv: Path, s3_uri: str) -> None:
     storage = Storage(s3_uri)
     result = build_bronze(storage, str(small_csv), batch_rows=200, **H1_2001)

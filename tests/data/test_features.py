@@ -71,16 +71,22 @@ def test_specialty_and_payer_groups() -> None:
     ]
 
 
-def test_feature_constants_are_consistent() -> None:
-    assert KEY_COLUMNS == ("encounter_id", "patient_nbr", "snapshot_date")
-    assert FLAG_COLUMNS == ("death_or_hospice",)
-    assert FEATURE_COLUMNS == NUMERIC_FEATURES + CATEGORICAL_FEATURES
+def test_feature_columns_partition_into_numeric_and_categorical() -> None:
     assert len(set(FEATURE_COLUMNS)) == len(FEATURE_COLUMNS)
     assert set(FEATURE_DEFINITIONS) == set(FEATURE_COLUMNS) == set(FEATURE_DTYPES)
     assert all(FEATURE_DTYPES[c] == pl.String for c in CATEGORICAL_FEATURES)
     assert all(FEATURE_DTYPES[c].is_numeric() for c in NUMERIC_FEATURES)
-    assert len(MED_FEATURES) == len(DRUG_COLUMNS) == 23
-    assert not set(FEATURE_COLUMNS) & {"readmitted", "label", *KEY_COLUMNS}
+    assert not set(FEATURE_COLUMNS) & {"readmitted", "label", *KEY_COLUMNS, *FLAG_COLUMNS}
+
+
+def test_each_drug_moves_its_own_feature_and_nothing_else(bronze_rows) -> None:
+    """One row per drug of the raw schema, that drug raised ("Up"), every other one "No"."""
+    rows = [{"encounter_id": i + 1, "patient_nbr": i + 1, drug: "Up"} for i, drug in enumerate(DRUG_COLUMNS)]
+    silver, _ = clean(bronze_rows(rows))
+    meds = encounter_features(silver).sort("encounter_id").select(*MED_FEATURES)
+    for drug, row in zip(DRUG_COLUMNS, meds.iter_rows(named=True), strict=True):
+        moved = {MED_FEATURES[name] for name, value in row.items() if value}
+        assert moved == {drug}, (drug, row)
 
 
 def test_data_dictionary_lists_every_feature() -> None:

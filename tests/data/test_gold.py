@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pytest
 
@@ -70,7 +72,8 @@ def test_gold_partitions_and_schema(real_2y) -> None:
     assert {c: features.schema[c] for c in FEATURE_COLUMNS} == FEATURE_DTYPES
     assert features.schema["death_or_hospice"] == pl.Boolean
     labels = storage.read_partition(LABEL_STORE, months[5])
-    assert labels.columns == [*KEY_COLUMNS, "readmitted", "label"]
+    assert labels.columns == [*KEY_COLUMNS, "readmitted", "label", "_source_sha256"]
+    assert labels["_source_sha256"].unique().to_list() == ["0" * 64]  # bronze's lineage, carried
     assert labels.schema["label"] == pl.Int8
     assert features.select(KEY_COLUMNS).equals(labels.select(KEY_COLUMNS))
     assert features.select(KEY_COLUMNS).equals(features.select(KEY_COLUMNS).sort("snapshot_date", "encounter_id"))
@@ -88,12 +91,21 @@ def test_no_feature_is_constant_null_and_categoricals_have_no_nulls(real_2y) -> 
     assert features.filter(~first)["days_since_prior_encounter"].null_count() == 0
 
 
-def test_prior_encounters_count_each_patients_earlier_encounters(real_2y) -> None:
+def test_history_features_equal_a_plain_count_over_each_patients_earlier_encounters(real_2y) -> None:
+    """Walk the 24 months in (snapshot_date, encounter_id) order, one patient's past at a time."""
     features, _ = _gold(real_2y[0])
-    expected = features.sort("snapshot_date", "encounter_id").with_columns(
-        pl.int_range(pl.len()).over("patient_nbr").alias("expected")
-    )
-    assert (expected["prior_encounters"] == expected["expected"]).all()
+    columns = ("patient_nbr", "snapshot_date", "time_in_hospital", "prior_encounters",
+               "prior_inpatient_days", "days_since_prior_encounter")
+    past: dict[int, tuple[int, int, dt.date]] = {}  # patient -> (encounters, inpatient days, last date)
+    wrong = []
+    for patient, day, stay, *got in features.sort("snapshot_date", "encounter_id").select(columns).iter_rows():
+        count, days, last = past.get(patient, (0, 0, None))
+        expected = [count, days, None if last is None else (day - last).days]
+        if got != expected:
+            wrong.append((patient, day, got, expected))
+        past[patient] = (count + 1, days + (stay or 0), day)
+    assert wrong == [], f"{len(wrong)} rows differ, first: {wrong[:3]}"
+    assert max(count for count, _, _ in past.values()) > 3  # patients with a long history are exercised
 
 
 def test_label_rate_and_death_or_hospice_on_all_real_rows(uci_bronze: pl.DataFrame) -> None:

@@ -204,6 +204,40 @@ def test_ragged_row_is_a_parse_error(uci_lines: list[list[str]], tmp_path: Path)
         read_raw(str(write_csv(tmp_path / "d.csv", lines)))
 
 
+def test_zip_with_two_data_files_is_refused_not_guessed(
+    uci_lines: list[list[str]], tmp_path: Path
+) -> None:
+    text = "".join(",".join(line) + "\n" for line in uci_lines)
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("dataset_diabetes/diabetic_data.csv", text)
+        zf.writestr("old/diabetic_data.csv", text)
+    with pytest.raises(ReadmitInputError) as err:
+        read_raw(str(path))
+    assert str(err.value) == (
+        f"{path}: the zip holds 2 files named diabetic_data.csv (dataset_diabetes/diabetic_data.csv, "
+        "old/diabetic_data.csv): cannot tell which one is the data\n"
+        "Fix: keep one diabetic_data.csv in the zip, or give that CSV file itself"
+    )
+
+
+def test_empty_zip_and_cr_only_csv_each_get_their_own_message(
+    uci_lines: list[list[str]], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.zip"
+    zipfile.ZipFile(empty, "w").close()
+    with pytest.raises(ReadmitInputError, match=r"the zip is empty \(it holds no file\)") as err:
+        read_raw(str(empty))
+    assert "binary" not in str(err.value)
+
+    for rows in (3, 300):  # shorter and longer than the sniffed block
+        cr_only = tmp_path / f"mac{rows}.csv"
+        cr_only.write_bytes("".join(",".join(line) + "\r" for line in uci_lines[:rows]).encode())
+        with pytest.raises(ReadmitInputError, match="carriage return only") as err:
+            read_raw(str(cr_only))
+        assert "binary" not in str(err.value) and "tr '\\r' '\\n'" in str(err.value)
+
+
 def test_bad_arguments_are_input_errors(uci_lines: list[list[str]], tmp_path: Path) -> None:
     path = str(write_csv(tmp_path / "d.csv", uci_lines))
     with pytest.raises(ReadmitInputError, match="unknown snapshot derivation 'weekly'"):
@@ -220,6 +254,12 @@ BAD_VALUES = [
     ("encounter_id", "?", "encounter_id is missing"),
     ("patient_nbr", "", "patient_nbr is missing"),
     ("readmitted", "YES", "readmitted: 'YES' is not one of <30, >30, NO"),
+    # value rules of readmit.data.schema: plausible types, impossible values
+    ("time_in_hospital", "-3", "time_in_hospital: -3 is outside the allowed range 1..14"),
+    ("time_in_hospital", "15", "time_in_hospital: 15 is outside the allowed range 1..14"),
+    ("number_emergency", "-1", "number_emergency: -1 is outside the allowed range >= 0"),
+    ("age", "[100-110)", "age: '[100-110)' is not one of [0-10), [10-20)"),
+    ("metformin", "Sometimes", "metformin: 'Sometimes' is not one of No, Steady, Up, Down"),
 ]
 
 
@@ -270,7 +310,7 @@ def test_quarantine_sets_bad_rows_aside_with_reasons(
     uci_lines: list[list[str]], tmp_path: Path
 ) -> None:
     lines = uci_lines
-    for row, (column, value, _) in zip((2, 50, 120, 199, 300), BAD_VALUES, strict=True):
+    for row, (column, value, _) in zip((2, 50, 120, 199, 300), BAD_VALUES[:5], strict=True):
         lines = with_value(lines, row, column, value)
     lines = with_value(lines, 260, "encounter_id", uci_lines[10][0])  # duplicate of row 10
     lines = with_value(lines, 261, "num_procedures", "one")  # two problems on one row:

@@ -67,6 +67,15 @@ def test_clean_rejects_values_outside_the_domain(bronze_rows, column: str, value
     assert "bronze/2001-01" in str(err.value) and "Fix:" in str(err.value)
 
 
+def test_clean_rejects_stored_values_outside_the_schema_ranges(bronze_rows) -> None:
+    # bronze written before the value rules (or by hand) is checked again
+    with pytest.raises(ReadmitInputError, match=r"bronze/2001-01: column time_in_hospital has value\(s\) "
+                       r"outside the allowed range 1\.\.14: \[-3, 20\]"):
+        clean(bronze_rows([{"time_in_hospital": -3}, {"time_in_hospital": 20}, {}]), source="bronze/2001-01")
+    with pytest.raises(ReadmitInputError, match=r"column num_procedures has value\(s\) outside the allowed range >= 0: \[-1\]"):
+        clean(bronze_rows([{"num_procedures": -1}]))
+
+
 def test_clean_rejects_missing_label_key_or_column(bronze_rows) -> None:
     with pytest.raises(ReadmitInputError, match="without readmitted"):
         clean(bronze_rows([{"readmitted": None}]))

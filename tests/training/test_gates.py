@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from readmit.config import ReadmitConfig, Settings, load_settings
 from readmit.data.layers import FEATURE_STORE
@@ -17,6 +18,7 @@ from readmit.training.gates import (
     CheckResult,
     check_gold_data_exists,
     check_model_config,
+    check_single_source,
     check_sufficient_training_data,
     check_temporal_leakage,
     run_checks,
@@ -29,10 +31,11 @@ AS_OF = date(2024, 1, 1)
 
 def test_gates_are_ordered_and_results_serialise(make_settings):
     assert [g.__name__ for g in GATES] == ["check_model_config", "check_gold_data_exists",
-                                           "check_sufficient_training_data", "check_temporal_leakage"]
+                                           "check_sufficient_training_data", "check_temporal_leakage",
+                                           "check_single_source"]
     results = run_checks(make_settings(), as_of=AS_OF)
     assert [r.name for r in results] == ["model_config", "gold_data_exists", "sufficient_training_data",
-                                         "temporal_leakage"]
+                                         "temporal_leakage", "single_source"]
     assert all(r.passed for r in results), [r.reason for r in results]
     json.dumps([r.as_dict() for r in results])  # JSON-safe
     assert set(results[0].as_dict()) == {"name", "passed", "reason", "details"}
@@ -246,7 +249,7 @@ def test_leakage_fails_without_gold(make_settings, tmp_path):
 
 def test_run_checks_reports_failures_and_errors_without_raising(make_settings, tmp_path, monkeypatch):
     results = run_checks(make_settings(datamart=str(tmp_path / "none")), as_of=AS_OF)
-    assert [r.passed for r in results] == [True, False, False, False]
+    assert [r.passed for r in results] == [True, False, False, False, False]
 
     def boom(*args, **kwargs):
         raise OSError("disk on fire")
@@ -258,6 +261,7 @@ def test_run_checks_reports_failures_and_errors_without_raising(make_settings, t
     assert isinstance(results[1], CheckResult)
 
 
+@pytest.mark.slow
 def test_checks_on_an_s3_datamart(s3_uri, write_config):
     write_gold(f"{s3_uri}/dm", *synthetic_gold_frames(rows=1500, first_day=date(2005, 1, 1)))
     settings = load_settings(write_config(), datamart=f"{s3_uri}/dm", registry=f"{s3_uri}/reg")
@@ -271,3 +275,43 @@ def test_a_gate_called_alone_never_raises(make_settings):
         result = gate(settings)
         assert isinstance(result, CheckResult) and not result.passed
         assert "unsupported storage location" in result.reason and "Fix:" in result.reason
+
+
+# -- one raw source ------------------------------------------------------------------------------
+
+
+def _gold_from_two_files(tmp_path) -> str:
+    """Synthetic gold whose months up to 2004 come from one raw file and later ones from another
+    (no encounter id shared: every other gate passes)."""
+    features, labels = synthetic_gold_frames()
+    sha = pl.when(pl.col("snapshot_date") < date(2005, 1, 1)).then(pl.lit("a" * 64)).otherwise(pl.lit("b" * 64))
+    uri = str(tmp_path / "mixed")
+    write_gold(uri, features, labels.with_columns(sha.alias("_source_sha256")))
+    return uri
+
+
+def test_windows_from_two_raw_files_fail_the_single_source_gate(make_settings, tmp_path):
+    settings = make_settings(datamart=_gold_from_two_files(tmp_path))
+    others = run_checks(settings, as_of=AS_OF)[:-1]
+    assert all(r.passed for r in others), [r.reason for r in others]  # nothing else notices
+    result = check_single_source(settings)
+    assert not result.passed
+    assert result.reason.startswith("the windows' gold months come from 2 different raw files (aaaaaaaaaaaa… in ")
+    assert "Fix: rebuild every month from one raw file" in result.reason
+    assert result.details["sources"]["b" * 64]["first"] == "2005-01"
+
+
+def test_mixed_sources_only_warn_when_configured(make_settings, tmp_path):
+    settings = make_settings({"data_config": {"mixed_sources": "warn"}}, datamart=_gold_from_two_files(tmp_path))
+    result = check_single_source(settings)
+    assert result.passed and result.reason.startswith("warning: the windows' gold months come from 2")
+
+
+def test_one_raw_file_passes_and_unrecorded_sources_are_said(make_settings, tmp_path):
+    features, labels = synthetic_gold_frames()
+    uri = str(tmp_path / "one")
+    write_gold(uri, features, labels.with_columns(pl.lit("c" * 64).alias("_source_sha256")))
+    result = check_single_source(make_settings(datamart=uri))
+    assert result.passed and "from one raw file (sha256 cccccccccccc…)" in result.reason
+    older = check_single_source(make_settings())  # gold written before sources were recorded
+    assert older.passed and "record no source" in older.reason

@@ -134,6 +134,7 @@ def test_train_algorithms_reads_gold_once_and_trains_each(make_settings, monkeyp
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_same_seed_same_model(make_settings, tmp_path):
     a = train_algorithm(make_settings(registry=str(tmp_path / "a")), "random_forest")
     b = train_algorithm(make_settings(registry=str(tmp_path / "b")), "random_forest")
@@ -141,6 +142,7 @@ def test_same_seed_same_model(make_settings, tmp_path):
     assert a["performance"]["oot"]["auc_roc"] == b["performance"]["oot"]["auc_roc"]
 
 
+@pytest.mark.slow
 def test_train_with_datamart_and_registry_on_s3(s3_uri, make_settings, synthetic_gold):
     from datetime import date
 
@@ -157,9 +159,16 @@ def test_train_with_datamart_and_registry_on_s3(s3_uri, make_settings, synthetic
 
 def test_helpers():
     assert resolve_n_jobs(-1) >= 1 and resolve_n_jobs(1) == 1 and resolve_n_jobs(10_000) >= 1
-    rev = git_revision()
-    assert rev is None or isinstance(rev, str)
-    assert git_revision(Path("/")) is None or isinstance(git_revision(Path("/")), str)
+
+
+def test_git_revision_is_the_checkouts_commit_or_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("READMIT_GIT_REVISION", raising=False)
+    repo = Path(__file__).resolve().parents[2]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
+    assert git_revision(repo) == head.stdout.strip()
+    assert git_revision(tmp_path) is None  # not a checkout (an installed wheel, a container)
+    monkeypatch.setenv("READMIT_GIT_REVISION", "0123abc")  # set by whoever builds the image
+    assert git_revision(tmp_path) == "0123abc"
 
 
 # -- the real data ---------------------------------------------------------------------------

@@ -1,17 +1,28 @@
 """What every command shares: the console, location options, and error handling.
 
-Exit codes: 0 success, 1 failure (a gate failed, a step failed), 2 bad usage or bad input
-(with a message naming the file, the field and the fix).
+Exit codes: 0 success, 1 failure (a gate failed, a step failed, a location could not be reached),
+2 bad usage or bad input (with a message naming the file or location, the field and the fix).
+
+Errors print as one message, never a traceback: the traceback of a runtime failure or of an
+unexpected error goes to a log file (``READMIT_LOG_DIR``, default ``<temp dir>/readmit``) whose
+path is printed, and to the screen with ``readmit --debug``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -42,19 +53,85 @@ RegistryOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
 
+DEBUG_ENV = "READMIT_DEBUG"  # set by --debug, so step processes started by a run inherit it
+LOG_DIR_ENV = "READMIT_LOG_DIR"
+
+
+def set_debug(on: bool) -> None:
+    if on:
+        os.environ[DEBUG_ENV] = "1"
+
+
+def debug() -> bool:
+    return os.environ.get(DEBUG_ENV) == "1"
+
+
+class _ConsoleLog(logging.Handler):
+    """readmit's warnings (an S3 call being retried, say) on stderr, above any progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err_console.print(f"[yellow]{escape(record.getMessage())}[/]", highlight=False, soft_wrap=True)
+
+
+def show_warnings() -> None:
+    """Send the ``readmit`` loggers' warnings to the console (once per process)."""
+    logger = logging.getLogger("readmit")
+    if not any(isinstance(h, _ConsoleLog) for h in logger.handlers):
+        logger.addHandler(_ConsoleLog(logging.WARNING))
+        logger.setLevel(logging.INFO)
+
+
+def write_log(exc: BaseException) -> Path | None:
+    """Write the command line and the full traceback of ``exc`` to a new log file; its path."""
+    folder = Path(os.environ.get(LOG_DIR_ENV) or Path(tempfile.gettempdir()) / "readmit")
+    path = folder / f"readmit-error-{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}.log"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"command: {' '.join(sys.argv)}\nat: {datetime.now().isoformat()}\n\n"
+                        + "".join(traceback.format_exception(exc)))
+    except OSError:
+        return None
+    return path
+
+
+def _print_error(text: str) -> None:
+    # The message is text, not markup: "file.zip [dataset_diabetes/diabetic_data.csv]" or
+    # "[70-80)" must print as written (and "[/x]" must not crash the error path).
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True)
+
+
 def handle_errors(func: F) -> F:
-    """Turn readmit's deliberate errors into one clear message and their exit code."""
+    """Turn every error into one clear message and its exit code (no traceback unless --debug).
+
+    readmit's deliberate errors print as they are (exit 1 or 2); a runtime failure caused by
+    another error (S3 down, disk full) also names the log file with the full traceback. Any
+    other exception is a bug: one line, the log file, and "rerun with --debug" (exit 1).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
         except ReadmitError as exc:
-            # The message is text, not markup: "file.zip [dataset_diabetes/diabetic_data.csv]" or
-            # "[70-80)" must print as written (and "[/x]" must not crash the error path).
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True,
-                              soft_wrap=True)
+            log = write_log(exc) if exc.exit_code == 1 and exc.__cause__ is not None else None
+            if debug():
+                traceback.print_exception(exc, file=sys.stderr)
+            _print_error(str(exc))
+            if log:
+                err_console.print(f"(details: {log})", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:
+            log = write_log(exc)
+            if debug():
+                traceback.print_exception(exc, file=sys.stderr)
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            _print_error(f"unexpected {type(exc).__name__}: {first}")
+            err_console.print(
+                f"This is not a known failure (a bug?). Full traceback: {log or 'could not be written'}; "
+                "rerun with --debug to see it here.", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

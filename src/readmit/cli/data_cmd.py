@@ -89,6 +89,7 @@ def medallion(
 ) -> None:
     """Build bronze, silver and gold (feature_store, label_store), month by month."""
     settings = load_settings(config, raw=raw, datamart=datamart)
+    pipeline.preflight(settings, datamart=True)
     started = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=as_json, disable=as_json) as bar:

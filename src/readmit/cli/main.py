@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+from typing import Annotated
 
 import typer
+
+from readmit.cli.common import set_debug, show_warnings
 
 app = typer.Typer(
     name="readmit",
@@ -14,12 +17,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Print the full traceback of an error (it always goes to a log file, named in the message).",
+    )] = False,
+) -> None:
+    """30-day readmission risk for diabetic patients: data, training, registry, orchestration."""
+    set_debug(debug)
+    show_warnings()
+
+
 # (module, register-function) pairs; each module adds its commands or sub-app to ``app``.
 _AREAS = (
     "readmit.cli.config_cmd",
     "readmit.cli.data_cmd",
     "readmit.cli.training_cmd",
     "readmit.cli.run_cmd",
+    "readmit.cli.report_cmd",
+    "readmit.cli.monitor_cmd",
 )
 
 for _module in _AREAS:

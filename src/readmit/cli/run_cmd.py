@@ -38,6 +38,7 @@ from readmit.pipeline import (
     default_parallel,
     find_step,
     graph_steps,
+    preflight,
     progress_callback,
     run_graphs,
     summarize,
@@ -104,6 +105,7 @@ def run(
 ) -> None:
     """Run everything: medallion -> gates -> train every algorithm -> compare. Safe to rerun."""
     settings = load_settings(config, raw=raw, datamart=datamart, registry=registry)
+    preflight(settings, datamart=True, registry=True)
     parallel = default_parallel(settings) if parallel is None else parallel
     started = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),

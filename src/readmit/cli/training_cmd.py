@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from typing import Annotated, Any
 
@@ -113,6 +114,7 @@ def train(
 ) -> None:
     """Tune, evaluate and register models, one algorithm after another."""
     settings = load_settings(config, datamart=datamart, registry=registry)
+    pipeline.preflight(settings, registry=True)
     chosen = algorithm or list(settings.config.training_config.algorithms)
 
     def progress(message: str) -> None:
@@ -212,8 +214,19 @@ def registry_show(
     config: ConfigOpt = None,
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
+    card: Annotated[bool, typer.Option("--card", help="Print the version's model card (markdown; written "
+                                                      "first if it has none).")] = False,
+    datamart: DatamartOpt = None,
 ) -> None:
-    """The metadata of one model version."""
+    """The metadata of one model version, or its model card."""
+    if card:
+        result = pipeline.model_card(load_settings(config, datamart=datamart, registry=registry), version)
+        if as_json:
+            print_json(result)
+        else:
+            sys.stdout.write(result["markdown"])
+            err_console.print(f"model card: {result['location']}", highlight=False, soft_wrap=True)
+        return
     meta = _registry(config, registry).metadata(version)
     if as_json:
         print_json(meta)

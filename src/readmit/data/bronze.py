@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, date, datetime
 
 import polars as pl
@@ -130,14 +131,16 @@ def _stage_by_month(reader: RawReader, stager: _Stager, first: str | None, last:
     if last:
         in_range &= month <= last
     outside = 0
-    for batch in reader.batches():
-        frame = batch.frame.with_columns(month.alias("_month"), in_range.alias("_keep"))
-        kept = frame.filter(pl.col("_keep")).drop("_keep")
-        outside += frame.height - kept.height
-        for (key,), part in kept.partition_by("_month", as_dict=True).items():
-            stager.add(str(key), part.drop("_month"))
-        if batch.rejected.height:
-            stager.add(_REJECTED_KEY, batch.rejected)
+    # Closed here even when staging fails mid-file: the CSV reader stops before its file closes.
+    with closing(reader.batches()) as batches:
+        for batch in batches:
+            frame = batch.frame.with_columns(month.alias("_month"), in_range.alias("_keep"))
+            kept = frame.filter(pl.col("_keep")).drop("_keep")
+            outside += frame.height - kept.height
+            for (key,), part in kept.partition_by("_month", as_dict=True).items():
+                stager.add(str(key), part.drop("_month"))
+            if batch.rejected.height:
+                stager.add(_REJECTED_KEY, batch.rejected)
     return outside
 
 

@@ -35,7 +35,6 @@ from readmit.data.features import (
     feature_frame,
     fold_history,
     gold_features,
-    label_exprs,
 )
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE, SILVER_TABLE, LayerResult
 from readmit.data.schema import RAW_SCHEMA
@@ -43,7 +42,8 @@ from readmit.data.silver import months_in_range
 from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
 
-# The silver columns gold reads.
+SOURCE_COLUMN = "_source_sha256"  # the raw file a row came from (bronze lineage), kept in labels
+# The silver columns gold reads (and SOURCE_COLUMN where silver has it).
 SILVER_SCHEMA: dict[str, pl.DataType] = {**RAW_SCHEMA, "snapshot_date": pl.Date()}
 SILVER_COLUMNS: tuple[str, ...] = tuple(SILVER_SCHEMA)
 # The stored schemas of the two gold tables.
@@ -52,6 +52,7 @@ FEATURE_SCHEMA: dict[str, pl.DataType] = {
 }
 LABEL_SCHEMA: dict[str, pl.DataType] = {
     **{k: HISTORY_STATE_SCHEMA[k] for k in KEY_COLUMNS}, "readmitted": pl.String(), "label": pl.Int8(),
+    SOURCE_COLUMN: pl.String(),
 }
 # Parquet key-value metadata of a feature-store partition: {silver month: history fingerprint}.
 HISTORY_INPUTS_KEY = "readmit.history_inputs"
@@ -62,9 +63,22 @@ _CHUNK_MONTHS = 12
 _CHUNK_ROWS = 200_000
 
 
+def label_exprs() -> list[nw.Expr]:
+    """The label-store columns after KEY_COLUMNS, on every engine: ``readmitted``, ``label`` and the source."""
+    return [
+        nw.col("readmitted"),
+        (nw.col("readmitted") == "<30").cast(nw.Int8).alias("label"),
+        nw.col(SOURCE_COLUMN).cast(nw.String),
+    ]
+
+
 def label_frame(silver: pl.DataFrame) -> pl.DataFrame:
-    """The label-store rows: keys, the original ``readmitted`` and ``label`` = readmitted == "<30"."""
+    """The label-store rows: keys, the original ``readmitted``, ``label`` = readmitted == "<30"
+    and the raw file's checksum (``_source_sha256``, null when silver has none), so a training
+    window built from two different raw files can be told (gate ``check_single_source``)."""
     ordered = silver.sort("snapshot_date", "encounter_id", maintain_order=True)
+    if SOURCE_COLUMN not in ordered.columns:
+        ordered = ordered.with_columns(pl.lit(None, dtype=pl.String).alias(SOURCE_COLUMN))
     return nw.from_native(ordered).select(*KEY_COLUMNS, *label_exprs()).to_native()
 
 
@@ -132,10 +146,11 @@ def _check_silver(storage: Storage, month: str, columns: list[str], dates: pl.Se
         )
 
 
+
 def _read_silver(storage: Storage, month: str) -> pl.DataFrame:
     silver = storage.read_partition(SILVER_TABLE, month)
     _check_silver(storage, month, silver.columns, silver["snapshot_date"])
-    return silver.select(*SILVER_COLUMNS)
+    return silver.select(*SILVER_COLUMNS, *([SOURCE_COLUMN] if SOURCE_COLUMN in silver.columns else []))
 
 
 def _by_month(frame: pl.DataFrame, months: list[str]) -> dict[str, pl.DataFrame]:
@@ -179,7 +194,7 @@ def _write_months(
         # The history rows of every other month up to the chunk's last (later ones cannot count).
         fold([m for m in history if m <= chunk[-1] and m not in chunk and m not in folded])
         silver = pl.concat([_read_silver(storage, m) for m in chunk], how="vertical")
-        features = _by_month(feature_frame(silver, state), chunk)
+        features = _by_month(feature_frame(silver.drop(SOURCE_COLUMN, strict=False), state), chunk)
         labels = _by_month(label_frame(silver), chunk)
         for month in chunk:
             _write_month(storage, month, features[month], labels[month], fingerprints, result, on_partition)
@@ -223,25 +238,35 @@ def _write_months_on_engine(
     """
     from readmit.data.engines import engine_uri, month_key, open_engine, read_month, scratch
 
+    sourced = []  # silver written before it kept the raw file's checksum has none: a null source
     for month in months:
         columns = storage.partition_columns(SILVER_TABLE, month)
         _check_silver(storage, month, columns, history[month]["snapshot_date"])
+        if SOURCE_COLUMN in columns:
+            sourced.append(month)
 
     def uris(chosen: list[str]) -> list[str]:
         return [engine_uri(storage, storage.partition_path(SILVER_TABLE, m)) for m in chosen]
 
+    unsourced = [m for m in months if m not in sourced]
     with open_engine(engine, data_config) as eng, scratch(storage) as tmp:
-        silver = eng.read_parquet(uris(months), SILVER_SCHEMA)
+        parts = []
+        if sourced:
+            parts.append(eng.read_parquet(uris(sourced), {**SILVER_SCHEMA, SOURCE_COLUMN: pl.String()}))
+        if unsourced:
+            parts.append(eng.read_parquet(uris(unsourced), SILVER_SCHEMA).with_columns(
+                nw.lit(None, dtype=nw.String).alias(SOURCE_COLUMN)))
+        silver = parts[0] if len(parts) == 1 else nw.concat(parts, how="vertical")
         pool = eng.read_parquet(uris([m for m in history if m <= months[-1]]), HISTORY_STATE_SCHEMA)
         month = month_key(nw.col("snapshot_date"))
-        eng.write_by_month(gold_features(silver, pool).with_columns(month), engine_uri(storage, f"{tmp}/features"))
+        features = gold_features(silver.select(*SILVER_COLUMNS), pool).with_columns(month)
+        eng.write_by_month(features, engine_uri(storage, f"{tmp}/features"))
         eng.write_by_month(silver.select(*KEY_COLUMNS, *label_exprs(), month), engine_uri(storage, f"{tmp}/labels"))
         order = ["snapshot_date", "encounter_id"]
         for m in months:
             features = read_month(storage, f"{tmp}/features", m, FEATURE_SCHEMA).sort(order)
             labels = read_month(storage, f"{tmp}/labels", m, LABEL_SCHEMA).sort(order)
             _write_month(storage, m, features, labels, fingerprints, result, on_partition)
-
 
 
 def build_gold(

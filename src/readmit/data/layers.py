@@ -8,7 +8,9 @@ BRONZE_TABLE = "bronze/encounters"
 SILVER_TABLE = "silver/encounters"
 FEATURE_STORE = "gold/feature_store"
 LABEL_STORE = "gold/label_store"
+PREDICTIONS = "gold/model_predictions"  # written by serving (`readmit predict`), read by monitoring
 REJECTED_AREA = "rejected"
+PREDICTIONS = "gold/model_predictions"  # written by scoring (issue 10), read by the report
 
 LAYERS = ("bronze", "silver", "gold")
 

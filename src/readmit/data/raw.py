@@ -39,9 +39,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import BinaryIO
@@ -51,14 +54,18 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from readmit.data.schema import (
+    DOMAINS,
     INT_COLUMNS,
+    INT_RANGES,
     RAW_SCHEMA,
     READMITTED_VALUES,
     REQUIRED_COLUMNS,
     SNAPSHOT_COLUMN,
+    UNKNOWN_ALIASES,
+    allowed_range,
 )
 from readmit.errors import ReadmitInputError
-from readmit.storage import open_uri
+from readmit.storage import is_remote, open_uri, storage_errors
 
 DERIVATIONS: tuple[str, ...] = ("encounter_order", "cyclic")
 DEFAULT_START = date(1999, 1, 1)
@@ -74,6 +81,8 @@ _NONE_CATEGORY_COLUMNS = ("max_glu_serum", "A1Cresult")
 _ID_COLUMNS = ("encounter_id", "patient_nbr")
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
 _SNIFF_BYTES = 1 << 16
+# A zip starts with a file header, or with the end-of-archive record when it holds no file.
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 _BLOCK_BYTES = 1 << 20  # pyarrow parses 1 MiB blocks fastest; batches are regrouped after
 _EPOCH = date(1970, 1, 1)
 _QUARANTINE_FIX = (
@@ -135,8 +144,9 @@ class RawReader:
         bad_count = 0
         offset = 0
         n_days = (self.end - self.start).days + 1
-        with _open_csv(self.path) as (stream, _):
-            chunks = _csv_chunks(stream, self.header, self.text_columns, self.batch_rows, self.source)
+        with _native_csv(self.path) as stream, closing(
+            _csv_chunks(stream, self.header, self.text_columns, self.batch_rows, self.source)
+        ) as chunks:
             for chunk in chunks:
                 n = chunk.height
                 good, bad = _split(
@@ -263,9 +273,10 @@ def read_raw(
     )
     frames: list[pl.DataFrame] = []
     rejected: list[pl.DataFrame] = []
-    for batch in reader.batches():
-        frames.append(batch.frame)
-        rejected.append(batch.rejected)
+    with closing(reader.batches()) as batches:
+        for batch in batches:
+            frames.append(batch.frame)
+            rejected.append(batch.rejected)
     return RawResult(
         frame=pl.concat(frames),
         rejected=pl.concat(rejected),
@@ -283,7 +294,8 @@ def read_raw(
 def _open_csv(path: str) -> Iterator[tuple[BinaryIO, str]]:
     """Yield a binary stream of the CSV text (unzipping if needed) and a label for messages."""
     try:
-        fh = open_uri(path, "rb")
+        with storage_errors(path, "read"):
+            fh = open_uri(path, "rb")
     except FileNotFoundError as exc:
         raise ReadmitInputError(
             "file not found",
@@ -295,7 +307,7 @@ def _open_csv(path: str) -> Iterator[tuple[BinaryIO, str]]:
             "is a folder, not a file", source=path, fix="give the path of the UCI zip or CSV file"
         ) from exc
     with fh:
-        if fh.read(4) != b"PK\x03\x04":
+        if fh.read(4) not in _ZIP_SIGNATURES:
             fh.seek(0)
             yield fh, path
             return
@@ -321,15 +333,63 @@ def _open_csv(path: str) -> Iterator[tuple[BinaryIO, str]]:
                 ) from exc
 
 
+@contextmanager
+def _native_csv(path: str) -> Iterator[pa.NativeFile]:
+    """The CSV text of ``path`` as an Arrow file, for pyarrow's streaming CSV reader.
+
+    The reader reads ahead on Arrow's own threads. Given a Python file object (a zip member, an
+    s3fs file), those threads call back into Python; one still reading when the interpreter
+    exits (right after a parse error, say) aborts the process with ``terminate called without an
+    active exception`` (exit 134). So pyarrow only ever gets a native file: a plain local CSV
+    is opened directly; a zip member or a remote file is first copied to a temporary file.
+    """
+    if not is_remote(path) and _is_plain_file(path):
+        with pa.OSFile(path, "rb") as native:
+            yield native
+        return
+    with tempfile.TemporaryDirectory(prefix="readmit-raw-") as folder:
+        local = os.path.join(folder, "raw.csv")
+        with _open_csv(path) as (stream, _), open(local, "wb") as out, storage_errors(path, "read"):
+            shutil.copyfileobj(stream, out, _BLOCK_BYTES)
+        with pa.OSFile(local, "rb") as native:
+            yield native
+
+
+def _is_plain_file(path: str) -> bool:
+    """A readable local file that is not a zip (zip members are read through Python)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) not in _ZIP_SIGNATURES
+    except OSError:
+        return False
+
+
 def _pick_member(names: list[str], path: str) -> str:
-    """The CSV member of a UCI zip: diabetic_data.csv (either layout) or the snapshot form."""
+    """The CSV member of a UCI zip: diabetic_data.csv (either layout) or the snapshot form.
+
+    Two members of the same name (in different folders) are refused: which one is the data is
+    the user's call, not a guess.
+    """
     usable = [n for n in names if not n.startswith("__MACOSX/") and not n.endswith("/")]
+    if not usable:
+        raise ReadmitInputError(
+            "the zip is empty (it holds no file)",
+            source=path,
+            fix="download the UCI zip again (`readmit data fetch --force`), or give the CSV itself",
+        )
     for wanted in (CSV_MEMBER, SNAPSHOT_MEMBER):
-        found = sorted((n for n in usable if n.rsplit("/", 1)[-1] == wanted), key=len)
+        found = sorted(n for n in usable if n.rsplit("/", 1)[-1] == wanted)
+        if len(found) > 1:
+            raise ReadmitInputError(
+                f"the zip holds {len(found)} files named {wanted} ({', '.join(found)}): "
+                "cannot tell which one is the data",
+                source=path,
+                fix=f"keep one {wanted} in the zip, or give that CSV file itself",
+            )
         if found:
             return found[0]
     raise ReadmitInputError(
-        f"the zip has no {CSV_MEMBER} (members: {', '.join(usable) or 'none'})",
+        f"the zip has no {CSV_MEMBER} (members: {', '.join(usable)})",
         source=path,
         fix="use the UCI zip (dataset_diabetes/diabetic_data.csv or diabetic_data.csv inside)",
     )
@@ -352,6 +412,14 @@ def _read_header(stream: BinaryIO, source: str) -> list[str]:
         except UnicodeDecodeError:
             not_text = True
     line, newline, _ = head.partition(b"\n")
+    if not not_text and not newline and b"\r" in line:
+        raise ReadmitInputError(
+            "lines end with a carriage return only (CR, the old Mac OS convention); the CSV reader "
+            "needs LF or CRLF line ends",
+            source=source,
+            fix="convert the line ends, e.g. `tr '\\r' '\\n' < in.csv > out.csv`, or use the UCI file "
+            "as downloaded",
+        )
     if not_text or (not newline and len(head) == _SNIFF_BYTES):
         raise ReadmitInputError(
             "not a CSV text file (binary or non-UTF-8 content)",
@@ -371,10 +439,16 @@ def _read_header(stream: BinaryIO, source: str) -> list[str]:
 
 
 def _csv_chunks(
-    stream: BinaryIO, header: list[str], columns: list[str], batch_rows: int, source: str
+    stream: pa.NativeFile, header: list[str], columns: list[str], batch_rows: int, source: str
 ) -> Iterator[pl.DataFrame]:
     """Stream the given columns of the CSV as all-text frames of exactly ``batch_rows`` rows
-    (the last one shorter), with no null conversion at all."""
+    (the last one shorter), with no null conversion at all.
+
+    The pyarrow reader reads ahead on ``stream`` (a native file, see :func:`_native_csv`): it is
+    closed here, in ``finally``, before the caller closes the stream; callers close this
+    generator deterministically (``contextlib.closing``) so that holds when they stop early too.
+    """
+    reader = None
     try:
         reader = pacsv.open_csv(
             stream,
@@ -409,13 +483,18 @@ def _csv_chunks(
             source=source,
             fix="every row needs the header's number of comma-separated fields, in UTF-8",
         ) from exc
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def _scan_ids(path: str, header: list[str], batch_rows: int, source: str) -> pl.Series:
     """First pass: every row's ``encounter_id`` as Int64 (null when missing or not a number)."""
     parts: list[pl.Series] = []
-    with _open_csv(path) as (stream, _):
-        for chunk in _csv_chunks(stream, header, ["encounter_id"], batch_rows, source):
+    with _native_csv(path) as stream, closing(
+        _csv_chunks(stream, header, ["encounter_id"], batch_rows, source)
+    ) as chunks:
+        for chunk in chunks:
             parts.append(chunk.to_series().cast(pl.Int64, strict=False))
     if not parts:
         return pl.Series("encounter_id", [], dtype=pl.Int64)
@@ -423,7 +502,7 @@ def _scan_ids(path: str, header: list[str], batch_rows: int, source: str) -> pl.
 
 
 def _sha256(path: str) -> str:
-    with open_uri(path, "rb") as fh:
+    with storage_errors(path, "read"), open_uri(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
@@ -486,6 +565,26 @@ def _split(
         _problem(pl.col("_duplicate"), "encounter_id: ", pl.col("encounter_id"),
                  " repeats an earlier row's encounter_id")
     )
+    for name, (low, high) in INT_RANGES.items():
+        value = pl.col(_int(name))
+        outside = (value < low if low is not None else pl.lit(False)) | (
+            value > high if high is not None else pl.lit(False))
+        problems.append(
+            _problem(value.is_not_null() & outside, f"{name}: ", value.cast(pl.String),
+                     f" is outside the allowed range {allowed_range(name)}")
+        )
+    for name, domain in DOMAINS.items():
+        if name == "readmitted":  # checked exactly below: it is the label
+            continue
+        # Checked on the chunk's distinct values (a handful), not row by row: fast, and a
+        # column without a bad value adds no work at all.
+        known = {v.lower() for v in domain} | set(UNKNOWN_ALIASES.get(name, ())) | {"?", ""}
+        bad = [v for v in chunk[name].unique().to_list() if v.strip().lower() not in known]
+        if bad:
+            value = pl.col(name)
+            problems.append(
+                _problem(value.is_in(bad), f"{name}: '", value, f"' is not one of {', '.join(domain)}")
+            )
     readmitted = pl.col("readmitted")
     problems.append(
         _problem(~readmitted.is_in(sorted(READMITTED_VALUES)),

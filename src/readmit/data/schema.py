@@ -1,8 +1,12 @@
-"""The raw UCI schema: every column with an explicit type, in file order.
+"""The raw UCI schema: every column with an explicit type, in file order, and its value rules.
 
 This is the contract between the raw reader and the layers after it. Strings stay strings
 (``diag_*`` included: ICD-9 codes such as ``V57`` and ``250.83`` are not numbers); ``?`` means
 missing; the string ``None`` in ``max_glu_serum`` / ``A1Cresult`` is a category ("not measured").
+
+The value rules (:data:`DOMAINS`, :data:`INT_RANGES`) are checked row by row when the raw file
+is read (:mod:`readmit.data.raw`: a bad row is refused, or set aside with ``--quarantine``) and
+again by silver on stored partitions.
 """
 
 from __future__ import annotations
@@ -72,3 +76,46 @@ MISSING = "Missing"
 DEATH_OR_HOSPICE_DISPOSITIONS: frozenset[int] = frozenset({11, 13, 14, 19, 20, 21})
 
 READMITTED_VALUES: frozenset[str] = frozenset({"<30", ">30", "NO"})
+
+# -- value rules ---------------------------------------------------------------------------------
+
+AGES: tuple[str, ...] = tuple(f"[{lo}-{lo + 10})" for lo in range(0, 100, 10))
+WEIGHTS: tuple[str, ...] = tuple(f"[{lo}-{lo + 25})" for lo in range(0, 200, 25)) + (">200",)
+DRUG_VALUES: tuple[str, ...] = ("No", "Steady", "Up", "Down")
+
+# Columns with a closed set of values, in their canonical UCI spelling (matched case-insensitively;
+# a missing value, ``?`` or empty, is allowed everywhere but in readmitted).
+DOMAINS: dict[str, tuple[str, ...]] = {
+    "race": ("Caucasian", "AfricanAmerican", "Hispanic", "Asian", "Other"),
+    "gender": ("Female", "Male"),
+    "age": AGES,
+    "weight": WEIGHTS,
+    "max_glu_serum": ("None", "Norm", ">200", ">300"),
+    "A1Cresult": ("None", "Norm", ">7", ">8"),
+    **{drug: DRUG_VALUES for drug in DRUG_COLUMNS},
+    "change": ("No", "Ch"),
+    "diabetesMed": ("No", "Yes"),
+    "readmitted": ("<30", ">30", "NO"),
+}
+# Values (lower case) that mean "unknown" in a DOMAINS column: read as missing.
+UNKNOWN_ALIASES: dict[str, tuple[str, ...]] = {"gender": ("unknown/invalid", "unknown", "missing")}
+
+# Counts of things: never below zero.
+COUNT_COLUMNS: tuple[str, ...] = (
+    "num_lab_procedures", "num_procedures", "num_medications", "number_outpatient",
+    "number_emergency", "number_inpatient", "number_diagnoses",
+)
+# Inclusive bounds of integer columns (None: open). The UCI extraction kept only stays of 1 to 14
+# days (Strack et al. 2014), so a time_in_hospital outside 1..14 is a wrong value, not a rare one.
+INT_RANGES: dict[str, tuple[int | None, int | None]] = {
+    "time_in_hospital": (1, 14),
+    **{name: (0, None) for name in COUNT_COLUMNS},
+}
+
+
+def allowed_range(name: str) -> str:
+    """How the allowed range of an INT_RANGES column reads in messages: ``1..14``, ``>= 0``."""
+    low, high = INT_RANGES[name]
+    if high is None:
+        return f">= {low}"
+    return f"<= {high}" if low is None else f"{low}..{high}"

@@ -28,31 +28,21 @@ import polars as pl
 
 from readmit.data.features import mapped
 from readmit.data.layers import BRONZE_TABLE, SILVER_TABLE, LayerResult
-from readmit.data.schema import DRUG_COLUMNS, KEY_COLUMNS, MISSING, RAW_SCHEMA, SNAPSHOT_COLUMN
+from readmit.data.schema import (
+    DOMAINS,
+    INT_RANGES,
+    KEY_COLUMNS,
+    MISSING,
+    RAW_SCHEMA,
+    SNAPSHOT_COLUMN,
+    UNKNOWN_ALIASES,
+    allowed_range,
+)
 from readmit.errors import ReadmitInputError
 from readmit.storage import Storage, check_month_range
 
 LINEAGE_COLUMNS: tuple[str, ...] = ("_source_sha256", "_ingested_at")
 
-_AGES = tuple(f"[{lo}-{lo + 10})" for lo in range(0, 100, 10))
-_WEIGHTS = tuple(f"[{lo}-{lo + 25})" for lo in range(0, 200, 25)) + (">200",)
-_DRUG_VALUES = ("No", "Steady", "Up", "Down")
-
-# Columns with a closed set of values, in their canonical UCI spelling.
-DOMAINS: dict[str, tuple[str, ...]] = {
-    "race": ("Caucasian", "AfricanAmerican", "Hispanic", "Asian", "Other"),
-    "gender": ("Female", "Male"),
-    "age": _AGES,
-    "weight": _WEIGHTS,
-    "max_glu_serum": ("None", "Norm", ">200", ">300"),
-    "A1Cresult": ("None", "Norm", ">7", ">8"),
-    **{drug: _DRUG_VALUES for drug in DRUG_COLUMNS},
-    "change": ("No", "Ch"),
-    "diabetesMed": ("No", "Yes"),
-    "readmitted": ("<30", ">30", "NO"),
-}
-# Values that mean "unknown" and become MISSING.
-_UNKNOWN_ALIASES: dict[str, tuple[str, ...]] = {"gender": ("unknown/invalid", "unknown", "missing")}
 _FREE_TEXT = ("payer_code", "medical_specialty")
 OUT_OF_DOMAIN = "\x00"  # what a value outside its column's domain becomes, before clean() refuses it
 _DIAG = ("diag_1", "diag_2", "diag_3")
@@ -80,7 +70,7 @@ def _standard_exprs() -> tuple[nw.Expr, ...]:
 def _canonical(col: str) -> nw.Expr:
     """Step 2: case-insensitive match to the domain; null if missing, ``"\\x00"`` if out of domain."""
     mapping = {v.lower(): v for v in DOMAINS[col]}
-    mapping.update({alias: MISSING for alias in _UNKNOWN_ALIASES.get(col, ())})
+    mapping.update({alias: MISSING for alias in UNKNOWN_ALIASES.get(col, ())})
     lower = nw.col(_lower(col))
     return nw.when(~lower.is_null()).then(mapped(lower, mapping, OUT_OF_DOMAIN)).alias(col)
 
@@ -147,6 +137,18 @@ def clean(bronze: pl.DataFrame, *, source: str = "bronze") -> tuple[pl.DataFrame
                 f"{nulls} row(s) without {key}",
                 source=source,
                 fix=f"give every row a {key} in the raw file (or drop those rows) and rerun bronze",
+            )
+    for col, (low, high) in INT_RANGES.items():
+        values = bronze[col].drop_nulls()
+        bad = values.filter(((values < low) if low is not None else values.is_null())
+                            | ((values > high) if high is not None else values.is_null()))
+        if bad.len():
+            raise ReadmitInputError(
+                f"column {col} has value(s) outside the allowed range {allowed_range(col)}: "
+                f"{sorted(bad.unique().to_list())[:5]}",
+                source=source,
+                fix="correct or remove those rows in the raw file and rerun bronze (with --quarantine "
+                "bronze sets them aside)",
             )
     canon = canonical_values(nw.from_native(bronze.lazy())).collect().to_native()
     flags = canon.select((pl.col(c) == OUT_OF_DOMAIN).any() for c in DOMAINS).row(0)

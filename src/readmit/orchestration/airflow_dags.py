@@ -15,6 +15,7 @@ Which operator runs a step depends on the executor mode, ``READMIT_EXECUTOR``:
 
 Gates are always ShortCircuitOperators in the worker (they are cheap): a failed gate logs its
 reason and skips everything downstream, so the run ends with those tasks *skipped*, not failed.
+A step that starts another graph (``Step.triggers``) is a TriggerDagRunOperator.
 
 Parsing a DAG file reads the config (``READMIT_CONFIG``, for the list of algorithms and the
 default month range) and the executor's environment variables; it imports no provider the mode
@@ -73,11 +74,15 @@ def build_dag(graph_name: str, *, settings: Settings | None = None, executor: st
 
     def operator(step: Step) -> Any:
         common = {"task_id": step.id, "doc_md": step.doc}
+        op_kwargs = {"step_id": step.id, "step_params": worker_params} if worker_params else {"step_id": step.id}
         if step.gate:
-            return ShortCircuitOperator(python_callable=run_gate, op_kwargs={"step_id": step.id}, **common)
+            return ShortCircuitOperator(python_callable=run_gate, op_kwargs=op_kwargs, **common)
+        if step.triggers:
+            from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+            return TriggerDagRunOperator(trigger_dag_id=get_graph(step.triggers).dag_id, **common)
         if container is not None and step.heavy:
             return container(step, common)
-        op_kwargs = {"step_id": step.id, "step_params": worker_params} if worker_params else {"step_id": step.id}
         return PythonOperator(python_callable=run_task, op_kwargs=op_kwargs, **common)
 
     with DAG(

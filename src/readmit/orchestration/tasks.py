@@ -33,11 +33,12 @@ def _log_locations(settings: Settings) -> None:
     log.info("datamart: %s  registry: %s", settings.datamart_uri, settings.registry_uri)
 
 
-def run_gate(step_id: str) -> bool:
+def run_gate(step_id: str, step_params: dict[str, Any] | None = None) -> bool:
     """A ShortCircuitOperator's callable: run the gate, log its reason, return whether it passed.
 
     A config that became invalid after the DAG was parsed fails the gate (downstream skipped)
-    instead of crashing the task.
+    instead of crashing the task. ``step_params`` are the rendered run-time parameters (a month
+    range), passed to gates that take them.
     """
     try:
         settings = load_settings()
@@ -45,7 +46,7 @@ def run_gate(step_id: str) -> bool:
         log.warning("gate %s FAILED: %s -- skipping everything downstream", step_id, " ".join(str(exc).split()))
         return False
     _log_locations(settings)
-    result = run_step(step_id, settings)
+    result = run_step(step_id, settings, **(step_params or {}))
     if result.passed:
         log.info("gate %s passed: %s", step_id, result.reason)
     else:

@@ -1,4 +1,5 @@
-"""The gates that must pass before training: config, gold present, enough data, no temporal leakage.
+"""The gates that must pass before training: config, gold present, enough data, no temporal leakage,
+one raw source.
 
 Each gate takes the :class:`~readmit.config.Settings` and returns a :class:`CheckResult`; a failed
 gate's ``reason`` says what is wrong and how to fix it. :data:`GATES` lists them in the order they
@@ -328,7 +329,58 @@ def check_temporal_leakage(settings: Settings, as_of: date | None = None) -> Che
     )
 
 
-GATES = (check_model_config, check_gold_data_exists, check_sufficient_training_data, check_temporal_leakage)
+# -- 5. one raw source --------------------------------------------------------------------------
+
+
+@_never_raises("single_source")
+def check_single_source(settings: Settings) -> CheckResult:
+    """Every gold month of the windows comes from the same raw file (its recorded sha256).
+
+    Months built from two different raw files pass every other gate when their encounter ids do
+    not overlap, yet the model would learn from one extract and be judged on another. A mix fails
+    the gate, or only warns with ``data_config.mixed_sources: "warn"``.
+    """
+    from readmit.data.gold import SOURCE_COLUMN
+
+    name = "single_source"
+    policy = settings.config.data_config.mixed_sources
+    storage = Storage(settings.datamart_uri)
+    win_months = _window_months(settings)
+    wanted = {m for ms in win_months.values() for m in ms}
+    months = [m for m in storage.list_partitions(LABEL_STORE) if m in wanted]
+    if not months:
+        return CheckResult(name, False, f"no gold partitions inside the windows to check. Fix: {_MEDALLION_FIX}",
+                           {"policy": policy})
+    sources: dict[str, list[str]] = {}  # sha256 -> months
+    unrecorded: list[str] = []
+    for month in months:
+        part = storage.read_partition(LABEL_STORE, month)
+        found = part[SOURCE_COLUMN].drop_nulls().unique().sort().to_list() if SOURCE_COLUMN in part.columns else []
+        if not found:
+            unrecorded.append(month)
+        for sha in found:
+            sources.setdefault(sha, []).append(month)
+    details: dict[str, Any] = {
+        "policy": policy, "months": len(months), "months_without_source": unrecorded,
+        "sources": {sha: {"months": len(ms), "first": ms[0], "last": ms[-1]} for sha, ms in sources.items()},
+    }
+    if len(sources) > 1:
+        listing = "; ".join(f"{sha[:12]}… in {len(ms)} month(s) {ms[0]}..{ms[-1]}" for sha, ms in sources.items())
+        reason = (f"the windows' gold months come from {len(sources)} different raw files ({listing}). Fix: "
+                  "rebuild every month from one raw file (`readmit medallion --raw FILE` without --start/--end)"
+                  ", or set data_config.mixed_sources to \"warn\" if the mix is deliberate")
+        if policy == "fail":
+            return CheckResult(name, False, reason, details)
+        return CheckResult(name, True, f"warning: {reason}", {**details, "warning": True})
+    note = (f"; {len(unrecorded)} month(s) record no source (gold built before sources were recorded: "
+            f"rebuild them to check)") if unrecorded else ""
+    only = next(iter(sources), None)
+    summary = f"{len(months)} month(s) from one raw file (sha256 {only[:12]}…)" if only else f"{len(months)} month(s)"
+    return CheckResult(name, True, summary + note, details)
+
+
+GATES = (check_model_config, check_gold_data_exists, check_sufficient_training_data, check_temporal_leakage,
+         check_single_source)
 
 
 def run_checks(settings: Settings, *, as_of: date | None = None) -> list[CheckResult]:

@@ -79,38 +79,31 @@ def jsonable(value: Any) -> Any:
 
 
 def git_revision(start: Path | None = None) -> str | None:
-    """The commit of the source checkout readmit runs from, read from ``.git`` (never fails)."""
+    """The commit of the readmit checkout this code runs from (``git rev-parse HEAD``), or None.
+
+    ``READMIT_GIT_REVISION`` wins (an image has no ``.git``); an installed wheel, or a checkout
+    of another project around it, gives None. Never fails.
+    """
     env = os.environ.get("READMIT_GIT_REVISION")
     if env:
         return env
-    try:
-        here = (start or Path(__file__)).resolve()
-        for folder in (here, *here.parents):
-            git = folder / ".git"
-            if git.is_file():  # worktree / submodule: "gitdir: <path>"
-                text = git.read_text().strip()
-                if not text.startswith("gitdir:"):
-                    return None
-                git = (folder / text.split(":", 1)[1].strip()).resolve()
-            if not git.is_dir():
-                continue
-            head = (git / "HEAD").read_text().strip()
-            if not head.startswith("ref:"):
-                return head or None
-            ref = head.split(":", 1)[1].strip()
-            ref_file = git / ref
-            if ref_file.is_file():
-                return ref_file.read_text().strip() or None
-            packed = git / "packed-refs"
-            if packed.is_file():
-                for line in packed.read_text().splitlines():
-                    parts = line.split()
-                    if len(parts) == 2 and parts[1] == ref:
-                        return parts[0]
+    import subprocess
+
+    here = (start or Path(__file__)).resolve()
+    folder = here if here.is_dir() else here.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
+                                  timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
             return None
-    except Exception:
+        return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or not (Path(top) / "src" / "readmit").is_dir():
         return None
-    return None
+    return git("rev-parse", "HEAD")
 
 
 def library_versions() -> dict[str, str | None]:

@@ -1,0 +1,143 @@
+"""``readmit monitor`` and ``readmit ab-report``: is the served model still right?"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from readmit import pipeline
+from readmit.cli.common import (
+    ConfigOpt,
+    DatamartOpt,
+    JsonOpt,
+    RegistryOpt,
+    console,
+    handle_errors,
+    print_json,
+)
+from readmit.config import load_settings
+from readmit.errors import ReadmitInputError
+
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Date the labels are judged mature on (YYYY-MM-DD). Default: today."),
+]
+_BAND_STYLE = {"stable": "green", "watch": "yellow", "act": "bold red", None: "dim"}
+_ACTION_STYLE = {"keep": "bold green", "watch": "bold yellow", "retrain": "bold red"}
+
+
+def _as_of(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ReadmitInputError(f"invalid --as-of {value!r}", fix="write the date as YYYY-MM-DD") from None
+
+
+def _num(value: Any, digits: int = 3, prefix: str = "") -> str:
+    return "-" if value is None else f"{prefix}{value:.{digits}f}"
+
+
+def _banded(value: Any, band: str | None) -> str:
+    return f"[{_BAND_STYLE.get(band, 'dim')}]{_num(value)}[/]"
+
+
+def monitoring_table(record: dict[str, Any]) -> Table:
+    model = record["model"]
+    table = Table(title=f"Monitoring {model['algorithm']} v{model['version']} ({model.get('alias')}), "
+                        f"labels as of {record['as_of']}", box=box.SIMPLE_HEAD)
+    for col in ("Month", "Rows", "Score PSI", "Worst CSI", "Labels", "ROC-AUC", "PR-AUC", "Brier", "O/E", "Slope",
+                "Pos. rate"):
+        table.add_column(col, no_wrap=True)
+    for m in record["months"]:
+        bands, obs, est = m["bands"], m.get("observed"), m.get("estimated")
+        worst = f"{_banded(bands['csi_max'], bands['csi_max_band'])} {bands['csi_max_feature'] or ''}"
+        if obs:
+            perf = [_num(obs["auc_roc"]), _num(obs["pr_auc"]), _num(obs["brier"]), _num(obs["observed_expected"], 2),
+                    _num(obs["slope"], 2), _num(obs["positives"] / obs["labelled"] if obs["labelled"] else None)]
+            labels = "mature"
+        else:
+            perf = [f"[cyan]~{_num(est['auc_roc'])}[/]", "-", "-", "-", "-", f"[cyan]~{_num(est['positive_rate'])}[/]"]
+            labels = "[cyan]estimated[/]"
+        table.add_row(m["month"], str(m["rows"]), _banded(m["score_psi"], bands["score_psi"]), worst, labels, *perf)
+    return table
+
+
+@handle_errors
+def monitor(
+    start: Annotated[str, typer.Option("--start", help="First month (YYYY-MM).")],
+    end: Annotated[str, typer.Option("--end", help="Last month (YYYY-MM).")],
+    as_of: AsOfOpt = None,
+    alias: Annotated[str, typer.Option("--alias", help="Monitor the model this alias points at.")] = "champion",
+    config: ConfigOpt = None,
+    datamart: DatamartOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drift, performance (observed where labels are mature, estimated where not) and a decision."""
+    settings = load_settings(config, datamart=datamart, registry=registry)
+    record = pipeline.monitor(settings, start_month=start, end_month=end, as_of=_as_of(as_of), alias=alias)
+    if as_json:
+        print_json(record)
+        return
+    console.print(monitoring_table(record))
+    console.print("[dim]PSI/CSI bands: green stable, yellow watch, red act; ~ = estimated from the calibrated "
+                  "risks (labels not mature yet)[/]", highlight=False)
+    summary = record["summary"]
+    if summary.get("months_without_predictions"):
+        console.print(f"no predictions for: {', '.join(summary['months_without_predictions'])}", highlight=False)
+    decision = record["decision"]
+    style = _ACTION_STYLE[decision["action"]]
+    console.print(f"Decision: [{style}]{decision['action'].upper()}[/]", highlight=False)
+    for reason in decision["reasons"]:
+        console.print(f"  - {reason}", highlight=False, soft_wrap=True)
+    console.print(f"Written to {record['path']}", highlight=False, soft_wrap=True)
+
+
+@handle_errors
+def ab_report(
+    start: Annotated[str | None, typer.Option("--start", help="First month (YYYY-MM). Default: the first scored.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last month (YYYY-MM). Default: the last scored.")] = None,
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+    datamart: DatamartOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Champion vs challenger on mature labels, with 95% intervals from a patient-level bootstrap."""
+    settings = load_settings(config, datamart=datamart, registry=registry)
+    report = pipeline.ab_report(settings, start_month=start, end_month=end, as_of=_as_of(as_of))
+    if as_json:
+        print_json(report)
+        return
+    months = report["months"]
+    console.print(f"A/B report, mature months {months[0]}..{months[-1]} (labels as of {report['as_of']})",
+                  highlight=False)
+    arms = Table(box=box.SIMPLE_HEAD)
+    for col in ("Arm", "Model", "Patients", "Rows", "Positives"):
+        arms.add_column(col, no_wrap=True)
+    for arm, s in report["arms"].items():
+        arms.add_row(arm, f"{s['algorithm']} v{s['version']}", str(s["patients"]), str(s["rows"]), str(s["positives"]))
+    console.print(arms)
+    metrics = Table(title="challenger - champion, 95% CI from a patient-level bootstrap", box=box.SIMPLE_HEAD)
+    for col in ("Metric", "Champion", "Challenger", "Difference", "95% CI"):
+        metrics.add_column(col, no_wrap=True)
+    for key, label in (("auc_roc", "ROC-AUC"), ("brier", "Brier (lower is better)"),
+                       ("precision", "Flag precision"), ("recall", "Flag recall")):
+        d = report["difference"][key]
+        metrics.add_row(label, _num(report["arms"]["champion"][key], 4), _num(report["arms"]["challenger"][key], 4),
+                        _num(d["value"], 4), f"{_num(d['ci95'][0], 4)} to {_num(d['ci95'][1], 4)}")
+    console.print(metrics)
+    style = {"challenger better": "bold green", "challenger worse": "bold red"}.get(report["verdict"], "bold yellow")
+    console.print(f"Verdict: [{style}]{report['verdict']}[/]. {report['reason']}", highlight=False, soft_wrap=True)
+    console.print(f"Written to {report['path']}", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("monitor")(monitor)
+    app.command("ab-report")(ab_report)

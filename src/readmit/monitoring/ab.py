@@ -1,0 +1,189 @@
+"""The A/B report: champion vs challenger arms on predictions whose labels are mature.
+
+Serving assigns each patient to one arm by a stable hash, so the arms are two disjoint groups of
+patients, each scored by its own model. On the months whose labels are mature this report gives
+each arm's ROC-AUC, Brier score and the precision / recall of its flag, and the difference
+(challenger - champion) with a 95% confidence interval from a **patient-level bootstrap**: each
+resample draws patients (with all their encounters) with replacement within each arm, because
+encounters of one patient are not independent. Resamples are weights on the rows, so all of them
+are computed at once with array operations (:func:`weighted_metrics`).
+
+Verdict, on ROC-AUC: *challenger better* when the interval lies above 0, *challenger worse* when
+it lies below, otherwise *not enough evidence yet*, with the number of patients still needed for
+an interval of this width to exclude 0 at the observed difference (the width shrinks as
+1/sqrt(patients)). A Brier interval that disagrees is reported in the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from readmit.config import Settings
+from readmit.data.layers import LABEL_STORE, PREDICTIONS
+from readmit.errors import ReadmitInputError
+from readmit.monitoring.monitor import monitoring_folder, month_range, read_predictions
+from readmit.monitoring.performance import is_mature
+from readmit.storage import Storage
+from readmit.training.train import jsonable
+
+ARMS = ("champion", "challenger")
+METRICS = ("auc_roc", "brier", "precision", "recall")
+LATEST = "latest_ab_report.json"
+Z95 = 1.959964
+_CELLS_PER_CHUNK = 4_000_000  # bootstrap weights held at once (rows x resamples)
+
+
+def weighted_metrics(p: np.ndarray, y: np.ndarray, flag: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """ROC-AUC, Brier, precision and recall of rows weighted by each row of ``w`` (resamples x rows).
+
+    ROC-AUC is the weighted Mann-Whitney statistic; tied scores count one half.
+    """
+    w = np.atleast_2d(w).astype(np.float64)
+    order = np.argsort(p, kind="stable")
+    ps, ys, fs, ws = p[order], y[order].astype(np.float64), flag[order].astype(np.float64), w[:, order]
+    starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])
+    pos = np.add.reduceat(ws * ys, starts, axis=1)
+    neg = np.add.reduceat(ws * (1 - ys), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    total_pos, total_neg = pos.sum(axis=1), neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (pos * (below + 0.5 * neg)).sum(axis=1) / (total_pos * total_neg)
+        brier = (ws * (ps - ys) ** 2).sum(axis=1) / ws.sum(axis=1)
+        true_flags = (ws * fs * ys).sum(axis=1)
+        precision = true_flags / (ws * fs).sum(axis=1)
+        recall = true_flags / total_pos
+    return {"auc_roc": auc, "brier": brier, "precision": precision, "recall": recall}
+
+
+def _bootstrap(arm: pl.DataFrame, samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Each metric on ``samples`` patient-level resamples of one arm."""
+    p, y = arm["risk"].to_numpy(), arm["label"].to_numpy()
+    flag = arm["flag"].to_numpy()
+    _, patient = np.unique(arm["patient_nbr"].to_numpy(), return_inverse=True)
+    n_patients = int(patient.max()) + 1
+    chunk = max(1, _CELLS_PER_CHUNK // max(arm.height, 1))
+    parts: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
+    done = 0
+    while done < samples:
+        size = min(chunk, samples - done)
+        draws = rng.multinomial(n_patients, np.full(n_patients, 1 / n_patients), size=size)
+        for name, values in weighted_metrics(p, y, flag, draws[:, patient]).items():
+            parts[name].append(values)
+        done += size
+    return {m: np.concatenate(v) for m, v in parts.items()}
+
+
+def _arm_summary(arm: pl.DataFrame) -> dict[str, Any]:
+    point = weighted_metrics(arm["risk"].to_numpy(), arm["label"].to_numpy(), arm["flag"].to_numpy(),
+                             np.ones(arm.height))
+    models = arm.group_by("algorithm", "version").len().sort("len", descending=True)
+    top = models.row(0, named=True)
+    return {
+        "algorithm": top["algorithm"],
+        "version": str(top["version"]),
+        "patients": arm["patient_nbr"].n_unique(),
+        "rows": arm.height,
+        "positives": int(arm["label"].sum()),
+        **{m: float(point[m][0]) for m in METRICS},
+    }
+
+
+def verdict(diff: float, low: float, high: float, se: float, patients: int) -> dict[str, Any]:
+    """The A/B verdict from the ROC-AUC difference and its 95% interval."""
+    if low > 0:
+        return {"verdict": "challenger better", "patients_needed": 0}
+    if high < 0:
+        return {"verdict": "challenger worse", "patients_needed": 0}
+    needed = None
+    if diff != 0 and se > 0:
+        needed = max(0, math.ceil(patients * (Z95 * se / abs(diff)) ** 2) - patients)
+    return {"verdict": "not enough evidence yet", "patients_needed": needed}
+
+
+def ab_report(
+    settings: Settings,
+    *,
+    start_month: str | None = None,
+    end_month: str | None = None,
+    as_of: date | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Compare the arms on mature months of [start_month, end_month] (default: every scored month)."""
+    as_of = as_of or date.today()
+    cfg = settings.config
+    storage = Storage(settings.datamart_uri)
+    stored = storage.list_partitions(PREDICTIONS)
+    wanted = month_range(start_month or (stored[0] if stored else "1999-01"),
+                         end_month or (stored[-1] if stored else "1999-01"))
+    maturity = cfg.training_config.label_maturity_days
+    months = [m for m in wanted if m in set(stored) and is_mature(m, as_of, maturity)]
+    labelled_months = [m for m in months if m in set(storage.list_partitions(LABEL_STORE))]
+    if not labelled_months:
+        raise ReadmitInputError(
+            f"no scored month with mature labels (as of {as_of}, label_maturity_days {maturity})",
+            source=storage.uri_of(PREDICTIONS),
+            fix="score earlier months (`readmit predict --start YYYY-MM --end YYYY-MM`) or wait until "
+                "their labels mature; `--as-of` sets the date",
+        )
+    if progress:
+        progress(f"reading predictions and labels of {len(labelled_months)} month(s)")
+    predictions = read_predictions(storage, labelled_months)
+    labels = storage.read_table(LABEL_STORE, labelled_months, columns=["encounter_id", "label"])
+    rows = predictions.join(labels.unique("encounter_id"), on="encounter_id", how="inner").filter(
+        pl.col("label").is_not_null())
+    empty = [a for a in ARMS if "arm" not in rows.columns or rows.filter(pl.col("arm") == a).height == 0]
+    if empty:
+        raise ReadmitInputError(
+            f"no labelled {' or '.join(empty)} arm in the predictions of {labelled_months[0]}..{labelled_months[-1]}",
+            source=storage.uri_of(PREDICTIONS),
+            fix="set a challenger (`readmit promote` records one), enable inference_config.ab_test and "
+                "rescore the months (`readmit predict`)",
+        )
+    arms = {a: rows.filter(pl.col("arm") == a) for a in ARMS}
+    summary = {a: _arm_summary(frame) for a, frame in arms.items()}
+    samples = cfg.monitoring_config.bootstrap_samples
+    if progress:
+        progress(f"patient-level bootstrap, {samples} resamples")
+    rng = np.random.default_rng(cfg.model.random_state)
+    boots = {a: _bootstrap(frame, samples, rng) for a, frame in arms.items()}
+    difference = {}
+    for m in METRICS:
+        delta = boots["challenger"][m] - boots["champion"][m]
+        delta = delta[np.isfinite(delta)]
+        low, high = np.percentile(delta, [2.5, 97.5]) if delta.size else (float("nan"), float("nan"))
+        difference[m] = {"value": summary["challenger"][m] - summary["champion"][m], "ci95": [float(low), float(high)],
+                         "se": float(delta.std(ddof=1)) if delta.size > 1 else None}
+    patients = sum(s["patients"] for s in summary.values())
+    auc = difference["auc_roc"]
+    outcome = verdict(auc["value"], *auc["ci95"], auc["se"] or 0.0, patients)
+    reason = (f"ROC-AUC difference {auc['value']:+.4f} (95% CI {auc['ci95'][0]:+.4f} to {auc['ci95'][1]:+.4f}) "
+              f"on {patients} patients")
+    brier = difference["brier"]
+    if outcome["verdict"] == "challenger better" and brier["ci95"][0] > 0:
+        reason += f"; but its Brier score is worse ({brier['value']:+.4f}, CI above 0)"
+    if outcome["patients_needed"]:
+        reason += f"; about {outcome['patients_needed']} more patients for the interval to exclude 0"
+    run_at = datetime.now(UTC)
+    report = jsonable({
+        "run_at": run_at.isoformat(),
+        "as_of": as_of.isoformat(),
+        "months": labelled_months,
+        "bootstrap": {"samples": samples, "unit": "patient", "seed": cfg.model.random_state},
+        "arms": summary,
+        "difference": difference,
+        **outcome,
+        "reason": reason,
+    })
+    out = Storage(settings.registry_uri)
+    folder = monitoring_folder(settings)
+    name = f"ab_report_{run_at:%Y%m%dT%H%M%S}.json"
+    out.write_json(f"{folder}/{name}", report)
+    out.write_json(f"{folder}/{LATEST}", report)
+    report["path"] = out.uri_of(f"{folder}/{name}")
+    return report

@@ -1,0 +1,71 @@
+"""Model cards: written at registration, TRIPOD+AI items from the metadata, printed by the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from readmit.cli import app
+from readmit.report.cards import card_names
+
+runner = CliRunner()
+HEADINGS = ("## Intended use", "## Source of data and dates", "## Eligibility", "## Outcome", "## Predictors",
+            "## Missing data", "## Sample sizes and events", "## Tuning and calibration",
+            "## Discrimination and calibration", "## Subgroups", "## Limitations")
+
+
+def _args(settings) -> list[str]:
+    return ["--config", settings.config_uri, "--registry", settings.registry_uri, "--datamart",
+            settings.datamart_uri]
+
+
+def test_every_registered_version_has_a_card_with_the_tripod_items(trained):
+    folder = Path(trained["registry"]) / "models" / "readmission"
+    for meta in trained["metadata"]:
+        md_name, json_name = card_names(meta["algorithm"], meta["version"])
+        text = (folder / md_name).read_text()
+        card = json.loads((folder / json_name).read_text())
+        for heading in HEADINGS:
+            assert heading in text, heading
+        assert f"{meta['algorithm']} v{meta['version']}" in text
+        assert "never be used to deny" in text and "prioritise follow-up" in text
+        assert ("records no calibration" in text) == (not meta["performance"]["oot"].get("calibration"))
+        assert "Dates are derived" in text and "Class prevalence" in text and "One data source" in text
+        # sample sizes and events per window are the metadata's
+        for window, rows in (("train", meta["training_samples"]), ("test", meta["test_samples"]),
+                             ("oot", meta["oot_samples"])):
+            assert card["sample_sizes"][window]["rows"] == rows
+            assert card["sample_sizes"][window]["events"] == meta["positives"][window]
+        assert card["performance"]["oot"]["auc_roc"] == meta["performance"]["oot"]["auc_roc"]
+        assert f"{meta['performance']['oot']['auc_roc']:.3f}" in text
+        assert card["predictors"]["count"] == meta["feature_count"]
+        assert card["model"]["artifact_sha256"] == meta["artifact"]["sha256"]
+
+
+def test_registry_show_card_prints_it(trained, registry_copy):
+    meta = trained["metadata"][0]
+    result = runner.invoke(app, ["registry", "show", meta["version"], "--card", *_args(registry_copy)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"# Model card: readmission / {meta['algorithm']} v{meta['version']}")
+    assert "model card:" in result.stderr
+
+
+def test_a_version_without_a_card_gets_one_on_first_show(trained, registry_copy):
+    meta = trained["metadata"][-1]
+    folder = Path(registry_copy.registry_uri) / "models" / "readmission"
+    md_name, json_name = card_names(meta["algorithm"], meta["version"])
+    (folder / md_name).unlink()
+    (folder / json_name).unlink()
+    result = runner.invoke(app, ["registry", "show", f"{meta['algorithm']}_v{meta['version']}", "--card", "--json",
+                                 *_args(registry_copy)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["location"].endswith(md_name) and (folder / md_name).exists() and (folder / json_name).exists()
+    assert "## Discrimination and calibration" in data["markdown"]
+
+
+def test_card_of_an_unknown_version_is_an_input_error(registry_copy):
+    result = runner.invoke(app, ["registry", "show", "19990101_000000", "--card", *_args(registry_copy)])
+    assert result.exit_code == 2 and "readmit registry list" in result.stderr
