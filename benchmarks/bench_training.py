@@ -123,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             report["algorithms"][algorithm] = {
                 "wall_seconds": round(time.perf_counter() - t0, 2),
                 "search_seconds": meta["search_seconds"],
-                "refit_seconds": meta["refit_seconds"],
+                "final_fit_seconds": meta["final_fit_seconds"],
+                "evaluation_seconds": meta["evaluation_seconds"],
                 "peak_rss_mb": _mb(rss.mark()),
-                "cv_auc_roc": round(meta["cv"]["best_mean_auc_roc"], 4),
+                "cv_auc_roc": round(meta["cv"]["best_mean_score"], 4),
                 "test_auc_roc": round(perf["test"]["auc_roc"], 4),
                 "oot_auc_roc": round(perf["oot"]["auc_roc"], 4),
                 "best_params": meta["best_params"],

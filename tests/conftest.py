@@ -143,4 +143,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 # a trained and compared registry for the report and its CLI (fixtures: trained, registry_copy);
 # a model served on the real data with 2008 predictions, shared by the monitoring, CLI and
 # Airflow tests (fixtures: served, own_registry).
-pytest_plugins = ("training.gold_fixtures", "report.report_fixtures", "monitoring.served_fixtures")
+# Real UCI gold with three trained models and no alias, for the serving, governance and inference
+# tests (fixtures: uci_models, uci_models_copy, uci_models_s3).
+pytest_plugins = ("training.gold_fixtures", "report.report_fixtures", "monitoring.served_fixtures",
+                  "serving.model_fixtures")

@@ -140,6 +140,19 @@ def test_section_checks_are_reported_alongside_type_errors():
     ]
 
 
+def test_booleans_do_not_pass_as_integers_and_training_sections_validate():
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"training_config": {"hyperparameter_tuning": {"n_iter": True, "cv_folds": False},
+                                          "calibration": {"method": "platt"}, "selection": {"window": "train"}}})
+    problems = "\n".join(exc.value.problems)
+    assert "training_config.hyperparameter_tuning.n_iter" in problems
+    assert "training_config.hyperparameter_tuning.cv_folds" in problems
+    assert "training_config.calibration.method" in problems and "training_config.selection.window" in problems
+    cfg = parse_config({})
+    assert cfg.training_config.hyperparameter_tuning.cv_strategy == "group"
+    assert cfg.training_config.calibration.method == "isotonic" and cfg.training_config.selection.window == "test"
+
+
 def test_duplicate_keys_are_refused_with_their_paths(tmp_path):
     # JSON parsers keep the last of two equal keys: a config that says two things must not load.
     path = tmp_path / "dup.json"

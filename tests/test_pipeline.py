@@ -25,7 +25,7 @@ def settings_for(algorithms=("logistic_regression", "random_forest", "xgboost"),
 def test_training_graph_is_gates_then_one_training_per_algorithm_then_compare():
     steps = {s.id: s for s in graph_steps("training", settings_for())}
     assert list(steps) == [*GATES, "train_logistic_regression", "train_random_forest", "train_xgboost",
-                           "compare_models"]
+                           "compare_models", "promote"]
     for earlier, later in pairwise(GATES):
         assert steps[later].depends_on == (earlier,)
     assert all(steps[g].gate for g in GATES)
@@ -34,11 +34,12 @@ def test_training_graph_is_gates_then_one_training_per_algorithm_then_compare():
     assert [s.params["algorithm"] for s in trains] == ["logistic_regression", "random_forest", "xgboost"]
     assert steps["compare_models"].depends_on == tuple(s.id for s in trains)
     assert "xgboost" in steps["train_xgboost"].doc and "{algorithm}" not in steps["train_xgboost"].doc
+    assert steps["promote"].depends_on == ("compare_models",) and not steps["promote"].params  # never forced
 
 
 def test_the_configured_algorithms_decide_the_training_steps():
     ids = [s.id for s in graph_steps("training", settings_for(["xgboost"]))]
-    assert ids == [*GATES, "train_xgboost", "compare_models"]
+    assert ids == [*GATES, "train_xgboost", "compare_models", "promote"]
 
 
 def test_medallion_graph_is_one_step_per_layer_with_the_config_month_range():
@@ -49,6 +50,16 @@ def test_medallion_graph_is_one_step_per_layer_with_the_config_month_range():
     s = settings_for(date_derivation={"start_date": "2001-03-05", "end_date": "2004-11-30"})
     assert GRAPHS["medallion"].runtime_params(s) == {"start_month": "2001-03", "end_month": "2004-11"}
     assert GRAPHS["training"].runtime_params(s) == {}
+
+
+def test_inference_graph_is_two_gates_then_predict_on_the_latest_month_by_default():
+    steps = graph_steps("inference", settings_for())
+    assert [(s.id, s.depends_on, s.gate) for s in steps] == [
+        ("check_champion", (), True), ("check_inference_gold", ("check_champion",), True),
+        ("predict", ("check_inference_gold",), False)]
+    graph = GRAPHS["inference"]
+    assert graph.dag_id == "diab_inference" and graph.schedule == "@monthly"
+    assert graph.runtime_params(settings_for()) == {"start_month": "", "end_month": ""}
 
 
 def test_step_ids_are_unique_across_graphs_and_every_function_resolves():

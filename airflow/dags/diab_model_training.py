@@ -1,4 +1,4 @@
-"""diab_model_training: gates, one training task per configured algorithm, comparison.
+"""diab_model_training: gates, one training task per configured algorithm, comparison, promotion.
 
 Run diab_medallion first. The graph lives in readmit.pipeline.
 """

@@ -2,7 +2,7 @@
 
 The file keeps the reference project's keys (``temporal_window_mode``, ``temporal_splits``,
 ``model_config``, ``training_config``, ``inference_config``, ``monitoring_config``) and adds
-``data_config``. Unknown keys are errors; every problem is reported at once with its JSON path.
+``governance_config`` and ``data_config``. Unknown keys are errors; every problem is reported at once with its JSON path.
 
 Locations are resolved in three layers, the later winning: the config file, an environment
 variable, a CLI flag (see :func:`load_settings`).
@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from readmit.errors import ConfigError, ReadmitInputError
 
@@ -54,6 +62,7 @@ def model_name_problem(name: object) -> str | None:
 class ModelSection(_Strict):
     model_name: str = Field("readmission", description="One folder under {registry_uri}/models/.")
     registry_uri: str = "./model_registry"
+    # the label the models predict; readmit.training.split.TARGETS maps it to its gold column
     target: Literal["readmitted_within_30_days"] = "readmitted_within_30_days"
     random_state: int = 42
     require_signature: bool = Field(False, description=(
@@ -70,12 +79,38 @@ class ModelSection(_Strict):
 
 
 class HyperparameterTuning(_Strict):
+    """How each algorithm is tuned. ``method`` names the searcher (``random_search``:
+    RandomizedSearchCV drawing ``n_iter`` candidates from the search space); ``scoring`` is the
+    scikit-learn scorer the search ranks candidates by; ``cv_strategy`` builds the folds (``group``: patients never split across
+    fitting and validation; ``time``: expanding window by date; ``stratified``: rows at random)."""
+
     method: Literal["random_search"] = "random_search"
-    n_iter: int = Field(20, ge=1)
-    cv_folds: int = Field(5, ge=2)
-    scoring: Literal["roc_auc"] = "roc_auc"
-    cv_strategy: Literal["stratified", "group", "time"] = "stratified"
-    n_jobs: int = -1
+    n_iter: StrictInt = Field(20, ge=1)
+    cv_folds: StrictInt = Field(5, ge=2)
+    scoring: Literal["roc_auc", "average_precision", "neg_brier_score", "neg_log_loss"] = "roc_auc"
+    cv_strategy: Literal["stratified", "group", "time"] = "group"
+    n_jobs: StrictInt = -1
+
+
+class CalibrationSection(_Strict):
+    """How the tuned model's scores become probabilities (fitted on the cross-validation folds'
+    held-out parts, never on test or out-of-time): ``isotonic``, ``sigmoid`` (Platt) or ``none``."""
+
+    method: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+
+
+class SelectionSection(_Strict):
+    """Which window the comparison recommends on: ``test`` (the out-of-time window stays a
+    holdout) or ``oot`` (the reference project's rule, labelled as such)."""
+
+    window: Literal["test", "oot"] = "test"
+
+
+class BootstrapSection(_Strict):
+    """Confidence intervals of ROC-AUC and Brier: ``resamples`` draws of patients (not rows)."""
+
+    resamples: StrictInt = Field(300, ge=20, le=10000)
+    level: float = Field(0.95, gt=0.5, lt=1)
 
 
 class ThresholdSection(_Strict):
@@ -87,12 +122,15 @@ class TrainingSection(_Strict):
     algorithms: list[Algorithm] = Field(default_factory=lambda: list(KNOWN_ALGORITHMS), min_length=1)
     hyperparameter_tuning: HyperparameterTuning = HyperparameterTuning()
     search_spaces: dict[Algorithm, dict[str, Any]] = Field(default_factory=dict)
+    calibration: CalibrationSection = CalibrationSection()
+    selection: SelectionSection = SelectionSection()
+    bootstrap: BootstrapSection = BootstrapSection()
     threshold: ThresholdSection = ThresholdSection()
     exclude_death_hospice: bool = True
-    min_train_partitions: int = Field(10, ge=1)
-    min_rows_per_window: int = Field(100, ge=1)
-    min_positives_per_window: int = Field(10, ge=1)
-    label_maturity_days: int = Field(30, ge=0)
+    min_train_partitions: StrictInt = Field(10, ge=1)
+    min_rows_per_window: StrictInt = Field(100, ge=1)
+    min_positives_per_window: StrictInt = Field(10, ge=1)
+    label_maturity_days: StrictInt = Field(30, ge=0)
 
     @model_validator(mode="after")
     def _unique_algorithms(self) -> TrainingSection:
@@ -101,10 +139,62 @@ class TrainingSection(_Strict):
         return self
 
 
+class ABTest(_Strict):
+    """A/B assignment at scoring time: a stable hash of ``salt`` + patient_nbr into 10,000 buckets."""
+
+    enabled: bool = False
+    challenger_share: float = Field(0.1, gt=0, lt=1)
+    salt: str = Field("readmit-ab-1", min_length=1)
+
+
+class RiskBands(_Strict):
+    """``risk_band`` of a prediction: risk < cut_points[0] -> labels[0], ..., else labels[-1]."""
+
+    cut_points: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3], min_length=1)
+    labels: list[str] = Field(default_factory=lambda: ["low", "moderate", "high", "very_high"])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RiskBands:
+        points = self.cut_points
+        if any(not 0 < p < 1 for p in points) or any(b <= a for a, b in zip(points, points[1:], strict=False)):
+            raise ValueError(f"cut_points must be increasing probabilities strictly between 0 and 1 (got {points})")
+        if len(self.labels) != len(points) + 1:
+            raise ValueError(f"labels needs {len(points) + 1} names, one more than cut_points (got {len(self.labels)})")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be distinct")
+        return self
+
+
 class InferenceSection(_Strict):
+    # The candidate `readmit promote` considers: the comparison's recommended model, or the
+    # latest version of `algorithm`.
     model_selection: Literal["recommended", "latest"] = "recommended"
     algorithm: Algorithm | None = None
-    predictions_table: str = "predictions"
+    ab_test: ABTest = ABTest()
+    risk_bands: RiskBands = RiskBands()
+
+    @model_validator(mode="after")
+    def _selection(self) -> InferenceSection:
+        if self.model_selection == "latest" and self.algorithm is None:
+            raise ValueError("model_selection 'latest' needs algorithm (the algorithm whose latest version is the candidate)")
+        if self.model_selection == "recommended" and self.algorithm is not None:
+            raise ValueError("algorithm applies only to model_selection 'latest'; remove it or set model_selection to 'latest'")
+        return self
+
+
+class LatestMonths(_Strict):
+    latest_months: int = Field(ge=1)
+
+
+class GovernanceSection(_Strict):
+    """The written rules `readmit promote` applies before a challenger replaces the champion."""
+
+    # "oot": the configured out-of-time window; {"latest_months": N}: the N latest gold months
+    # whose labels are mature (training_config.label_maturity_days).
+    evaluation_window: Literal["oot"] | LatestMonths = "oot"
+    min_auc_gain: float = Field(0.002, ge=0, lt=1)
+    brier_tolerance: float = Field(0.002, ge=0, lt=1)
+    subgroup_auc_tolerance: float = Field(0.03, ge=0, lt=1)
 
 
 class MonitoringSection(_Strict):
@@ -174,12 +264,15 @@ class DataSection(_Strict):
 
 
 class ReadmitConfig(_Strict):
+    # "absolute": temporal_splits are fixed calendar dates (the reference project's only mode);
+    # rows are assigned to a window by snapshot_date (readmit.training.split.window_expr).
     temporal_window_mode: Literal["absolute"] = "absolute"
     temporal_splits: TemporalSplits = TemporalSplits()
     model_config_: ModelSection = Field(ModelSection(), alias="model_config")
     training_config: TrainingSection = TrainingSection()
     inference_config: InferenceSection = InferenceSection()
     monitoring_config: MonitoringSection = MonitoringSection()
+    governance_config: GovernanceSection = GovernanceSection()
     data_config: DataSection = DataSection()
 
     model_config = ConfigDict(extra="forbid", frozen=True)

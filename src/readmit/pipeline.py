@@ -13,7 +13,11 @@ Graphs:
   ``end_month``), by default the config's ``data_config.date_derivation`` range.
 - ``training``: five gates in a row (config, gold data, enough training data, no temporal
   leakage, one raw source), then one training step per configured algorithm (in parallel), then the comparison.
-  A failed gate stops everything downstream of it.
+  A failed gate stops everything downstream of it. Then ``promote``: the recommended model
+  replaces the champion only if the written rules of ``governance_config`` say so (never forced).
+- ``inference``: two gates (a champion exists and verifies; the months' gold exists), then
+  ``predict``: the champion (and the challenger, under an A/B test) scores gold months into
+  ``gold/model_predictions``. Monthly in Airflow; by default the latest gold month.
 - ``monitoring``: after inference, each month: a gate (the month has predictions), then the
   monitoring run (drift, performance, a keep/watch/retrain decision); a retrain decision
   triggers ``training`` when ``monitoring_config.auto_retrain`` is set.
@@ -76,13 +80,17 @@ class Graph:
     steps: tuple[Step, ...]
     doc: str = ""
     month_range: bool = False  # the steps take start_month/end_month ("YYYY-MM")
+    latest_month: bool = False  # with month_range: an empty range means the latest gold month
     retries: int = 0  # Airflow retries per task
+    schedule: str | None = None  # Airflow schedule (None: triggered by hand or by another system)
     last_month_only: bool = False  # the default range is the data's last month, not all of it
 
     def runtime_params(self, settings: Settings) -> dict[str, str]:
-        """The run-time parameters of this graph with their defaults from the config."""
+        """The run-time parameters of this graph with their defaults ("" = the latest gold month)."""
         if not self.month_range:
             return {}
+        if self.latest_month:
+            return {"start_month": "", "end_month": ""}
         derivation = settings.config.data_config.date_derivation
         end = derivation.end_date.strftime("%Y-%m")
         return {
@@ -177,6 +185,40 @@ TRAINING = Graph(
              doc="Compare the latest registered model of every configured algorithm (highest "
                  "out-of-time ROC-AUC wins) and write `models/<model_name>/latest_model_comparison.json` "
                  "with the recommended one and the reason."),
+        Step(id="promote", func="readmit.governance.promote.promote_step", depends_on=("compare_models",),
+             doc="Score the recommended model and the champion afresh on governance_config's evaluation "
+                 "window; the recommended model becomes champion only if every written rule holds (never "
+                 "forced here), otherwise it becomes the challenger. The decision is written to "
+                 "`models/<model_name>/decisions/`."),
+    ),
+)
+
+INFERENCE = Graph(
+    name="inference",
+    dag_id="diab_inference",
+    month_range=True,
+    latest_month=True,
+    schedule="@monthly",
+    retries=1,
+    doc=(
+        "Batch scoring with the champion model: gates (a champion exists and verifies; the month's "
+        "gold exists), then predictions with reason codes into `gold/model_predictions`, one partition "
+        'per month. By default the latest gold month; trigger with conf `{"start_month": "YYYY-MM", '
+        '"end_month": "YYYY-MM"}` to score a range. Run diab_medallion and diab_model_training first.'
+    ),
+    steps=(
+        Step(id="check_champion", func="readmit.serving.gates.check_champion", gate=True,
+             doc="A champion alias is set and its artifact matches its sha256.\n\nA gate: when it fails "
+                 "(no champion yet), the scoring is skipped, not failed."),
+        Step(id="check_inference_gold", func="readmit.serving.gates.check_inference_gold", gate=True,
+             depends_on=("check_champion",),
+             doc="Every month to score has a gold/feature_store partition.\n\nA gate: when it fails, the "
+                 "scoring is skipped, not failed."),
+        Step(id="predict", func="readmit.serving.predict.predict_step", depends_on=("check_inference_gold",),
+             heavy=True,
+             doc="Score the months with the champion (champion and challenger under an enabled "
+                 "inference_config.ab_test): risk, flag, risk band, top reasons; each month's partition of "
+                 "`gold/model_predictions` is replaced atomically."),
     ),
 )
 
@@ -209,7 +251,7 @@ MONITORING = Graph(
     ),
 )
 
-GRAPHS: dict[str, Graph] = {g.name: g for g in (MEDALLION, TRAINING, MONITORING)}
+GRAPHS: dict[str, Graph] = {g.name: g for g in (MEDALLION, TRAINING, INFERENCE, MONITORING)}
 LOCAL_RUN = ("medallion", "training")  # what ``readmit run`` walks, in order
 
 
@@ -557,6 +599,44 @@ def compare(settings: Settings) -> dict[str, Any]:
     from readmit.training.compare import compare_models
 
     return compare_models(settings)
+
+
+def promote(settings: Settings, *, candidate: str | None = None, force: bool = False,
+            reason: str | None = None) -> dict[str, Any]:
+    """Apply the promotion rules to the candidate (default: the recommended model); return the decision."""
+    from readmit.governance.promote import promote as run_promotion
+
+    return run_promotion(settings, candidate=candidate, force=force, reason=reason)
+
+
+def rollback(settings: Settings, *, reason: str | None = None) -> dict[str, Any]:
+    """Restore the previous champion."""
+    from readmit.governance.promote import rollback as run_rollback
+
+    return run_rollback(settings, reason=reason)
+
+
+def predict(settings: Settings, start_month: str | None = None, end_month: str | None = None, *,
+            alias: str | None = None, version: str | None = None, progress: Any = None) -> dict[str, Any]:
+    """Score gold months into gold/model_predictions; return the summary."""
+    from readmit.serving.predict import predict as run_predict
+
+    return run_predict(settings, start_month, end_month, alias=alias, version=version,
+                       progress=progress).as_dict()
+
+
+def aliases(settings: Settings) -> dict[str, Any]:
+    """Each alias (champion, challenger) and the version it points at, or None."""
+    from readmit.registry.aliases import get_aliases
+
+    return get_aliases(open_registry(settings))
+
+
+def alias_history(settings: Settings) -> list[dict[str, Any]]:
+    """Every alias event (set, promotion, rollback), oldest first."""
+    from readmit.registry.aliases import alias_history as history
+
+    return history(open_registry(settings))
 
 
 def open_registry(settings: Settings) -> Any:

@@ -40,7 +40,10 @@ def test_step_list_shows_both_graphs_in_order():
     steps = json.loads(result.stdout)
     assert [s["step"] for s in steps][:4] == ["bronze", "silver", "gold", "check_model_config"]
     training = [s for s in steps if s["graph"] == "training"]
-    assert training[-1] == {**training[-1], "step": "compare_models", "kind": "light"}
+    assert [s["step"] for s in training][-2:] == ["compare_models", "promote"]
+    assert training[-2] == {**training[-2], "step": "compare_models", "kind": "light"}
+    assert [s["step"] for s in steps if s["graph"] == "inference"] == [
+        "check_champion", "check_inference_gold", "predict"]
     assert [s["step"] for s in steps if s["graph"] == "monitoring"] == [
         "check_predictions_exist", "monitor", "check_retrain_needed", "trigger_training"]
     assert {s["step"]: s["kind"] for s in steps}["train_xgboost"] == "heavy"
@@ -81,7 +84,7 @@ def test_run_stops_at_the_failed_gate_names_it_and_trains_nothing(where, tmp_pat
     assert report["failed_gate"]["passed"] is False and "Fix:" in report["failed_gate"]["reason"]
     status = {s["step"]: s["status"] for s in report["steps"]}
     assert status["gold"] == "done" and status["check_sufficient_training_data"] == "failed"
-    assert {status[f"train_{a}"] for a in ALGORITHMS} | {status["compare_models"]} == {"skipped"}
+    assert {status[f"train_{a}"] for a in ALGORITHMS} | {status["compare_models"], status["promote"]} == {"skipped"}
     assert "gate check_sufficient_training_data failed" in result.stderr
     assert registry_files(tmp_path) == []
 
@@ -96,9 +99,11 @@ def test_run_end_to_end_then_rerun_in_parallel(where, tmp_path):
     assert [s["step"] for s in report["steps"]] == [
         "bronze", "silver", "gold", "check_model_config", "check_gold_data_exists",
         "check_sufficient_training_data", "check_temporal_leakage", "check_single_source",
-        *[f"train_{a}" for a in ALGORITHMS], "compare_models"]
+        *[f"train_{a}" for a in ALGORITHMS], "compare_models", "promote"]
     assert {s["status"] for s in report["steps"]} == {"done"}
     assert report["recommended"]["algorithm"] in ALGORITHMS and report["recommended"]["reason"]
+    assert report["promotion"]["decision"] == "PROMOTED"  # the first eligible model becomes champion
+    assert report["promotion"]["candidate"]["version"] == report["recommended"]["version"]
     trained = {s["step"]: s["result"] for s in report["steps"] if s["step"].startswith("train_")}
     for algorithm in ALGORITHMS:
         meta = trained[f"train_{algorithm}"]
@@ -125,6 +130,7 @@ def test_run_end_to_end_then_rerun_in_parallel(where, tmp_path):
     assert "recommended:" in result.stdout and "PR-AUC" in result.stdout
     assert all(a in result.stdout for a in ALGORITHMS)
     assert "training in parallel" in result.stdout
+    assert "champion:" in result.stdout
     assert len(Storage(str(tmp_path / "datamart")).list_partitions("gold/feature_store")) == 120
     for algorithm in ALGORITHMS:
         versions = [f for f in registry_files(tmp_path)

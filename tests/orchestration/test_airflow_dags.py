@@ -58,8 +58,8 @@ def states(dag_run) -> dict[str, str]:
 def test_every_dag_file_loads_without_import_errors(local_env):
     bag = dagbag()
     assert bag.import_errors == {}
-    assert DAG_FILES == ["diab_medallion.py", "diab_model_training.py", "diab_monitoring.py"]
-    assert sorted(bag.dag_ids) == ["diab_medallion", "diab_model_training", "diab_monitoring"]
+    assert DAG_FILES == ["diab_inference.py", "diab_medallion.py", "diab_model_training.py", "diab_monitoring.py"]
+    assert sorted(bag.dag_ids) == ["diab_inference", "diab_medallion", "diab_model_training", "diab_monitoring"]
 
 
 def test_training_dag_is_gates_then_parallel_training_then_compare(local_env):
@@ -70,7 +70,7 @@ def test_training_dag_is_gates_then_parallel_training_then_compare(local_env):
 
     dag = loaded_dags()["diab_model_training"]
     assert [t.task_id for t in dag.topological_sort()][:len(GATES)] == GATES
-    assert set(dag.task_ids) == {*GATES, *TRAINS, "compare_models"}
+    assert set(dag.task_ids) == {*GATES, *TRAINS, "compare_models", "promote"}
     upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
     assert upstream["check_model_config"] == set()
     for earlier, later in pairwise(GATES):
@@ -78,10 +78,11 @@ def test_training_dag_is_gates_then_parallel_training_then_compare(local_env):
     for train in TRAINS:
         assert upstream[train] == {"check_single_source"}
     assert upstream["compare_models"] == set(TRAINS)
+    assert upstream["promote"] == {"compare_models"}
 
     for gate in GATES:
         assert type(dag.get_task(gate)) is ShortCircuitOperator
-    for task_id in (*TRAINS, "compare_models"):
+    for task_id in (*TRAINS, "compare_models", "promote"):
         assert type(dag.get_task(task_id)) is PythonOperator
         assert dag.get_task(task_id).retries == 0
     assert dag.max_active_runs == 1
@@ -96,7 +97,7 @@ def test_training_dag_is_gates_then_parallel_training_then_compare(local_env):
 def test_training_dag_follows_the_configured_algorithms(local_env, monkeypatch, tiny_config):
     monkeypatch.setenv("READMIT_CONFIG", str(tiny_config("two.json", algorithms=["xgboost", "random_forest"])))
     dag = loaded_dags()["diab_model_training"]
-    assert set(dag.task_ids) == {*GATES, "train_xgboost", "train_random_forest", "compare_models"}
+    assert set(dag.task_ids) == {*GATES, "train_xgboost", "train_random_forest", "compare_models", "promote"}
 
 
 def test_medallion_dag_is_one_task_per_layer_with_an_overridable_month_range(local_env):
@@ -124,6 +125,7 @@ def test_local_mode_needs_no_provider_beyond_core_airflow(local_env):
         "from readmit.orchestration.airflow_dags import build_dag\n"
         "assert {t.task_type for t in build_dag('training').tasks} == {'ShortCircuitOperator', 'PythonOperator'}\n"
         "assert {t.task_type for t in build_dag('medallion').tasks} == {'PythonOperator'}\n"
+        "assert {t.task_type for t in build_dag('inference').tasks} == {'ShortCircuitOperator', 'PythonOperator'}\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('sklearn', 'xgboost')]\n"
         "assert not heavy, heavy\n"
     )
@@ -276,15 +278,28 @@ def test_gate_failure_skips_training_and_compare_and_writes_nothing(local_env):
     assert got["check_model_config"] == "success"
     assert got["check_gold_data_exists"] == "success"  # a short-circuit is a success that skips
     for task_id in ("check_sufficient_training_data", "check_temporal_leakage", "check_single_source", *TRAINS,
-                    "compare_models"):
+                    "compare_models", "promote"):
         assert got[task_id] == "skipped", (task_id, got)
     registry = Path(local_env["READMIT_REGISTRY_URI"])
     assert not registry.exists() or not any(p.is_file() for p in registry.rglob("*"))
 
 
+def test_a_bug_inside_a_gate_fails_its_task_instead_of_skipping(local_env, monkeypatch):
+    """An unexpected exception in a gate (here a lower function returning the wrong type) is a
+    failed task, and what follows is upstream_failed: nobody mistakes a bug for a data finding."""
+    monkeypatch.setattr("readmit.training.gates.Storage.list_partitions", lambda self, table: 2005)
+    run = loaded_dags()["diab_model_training"].test()
+    got = states(run)
+    assert got["check_model_config"] == "success"
+    assert got["check_gold_data_exists"] == "failed", got
+    for task_id in ("check_sufficient_training_data", "check_temporal_leakage", *TRAINS, "compare_models"):
+        assert got[task_id] == "upstream_failed", (task_id, got)
+
+
 @pytest.mark.slow
 def test_medallion_then_training_end_to_end_on_real_data(local_env, monkeypatch, uci_sample, tmp_path):
     from readmit.registry import COMPARISON_FILE, Registry
+    from readmit.registry.aliases import get_alias
     from readmit.storage import Storage
 
     monkeypatch.setenv("READMIT_RAW", str(uci_sample))
@@ -317,3 +332,5 @@ def test_medallion_then_training_end_to_end_on_real_data(local_env, monkeypatch,
     assert {m["algorithm"] for m in registry.list_models()} >= set(ALGORITHMS)
     comparison = json.loads((folder / COMPARISON_FILE).read_text())
     assert comparison["recommended"]
+    decision = states(run)["promote"] == "success" and get_alias(registry, "champion")
+    assert decision and decision["version"] == comparison["recommended"]["version"]  # first champion

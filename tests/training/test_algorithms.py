@@ -8,16 +8,15 @@ import numpy as np
 import polars as pl
 import pytest
 from sklearn.base import clone
-from sklearn.pipeline import Pipeline
 
 from readmit.errors import ConfigError, ReadmitInputError
 from readmit.training.algorithms import (
     ALGORITHMS,
     FrameEncoder,
-    balanced_xgb_class,
     build_search_space,
     describe_space,
     get_algorithm,
+    make_pipeline,
     search_space_problems,
 )
 
@@ -55,33 +54,29 @@ def test_frame_encoder_rejects_text_in_a_numeric_column():
 
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
-def test_each_algorithm_fits_inside_a_pipeline_and_pickles(name):
-    spec = get_algorithm(name)
+def test_each_algorithm_fits_as_a_frame_pipeline_and_pickles(name):
     rng = np.random.default_rng(0)
-    X = np.column_stack([rng.normal(size=300), rng.normal(size=300), rng.integers(0, 4, 300)]).astype(np.float32)
-    X[::17, 0] = np.nan
-    y = (X[:, 1] + rng.normal(size=300) > 1).astype(int)
-    pipe = Pipeline([("prep", spec.make_preprocessor(2, 1)), ("model", spec.make_estimator(0, 1))])
+    frame = pl.DataFrame({
+        "a": rng.normal(size=300), "b": rng.normal(size=300),
+        "c": rng.choice(["x", "y", "z", "w"], 300).tolist(),
+    }).with_columns(pl.when(pl.int_range(pl.len()) % 17 == 0).then(None).otherwise(pl.col("a")).alias("a"))
+    y = (frame["b"].to_numpy() + rng.normal(size=300) > 1).astype(int)
+    pipe = make_pipeline(name, ["a", "b"], ["c"], seed=0)
+    assert [step for step, _ in pipe.steps] == ["frame", "prep", "model"]
     space = build_search_space(name)
     assert all(k.startswith("model__") for k in space)
-    pipe.fit(X, y)
+    pipe.fit(frame, y)
     again = pickle.loads(pickle.dumps(pipe))
-    np.testing.assert_allclose(again.predict_proba(X), pipe.predict_proba(X))
+    np.testing.assert_allclose(again.predict_proba(frame), pipe.predict_proba(frame))
     assert clone(pipe).get_params()["model"].__class__ is pipe.named_steps["model"].__class__
 
 
-def test_class_imbalance_is_handled_inside_each_fit():
-    lr = get_algorithm("logistic_regression").make_estimator(0, 1)
-    rf = get_algorithm("random_forest").make_estimator(0, 1)
-    assert lr.class_weight == "balanced" and rf.class_weight == "balanced_subsample"
-    xgb = balanced_xgb_class()(n_estimators=5, max_depth=2, n_jobs=1, scale_pos_weight=None)
-    X = np.random.default_rng(1).normal(size=(200, 2)).astype(np.float32)
-    y = np.r_[np.ones(20), np.zeros(180)].astype(int)
-    xgb.fit(X, y)
-    assert xgb.fitted_scale_pos_weight_ == pytest.approx(9.0)
-    assert xgb.scale_pos_weight is None  # recomputed on the next fit (each CV fold)
-    xgb.fit(X[:100], np.r_[np.ones(50), np.zeros(50)].astype(int))
-    assert xgb.fitted_scale_pos_weight_ == pytest.approx(1.0)
+def test_no_class_weights_scores_are_calibrated_afterwards():
+    lr = make_pipeline("logistic_regression", ["a"], ["c"], 0).named_steps["model"]
+    rf = make_pipeline("random_forest", ["a"], ["c"], 0).named_steps["model"]
+    assert lr.class_weight is None and rf.class_weight is None  # scores are calibrated afterwards
+    xgb = make_pipeline("xgboost", ["a", "b"], ["c"], 0).named_steps["model"]
+    assert xgb.scale_pos_weight is None
 
 
 def test_search_space_overrides_lists_scalars_and_distributions():
@@ -139,6 +134,23 @@ def test_search_space_values_the_estimator_rejects_are_problems_not_a_crash_in_t
         build_search_space("logistic_regression", {"C": -1})
     with pytest.raises(ConfigError, match=r"prep__cat__min_frequency: 'many' is not allowed"):
         build_search_space("logistic_regression", {"prep__cat__min_frequency": [5, "many"]})
+
+
+def test_xgboost_values_it_would_refuse_in_training_are_config_problems():
+    with pytest.raises(ConfigError) as err:
+        build_search_space("xgboost", {"max_depth": [-5], "subsample": [1.5], "learning_rate": 0.1})
+    joined = "\n".join(err.value.problems)
+    assert len(err.value.problems) == 2, joined
+    assert "xgboost.max_depth: -5 is not allowed" in joined and "max_depth" in joined
+    assert "xgboost.subsample: 1.5 is not allowed" in joined
+
+
+def test_search_space_checks_use_no_private_sklearn_module():
+    import inspect
+
+    from readmit.training import algorithms
+
+    assert "sklearn.utils._" not in inspect.getsource(algorithms)
 
 
 def test_search_space_problems_from_a_training_config():

@@ -91,3 +91,47 @@ def test_leakage_warning_above_075():
     assert leakage_warnings({"test": {"auc_roc": 0.70}, "oot": {"auc_roc": None}}) == []
     warnings = leakage_warnings({"test": {"auc_roc": LEAKAGE_AUC + 0.01}})
     assert len(warnings) == 1 and "leakage" in warnings[0]
+
+
+# -- calibration and the patient bootstrap ------------------------------------------------------
+
+
+def test_calibration_metrics_of_true_probabilities_and_of_distorted_ones():
+    from readmit.training.evaluate import calibration_metrics
+
+    rng = np.random.default_rng(3)
+    p = rng.beta(1.2, 9, 40000)
+    y = (rng.random(p.size) < p).astype(int)
+    true = calibration_metrics(y, p)
+    assert 0.97 < true["observed_expected"] < 1.03 and 0.93 < true["slope"] < 1.07
+    assert abs(true["intercept"]) < 0.05 and true["ece"] < 0.01
+    assert true["brier_baseline"] == pytest.approx(y.mean() * (1 - y.mean()))
+    assert true["brier_skill"] == pytest.approx(1 - true["brier"] / true["brier_baseline"])
+    table = true["reliability"]
+    assert len(table) == 10 and sum(r["count"] for r in table) == y.size
+    assert all(abs(r["observed_rate"] - r["mean_predicted"]) < 0.03 for r in table)
+    doubled = calibration_metrics(y, np.clip(2 * p, 0, 1))  # what class weights do to a score
+    assert doubled["observed_expected"] < 0.6 and doubled["intercept"] < -0.5 and doubled["brier"] > true["brier"]
+    spread = calibration_metrics(y, 1 / (1 + np.exp(-2 * np.log(p / (1 - p)))))  # over-confident
+    assert spread["slope"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_bootstrap_auc_matches_sklearn_and_resamples_patients():
+    from sklearn.metrics import roc_auc_score
+
+    from readmit.training.evaluate import _weighted_auc, bootstrap_ci
+
+    rng = np.random.default_rng(5)
+    p = np.round(rng.random(3000), 2)  # ties
+    y = (rng.random(3000) < p).astype(int)
+    w = rng.integers(0, 3, (4, 3000)).astype(float)
+    np.testing.assert_allclose(_weighted_auc(y, p, w), [roc_auc_score(y, p, sample_weight=wi) for wi in w])
+    # each patient repeated 10 times: resampling patients sees 300 units, resampling rows 3000
+    p10, y10 = np.repeat(p[:300], 10), np.repeat(y[:300], 10)
+    by_row = bootstrap_ci(y10, p10, np.arange(3000), resamples=200)
+    by_patient = bootstrap_ci(y10, p10, np.repeat(np.arange(300), 10), resamples=200)
+    width = lambda ci: ci["auc_roc"][1] - ci["auc_roc"][0]  # noqa: E731
+    assert width(by_patient) > 2 * width(by_row)
+    assert by_patient["unit"] == "patient" and by_patient["resamples"] == 200
+    lo, hi = by_patient["auc_roc"]
+    assert lo < roc_auc_score(y10, p10) < hi

@@ -239,6 +239,31 @@ def test_leakage_fails_on_an_encounter_in_two_windows(make_settings, tmp_path):
     assert not result.passed and "1 encounter_id(s) appear in more than one window" in result.reason
 
 
+def test_leakage_reports_purged_rows_and_date_order(make_settings):
+    result = check_temporal_leakage(make_settings(), as_of=AS_OF)
+    assert result.passed, result.reason
+    purged = result.details["purged_by_label_horizon"]
+    assert purged["train"] > 0 and purged["test"] > 0 and purged["oot"] == 0
+    assert f"train {purged['train']}, test {purged['test']} rows" in result.reason
+    assert result.details["date_order_contradictions"] == 0  # synthetic dates follow encounter order
+    sufficient = check_sufficient_training_data(make_settings())
+    unpurged = check_sufficient_training_data(make_settings({"training_config": {"label_maturity_days": 0}}))
+    for w in ("train", "test"):  # the counts are those training will see
+        assert (unpurged.details["windows"][w]["rows"] - sufficient.details["windows"][w]["rows"]) > 0
+
+
+def test_leakage_fails_windows_that_the_label_horizon_would_swallow(make_settings):
+    settings = make_settings({"temporal_splits": {
+        "train": {"start_date": "1999-01-01", "end_date": "2005-12-31"},
+        "test": {"start_date": "2006-01-01", "end_date": "2006-01-20"},
+        "oot": {"start_date": "2006-01-21", "end_date": "2008-12-31"},
+    }})
+    result = check_temporal_leakage(settings, as_of=AS_OF)
+    assert not result.passed
+    assert "every test row's 30-day label horizon reaches the oot window" in result.reason
+    assert "Fix:" in result.reason
+
+
 def test_leakage_fails_without_gold(make_settings, tmp_path):
     result = check_temporal_leakage(make_settings(datamart=str(tmp_path / "none")), as_of=AS_OF)
     assert not result.passed and "readmit medallion" in result.reason
@@ -247,18 +272,44 @@ def test_leakage_fails_without_gold(make_settings, tmp_path):
 # -- run_checks --------------------------------------------------------------------------------
 
 
-def test_run_checks_reports_failures_and_errors_without_raising(make_settings, tmp_path, monkeypatch):
+def test_run_checks_reports_expected_failures_without_raising(make_settings, tmp_path, monkeypatch):
     results = run_checks(make_settings(datamart=str(tmp_path / "none")), as_of=AS_OF)
     assert [r.passed for r in results] == [True, False, False, False, False]
 
-    def boom(*args, **kwargs):
+    def unreachable(*args, **kwargs):
         raise OSError("disk on fire")
 
-    monkeypatch.setattr("readmit.training.gates.Storage.list_partitions", boom)
+    monkeypatch.setattr("readmit.training.gates.Storage.list_partitions", unreachable)
     results = run_checks(make_settings(), as_of=AS_OF)
     assert not results[1].passed
-    assert "could not run (OSError: disk on fire)" in results[1].reason and "Fix:" in results[1].reason
+    assert "could not read its data (OSError: disk on fire)" in results[1].reason and "Fix:" in results[1].reason
     assert isinstance(results[1], CheckResult)
+
+
+def test_a_bug_inside_a_gate_is_raised_not_reported_as_a_failed_gate(make_settings, monkeypatch):
+    """A gate fails only on expected findings; a bug (here: a lower function returning the wrong
+    type) is an exception that reaches the caller."""
+    monkeypatch.setattr("readmit.training.gates.Storage.list_partitions", lambda self, table: 2005)
+    with pytest.raises(TypeError):
+        check_gold_data_exists(make_settings())
+    with pytest.raises(TypeError):
+        run_checks(make_settings(), as_of=AS_OF)
+
+
+def test_readmit_check_exits_1_with_the_error_on_a_bug(make_settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from readmit.cli import app
+
+    settings = make_settings()
+    args = ["check", "--config", settings.config_uri, "--datamart", settings.datamart_uri, "--as-of", "2024-01-01"]
+    ok = CliRunner().invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    monkeypatch.setattr("readmit.training.gates.Storage.list_partitions", lambda self, table: 2005)
+    broken = CliRunner().invoke(app, args)
+    assert broken.exit_code == 1
+    assert "unexpected TypeError" in broken.stderr  # the error itself, not a "gate failed" line
+    assert "gate gold_data_exists failed" not in broken.stderr
 
 
 @pytest.mark.slow
@@ -269,7 +320,7 @@ def test_checks_on_an_s3_datamart(s3_uri, write_config):
     assert all(r.passed for r in results), [r.reason for r in results if not r.passed]
 
 
-def test_a_gate_called_alone_never_raises(make_settings):
+def test_a_gate_called_alone_reports_a_bad_location_as_a_failed_gate(make_settings):
     settings = make_settings(datamart="ftp://nowhere/datamart")
     for gate in GATES[1:]:
         result = gate(settings)

@@ -6,17 +6,28 @@ import json
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from readmit.errors import ConfigError, ReadmitInputError
 from readmit.registry import Registry, sha256_hex
 from readmit.storage import Storage
 from readmit.training import MODEL_INPUT, predict_proba, train_algorithm, train_algorithms
-from readmit.training.split import load_gold
-from readmit.training.train import git_revision, resolve_n_jobs
+from readmit.training.algorithms import make_pipeline
+from readmit.training.split import load_gold, purge_expr
+from readmit.training.train import (
+    Tuned,
+    fit_final,
+    fitted_pipelines,
+    git_revision,
+    make_folds,
+    resolve_n_jobs,
+)
+from training.gold_fixtures import synthetic_gold_frames, write_gold
 
 REFERENCE = ("accuracy", "precision", "recall", "f1", "auc_roc")
 EXTRA = ("pr_auc", "brier", "log_loss", "gini")
@@ -35,13 +46,14 @@ def test_train_algorithm_registers_a_complete_model(make_settings, algorithm):
     settings = make_settings()
     messages: list[str] = []
     meta = train_algorithm(settings, algorithm, progress=messages.append)
-    assert any("searching 2 candidates x 2 stratified folds" in m for m in messages)
+    assert any("searching 2 candidates x 2 group folds" in m and "scoring roc_auc" in m for m in messages)
 
     # metadata: everything the brief lists
     for key in ("model_name", "training_date", "temporal_splits", "feature_count", "training_samples",
                 "test_samples", "oot_samples", "performance", "config", "best_params", "cv", "threshold",
                 "gold_partitions", "versions", "git_revision", "seed", "training_seconds", "artifact",
-                "version", "excluded_death_hospice", "paths"):
+                "version", "excluded_death_hospice", "paths", "purged_by_label_horizon", "calibration",
+                "label", "temporal_window_mode"):
         assert key in meta, key
     for window in ("test", "oot"):
         perf = meta["performance"][window]
@@ -49,13 +61,26 @@ def test_train_algorithm_registers_a_complete_model(make_settings, algorithm):
             assert isinstance(perf[metric], float), (window, metric)
         assert perf["threshold"] == meta["threshold"]["value"]  # chosen on test, applied to oot
         assert set(perf["auc_roc_by_group"]) == {"age_band", "gender", "race"}
+        cal = perf["calibration"]
+        assert set(cal) == {"brier", "brier_baseline", "brier_skill", "observed_expected", "slope", "intercept",
+                            "ece", "reliability"}
+        assert cal["brier"] == pytest.approx(perf["brier"], abs=1e-6)
+        assert sum(r["count"] for r in cal["reliability"]) == perf["samples"]
+        lo, hi = perf["ci"]["auc_roc"]
+        assert lo < perf["auc_roc"] < hi and perf["ci"]["unit"] == "patient"
+        unseen = perf["unseen_patients"]
+        assert 0 < unseen["samples"] < perf["samples"] and unseen["auc_roc"] is not None
     assert set(meta["performance"]["oot"]["auc_roc_by_month"]) == {f"2008-{m:02d}" for m in range(1, 13)}
     assert meta["threshold"]["chosen_on"] == "test"
     assert meta["excluded_death_hospice"] > 0
     assert meta["feature_count"] == len(meta["features"]["numeric"]) + len(meta["features"]["categorical"])
     assert meta["cv"]["n_iter"] == 2 and len(meta["cv"]["candidates"]) == 2
-    assert len(meta["cv"]["best_fold_auc_roc"]) == 2
-    assert meta["cv"]["best_mean_auc_roc"] == pytest.approx(np.mean(meta["cv"]["best_fold_auc_roc"]))
+    assert meta["cv"]["scoring"] == "roc_auc" and meta["cv"]["method"] == "random_search"
+    assert len(meta["cv"]["best_fold_scores"]) == 2
+    assert meta["cv"]["best_mean_score"] == pytest.approx(np.mean(meta["cv"]["best_fold_scores"]))
+    assert meta["calibration"]["method"] == "isotonic"
+    assert meta["purged_by_label_horizon"]["train"] > 0 and meta["purged_by_label_horizon"]["oot"] == 0
+    assert meta["label"]["target"] == "readmitted_within_30_days"
     assert meta["seed"] == 42 and meta["versions"]["scikit-learn"]
     assert meta["gold_partitions"]["gold/feature_store"]["2000-01"].startswith("rows=")
     assert meta["model_input"] == MODEL_INPUT
@@ -76,22 +101,108 @@ def test_train_algorithm_registers_a_complete_model(make_settings, algorithm):
     assert sha256_hex(blob) == meta["artifact"]["sha256"]
 
 
-@pytest.mark.parametrize("strategy", ["group", "time"])
+@pytest.mark.parametrize("strategy", ["stratified", "time"])
 def test_cv_strategies(make_settings, strategy):
     settings = make_settings({"training_config": {"hyperparameter_tuning": {"cv_strategy": strategy}}})
     meta = train_algorithm(settings, "logistic_regression")
     assert meta["cv"]["strategy"] == strategy
-    assert all(0.4 < s < 1 for s in meta["cv"]["best_fold_auc_roc"])
+    assert all(0.4 < s < 1 for s in meta["cv"]["best_fold_scores"])
 
 
-def test_group_folds_keep_each_patient_in_one_fold(make_settings):
+def test_group_folds_keep_each_patient_on_one_side(make_settings):
+    settings = make_settings({"training_config": {"hyperparameter_tuning": {"cv_folds": 5}}})
+    assert settings.config.training_config.hyperparameter_tuning.cv_strategy == "group"  # the default
+    train = load_gold(settings, fingerprints=False).window("train")
+    patients = train["patient_nbr"].to_numpy()
+    folds = make_folds(train, settings.config.training_config.hyperparameter_tuning, 0)
+    assert len(folds) == 5
+    assert sorted(np.concatenate([val for _, val in folds]).tolist()) == list(range(train.height))
+    for fit_idx, val_idx in folds:
+        assert not set(patients[fit_idx]) & set(patients[val_idx])
+
+
+def test_scoring_is_what_the_search_ranks_by(make_settings):
+    settings = make_settings({"training_config": {"hyperparameter_tuning": {"scoring": "neg_brier_score"}}})
+    meta = train_algorithm(settings, "logistic_regression")
+    assert meta["cv"]["scoring"] == "neg_brier_score"
+    assert all(-0.3 < s < 0 for s in meta["cv"]["best_fold_scores"])  # a negated Brier score, not an AUC
+
+
+def test_preprocessing_is_fitted_inside_each_fold_and_never_on_test(make_settings):
+    """A category that only the validation part of fold 0 holds is unknown to fold 0's encoder;
+    a category that only the test window holds is unknown to every encoder of the saved model."""
+    settings = make_settings()
+    data = load_gold(settings, fingerprints=False)
+    tuning = settings.config.training_config.hyperparameter_tuning
+    train = data.window("train")
+    folds = make_folds(train, tuning, 0)
+    marked = np.zeros(train.height, dtype=bool)
+    marked[folds[0][1]] = True
+    train = train.with_columns(pl.when(pl.Series(marked)).then(pl.lit("OnlyInFold0Validation"))
+                               .otherwise(pl.col("race")).alias("race"))
+    pipe = make_pipeline("logistic_regression", data.spec.numeric, data.spec.categorical, 0)
+    tuned = Tuned({}, {}, 1, 0.0)
+    model = fit_final(pipe, tuned, train, train["label"].to_numpy(), folds, "isotonic", None, 1)
+    vocabularies = [p.named_steps["frame"].vocabulary_["race"] for p in fitted_pipelines(model)]
+    assert "OnlyInFold0Validation" not in vocabularies[0]
+    assert all("OnlyInFold0Validation" in v for v in vocabularies[1:])
+
+    features, labels = synthetic_gold_frames()
+    test_only = features.with_columns(
+        pl.when(pl.col("snapshot_date") >= date(2006, 1, 1)).then(pl.lit("OnlyInTest")).otherwise(pl.col("race"))
+        .alias("race"))
+    uri = str(Path(settings.registry_uri).parent / "dm_test_only")
+    write_gold(uri, test_only, labels)
+    meta = train_algorithm(make_settings(datamart=uri), "xgboost")
+    model, _ = Registry(settings.registry_uri).load("xgboost", meta["version"])
+    for fitted in fitted_pipelines(model):
+        assert "OnlyInTest" not in fitted.named_steps["frame"].vocabulary_["race"]
+
+
+def _known_probabilities(n: int, seed: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x, c = rng.normal(size=n), rng.choice(["a", "b", "c"], n)
+    p = 1 / (1 + np.exp(-(-2.4 + 1.0 * x + 0.7 * (c == "a"))))  # prevalence ~ 0.12, like the real data
+    return pl.DataFrame({"x": x, "c": c}), (rng.random(n) < p).astype(int), p
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+def test_calibration_recovers_known_probabilities(method):
+    """Scores distorted by class weights are far from the true probabilities; calibrated on the
+    folds' held-out parts they come back: Brier close to that of the true probabilities."""
+    from readmit.training.evaluate import calibration_metrics
     from readmit.training.train import make_cv
 
-    data = load_gold(make_settings(), fingerprints=False)
-    train = data.window("train")
-    y, groups = train["label"].to_numpy(), train["patient_nbr"].to_numpy()
-    for fit_idx, val_idx in make_cv("group", 3, 0, y, groups).split(np.zeros(len(y)), y, groups):
-        assert not set(groups[fit_idx]) & set(groups[val_idx])
+    frame, y, _ = _known_probabilities(8000, 0)
+    fresh, y_new, p_true = _known_probabilities(20000, 1)
+    folds = list(make_cv("stratified", 5, 0).split(np.zeros((len(y), 1)), y))
+    pipe = make_pipeline("random_forest", ["x"], ["c"], 0)
+    tuned = Tuned({"model__class_weight": "balanced_subsample", "model__n_estimators": 40,
+                   "model__min_samples_leaf": 50}, {}, 1, 0.0)
+    distorted = fit_final(pipe, tuned, frame, y, folds, "none", "n_jobs", 1)
+    calibrated = fit_final(pipe, tuned, frame, y, folds, method, "n_jobs", 1)
+    truth = calibration_metrics(y_new, p_true)
+    raw = calibration_metrics(y_new, predict_proba(distorted, fresh))
+    cal = calibration_metrics(y_new, predict_proba(calibrated, fresh))
+    assert raw["brier"] > truth["brier"] + 0.03 and raw["observed_expected"] < 0.5  # weights inflate scores
+    assert cal["brier"] < truth["brier"] + 0.004
+    assert 0.9 < cal["observed_expected"] < 1.1 and 0.8 < cal["slope"] < 1.2
+    assert cal["brier_skill"] > 0
+
+
+def test_purged_training_rows_leave_no_label_horizon_in_the_next_window(make_settings):
+    settings = make_settings()
+    splits = settings.config.temporal_splits
+    data = load_gold(settings, fingerprints=False)
+    train, test = data.window("train"), data.window("test")
+    assert train["snapshot_date"].max() < date(2005, 12, 2)  # 2005-12-02 + 30 days = 2006-01-01 = test start
+    assert test["snapshot_date"].max() < date(2007, 12, 2)
+    assert data.purged["train"] > 0 and data.purged["test"] > 0 and data.purged["oot"] == 0
+    assert data.frame.filter(purge_expr(splits, 30)).height == 0
+    unpurged = load_gold(make_settings({"training_config": {"label_maturity_days": 0}}), fingerprints=False)
+    assert unpurged.purged == {"train": 0, "test": 0, "oot": 0}
+    assert unpurged.frame.height > data.frame.height
+    assert unpurged.window("train")["snapshot_date"].max() > date(2005, 12, 2)
 
 
 def test_configured_search_space_and_target_recall_rule(make_settings):
@@ -144,10 +255,6 @@ def test_same_seed_same_model(make_settings, tmp_path):
 
 @pytest.mark.slow
 def test_train_with_datamart_and_registry_on_s3(s3_uri, make_settings, synthetic_gold):
-    from datetime import date
-
-    from training.gold_fixtures import synthetic_gold_frames, write_gold
-
     # 2005-2008 only: fewer partitions keep the S3 round trips (and the test) short
     write_gold(f"{s3_uri}/datamart", *synthetic_gold_frames(rows=3000, seed=3, first_day=date(2005, 1, 1)))
     settings = make_settings(datamart=f"{s3_uri}/datamart", registry=f"{s3_uri}/registry")
@@ -157,7 +264,7 @@ def test_train_with_datamart_and_registry_on_s3(s3_uri, make_settings, synthetic
     assert loaded["artifact"]["sha256"] == meta["artifact"]["sha256"]
 
 
-def test_helpers():
+def test_helpers(tmp_path, monkeypatch):
     assert resolve_n_jobs(-1) >= 1 and resolve_n_jobs(1) == 1 and resolve_n_jobs(10_000) >= 1
 
 
@@ -213,5 +320,9 @@ def test_real_uci_end_to_end_auc_is_honest(real_gold, write_config, tmp_path):
     for m in metas:
         assert m["excluded_death_hospice"] > 2000  # ~2.4k death/hospice encounters in the file
         assert m["warnings"] == []
+    for m in metas:  # scores are probabilities: calibrated to within 15% on the unseen window
+        calibration = m["performance"]["oot"]["calibration"]
+        assert 0.85 < calibration["observed_expected"] < 1.15, (m["algorithm"], calibration)
+        assert calibration["brier"] < calibration["brier_baseline"], (m["algorithm"], calibration)
     comparison = compare_models(settings)
-    assert comparison["recommended"]["oot_auc_roc"] == max(a for _, a in summary.values())
+    assert comparison["recommended"]["test_auc_roc"] == max(t for t, _ in summary.values())  # chosen on test

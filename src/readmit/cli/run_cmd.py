@@ -1,7 +1,8 @@
 """``readmit run`` (the whole pipeline on this machine) and ``readmit step list|run``.
 
 ``readmit run`` walks the graphs of :mod:`readmit.pipeline`: medallion -> gates -> training of
-every configured algorithm -> comparison, then prints the models and the recommendation.
+every configured algorithm -> comparison -> promotion, then prints the models, the
+recommendation and the promotion decision.
 ``readmit step run STEP_ID`` runs one step of the same graph; it is the container command of
 the Airflow DAGs in the ecs and kubernetes modes.
 """
@@ -12,7 +13,6 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -27,6 +27,7 @@ from readmit.cli.common import (
     handle_errors,
     print_json,
 )
+from readmit.cli.training_cmd import comparison_table
 from readmit.config import load_settings
 from readmit.errors import ReadmitInputError
 from readmit.pipeline import (
@@ -68,26 +69,6 @@ class _Bars(Observer):
                         description=f"{outcome.step.id} {mark}")
 
 
-def _num(value: Any, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
-
-
-def _comparison_table(comparison: dict[str, Any]) -> Table:
-    """The compared models (the latest of each configured algorithm), the recommended one in bold."""
-    table = Table(title="models", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    table.add_column("algorithm", no_wrap=True)
-    table.add_column("version", no_wrap=True)
-    for col in ("test\nAUC", "OOT\nAUC", "OOT\nPR-AUC", "train\nsecs"):
-        table.add_column(col, justify="right", no_wrap=True, min_width=6)
-    chosen = comparison["recommended"]["algorithm"]
-    for c in comparison["candidates"]:
-        table.add_row(c["algorithm"], str(c["version"]), _num(c["test"].get("auc_roc")),
-                      _num(c["oot"].get("auc_roc")), _num(c["oot"].get("pr_auc")),
-                      _num(c.get("training_seconds"), 0),
-                      style="bold green" if c["algorithm"] == chosen else None)
-    return table
-
-
 @handle_errors
 def run(
     start: StartOpt = None,
@@ -103,7 +84,7 @@ def run(
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run everything: medallion -> gates -> train every algorithm -> compare. Safe to rerun."""
+    """Run everything: medallion -> gates -> train every algorithm -> compare -> promote. Safe to rerun."""
     settings = load_settings(config, raw=raw, datamart=datamart, registry=registry)
     preflight(settings, datamart=True, registry=True)
     parallel = default_parallel(settings) if parallel is None else parallel
@@ -115,20 +96,26 @@ def run(
     elapsed = time.perf_counter() - started
     failed = next((o for o in outcomes if o.status == "failed"), None)
     comparison = next((o.result for o in outcomes if o.step.id == "compare_models" and o.status == "done"), None)
+    promotion = next((o.result for o in outcomes if o.step.id == "promote" and o.status == "done"), None)
     if as_json:
         print_json({
             "datamart": settings.datamart_uri, "registry": settings.registry_uri,
             "parallel": parallel, "seconds": round(elapsed, 2),
             "failed_gate": {"step": failed.step.id, **summarize(failed.result)} if failed else None,
             "recommended": comparison["recommended"] if comparison else None,
+            "promotion": summarize(promotion) if promotion else None,
             "steps": [o.as_dict() for o in outcomes],
         })
     else:
         if comparison:
             rec = comparison["recommended"]
-            console.print(_comparison_table(comparison))
+            console.print(comparison_table(comparison))
             console.print(f"recommended: [bold]{rec['algorithm']}[/] {rec['version']}: {rec['reason']}",
                           highlight=False)
+        if promotion:
+            cand = promotion["candidate"]
+            console.print(f"champion: {promotion['decision']} {cand['algorithm']} {cand['version']}: "
+                          f"{promotion['reason']}", highlight=False)
         console.print(f"datamart: {settings.datamart_uri}  registry: {settings.registry_uri}  "
                       f"({elapsed:.0f}s, training {'in parallel' if parallel else 'one at a time'})")
     if failed:
@@ -183,7 +170,7 @@ def step_run(
     graph, step = find_step(step_id, settings)
     if (start or end) and not graph.month_range:
         raise ReadmitInputError(f"--start/--end do not apply to {step_id}",
-                                fix="drop them; only the medallion steps take a month range")
+                                fix="drop them; only the medallion and inference steps take a month range")
     # Progress lines go to stderr (a container's log); the result alone goes to stdout.
     progress = progress_callback(step, lambda text: err_console.print(text, highlight=False))
     result = call_step(step, settings, start_month=start, end_month=end, progress=progress)

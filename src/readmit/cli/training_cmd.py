@@ -92,7 +92,13 @@ def _summary(meta: dict[str, Any]) -> dict[str, Any]:
         "version": meta.get("version"),
         "test_auc_roc": perf.get("test", {}).get("auc_roc"),
         "oot_auc_roc": perf.get("oot", {}).get("auc_roc"),
-        "cv_auc_roc": (meta.get("cv") or {}).get("best_mean_auc_roc"),
+        "cv_score": (meta.get("cv") or {}).get("best_mean_score"),
+        "cv_scoring": (meta.get("cv") or {}).get("scoring"),
+        "test_auc_ci": ((perf.get("test", {}).get("ci") or {}).get("auc_roc")),
+        "oot_auc_ci": ((perf.get("oot", {}).get("ci") or {}).get("auc_roc")),
+        "oot_brier": perf.get("oot", {}).get("brier"),
+        "oot_observed_expected": (perf.get("oot", {}).get("calibration") or {}).get("observed_expected"),
+        "oot_slope": (perf.get("oot", {}).get("calibration") or {}).get("slope"),
         "threshold": (meta.get("threshold") or {}).get("value"),
         "training_seconds": meta.get("training_seconds"),
         "artifact": (meta.get("paths") or {}).get("artifact"),
@@ -125,12 +131,14 @@ def train(
     if as_json:
         print_json(rows)
         return
-    table = Table(title="Trained models (ROC-AUC)", box=box.SIMPLE_HEAD)
-    for col in ("Algorithm", "Version", "CV", "Test", "OOT", "Secs"):
-        table.add_column(col, no_wrap=True)
+    table = Table(title="Trained models (ROC-AUC with 95% patient-bootstrap CI; calibration on OOT)",
+                  box=box.SIMPLE_HEAD)
+    for col in ("Algorithm", "Version", "CV", "Test AUC", "OOT AUC", "OOT Brier", "O/E", "Slope", "Secs"):
+        table.add_column(col, overflow="fold", no_wrap=col == "Algorithm")
     for r in rows:
-        table.add_row(r["algorithm"], r["version"], _fmt(r["cv_auc_roc"]), _fmt(r["test_auc_roc"]),
-                      _fmt(r["oot_auc_roc"]), _fmt(r["training_seconds"], 1))
+        table.add_row(r["algorithm"], r["version"], _fmt(r["cv_score"]), with_ci(r["test_auc_roc"], r["test_auc_ci"]),
+                      with_ci(r["oot_auc_roc"], r["oot_auc_ci"]), _fmt(r["oot_brier"], 4),
+                      _fmt(r["oot_observed_expected"], 2), _fmt(r["oot_slope"], 2), _fmt(r["training_seconds"], 1))
     console.print(table)
     console.print(f"Registered in {settings.registry_uri}", highlight=False, soft_wrap=True)
     for r in rows:
@@ -140,6 +148,39 @@ def train(
 
 
 # -- compare -------------------------------------------------------------------------------
+
+
+def with_ci(value: Any, ci: Any, digits: int = 3) -> str:
+    """``0.680`` over ``(0.671-0.689)``; the value alone when there is no interval (older metadata)."""
+    if value is None:
+        return "-"
+    text = f"{value:.{digits}f}"
+    return text + (f"\n({ci[0]:.{digits}f}-{ci[1]:.{digits}f})" if ci else "")
+
+
+def comparison_table(comparison: dict[str, Any]) -> Table:
+    """Each compared model's figures: ROC-AUC with its 95% CI on test and out-of-time, and the
+    out-of-time calibration (Brier beside the prevalence baseline, observed/expected, slope) and
+    ROC-AUC on patients never seen in training. The recommended model is marked with *."""
+    window = comparison.get("selection_window", "oot")
+    title = (f"Models (chosen on {'test' if window == 'test' else 'OUT-OF-TIME'} ROC-AUC; * = recommended; "
+             "95% CIs resample patients)")
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("algorithm", "version", "test AUC", "OOT AUC", "OOT Brier\n(baseline)", "OOT\nO/E",
+                "OOT\nslope", "OOT AUC\nunseen pts", "train\nsecs"):
+        table.add_column(col, overflow="fold", no_wrap=col == "algorithm")
+    chosen = comparison["recommended"]["algorithm"]
+    for c in comparison["candidates"]:
+        test, oot = c["test"], c["oot"]
+        unseen = (oot.get("unseen_patients") or {}).get("auc_roc")
+        brier = _fmt(oot.get("brier"), 4) + (f"\n({oot['brier_baseline']:.4f})" if oot.get("brier_baseline") else "")
+        table.add_row(f"{c['algorithm']} *" if c["algorithm"] == chosen else c["algorithm"], str(c["version"]),
+                      with_ci(test.get("auc_roc"), (test.get("ci") or {}).get("auc_roc")),
+                      with_ci(oot.get("auc_roc"), (oot.get("ci") or {}).get("auc_roc")), brier,
+                      _fmt(oot.get("observed_expected"), 2), _fmt(oot.get("slope"), 2), _fmt(unseen),
+                      _fmt(c.get("training_seconds"), 0),
+                      style="bold green" if c["algorithm"] == chosen else None)
+    return table
 
 
 @handle_errors
@@ -154,15 +195,11 @@ def compare(
     if as_json:
         print_json(result)
         return
-    table = Table(title="Model comparison (ROC-AUC; * = recommended)", box=box.SIMPLE_HEAD)
-    for col in ("Algorithm", "Version", "Test", "OOT", "Drop"):
-        table.add_column(col, no_wrap=True)
+    console.print(comparison_table(result))
     rec = result["recommended"]["algorithm"]
-    for c in result["candidates"]:
-        name = f"[green]{c['algorithm']} *[/]" if c["algorithm"] == rec else c["algorithm"]
-        table.add_row(name, c["version"], _fmt(c["test"]["auc_roc"]), _fmt(c["oot"]["auc_roc"]),
-                      _fmt(c["auc_drop"]))
-    console.print(table)
+    for n in result.get("not_comparable", []):
+        err_console.print(f"[yellow]not compared {n['algorithm']} {n['version']}:[/] {n['reason']}",
+                          highlight=False, soft_wrap=True)
     for s in result["skipped"]:
         err_console.print(f"[yellow]skipped {s['algorithm']} (not trained):[/] {s['reason']}", highlight=False,
                           soft_wrap=True)

@@ -181,7 +181,7 @@ def ab_report(
         "reason": reason,
     })
     out = Storage(settings.registry_uri)
-    folder = monitoring_folder(settings)
+    folder = monitoring_folder(settings.config.model.model_name)
     name = f"ab_report_{run_at:%Y%m%dT%H%M%S}.json"
     out.write_json(f"{folder}/{name}", report)
     out.write_json(f"{folder}/{LATEST}", report)

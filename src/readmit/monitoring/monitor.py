@@ -37,8 +37,9 @@ _PREDICTION_COLUMNS = ["encounter_id", "patient_nbr", "risk", "flag", "algorithm
 Progress = Callable[[str], None]
 
 
-def monitoring_folder(settings: Settings) -> str:
-    return f"monitoring/{settings.config.model.model_name}"
+def monitoring_folder(model_name: str) -> str:
+    """Where the monitoring records and A/B reports of a model live, under the registry root."""
+    return f"monitoring/{model_name}"
 
 
 def month_range(start: str, end: str) -> list[str]:
@@ -78,18 +79,9 @@ def read_predictions(storage: Storage, months: list[str]) -> pl.DataFrame:
 
 def resolve_model(registry: Any, alias: str, predictions: pl.DataFrame) -> tuple[str, str]:
     """(algorithm, version) the alias points at; else the latest one that scored rows under it."""
-    try:  # the alias store of the serving issue (issue 10)
-        from readmit.registry.aliases import get_alias
-    except ImportError:  # pragma: no cover - until readmit.registry.aliases exists
-        get_alias = None
-    target = None
-    if get_alias is not None:
-        target = get_alias(registry, alias)
-    else:
-        try:
-            target = registry.storage.read_json(registry.rel(f"aliases/{alias}.json"))
-        except FileNotFoundError:
-            target = None
+    from readmit.registry.aliases import get_alias
+
+    target = get_alias(registry, alias)
     if target:
         return target["algorithm"], str(target["version"])
     rows = predictions.filter(pl.col("alias") == alias) if "alias" in predictions.columns else predictions.clear()
@@ -214,7 +206,7 @@ def run_monitoring(
     }
     record = jsonable(record)
     out = Storage(settings.registry_uri)
-    folder = monitoring_folder(settings)
+    folder = monitoring_folder(settings.config.model.model_name)
     name = f"monitoring_{run_at:%Y%m%dT%H%M%S}.json"
     out.write_json(f"{folder}/{name}", record)
     out.write_json(f"{folder}/{LATEST}", record)
@@ -226,7 +218,7 @@ def run_monitoring(
 def read_latest(settings: Settings) -> dict[str, Any] | None:
     """The latest monitoring record, or None before the first run."""
     try:
-        return Storage(settings.registry_uri).read_json(f"{monitoring_folder(settings)}/{LATEST}")
+        return Storage(settings.registry_uri).read_json(f"{monitoring_folder(settings.config.model.model_name)}/{LATEST}")
     except FileNotFoundError:
         return None
 

@@ -25,7 +25,7 @@ does not use and touches no data.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
@@ -37,6 +37,7 @@ from readmit.orchestration.tasks import run_gate, run_task, templated_params
 from readmit.pipeline import Graph, Step, get_graph, graph_steps
 
 EXECUTOR_MODES = ("local", "ecs", "kubernetes")
+SCHEDULE_START = datetime(2026, 1, 1, tzinfo=UTC)  # scheduled DAGs: no catch-up before this
 _MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 
@@ -53,6 +54,12 @@ def executor_mode(mode: str | None = None) -> str:
 
 def dag_params(graph: Graph, settings: Settings) -> dict[str, Param]:
     """The DAG's params (the trigger form; ``dag_run.conf`` overrides them)."""
+    if graph.latest_month:  # empty = the latest gold month
+        return {
+            name: Param(default, type="string", pattern=f"^$|{_MONTH_PATTERN}",
+                        description=f"{name.replace('_', ' ')} (YYYY-MM, inclusive); empty: the latest gold month")
+            for name, default in graph.runtime_params(settings).items()
+        }
     return {
         name: Param(default, type="string", pattern=_MONTH_PATTERN,
                     description=f"{name.replace('_', ' ')} (YYYY-MM, inclusive); default from the config")
@@ -89,7 +96,8 @@ def build_dag(graph_name: str, *, settings: Settings | None = None, executor: st
         dag_id=graph.dag_id,
         description=graph.doc.split(". ")[0],
         doc_md=graph.doc,
-        schedule=None,
+        schedule=graph.schedule,
+        start_date=SCHEDULE_START if graph.schedule else None,
         catchup=False,
         max_active_runs=1,
         params=dag_params(graph, settings),

@@ -156,10 +156,14 @@ def group_table(y: np.ndarray, p: np.ndarray, groups: list[Any], threshold: floa
 
 def native_importance(model: Any, features: list[str]) -> dict[str, float] | None:
     """The estimator's own importance per input feature, when it has one per feature (trees)."""
-    estimator = model.steps[-1][1] if hasattr(model, "steps") else model
-    values = getattr(estimator, "feature_importances_", None)
-    if values is None or len(values) != len(features):
+    from readmit.training import fitted_pipelines
+
+    # a calibrated model holds one fitted pipeline per calibration fold: average their importances
+    estimators = [p.steps[-1][1] if hasattr(p, "steps") else p for p in fitted_pipelines(model)]
+    found = [getattr(e, "feature_importances_", None) for e in estimators]
+    if any(v is None or len(v) != len(features) for v in found):
         return None
+    values = np.mean(found, axis=0)
     total = float(np.sum(values)) or 1.0
     return {f: float(v) / total for f, v in zip(features, values, strict=True)}
 
@@ -174,6 +178,9 @@ def permutation_importance(model: Any, frame: Any, y: np.ndarray, *, rows: int =
     rng = np.random.default_rng(seed)
     y = np.asarray(y).astype(int)
     take = np.sort(rng.choice(y.size, size=min(rows, y.size), replace=False))
+    from readmit.training import fitted_pipelines
+
+    model = fitted_pipelines(model)[0]  # a calibrated model: its first fold's pipeline
     encoder, rest = model.steps[0][1], model[1:]
     X = encoder.transform(frame[take])
     yy = y[take]

@@ -126,7 +126,8 @@ def build_card(meta: dict[str, Any], sources: list[dict[str, Any]] | None = None
             "method": f"random search, {(meta.get('cv') or {}).get('n_iter', '?')} candidates x "
                       f"{(meta.get('cv') or {}).get('folds', '?')} {(meta.get('cv') or {}).get('strategy', '?')} "
                       "folds on the training window, scored by ROC-AUC",
-            "cv_auc_roc": (meta.get("cv") or {}).get("best_mean_auc_roc"),
+            "cv_auc_roc": (meta.get("cv") or {}).get("best_mean_score",
+                                                    (meta.get("cv") or {}).get("best_mean_auc_roc")),
             "best_params": meta.get("best_params"),
             "class_imbalance": "class weights inside each fit, no resampling",
         },

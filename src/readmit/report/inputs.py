@@ -18,16 +18,12 @@ import pyarrow.parquet as pq
 from readmit.data.fetch import KNOWN_SHA256
 from readmit.data.layers import BRONZE_TABLE, LABEL_STORE, PREDICTIONS, REJECTED_AREA
 from readmit.errors import ArtifactError, ReadmitInputError
+from readmit.monitoring.ab import LATEST as LATEST_AB_REPORT
+from readmit.monitoring.monitor import LATEST as LATEST_MONITORING
+from readmit.monitoring.monitor import monitoring_folder
 from readmit.registry import Registry
+from readmit.registry.aliases import alias_history, get_aliases, list_decisions
 from readmit.storage import Storage
-
-ALIASES_DIR = "aliases"
-EVENTS_DIR = "events"
-DECISIONS_DIR = "decisions"
-MONITORING_DIR = "monitoring"
-LATEST_MONITORING = "latest_monitoring.json"
-LATEST_AB_REPORT = "latest_ab_report.json"
-CHAMPION_ALIAS = "champion"
 
 
 def _json(storage: Storage, rel: str) -> Any:
@@ -41,17 +37,6 @@ def _json(storage: Storage, rel: str) -> Any:
     except ValueError as exc:
         raise ArtifactError(f"not valid JSON ({exc})", source=storage.uri_of(rel),
                             fix="restore the file or remove it and rerun the step that writes it") from None
-
-
-def _json_folder(storage: Storage, folder: str, prefix: str = "") -> list[dict[str, Any]]:
-    """Every ``*.json`` object in a folder, in name order (names start with a timestamp)."""
-    out = []
-    for name in storage.listdir(folder):
-        if name.endswith(".json") and name.startswith(prefix):
-            obj = _json(storage, f"{folder}/{name}")
-            if isinstance(obj, dict):
-                out.append({**obj, "_file": name})
-    return out
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -140,7 +125,7 @@ def registry_state(registry: Registry) -> RegistryState:
     """The latest model of every algorithm (the comparison's versions when one exists) and the champion."""
     storage = registry.storage
     comparison = _json(storage, registry.rel("latest_model_comparison.json"))
-    aliases = _json_folder(storage, registry.rel(ALIASES_DIR))
+    aliases = [record for record in get_aliases(registry).values() if record]
     candidates: list[dict[str, Any]] = []
     if comparison:
         for c in comparison.get("candidates", []):
@@ -152,7 +137,7 @@ def registry_state(registry: Registry) -> RegistryState:
         if algorithm not in shown and (meta := _metadata(registry, algorithm)) is not None:
             candidates.append(meta)
     champion, source = None, "none"
-    alias = next((a for a in aliases if a.get("alias") == CHAMPION_ALIAS), None)
+    alias = get_aliases(registry)["champion"]
     if alias and alias.get("algorithm") and alias.get("version"):
         champion = next((m for m in candidates if (m["algorithm"], m["version"]) ==
                          (alias["algorithm"], alias["version"])), None)
@@ -175,14 +160,14 @@ def registry_state(registry: Registry) -> RegistryState:
         champion_source=source,
         comparison=comparison,
         aliases=aliases,
-        events=_json_folder(storage, registry.rel(EVENTS_DIR)),
-        decisions=_json_folder(storage, registry.rel(DECISIONS_DIR), prefix="promotion_"),
+        events=alias_history(registry),
+        decisions=list_decisions(registry),
     )
 
 
 def monitoring_records(registry: Registry) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The latest monitoring record and the latest A/B report (None when not written yet)."""
-    folder = f"{MONITORING_DIR}/{registry.model_name}"
+    folder = monitoring_folder(registry.model_name)
     return (_json(registry.storage, f"{folder}/{LATEST_MONITORING}"),
             _json(registry.storage, f"{folder}/{LATEST_AB_REPORT}"))
 

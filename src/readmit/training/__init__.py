@@ -5,9 +5,17 @@ function runs. Public entry points:
 
 - :func:`train_algorithm` - train, evaluate and register one algorithm; returns its metadata.
 - :func:`train_algorithms` - several algorithms in sequence, reading gold once.
-- :func:`predict_proba` - P(readmitted < 30 days) from a saved model and a gold feature frame.
+- :func:`predict_proba` - calibrated P(readmitted < 30 days) from a saved model and a gold feature frame.
+- :func:`fitted_pipelines` - the fitted ``frame + prep + model`` pipelines inside a saved model
+  (one per calibration fold), for feature importances and reasons.
 """
 
-from readmit.training.train import MODEL_INPUT, predict_proba, train_algorithm, train_algorithms
+from readmit.training.train import (
+    MODEL_INPUT,
+    fitted_pipelines,
+    predict_proba,
+    train_algorithm,
+    train_algorithms,
+)
 
-__all__ = ["MODEL_INPUT", "predict_proba", "train_algorithm", "train_algorithms"]
+__all__ = ["MODEL_INPUT", "fitted_pipelines", "predict_proba", "train_algorithm", "train_algorithms"]

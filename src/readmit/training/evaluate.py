@@ -8,6 +8,18 @@ threshold reaching the target recall) and applied unchanged to the out-of-time w
 A group (a month, an age band, a gender, a race) with fewer than ``MIN_GROUP_POSITIVES``
 positives or no negatives gets ``auc_roc: null`` with its counts: an AUC on a handful of
 positives is noise.
+
+A risk score is a probability, so each window is also judged as one (``calibration``): the Brier
+score beside the prevalence baseline (always predicting the window's positive rate) and the skill
+over it, observed/expected events (calibration-in-the-large), the calibration slope (logistic
+regression of the outcome on the score's logit; 1 is ideal, below 1 means over-confident) and
+intercept (with the slope fixed at 1; 0 is ideal), the expected calibration error, and a
+reliability table over ``RELIABILITY_BINS`` bins of equal count (deciles of predicted risk).
+
+Confidence intervals (``ci``) come from a bootstrap that resamples **patients**, not rows: a
+patient's encounters are correlated, so resampling rows would give intervals that are too narrow.
+Each draw weights every encounter by how often its patient was drawn; ROC-AUC and Brier are
+computed for all draws at once (rank-based AUC in numpy).
 """
 
 from __future__ import annotations
@@ -20,6 +32,8 @@ import polars as pl
 
 MIN_GROUP_POSITIVES = 10
 LEAKAGE_AUC = 0.75
+RELIABILITY_BINS = 10
+_EPS = 1e-6
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float | None:
@@ -121,10 +135,171 @@ def subgroup_columns(frame: pl.DataFrame) -> dict[str, list[Any]]:
     return out
 
 
+# -- calibration ------------------------------------------------------------------------------
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
+
+
+def _loglik(z: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sum(y * z - np.logaddexp(0, z)))
+
+
+def _logistic_fit(x: np.ndarray, y: np.ndarray, *, slope: bool) -> tuple[float, float]:
+    """(intercept, slope) of ``y ~ a + b * x`` by damped Newton steps; ``slope=False`` fixes b = 1."""
+    theta = np.array([0.0, 1.0])
+    design = np.column_stack([np.ones_like(x), x])
+    free = 2 if slope else 1
+    current = _loglik(design @ theta, y)
+    for _ in range(100):
+        z = design @ theta
+        mu = 0.5 * (1 + np.tanh(z / 2))  # the logistic function without overflow
+        w = np.maximum(mu * (1 - mu), 1e-12)
+        g = design[:, :free].T @ (y - mu)
+        h = (design[:, :free] * w[:, None]).T @ design[:, :free]
+        try:
+            step = np.linalg.solve(h, g)
+        except np.linalg.LinAlgError:
+            return float("nan"), float("nan")
+        scale = 1.0
+        while scale > 1e-6:  # halve the step until the likelihood does not fall
+            trial = theta.copy()
+            trial[:free] += scale * step
+            value = _loglik(design @ trial, y)
+            if value >= current - 1e-12:
+                break
+            scale /= 2
+        theta, current = trial, value
+        if np.abs(scale * step).max() < 1e-9:
+            break
+    return float(theta[0]), float(theta[1])
+
+
+def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = RELIABILITY_BINS) -> list[dict[str, Any]]:
+    """Observed rate against mean predicted risk in ``bins`` bins of equal count (tied scores stay together)."""
+    order = np.argsort(p, kind="stable")
+    ps, ys = p[order], y[order]
+    edges = np.unique(np.quantile(ps, np.linspace(0, 1, bins + 1)[1:-1]))
+    which = np.searchsorted(edges, ps, side="right")
+    rows = []
+    for b in range(len(edges) + 1):
+        mask = which == b
+        if mask.any():
+            rows.append({"bin": len(rows) + 1, "count": int(mask.sum()), "mean_predicted": float(ps[mask].mean()),
+                         "observed_rate": float(ys[mask].mean())})
+    return rows
+
+
+def calibration_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    """How far the scores are from probabilities (see the module doc)."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if y.size == 0:
+        return {}
+    prevalence = float(y.mean())
+    brier = float(np.mean((p - y) ** 2))
+    baseline = prevalence * (1 - prevalence)
+    table = reliability_table(y, p)
+    both = 0 < prevalence < 1
+    intercept = _logistic_fit(_logit(p), y, slope=False)[0] if both else None
+    slope = _logistic_fit(_logit(p), y, slope=True)[1] if both else None
+    return {
+        "brier": brier,
+        "brier_baseline": baseline,
+        "brier_skill": (1 - brier / baseline) if baseline > 0 else None,
+        "observed_expected": prevalence / float(p.mean()) if p.mean() > 0 else None,
+        "slope": slope,
+        "intercept": intercept,
+        "ece": float(sum(r["count"] * abs(r["observed_rate"] - r["mean_predicted"]) for r in table) / y.size),
+        "reliability": table,
+    }
+
+
+# -- patient bootstrap ------------------------------------------------------------------------
+
+
+def _weighted_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC-AUC of every row of ``weights`` (draws x rows); ties count one half."""
+    order = np.argsort(p, kind="stable")
+    ps, ys, ws = p[order], y[order].astype(bool), weights[:, order]
+    starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])
+    pos = np.add.reduceat(np.where(ys, ws, 0.0), starts, axis=1)
+    neg = np.add.reduceat(np.where(ys, 0.0, ws), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    total = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (pos * (below + 0.5 * neg)).sum(axis=1) / total
+
+
+def bootstrap_ci(y: np.ndarray, p: np.ndarray, patients: np.ndarray, *, resamples: int = 300,
+                 level: float = 0.95, seed: int = 0, chunk: int = 50) -> dict[str, Any]:
+    """Percentile intervals of ROC-AUC and Brier over ``resamples`` draws of patients."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    _, index = np.unique(np.asarray(patients), return_inverse=True)
+    n_patients = int(index.max()) + 1 if index.size else 0
+    if y.size == 0 or y.min() == y.max():
+        return {"auc_roc": None, "brier": None, "resamples": 0, "level": level, "unit": "patient"}
+    rng = np.random.default_rng(seed)
+    aucs, briers = [], []
+    sq = (p - y) ** 2
+    for done in range(0, resamples, chunk):
+        b = min(chunk, resamples - done)
+        draws = rng.integers(0, n_patients, size=(b, n_patients))
+        offsets = (np.arange(b)[:, None] * n_patients + draws).ravel()
+        counts = np.bincount(offsets, minlength=b * n_patients).reshape(b, n_patients).astype(np.float64)
+        w = counts[:, index]
+        aucs.append(_weighted_auc(y, p, w))
+        briers.append(w @ sq / w.sum(axis=1))
+    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+
+    def interval(values: list[np.ndarray]) -> list[float]:
+        v = np.concatenate(values)
+        v = v[np.isfinite(v)]
+        return [float(np.quantile(v, lo)), float(np.quantile(v, hi))]
+
+    return {"auc_roc": interval(aucs), "brier": interval(briers), "resamples": resamples, "level": level,
+            "unit": "patient"}
+
+
+# -- one window -------------------------------------------------------------------------------
+
+
+def unseen_patients_metrics(frame: pl.DataFrame, y: np.ndarray, p: np.ndarray,
+                            train_patients: pl.Series) -> dict[str, Any]:
+    """ROC-AUC, Brier and calibration-in-the-large on the patients never seen in training."""
+    seen = frame["patient_nbr"].is_in(train_patients.implode()).to_numpy()
+    new = ~seen
+    yy, pp = y[new], p[new]
+    patients = frame["patient_nbr"]
+    n_patients = patients.n_unique()
+    unseen_patients = patients.filter(pl.Series(new)).n_unique()
+    return {
+        "samples": int(new.sum()),
+        "positives": int(yy.sum()),
+        "patients": int(unseen_patients),
+        "share_of_patients": round(unseen_patients / n_patients, 4) if n_patients else None,
+        "auc_roc": auc(yy, pp),
+        "brier": float(np.mean((pp - yy) ** 2)) if yy.size else None,
+        "observed_expected": float(yy.mean() / pp.mean()) if yy.size and pp.mean() > 0 else None,
+    }
+
+
 def evaluate_window(frame: pl.DataFrame, y: np.ndarray, p: np.ndarray, threshold: float,
-                    *, by_month: bool = False) -> dict[str, Any]:
-    """Metrics of one window, plus ROC-AUC by month (optional) and by subgroup."""
+                    *, by_month: bool = False, train_patients: pl.Series | None = None,
+                    resamples: int = 0, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Metrics of one window, its calibration, ROC-AUC by month (optional) and by subgroup;
+    with ``resamples``, patient-bootstrap intervals; with ``train_patients``, the metrics on the
+    patients never seen in training."""
     result = binary_metrics(y, p, threshold)
+    result["calibration"] = calibration_metrics(y, p)
+    if resamples:
+        result["ci"] = bootstrap_ci(y, p, frame["patient_nbr"].to_numpy(), resamples=resamples, level=level,
+                                    seed=seed)
+    if train_patients is not None:
+        result["unseen_patients"] = unseen_patients_metrics(frame, y, p, train_patients)
     if by_month:
         months = frame["snapshot_date"].dt.strftime("%Y-%m").to_list()
         result["auc_roc_by_month"] = grouped_auc(y, p, months)
@@ -153,9 +328,13 @@ __all__ = [
     "age_band",
     "auc",
     "binary_metrics",
+    "bootstrap_ci",
+    "calibration_metrics",
     "choose_threshold",
     "evaluate_window",
     "grouped_auc",
     "leakage_warnings",
+    "reliability_table",
     "subgroup_columns",
+    "unseen_patients_metrics",
 ]

@@ -3,8 +3,13 @@ one raw source.
 
 Each gate takes the :class:`~readmit.config.Settings` and returns a :class:`CheckResult`; a failed
 gate's ``reason`` says what is wrong and how to fix it. :data:`GATES` lists them in the order they
-run; :func:`run_checks` runs all of them. A gate never raises: bad input or unreachable storage
-becomes a failed result naming the error and the fix.
+run; :func:`run_checks` runs all of them.
+
+Only an expected finding fails a gate: missing data, a bad config, too few partitions, leakage,
+or storage that cannot be reached or read (a :class:`~readmit.errors.ReadmitError` or an
+``OSError``) becomes a failed result naming the error and the fix (Airflow skips what follows;
+``readmit check`` exits 1). Anything else raised inside a gate is a bug and propagates: the Airflow
+task fails instead of being skipped, and the CLI exits 1 with the error.
 
 Light on purpose (polars only at import): Airflow imports this module to parse DAGs.
 """
@@ -23,7 +28,7 @@ from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
 from readmit.errors import ConfigError, ReadmitError
 from readmit.storage import Storage
-from readmit.training.split import WINDOWS
+from readmit.training.split import WINDOWS, months_of, purge_expr, window_expr
 
 _MEDALLION_FIX = "build the gold tables (`readmit medallion`), or point --datamart / READMIT_DATAMART_URI at the datamart that has them"
 
@@ -39,8 +44,11 @@ class CheckResult:
         return asdict(self)
 
 
-def _never_raises(name: str):
-    """Make a gate return a failed CheckResult instead of raising (bad input, unreachable storage)."""
+def _expected_findings(name: str):
+    """Turn the expected failures of a gate (bad input, unreachable storage) into a failed result.
+
+    Every other exception is a bug in readmit and is raised unchanged.
+    """
 
     def wrap(gate):
         @functools.wraps(gate)
@@ -49,11 +57,11 @@ def _never_raises(name: str):
                 return gate(settings, *args, **kwargs)
             except ReadmitError as exc:
                 return CheckResult(name, False, " ".join(str(exc).split()), {"error": type(exc).__name__})
-            except Exception as exc:  # a gate must never crash a run: report it as failed
+            except OSError as exc:  # storage unreachable or unreadable
                 return CheckResult(
                     name, False,
-                    f"the check could not run ({type(exc).__name__}: {exc}). Fix: make sure the datamart "
-                    f"{settings.datamart_uri} is reachable and readable, then rerun `readmit check`",
+                    f"the check could not read its data ({type(exc).__name__}: {exc}). Fix: make sure the "
+                    f"datamart {settings.datamart_uri} is reachable and readable, then rerun `readmit check`",
                     {"error": type(exc).__name__},
                 )
 
@@ -62,28 +70,19 @@ def _never_raises(name: str):
     return wrap
 
 
-def _months_of(start: date, end: date) -> list[str]:
-    from readmit.config import Window
-    from readmit.training.split import months_of
-
-    return months_of(Window(start_date=start, end_date=end))
-
-
 def _window_months(settings: Settings) -> dict[str, list[str]]:
     splits = settings.config.temporal_splits
-    return {w: _months_of(getattr(splits, w).start_date, getattr(splits, w).end_date) for w in WINDOWS}
+    return {w: months_of(getattr(splits, w)) for w in WINDOWS}
 
 
 def _window_of(settings: Settings) -> pl.Expr:
-    from readmit.training.split import window_expr
-
     return window_expr(settings.config.temporal_splits)
 
 
 # -- 1. the configuration ----------------------------------------------------------------------
 
 
-@_never_raises("model_config")
+@_expected_findings("model_config")
 def check_model_config(settings: Settings) -> CheckResult:
     """Re-validate the config file (every problem listed) and the configured search spaces."""
     name = "model_config"
@@ -118,7 +117,7 @@ def check_model_config(settings: Settings) -> CheckResult:
 # -- 2. gold exists ----------------------------------------------------------------------------
 
 
-@_never_raises("gold_data_exists")
+@_expected_findings("gold_data_exists")
 def check_gold_data_exists(settings: Settings) -> CheckResult:
     """Both gold tables have partitions, for the same months."""
     name = "gold_data_exists"
@@ -155,7 +154,7 @@ def check_gold_data_exists(settings: Settings) -> CheckResult:
 
 
 def _labelled_rows(settings: Settings, storage: Storage) -> pl.DataFrame:
-    """encounter_id, patient_nbr, snapshot_date, label, window of rows inside a window (flags applied)."""
+    """encounter_id, snapshot_date, label, window of the rows training uses (flags and purge applied)."""
     months = sorted({m for ms in _window_months(settings).values() for m in ms})
     lab_months = [m for m in storage.list_partitions(LABEL_STORE) if m in set(months)]
     feat_months = [m for m in storage.list_partitions(FEATURE_STORE) if m in set(months)]
@@ -168,10 +167,12 @@ def _labelled_rows(settings: Settings, storage: Storage) -> pl.DataFrame:
         feats = storage.read_table(FEATURE_STORE, feat_months, columns=["encounter_id", DEATH_OR_HOSPICE])
         dead = feats.filter(death_or_hospice())["encounter_id"]
         labels = labels.filter(~pl.col("encounter_id").is_in(dead.implode()))
-    return labels.with_columns(_window_of(settings).alias("window")).filter(pl.col("window").is_not_null())
+    splits, maturity = settings.config.temporal_splits, settings.config.training_config.label_maturity_days
+    labels = labels.with_columns(_window_of(settings).alias("window")).filter(pl.col("window").is_not_null())
+    return labels.filter(~purge_expr(splits, maturity))  # as training sees them
 
 
-@_never_raises("sufficient_training_data")
+@_expected_findings("sufficient_training_data")
 def check_sufficient_training_data(settings: Settings) -> CheckResult:
     """Enough monthly partitions in the train window, and rows and positives in every window."""
     name = "sufficient_training_data"
@@ -223,7 +224,7 @@ def check_sufficient_training_data(settings: Settings) -> CheckResult:
 # -- 4. temporal leakage -----------------------------------------------------------------------
 
 
-@_never_raises("temporal_leakage")
+@_expected_findings("temporal_leakage")
 def check_temporal_leakage(settings: Settings, as_of: date | None = None) -> CheckResult:
     """Windows ordered and disjoint, no row dated outside its place, labels mature by ``as_of``.
 
@@ -251,6 +252,15 @@ def check_temporal_leakage(settings: Settings, as_of: date | None = None) -> Che
         mature_on = end + timedelta(days=maturity)
         if mature_on > as_of:
             immature.append(f"{w} window ends {end}: its labels mature on {mature_on}, after the as-of date {as_of}")
+    swallowed = _purge_swallows(splits, maturity)
+    if swallowed:
+        details["problems"] = swallowed
+        return CheckResult(
+            name, False,
+            "; ".join(swallowed) + f". Fix: make each window longer than training_config.label_maturity_days="
+            f"{maturity} days, or leave a gap of that many days between windows",
+            details,
+        )
     if immature:
         details["problems"] = immature
         latest_end = as_of - timedelta(days=maturity)
@@ -310,6 +320,12 @@ def check_temporal_leakage(settings: Settings, as_of: date | None = None) -> Che
                       "share_seen_in_train": round(seen / pats.len(), 4) if pats.len() else None}
     details["patient_overlap"] = overlap
     details["rows_checked"] = feats.height
+    details["purged_by_label_horizon"] = _purged_counts(feats, splits, maturity)
+    # informational: patients whose dates contradict their encounter order (history ignores such
+    # pairs; see readmit.data.features)
+    from readmit.data.features import date_order_contradictions
+
+    details["date_order_contradictions"] = date_order_contradictions(feats)
     if data_problems:
         details["problems"] = data_problems
         return CheckResult(
@@ -321,18 +337,43 @@ def check_temporal_leakage(settings: Settings, as_of: date | None = None) -> Che
     shares = ", ".join(
         f"{w} {overlap[w]['share_seen_in_train']:.1%}" for w in ("test", "oot") if overlap[w]["share_seen_in_train"] is not None
     )
+    purged = details["purged_by_label_horizon"]
     return CheckResult(
         name, True,
-        f"windows ordered and disjoint, {feats.height} rows each in their own month, labels mature by {as_of}"
+        f"windows ordered and disjoint, {feats.height} rows each in their own month, labels mature by {as_of}; "
+        f"left out because their {maturity}-day label horizon reaches the next window: train {purged['train']}, "
+        f"test {purged['test']} rows; {details['date_order_contradictions']} patient(s) with dates contradicting "
+        "their encounter order"
         + (f"; patients already seen in training (informational): {shares}" if shares else ""),
         details,
     )
 
 
+def _purge_swallows(splits: Any, maturity: int) -> list[str]:
+    """A window every row of which would be purged: its label horizon always reaches the next one."""
+    problems = []
+    for window, following in (("train", "test"), ("test", "oot")):
+        w, nxt = getattr(splits, window), getattr(splits, following)
+        if w.start_date + timedelta(days=maturity) >= nxt.start_date:
+            problems.append(
+                f"every {window} row's {maturity}-day label horizon reaches the {following} window "
+                f"({window} starts {w.start_date}, {following} starts {nxt.start_date}): the {window} window "
+                "would overlap the next one, and purging it would leave nothing"
+            )
+    return problems
+
+
+def _purged_counts(feats: pl.DataFrame, splits: Any, maturity: int) -> dict[str, int]:
+    counts = feats.filter(purge_expr(splits, maturity)).group_by("window").len()
+    out = {w: 0 for w in WINDOWS}
+    out.update(dict(zip(counts["window"].to_list(), counts["len"].to_list(), strict=True)))
+    return out
+
+
 # -- 5. one raw source --------------------------------------------------------------------------
 
 
-@_never_raises("single_source")
+@_expected_findings("single_source")
 def check_single_source(settings: Settings) -> CheckResult:
     """Every gold month of the windows comes from the same raw file (its recorded sha256).
 

@@ -1,9 +1,18 @@
 """Load the gold tables and cut them into the train / test / out-of-time windows.
 
 Rows are assigned to a window by ``snapshot_date`` (both ends inclusive), never by partition
-name, so a window may start or end inside a month. Features and labels are joined on the key
-columns; encounters ending in death or hospice (the ``death_or_hospice`` flag) are left out when
-``training_config.exclude_death_hospice`` is set, and counted.
+name, so a window may start or end inside a month (``temporal_window_mode: "absolute"``: the
+windows are the configured calendar dates).
+
+Purged windows: a row's label looks ``label_maturity_days`` ahead of its date. A training row
+whose label horizon reaches into the test window (``snapshot_date + label_maturity_days >=
+test.start_date``) is left out of training, and a test row whose horizon reaches into the
+out-of-time window is left out of test, so no label is about a stay inside a later window. The
+rows left out are counted per window (``GoldData.purged``).
+
+Features and labels are joined on the key columns; encounters ending in death or hospice (the
+``death_or_hospice`` flag) are left out when ``training_config.exclude_death_hospice`` is set,
+and counted.
 
 Light on purpose (polars only): Airflow parses DAGs that import readmit.
 """
@@ -24,6 +33,8 @@ from readmit.storage import Storage
 
 WINDOWS: tuple[str, ...] = ("train", "test", "oot")
 LABEL = "label"
+# model_config.target -> the label_store column holding it (one target today)
+TARGETS: dict[str, str] = {"readmitted_within_30_days": LABEL}
 DATE = "snapshot_date"
 
 
@@ -66,15 +77,25 @@ def window_expr(splits: TemporalSplits) -> pl.Expr:
     return expr
 
 
+def purge_expr(splits: TemporalSplits, maturity_days: int) -> pl.Expr:
+    """True for a row whose label horizon reaches into the next window (see the module doc)."""
+    horizon = pl.col(DATE) + pl.duration(days=maturity_days)
+    return (
+        ((pl.col("window") == "train") & (horizon >= splits.test.start_date))
+        | ((pl.col("window") == "test") & (horizon >= splits.oot.start_date))
+    )
+
+
 @dataclass
 class GoldData:
     """The joined gold rows of the three windows, and where they came from."""
 
-    frame: pl.DataFrame  # keys, features, flags, label, "window"
+    frame: pl.DataFrame  # keys, features, flags, label, "window" (purged rows already left out)
     spec: FeatureSpec
     partitions: dict[str, dict[str, str]]  # table -> month -> fingerprint
     excluded_death_hospice: dict[str, int] = field(default_factory=dict)
     unlabelled: int = 0
+    purged: dict[str, int] = field(default_factory=dict)  # window -> rows left out (label horizon)
 
     def window(self, name: str) -> pl.DataFrame:
         return self.frame.filter(pl.col("window") == name)
@@ -124,18 +145,24 @@ def load_gold(
             source=storage.uri_of(FEATURE_STORE),
             fix="rebuild gold with this readmit version (`readmit medallion --layer gold`)",
         )
-    labels = storage.read_table(LABEL_STORE, months[LABEL_STORE], columns=["encounter_id", LABEL])
-    if LABEL not in labels.columns:
+    label = TARGETS[cfg.model.target]
+    labels = storage.read_table(LABEL_STORE, months[LABEL_STORE])
+    if label not in labels.columns:
         raise ReadmitInputError(
-            "gold label_store has no label column",
+            f"gold label_store has no {label} column (the label of model_config.target={cfg.model.target})",
             source=storage.uri_of(LABEL_STORE),
             fix="rebuild gold (`readmit medallion --layer gold`)",
         )
-    labels = labels.unique("encounter_id", keep="first")
+    labels = labels.select("encounter_id", pl.col(label).alias(LABEL)).unique("encounter_id", keep="first")
     joined = rows.join(labels, on="encounter_id", how="left")
     joined = joined.with_columns(window_expr(splits).alias("window")).filter(pl.col("window").is_not_null())
     unlabelled = int(joined[LABEL].null_count())
     joined = joined.filter(pl.col(LABEL).is_not_null())
+    horizon = purge_expr(splits, cfg.training_config.label_maturity_days)
+    purged_counts = joined.filter(horizon).group_by("window").len()
+    purged = {w: 0 for w in WINDOWS}
+    purged.update(dict(zip(purged_counts["window"].to_list(), purged_counts["len"].to_list(), strict=True)))
+    joined = joined.filter(~horizon)
     excluded: dict[str, int] = {}
     if cfg.training_config.exclude_death_hospice:
         if DEATH_OR_HOSPICE not in joined.columns:
@@ -155,5 +182,5 @@ def load_gold(
     parts: dict[str, dict[str, str]] = {}
     for table, ms in months.items():
         parts[table] = {m: (storage.partition_fingerprint(table, m) if fingerprints else "") for m in ms}
-    return GoldData(joined, spec, parts, excluded, unlabelled)
+    return GoldData(joined, spec, parts, excluded, unlabelled, purged)
 

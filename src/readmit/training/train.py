@@ -1,17 +1,24 @@
-"""Train one algorithm end to end: gold -> temporal split -> tuned model -> evaluation -> registry.
+"""Train one algorithm end to end: gold -> purged temporal split -> tuned, calibrated model ->
+evaluation -> registry.
 
-The cost is dominated by the hyperparameter search (``n_iter`` candidates x ``cv_folds`` fits),
-so each fit is made cheap:
+The steps, each a small function below:
 
-- the gold frame is turned into a float32 matrix once (:class:`FrameEncoder`, fitted on the
-  training window only); the search then fits ``prep + model`` on that matrix in every fold;
-- trees read ordinal category codes (no one-hot), logistic regression one-hot + scaling;
-- the search runs ``n_jobs`` fits in parallel with single-threaded estimators (no
-  oversubscription); the final refit on the whole training window uses every core instead.
+1. :func:`make_folds` - the cross-validation folds of the training window (default ``group``:
+   every patient's encounters in one fold, so no patient is in both the fitting and the
+   validation part of a fold);
+2. :func:`tune` - the hyperparameter search (``hyperparameter_tuning.method``) over the whole
+   ``frame + prep + model`` pipeline, ranked by ``hyperparameter_tuning.scoring``: the category
+   vocabulary and every preprocessing statistic are fitted inside each fold;
+3. :func:`fit_final` - the tuned pipeline, calibrated (``training_config.calibration.method``) on
+   the same folds: each fold's pipeline is fitted on the fold's fitting part and its calibrator on
+   the held-out part (``CalibratedClassifierCV``); test and out-of-time never take part;
+4. :func:`evaluate_model` - the threshold chosen on test, metrics, calibration, patient-bootstrap
+   intervals and the patients never seen in training, for test and out-of-time;
+5. :func:`build_metadata`, then the registry.
 
-The saved model is a ``Pipeline(frame, prep, model)`` that scores raw gold feature frames by
-itself: ``predict_proba(model, frame)`` with ``frame`` a polars DataFrame (or pyarrow Table)
-holding the columns listed in the metadata's ``features`` (extra columns are ignored).
+The saved model scores raw gold feature frames by itself: ``predict_proba(model, frame)`` with
+``frame`` a polars DataFrame (or pyarrow Table) holding the columns listed in the metadata's
+``features`` (extra columns are ignored) returns calibrated P(readmitted < 30 days).
 
 Heavy libraries (scikit-learn, xgboost) are imported inside functions: importing
 ``readmit.training`` stays light for Airflow's DAG parser.
@@ -21,16 +28,20 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
-from readmit.config import KNOWN_ALGORITHMS, Settings
+from readmit.config import KNOWN_ALGORITHMS, HyperparameterTuning, Settings, TrainingSection
 from readmit.errors import ReadmitInputError
 from readmit.training.split import LABEL, WINDOWS, GoldData, load_gold
 
@@ -39,7 +50,8 @@ Progress = Callable[[str], None]
 MODEL_INPUT = (
     "a polars DataFrame (or pyarrow Table) of gold/feature_store rows holding every column in "
     "features.numeric and features.categorical (other columns are ignored); score it with "
-    "readmit.training.predict_proba(model, frame), which returns P(readmitted < 30 days)"
+    "readmit.training.predict_proba(model, frame), which returns the calibrated probability of "
+    "readmission within 30 days"
 )
 
 
@@ -68,9 +80,9 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        return jsonable(value.item())
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return jsonable(value.tolist())
     if isinstance(value, float) and not np.isfinite(value):
         return None
     if value is None or isinstance(value, (str, int, float, bool)):
@@ -87,7 +99,6 @@ def git_revision(start: Path | None = None) -> str | None:
     env = os.environ.get("READMIT_GIT_REVISION")
     if env:
         return env
-    import subprocess
 
     here = (start or Path(__file__)).resolve()
     folder = here if here.is_dir() else here.parent
@@ -123,20 +134,55 @@ def predict_proba(model: Any, frame: Any) -> np.ndarray:
     return np.asarray(model.predict_proba(frame))[:, 1]
 
 
-# -- cross-validation -------------------------------------------------------------------------
+def fitted_pipelines(model: Any) -> list[Any]:
+    """The fitted ``frame + prep + model`` pipelines inside a saved model (one per calibration
+    fold, or the model itself when it is not calibrated): for feature importances and reasons."""
+    calibrated = getattr(model, "calibrated_classifiers_", None)
+    if calibrated is None:
+        return [model]
+    return [c.estimator for c in calibrated]
 
 
-def make_cv(strategy: str, folds: int, seed: int, y: np.ndarray, groups: np.ndarray | None):
-    """The splitter for the search; ``groups`` is only used by the ``group`` strategy."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, TimeSeriesSplit
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Fits in threads, no convergence chatter, no "space smaller than n_iter" warning."""
+    from joblib import parallel_config
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=ConvergenceWarning)
+        warnings.filterwarnings("ignore", message=".*n_iter.*greater than the total space.*")
+        # threads: the estimators release the GIL, and the frame is shared instead of pickled;
+        # BLAS single-threaded inside them (the parallel fits already use the cores)
+        with parallel_config(backend="threading"), threadpool_limits(limits=1, user_api="blas"):
+            yield
+
+
+# -- 1. folds -----------------------------------------------------------------------------------
+
+
+def make_cv(strategy: str, folds: int, seed: int):
+    """The splitter for ``cv_strategy``; ``group`` needs the patients as ``groups`` when splitting."""
+    from sklearn.model_selection import GroupKFold, StratifiedKFold, TimeSeriesSplit
 
     if strategy == "stratified":
         return StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     if strategy == "group":
-        return StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        # patients shuffled into folds of similar size; StratifiedGroupKFold balances the label
+        # exactly but takes minutes on 50,000 patients, and ~8,000 positives balance themselves
+        return GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     if strategy == "time":  # rows are sorted by (snapshot_date, encounter_id) in load_gold
         return TimeSeriesSplit(n_splits=folds)
     raise ReadmitInputError(f"unknown cv_strategy {strategy!r}", fix="use stratified, group or time")
+
+
+def make_folds(train: pl.DataFrame, tuning: HyperparameterTuning, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fitting rows, validation rows) of each fold; the search and the calibration share them."""
+    y = train[LABEL].to_numpy()
+    groups = train["patient_nbr"].to_numpy() if tuning.cv_strategy == "group" else None
+    splitter = make_cv(tuning.cv_strategy, tuning.cv_folds, seed)
+    return list(splitter.split(np.zeros((len(y), 1)), y, groups))
 
 
 def _check_trainable(data: GoldData, folds: int) -> None:
@@ -158,20 +204,176 @@ def _check_trainable(data: GoldData, folds: int) -> None:
         )
 
 
+# -- 2. the search ------------------------------------------------------------------------------
+
+
+@dataclass
+class Tuned:
+    best_params: dict[str, Any]
+    cv: dict[str, Any]  # metadata's "cv" block
+    jobs: int
+    seconds: float
+
+
 def _candidates_summary(cv_results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for i, params in enumerate(cv_results["params"]):
         rows.append({
             "rank": int(cv_results["rank_test_score"][i]),
-            "mean_auc_roc": jsonable(cv_results["mean_test_score"][i]),
-            "std_auc_roc": jsonable(cv_results["std_test_score"][i]),
+            "mean_score": jsonable(cv_results["mean_test_score"][i]),
+            "std_score": jsonable(cv_results["std_test_score"][i]),
             "mean_fit_seconds": jsonable(cv_results["mean_fit_time"][i]),
             "params": jsonable({k.removeprefix("model__"): v for k, v in params.items()}),
         })
     return sorted(rows, key=lambda r: r["rank"])
 
 
-# -- training ---------------------------------------------------------------------------------
+def make_searcher(pipe: Any, space: dict[str, Any], folds: list, tuning: HyperparameterTuning, seed: int,
+                  jobs: int) -> Any:
+    """The searcher ``hyperparameter_tuning.method`` names, scoring with ``hyperparameter_tuning.scoring``."""
+    from sklearn.model_selection import RandomizedSearchCV
+
+    searchers = {"random_search": RandomizedSearchCV}
+    return searchers[tuning.method](
+        pipe, space, n_iter=tuning.n_iter, scoring=tuning.scoring, cv=folds, n_jobs=jobs,
+        random_state=seed, refit=False, error_score="raise", pre_dispatch="2*n_jobs",
+    )
+
+
+def tune(pipe: Any, space: dict[str, Any], X: pl.DataFrame, y: np.ndarray, folds: list,
+         tuning: HyperparameterTuning, seed: int, say: Progress) -> Tuned:
+    """Search the space over the folds; the whole pipeline is refitted in every fold."""
+    jobs = max(1, min(resolve_n_jobs(tuning.n_jobs), tuning.n_iter * len(folds)))
+    search = make_searcher(pipe, space, folds, tuning, seed, jobs)
+    say(f"searching {tuning.n_iter} candidates x {len(folds)} {tuning.cv_strategy} folds "
+        f"on {X.height} rows ({jobs} parallel fits, scoring {tuning.scoring})")
+    started = time.perf_counter()
+    with _quiet():
+        search.fit(X, y)
+    best = int(search.best_index_)
+    results = search.cv_results_
+    fold_scores = [float(results[f"split{k}_test_score"][best]) for k in range(len(folds))]
+    cv = {
+        "strategy": tuning.cv_strategy,
+        "folds": len(folds),
+        "method": tuning.method,
+        "n_iter": tuning.n_iter,
+        "scoring": tuning.scoring,
+        "best_mean_score": float(search.best_score_),
+        "best_std_score": float(results["std_test_score"][best]),
+        "best_fold_scores": fold_scores,
+        "candidates": _candidates_summary(results),
+    }
+    return Tuned(dict(search.best_params_), cv, jobs, time.perf_counter() - started)
+
+
+# -- 3. the final, calibrated model ---------------------------------------------------------------
+
+
+def fit_final(pipe: Any, tuned: Tuned, X: pl.DataFrame, y: np.ndarray, folds: list, method: str,
+              threads_param: str | None, n_jobs: int) -> Any:
+    """The tuned pipeline, calibrated on the folds' held-out parts (or refitted alone for ``none``)."""
+    from sklearn.base import clone
+    from sklearn.calibration import CalibratedClassifierCV
+
+    best = clone(pipe).set_params(**tuned.best_params)
+    with _quiet():
+        if method == "none":
+            if threads_param:  # the refit is alone: give it every core
+                best.set_params(**{f"model__{threads_param}": n_jobs})
+            model = best.fit(X, y)
+        else:
+            model = CalibratedClassifierCV(best, method=method, cv=folds, n_jobs=n_jobs, ensemble=True)
+            model.fit(X, y)
+    for fitted in fitted_pipelines(model):  # scoring elsewhere (Airflow workers): one thread each
+        if threads_param:
+            fitted.set_params(**{f"model__{threads_param}": 1})
+    return model
+
+
+# -- 4. evaluation --------------------------------------------------------------------------------
+
+
+def evaluate_model(model: Any, data: GoldData, tc: TrainingSection, seed: int) -> tuple[dict[str, Any], float]:
+    """Every window's metrics with the threshold chosen on test; returns (performance, threshold)."""
+    from readmit.training.evaluate import choose_threshold, evaluate_window
+
+    train_patients = data.window("train")["patient_nbr"].unique()
+    scored = {}
+    for window in ("test", "oot"):
+        frame = data.window(window)
+        scored[window] = (frame, frame[LABEL].to_numpy().astype(int), predict_proba(model, frame))
+    _, y_test, p_test = scored["test"]
+    threshold = choose_threshold(y_test, p_test, tc.threshold.rule, tc.threshold.target_recall)
+    performance = {
+        window: evaluate_window(frame, y, p, threshold, by_month=True, train_patients=train_patients,
+                                resamples=tc.bootstrap.resamples, level=tc.bootstrap.level, seed=seed)
+        for window, (frame, y, p) in scored.items()
+    }
+    return performance, threshold
+
+
+# -- 5. metadata --------------------------------------------------------------------------------
+
+
+def build_metadata(settings: Settings, algorithm: str, data: GoldData, tuned: Tuned, space: dict[str, Any],
+                   performance: dict[str, Any], threshold: float, timings: dict[str, float],
+                   n_jobs: int) -> dict[str, Any]:
+    from readmit.training.algorithms import describe_space, get_algorithm
+    from readmit.training.evaluate import leakage_warnings
+
+    cfg = settings.config
+    tc = cfg.training_config
+    fs = data.spec
+    counts = data.counts()
+    return {
+        "model_name": cfg.model.model_name,
+        "algorithm": algorithm,
+        "training_date": datetime.now(UTC).isoformat(),
+        "temporal_window_mode": cfg.temporal_window_mode,
+        "temporal_splits": cfg.temporal_splits.model_dump(mode="json"),
+        "label": {"target": cfg.model.target, "column": LABEL, "label_maturity_days": tc.label_maturity_days,
+                  "exclude_death_hospice": tc.exclude_death_hospice},
+        "features": {"numeric": list(fs.numeric), "categorical": list(fs.categorical)},
+        "feature_count": len(fs.features),
+        "model_input": MODEL_INPUT,
+        "training_samples": counts["train"]["rows"],
+        "test_samples": counts["test"]["rows"],
+        "oot_samples": counts["oot"]["rows"],
+        "positives": {w: counts[w]["positives"] for w in WINDOWS},
+        "purged_by_label_horizon": {w: data.purged.get(w, 0) for w in WINDOWS},
+        "exclude_death_hospice": tc.exclude_death_hospice,
+        "excluded_death_hospice": data.excluded_death_hospice.get("total", 0),
+        "excluded_death_hospice_by_window": {w: data.excluded_death_hospice.get(w, 0) for w in WINDOWS},
+        "unlabelled_rows_dropped": data.unlabelled,
+        "performance": performance,
+        "threshold": {"value": threshold, "rule": tc.threshold.rule, "target_recall": tc.threshold.target_recall,
+                      "chosen_on": "test"},
+        "calibration": {"method": tc.calibration.method,
+                        "fitted_on": "held-out parts of the cross-validation folds (training window only)"},
+        "best_params": jsonable({k.removeprefix("model__"): v for k, v in tuned.best_params.items()}),
+        "cv": tuned.cv,
+        "search_space": describe_space(space),
+        "preprocessing": get_algorithm(algorithm).preprocessing,
+        "config": cfg.to_json_dict(),
+        "config_uri": settings.config_uri,
+        "datamart_uri": settings.datamart_uri,
+        "gold_partitions": data.partitions,
+        "versions": library_versions(),
+        "git_revision": git_revision(),
+        "seed": cfg.model.random_state,
+        "n_jobs": {"search": tuned.jobs, "final": n_jobs},
+        **{f"{k}_seconds": round(v, 3) for k, v in timings.items()},
+        "warnings": leakage_warnings(performance),
+    }
+
+
+# -- training -------------------------------------------------------------------------------------
+
+
+def _check_algorithm(algorithm: str) -> None:
+    if algorithm not in KNOWN_ALGORITHMS:
+        raise ReadmitInputError(f"unknown algorithm {algorithm!r}", fix=f"use one of: {', '.join(KNOWN_ALGORITHMS)}")
 
 
 def train_algorithm(
@@ -181,147 +383,46 @@ def train_algorithm(
     progress: Progress | None = None,
     data: GoldData | None = None,
 ) -> dict[str, Any]:
-    """Load gold, split, tune, evaluate and register ``algorithm``; return the metadata written.
+    """Load gold, split, tune, calibrate, evaluate and register ``algorithm``; return the metadata written.
 
     ``data`` lets a caller training several algorithms read gold once (:func:`train_algorithms`).
     """
-    from sklearn.base import clone
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import RandomizedSearchCV
-    from sklearn.pipeline import Pipeline
-
     from readmit.registry import Registry
-    from readmit.training.algorithms import (
-        FrameEncoder,
-        build_search_space,
-        describe_space,
-        get_algorithm,
-    )
-    from readmit.training.evaluate import choose_threshold, evaluate_window, leakage_warnings
+    from readmit.training.algorithms import build_search_space, get_algorithm, make_pipeline
 
     def say(message: str) -> None:
         if progress is not None:
             progress(f"{algorithm}: {message}")
 
-    if algorithm not in KNOWN_ALGORITHMS:
-        raise ReadmitInputError(f"unknown algorithm {algorithm!r}", fix=f"use one of: {', '.join(KNOWN_ALGORITHMS)}")
+    _check_algorithm(algorithm)
     started = time.perf_counter()
     cfg = settings.config
     tc = cfg.training_config
-    tuning = tc.hyperparameter_tuning
     seed = cfg.model.random_state
-    spec = get_algorithm(algorithm)
     space = build_search_space(algorithm, tc.search_spaces.get(algorithm))
-
     if data is None:
         say("loading gold")
         data = load_gold(settings, progress=say)
-    _check_trainable(data, tuning.cv_folds)
-    train, test, oot = (data.window(w) for w in WINDOWS)
-    fs = data.spec
+    _check_trainable(data, tc.hyperparameter_tuning.cv_folds)
+    train = data.window("train")
+    X, y = train.select(data.spec.features), train[LABEL].to_numpy().astype(np.int8)
+    folds = make_folds(train, tc.hyperparameter_tuning, seed)
+    pipe = make_pipeline(algorithm, data.spec.numeric, data.spec.categorical, seed)
 
-    encoder = FrameEncoder(numeric=list(fs.numeric), categorical=list(fs.categorical)).fit(train)
-    X = encoder.transform(train)
-    y = train[LABEL].to_numpy().astype(np.int8)
-    groups = train["patient_nbr"].to_numpy() if tuning.cv_strategy == "group" else None
-
-    cpus = resolve_n_jobs(tuning.n_jobs)
-    fits = tuning.n_iter * tuning.cv_folds
-    search_jobs = max(1, min(cpus, fits))
-    pipe = Pipeline([
-        ("prep", spec.make_preprocessor(len(fs.numeric), len(fs.categorical))),
-        ("model", spec.make_estimator(seed, 1)),
-    ])
-    search = RandomizedSearchCV(
-        pipe,
-        space,
-        n_iter=tuning.n_iter,
-        scoring="roc_auc",  # ranks predict_proba, not hard labels
-        cv=make_cv(tuning.cv_strategy, tuning.cv_folds, seed, y, groups),
-        n_jobs=search_jobs,
-        random_state=seed,
-        refit=False,
-        error_score="raise",
-        pre_dispatch="2*n_jobs",
-    )
-    say(f"searching {tuning.n_iter} candidates x {tuning.cv_folds} {tuning.cv_strategy} folds "
-        f"on {X.shape[0]} rows x {X.shape[1]} features ({search_jobs} parallel fits)")
+    tuned = tune(pipe, space, X, y, folds, tc.hyperparameter_tuning, seed, say)
+    say(f"best CV {tc.hyperparameter_tuning.scoring} {tuned.cv['best_mean_score']:.4f}; fitting the final "
+        f"model (calibration: {tc.calibration.method})")
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=ConvergenceWarning)
-        warnings.filterwarnings("ignore", message=".*n_iter.*greater than the total space.*")
-        search.fit(X, y, groups=groups)
-    search_seconds = time.perf_counter() - t0
-    best_i = int(search.best_index_)
-    fold_scores = [float(search.cv_results_[f"split{k}_test_score"][best_i]) for k in range(tuning.cv_folds)]
-
-    say(f"best CV ROC-AUC {search.best_score_:.4f}; refitting on the whole train window")
-    t0 = time.perf_counter()
-    best = clone(pipe).set_params(**search.best_params_)
-    if spec.threads_param:  # the refit is alone: give it every core
-        best.set_params(**{f"model__{spec.threads_param}": cpus})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=ConvergenceWarning)
-        best.fit(X, y)
-    if spec.threads_param:  # scoring elsewhere (Airflow workers): stay single-threaded
-        best.set_params(**{f"model__{spec.threads_param}": 1})
-    refit_seconds = time.perf_counter() - t0
-    model = Pipeline([("frame", encoder), ("prep", best.named_steps["prep"]), ("model", best.named_steps["model"])])
+    n_jobs = resolve_n_jobs(tc.hyperparameter_tuning.n_jobs)
+    model = fit_final(pipe, tuned, X, y, folds, tc.calibration.method, get_algorithm(algorithm).threads_param,
+                      n_jobs)
+    final_seconds = time.perf_counter() - t0
 
     say("evaluating on test and out-of-time windows")
-    y_test, p_test = test[LABEL].to_numpy().astype(int), predict_proba(model, test)
-    y_oot, p_oot = oot[LABEL].to_numpy().astype(int), predict_proba(model, oot)
-    rule = tc.threshold.rule
-    threshold = choose_threshold(y_test, p_test, rule, tc.threshold.target_recall)
-    performance = {
-        "test": evaluate_window(test, y_test, p_test, threshold, by_month=True),
-        "oot": evaluate_window(oot, y_oot, p_oot, threshold, by_month=True),
-    }
-    counts = data.counts()
-    metadata: dict[str, Any] = {
-        "model_name": cfg.model.model_name,
-        "algorithm": algorithm,
-        "training_date": datetime.now(UTC).isoformat(),
-        "temporal_splits": cfg.temporal_splits.model_dump(mode="json"),
-        "features": {"numeric": list(fs.numeric), "categorical": list(fs.categorical)},
-        "feature_count": len(fs.features),
-        "model_input": MODEL_INPUT,
-        "training_samples": counts["train"]["rows"],
-        "test_samples": counts["test"]["rows"],
-        "oot_samples": counts["oot"]["rows"],
-        "positives": {w: counts[w]["positives"] for w in WINDOWS},
-        "exclude_death_hospice": tc.exclude_death_hospice,
-        "excluded_death_hospice": data.excluded_death_hospice.get("total", 0),
-        "excluded_death_hospice_by_window": {w: data.excluded_death_hospice.get(w, 0) for w in WINDOWS},
-        "unlabelled_rows_dropped": data.unlabelled,
-        "performance": performance,
-        "threshold": {"value": threshold, "rule": rule, "target_recall": tc.threshold.target_recall,
-                      "chosen_on": "test"},
-        "best_params": jsonable({k.removeprefix("model__"): v for k, v in search.best_params_.items()}),
-        "cv": {
-            "strategy": tuning.cv_strategy,
-            "folds": tuning.cv_folds,
-            "n_iter": tuning.n_iter,
-            "scoring": "roc_auc",
-            "best_mean_auc_roc": float(search.best_score_),
-            "best_std_auc_roc": float(search.cv_results_["std_test_score"][best_i]),
-            "best_fold_auc_roc": fold_scores,
-            "candidates": _candidates_summary(search.cv_results_),
-        },
-        "search_space": describe_space(space),
-        "preprocessing": spec.preprocessing,
-        "config": cfg.to_json_dict(),
-        "config_uri": settings.config_uri,
-        "datamart_uri": settings.datamart_uri,
-        "gold_partitions": data.partitions,
-        "versions": library_versions(),
-        "git_revision": git_revision(),
-        "seed": seed,
-        "n_jobs": {"search": search_jobs, "refit": cpus},
-        "search_seconds": round(search_seconds, 3),
-        "refit_seconds": round(refit_seconds, 3),
-        "warnings": leakage_warnings(performance),
-    }
+    t0 = time.perf_counter()
+    performance, threshold = evaluate_model(model, data, tc, seed)
+    timings = {"search": tuned.seconds, "final_fit": final_seconds, "evaluation": time.perf_counter() - t0}
+    metadata = build_metadata(settings, algorithm, data, tuned, space, performance, threshold, timings, n_jobs)
     metadata["training_seconds"] = round(time.perf_counter() - started, 3)
     say("saving to the registry")
     saved = Registry.for_settings(settings).save(algorithm, model, jsonable(metadata))
@@ -339,8 +440,7 @@ def train_algorithms(
     """Train several algorithms one after the other (default: every configured one), reading gold once."""
     chosen = list(algorithms or settings.config.training_config.algorithms)
     for name in chosen:
-        if name not in KNOWN_ALGORITHMS:
-            raise ReadmitInputError(f"unknown algorithm {name!r}", fix=f"use one of: {', '.join(KNOWN_ALGORITHMS)}")
+        _check_algorithm(name)
     if progress:
         progress("loading gold")
     data = load_gold(settings, progress=progress)

@@ -1,0 +1,371 @@
+"""Batch inference: score gold/feature_store months with a registered model, write predictions.
+
+For each month in order (memory holds one month, scored in chunks of ``CHUNK_ROWS``):
+
+1. read the month's ``gold/feature_store`` partition and check it against the features the
+   model was trained on (a missing column or a column of the wrong type is an input error
+   naming them); encounters ending in death or hospice are left out when
+   ``training_config.exclude_death_hospice`` is set (they cannot be readmitted), and counted;
+2. pick the arm of every patient (:mod:`readmit.serving.ab`) when an A/B test is enabled and the
+   champion is scoring; otherwise one model scores every row;
+3. score: ``risk`` = :func:`readmit.training.predict_proba` (the model's calibrated probability),
+   ``flag`` = risk >= the model's stored threshold, ``risk_band`` from
+   ``inference_config.risk_bands``, ``top_reasons`` (:mod:`readmit.serving.reasons`);
+4. write ``gold/model_predictions/snapshot_month=YYYY-MM/data.parquet`` atomically: a rerun
+   replaces that month and nothing else.
+
+Category values never seen in training are scored (the model's encoder gives them their own
+code) and counted per feature in the summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from readmit.config import Settings, Window
+from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
+from readmit.data.layers import FEATURE_STORE, PREDICTIONS
+from readmit.errors import ArtifactError, ReadmitInputError
+from readmit.registry import Registry
+from readmit.registry.aliases import get_alias, load_alias
+from readmit.serving import ab
+from readmit.serving.reasons import base_pipeline, reasons_available, top_reasons
+from readmit.storage import Storage, check_month
+from readmit.training import predict_proba
+from readmit.training.split import FeatureSpec, months_of
+
+CHUNK_ROWS = 250_000
+KEYS = ("encounter_id", "patient_nbr", "snapshot_date")
+PREDICTION_COLUMNS = ("encounter_id", "patient_nbr", "snapshot_date", "risk", "flag", "risk_band",
+                      "top_reasons", "algorithm", "version", "alias", "arm", "scored_at")
+NULL_CATEGORY = "__null__"  # how the model's encoder names a missing category
+
+
+@dataclass
+class ScoringModel:
+    """A loaded, verified model and where it scores: its alias (None for --model) and arm."""
+
+    model: Any
+    metadata: dict[str, Any]
+    alias: str | None
+    arm: str
+
+    @property
+    def algorithm(self) -> str:
+        return self.metadata["algorithm"]
+
+    @property
+    def version(self) -> str:
+        return self.metadata["version"]
+
+    @property
+    def threshold(self) -> float:
+        return float((self.metadata.get("threshold") or {}).get("value", 0.5))
+
+    def features(self) -> tuple[list[str], list[str]]:
+        """(numeric, categorical) the model was trained on: its metadata, else its encoder."""
+        stored = self.metadata.get("features") or {}
+        if stored.get("numeric") is not None and stored.get("categorical") is not None:
+            return list(stored["numeric"]), list(stored["categorical"])
+        pipe = base_pipeline(self.model)
+        if pipe is not None:
+            encoder = pipe.named_steps["frame"]
+            return list(encoder.numeric), list(encoder.categorical)
+        spec = FeatureSpec.default()
+        return list(spec.numeric), list(spec.categorical)
+
+    def vocabulary(self) -> dict[str, list[str]]:
+        pipe = base_pipeline(self.model)
+        return dict(getattr(pipe.named_steps["frame"], "vocabulary_", {})) if pipe is not None else {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"arm": self.arm, "alias": self.alias, "algorithm": self.algorithm, "version": self.version,
+                "threshold": self.threshold, "reasons": "native" if reasons_available(self.model) else "unavailable"}
+
+
+@dataclass
+class MonthResult:
+    month: str
+    rows: int
+    scored: int
+    excluded_death_hospice: int
+    mean_risk: float | None
+    flagged: int
+    bands: dict[str, int]
+    arms: dict[str, int]
+    unseen_categories: dict[str, int]
+    path: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class PredictionResult:
+    table: str
+    scored_at: str
+    models: list[dict[str, Any]]
+    ab_test: dict[str, Any] | None
+    months: list[MonthResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        scored = sum(m.scored for m in self.months)
+        risk_sum = sum((m.mean_risk or 0.0) * m.scored for m in self.months)
+        unseen: dict[str, int] = {}
+        arms: dict[str, int] = {}
+        for m in self.months:
+            for k, v in m.unseen_categories.items():
+                unseen[k] = unseen.get(k, 0) + v
+            for k, v in m.arms.items():
+                arms[k] = arms.get(k, 0) + v
+        return {
+            "table": self.table,
+            "scored_at": self.scored_at,
+            "models": self.models,
+            "ab_test": self.ab_test,
+            "rows": sum(m.rows for m in self.months),
+            "scored": scored,
+            "excluded_death_hospice": sum(m.excluded_death_hospice for m in self.months),
+            "mean_risk": risk_sum / scored if scored else None,
+            "flagged": sum(m.flagged for m in self.months),
+            "arms": arms,
+            "unseen_categories": unseen,
+            "months": [m.as_dict() for m in self.months],
+        }
+
+
+# -- which months --------------------------------------------------------------------------------
+
+
+def _first_day(month: str) -> date:
+    return date(int(month[:4]), int(month[5:]), 1)
+
+
+def resolve_months(storage: Storage, start_month: str | None, end_month: str | None) -> list[str]:
+    """Every calendar month from start to end (default: the latest gold month); each must have gold."""
+    available = storage.list_partitions(FEATURE_STORE)
+    if not start_month and not end_month:
+        if not available:
+            raise ReadmitInputError(
+                "there is no gold to score", source=storage.uri_of(FEATURE_STORE),
+                fix="build it first (`readmit medallion`), or check --datamart",
+            )
+        return [available[-1]]
+    start = check_month(start_month or end_month)
+    end = check_month(end_month or start_month)
+    if start > end:
+        raise ReadmitInputError(f"start month {start} is after end month {end}", fix="swap --start and --end")
+    months = months_of(Window(start_date=_first_day(start), end_date=_first_day(end)))
+    missing = [m for m in months if m not in set(available)]
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise ReadmitInputError(
+            f"no gold for {shown} (gold/feature_store has no partition for "
+            f"{'this month' if len(missing) == 1 else 'these months'})",
+            source=storage.uri_of(FEATURE_STORE),
+            fix=f"build it first: `readmit medallion --start {missing[0]} --end {missing[-1]}`",
+        )
+    return months
+
+
+# -- which models --------------------------------------------------------------------------------
+
+
+def resolve_models(
+    settings: Settings, registry: Registry, alias: str | None, version: str | None
+) -> tuple[list[ScoringModel], dict[str, Any] | None]:
+    """The models that score (one, or champion + challenger under an A/B test) and the test state."""
+    if version:
+        meta = registry.metadata(version)
+        model, meta = registry.load(meta["algorithm"], meta["version"])
+        champion = get_alias(registry, "champion")
+        is_champion = champion is not None and (champion["algorithm"], champion["version"]) == (
+            meta["algorithm"], meta["version"])
+        return [ScoringModel(model, meta, None, "champion" if is_champion else "challenger")], None
+    alias = alias or "champion"
+    model, meta, _ = load_alias(registry, alias)
+    models = [ScoringModel(model, meta, alias, alias)]
+    test = settings.config.inference_config.ab_test
+    if alias != "champion" or not test.enabled:
+        return models, None
+    if get_alias(registry, "challenger") is None:
+        raise ArtifactError(
+            "inference_config.ab_test is enabled but there is no challenger",
+            source=registry.location("aliases/challenger.json"),
+            fix="set one (`readmit promote --candidate VERSION`: a candidate the rules reject becomes the "
+                "challenger), or disable inference_config.ab_test",
+        )
+    c_model, c_meta, _ = load_alias(registry, "challenger")
+    state = ab.start_or_check(registry, test)
+    return [*models, ScoringModel(c_model, c_meta, "challenger", "challenger")], state
+
+
+# -- checks --------------------------------------------------------------------------------------
+
+
+def check_features(frame: pl.DataFrame, numeric: list[str], categorical: list[str], source: str) -> None:
+    """Raise naming every feature column that is missing or has a type the model cannot read."""
+    missing = [c for c in (*numeric, *categorical) if c not in frame.columns]
+    wrong = [f"{c} ({frame.schema[c]}, expected a number)" for c in numeric
+             if c in frame.columns and not (frame.schema[c].is_numeric() or frame.schema[c] == pl.Null)]
+    wrong += [f"{c} ({frame.schema[c]}, expected text)" for c in categorical
+              if c in frame.columns and frame.schema[c] not in (pl.String, pl.Categorical, pl.Enum, pl.Null)]
+    missing_keys = [c for c in KEYS if c not in frame.columns]
+    problems = []
+    if missing or missing_keys:
+        problems.append(f"missing column(s) {', '.join(missing_keys + missing)}")
+    if wrong:
+        problems.append(f"column(s) of the wrong type: {', '.join(wrong)}")
+    if problems:
+        raise ReadmitInputError(
+            "the feature store does not match what the model was trained on: " + "; ".join(problems),
+            source=source,
+            fix="rebuild gold with the readmit version that trained the model (`readmit medallion --layer gold`), "
+                "or retrain on the current gold (`readmit train`)",
+        )
+
+
+def unseen_counts(frame: pl.DataFrame, vocabulary: dict[str, list[str]]) -> dict[str, int]:
+    """Per categorical feature, the rows whose value was never seen in training (0s left out)."""
+    if not vocabulary or frame.height == 0:
+        return {}
+    counts = frame.select(
+        (~pl.col(c).cast(pl.String).fill_null(NULL_CATEGORY).is_in(vocab)).sum().alias(c)
+        for c, vocab in vocabulary.items() if c in frame.columns
+    ).row(0, named=True)
+    return {k: int(v) for k, v in counts.items() if v}
+
+
+def risk_band(risk: np.ndarray, cut_points: list[float], labels: list[str]) -> pl.Series:
+    codes = np.searchsorted(np.asarray(cut_points), risk, side="right")
+    return pl.Series("risk_band", np.asarray(labels, dtype=object)[codes], dtype=pl.String)
+
+
+# -- scoring -------------------------------------------------------------------------------------
+
+
+def score_frame(frame: pl.DataFrame, scorer: ScoringModel, bands: Any, scored_at: datetime) -> pl.DataFrame:
+    """Prediction rows (PREDICTION_COLUMNS) for ``frame``, all scored by one model."""
+    risk = np.asarray(predict_proba(scorer.model, frame), dtype=np.float64)
+    n = frame.height
+    return frame.select(*KEYS).with_columns(
+        pl.Series("risk", risk, dtype=pl.Float64),
+        pl.Series("flag", risk >= scorer.threshold, dtype=pl.Boolean),
+        risk_band(risk, bands.cut_points, bands.labels),
+        top_reasons(scorer.model, frame).alias("top_reasons") if n else pl.Series("top_reasons", [], pl.List(pl.String)),
+        pl.lit(scorer.algorithm, pl.String).alias("algorithm"),
+        pl.lit(scorer.version, pl.String).alias("version"),
+        pl.lit(scorer.alias, pl.String).alias("alias"),
+        pl.lit(scorer.arm, pl.String).alias("arm"),
+        pl.lit(scored_at, pl.Datetime("us", "UTC")).alias("scored_at"),
+    ).select(PREDICTION_COLUMNS)
+
+
+def score_month(
+    frame: pl.DataFrame, scorers: list[ScoringModel], settings: Settings, scored_at: datetime,
+    counted: dict[str, int],
+) -> pl.DataFrame:
+    """Score one month's (already filtered) rows in chunks; A/B arms when there are two scorers."""
+    bands = settings.config.inference_config.risk_bands
+    out = []
+    for offset in range(0, max(frame.height, 1), CHUNK_ROWS):
+        chunk = frame.slice(offset, CHUNK_ROWS)
+        if len(scorers) == 1:
+            parts = [(scorers[0], chunk)]
+        else:
+            to_challenger = ab.challenger_mask(settings.config.inference_config.ab_test,
+                                               chunk["patient_nbr"].to_numpy())
+            mask = pl.Series(to_challenger)
+            parts = [(scorers[0], chunk.filter(~mask)), (scorers[1], chunk.filter(mask))]
+        for scorer, part in parts:
+            if part.height == 0:
+                continue
+            for k, v in unseen_counts(part, scorer.vocabulary()).items():
+                counted[k] = counted.get(k, 0) + v
+            out.append(score_frame(part, scorer, bands, scored_at))
+    if not out:
+        return score_frame(frame.clear(), scorers[0], bands, scored_at)
+    return pl.concat(out).sort("snapshot_date", "encounter_id")
+
+
+def _counts(column: pl.Series) -> dict[str, int]:
+    return {value: int(n) for value, n in column.value_counts(sort=True).iter_rows()}
+
+
+def predict(
+    settings: Settings,
+    start_month: str | None = None,
+    end_month: str | None = None,
+    *,
+    alias: str | None = None,
+    version: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PredictionResult:
+    """Score every month from ``start_month`` to ``end_month`` (default: the latest gold month).
+
+    The model: ``version`` (a registry version), else ``alias`` (default ``champion``; with an
+    enabled A/B test the champion and the challenger split the patients).
+    """
+    storage = Storage(settings.datamart_uri)
+    registry = Registry.for_settings(settings)
+    if alias and version:
+        raise ReadmitInputError("give either --alias or --model, not both", fix="drop one of them")
+    months = resolve_months(storage, start_month or None, end_month or None)
+    scorers, test_state = resolve_models(settings, registry, alias, version)
+    scored_at = datetime.now(UTC)
+    exclude = settings.config.training_config.exclude_death_hospice
+    numeric, categorical = scorers[0].features()
+    for other in scorers[1:]:
+        n2, c2 = other.features()
+        numeric += [c for c in n2 if c not in numeric]
+        categorical += [c for c in c2 if c not in categorical]
+    result = PredictionResult(
+        table=storage.uri_of(PREDICTIONS),
+        scored_at=scored_at.isoformat(),
+        models=[s.describe() for s in scorers],
+        ab_test=None if test_state is None else {k: test_state.get(k) for k in ("salt", "challenger_share", "started_at")},
+    )
+    for month in months:
+        if progress is not None:
+            progress(f"scoring {month}")
+        source = storage.uri_of(storage.partition_path(FEATURE_STORE, month))
+        frame = storage.read_partition(FEATURE_STORE, month)
+        check_features(frame, numeric, categorical, source)
+        rows = frame.height
+        excluded = 0
+        if exclude and DEATH_OR_HOSPICE in frame.columns:
+            frame = frame.filter(~death_or_hospice())
+            excluded = rows - frame.height
+        unseen: dict[str, int] = {}
+        predictions = score_month(frame, scorers, settings, scored_at, unseen)
+        storage.write_partition(PREDICTIONS, month, predictions)
+        risk = predictions["risk"]
+        result.months.append(MonthResult(
+            month=month,
+            rows=rows,
+            scored=predictions.height,
+            excluded_death_hospice=excluded,
+            mean_risk=float(risk.mean()) if predictions.height else None,
+            flagged=int(predictions["flag"].sum()),
+            bands=_counts(predictions["risk_band"]),
+            arms=_counts(predictions["arm"]),
+            unseen_categories=unseen,
+            path=storage.uri_of(storage.partition_path(PREDICTIONS, month)),
+        ))
+    return result
+
+
+def predict_step(
+    settings: Settings,
+    start_month: str | None = None,
+    end_month: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PredictionResult:
+    """The ``predict`` step of the inference graph: the champion (A/B when enabled) scores the months."""
+    return predict(settings, start_month or None, end_month or None, progress=progress)
