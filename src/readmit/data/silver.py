@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
 
 import narwhals as nw
 import polars as pl
@@ -100,13 +99,6 @@ def _fill_exprs() -> tuple[nw.Expr, ...]:
 def _polars_cleaning() -> tuple[list[pl.Expr], ...]:
     """The cleaning expressions translated to Polars once (see features.polars_exprs)."""
     return tuple(polars_exprs(step) for step in (_standard_exprs(), _canonical_exprs(), _fill_exprs()))
-
-
-def canonical_values(bronze: Any) -> Any:
-    """Every DOMAINS column in its canonical spelling (OUT_OF_DOMAIN marks a value outside it)."""
-    return bronze.with_columns(*_standard_exprs()).with_columns(*_canonical_exprs()).drop(
-        *[_lower(c) for c in DOMAINS]
-    )
 
 
 def _check_types(bronze: pl.DataFrame, source: str) -> pl.DataFrame:
