@@ -1,5 +1,9 @@
 """Run one command as a child process and report its wall time and peak memory (RSS).
 
+``peak_rss_mib`` is the largest single process (the kernel's ``ru_maxrss``);
+``peak_tree_mib`` is the peak of the RSS summed over the whole process tree (the command and
+every process it starts, a Spark JVM included), sampled every 50 ms.
+
 Used by the benchmarks so every number comes from a fresh process:
 ``python benchmarks/measure.py -- readmit medallion ...`` prints one JSON line.
 """
@@ -10,7 +14,10 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+
+import psutil
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict:
@@ -22,15 +29,38 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:  # ended between the listing and the reading
+            pass
+    return total
+
+
 def _main(cmd: list[str]) -> int:
     started = time.perf_counter()
-    child = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
+    peak_tree = 0
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        proc = psutil.Process(child.pid)
+        while child.poll() is None:
+            try:
+                peak_tree = max(peak_tree, _tree_rss(proc))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        child = subprocess.CompletedProcess(cmd, child.returncode, out.read(), err.read())
     if child.returncode != 0:
         sys.stderr.write(child.stdout[-4000:] + child.stderr[-4000:])
         return child.returncode
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
     print(json.dumps({"seconds": round(wall, 2), "peak_rss_mib": round(peak_kib / 1024, 1),
+                      "peak_tree_mib": round(max(peak_tree / 2**20, peak_kib / 1024), 1),
                       "stdout": child.stdout}))
     return 0
 

@@ -236,6 +236,19 @@ class DateDerivation(_Strict):
         return self
 
 
+class SparkSection(_Strict):
+    """Where ``engine: spark`` runs when ``SPARK_REMOTE`` (Spark Connect) is not set."""
+
+    master: str = "local[*]"
+    config: dict[str, str] = {}
+
+
+class DuckDBSection(_Strict):
+    """DuckDB configuration options for ``engine: duckdb`` (e.g. memory_limit, threads, temp_directory)."""
+
+    config: dict[str, str] = {}
+
+
 class DataSection(_Strict):
     raw_path: str | None = None
     datamart_uri: str = "./datamart"
@@ -244,6 +257,10 @@ class DataSection(_Strict):
     # Training windows whose gold months come from different raw files: "fail" the
     # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
     mixed_sources: Literal["fail", "warn"] = "fail"
+    # Which engine runs gold's features and patient history (readmit.data.engines).
+    engine: Literal["polars", "duckdb", "spark"] = "polars"
+    duckdb: DuckDBSection = DuckDBSection()
+    spark: SparkSection = SparkSection()
 
 
 class ReadmitConfig(_Strict):

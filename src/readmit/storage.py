@@ -435,6 +435,11 @@ class Storage:
             raw = pq.ParquetFile(fh).metadata.metadata or {}
         return {k.decode(): v.decode() for k, v in raw.items()}
 
+    def partition_columns(self, table: str, month: str) -> list[str]:
+        """The column names of a stored partition (read from its footer only)."""
+        with self.fs.open(self.path(self.partition_path(table, month)), "rb") as fh:
+            return list(pq.ParquetFile(fh).schema_arrow.names)
+
     def list_partitions(self, table: str) -> list[str]:
         """The months that have a committed partition, sorted."""
         pattern = self.path(f"{table.strip('/')}/snapshot_month=*/{PARTITION_FILE}")

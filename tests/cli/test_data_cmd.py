@@ -78,3 +78,20 @@ def test_backfill_through_the_cli_equals_one_shot_and_no_cascade_refuses(tmp_pat
 
     again = medallion(backfilled, "--layer", "gold", "--start", "2003-06", "--end", "2003-06")
     assert again.exit_code == 0 and json.loads(again.stdout)["layers"][0]["partitions"] == 1
+
+
+def test_medallion_engine_flag_runs_gold_on_duckdb_and_refuses_an_unknown_engine(tmp_path: Path) -> None:
+    raw = tmp_path / "d.csv"
+    assert runner.invoke(app, ["data", "synth", "--rows", "300", "--seed", "3", "--out", str(raw)]).exit_code == 0
+    built = {}
+    for engine in ("polars", "duckdb"):
+        datamart = tmp_path / engine
+        result = runner.invoke(app, ["medallion", "--config", str(_config(tmp_path)), "--raw", str(raw),
+                                     "--datamart", str(datamart), "--engine", engine, "--json"])
+        assert result.exit_code == 0, result.output
+        built[engine] = Storage(datamart).read_table(FEATURE_STORE)
+    assert built["duckdb"].equals(built["polars"]) and built["polars"].height == 300
+    result = runner.invoke(app, ["medallion", "--config", str(_config(tmp_path)), "--raw", str(raw),
+                                 "--datamart", str(tmp_path / "x"), "--engine", "pandas"])
+    assert result.exit_code == 2
+    assert "unknown engine 'pandas'" in result.output and "polars, duckdb, spark" in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import narwhals as nw
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,7 +39,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "data_dictionary.md"
 
 
 def _apply(expr_fn, values: list[str | None]) -> list[str]:
-    return pl.DataFrame({"v": values}, schema={"v": pl.String}).select(expr_fn(pl.col("v"))).to_series().to_list()
+    frame = nw.from_native(pl.DataFrame({"v": values}, schema={"v": pl.String}))
+    return frame.select(expr_fn(nw.col("v"))).to_native().to_series().to_list()
 
 
 @pytest.mark.parametrize(
@@ -208,3 +210,12 @@ def test_history_is_the_same_for_any_split_of_months(bronze_rows, rows: list[dic
     assert whole.equals(by_chunks([MONTHS[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]))
     got = {r[0]: tuple(r[1:]) for r in whole.select("encounter_id", *HISTORY_FEATURES).iter_rows()}
     assert got == _naive_history(rows)
+
+
+def test_day_number_is_the_days_since_1970_of_every_date() -> None:
+    """History's day arithmetic (integer-only, so every engine agrees) matches the calendar."""
+    from readmit.data.features import day_number
+
+    dates = pl.DataFrame({"d": pl.date_range(dt.date(1899, 12, 25), dt.date(2101, 3, 5), "1d", eager=True)})
+    got = nw.from_native(dates).select(day_number(nw.col("d")).alias("n")).to_native()["n"]
+    assert got.to_list() == dates["d"].cast(pl.Int64).to_list()

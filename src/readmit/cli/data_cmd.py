@@ -80,6 +80,8 @@ def medallion(
         "--cascade/--no-cascade",
         help="Rebuild the later gold months whose patient history came from silver months that changed "
         "(a backfill); --no-cascade refuses (exit 2) instead of leaving them stale.")] = True,
+    engine: Annotated[str | None, typer.Option(
+        help="Engine for silver and gold: polars, duckdb or spark (default: data_config.engine).")] = None,
     config: ConfigOpt = None,
     raw: RawOpt = None,
     datamart: DatamartOpt = None,
@@ -100,7 +102,8 @@ def medallion(
                 bar.update(tasks[layer_name], advance=1, description=f"{layer_name:6s} {month}")
 
         results = pipeline.medallion(settings, layer, start_month=start, end_month=end,
-                                quarantine=quarantine, cascade=cascade, progress=progress)
+                                quarantine=quarantine, cascade=cascade, engine=engine,
+                                progress=progress)
     elapsed = time.perf_counter() - started
     if as_json:
         print_json({"datamart": settings.datamart_uri, "seconds": round(elapsed, 2),

@@ -1,4 +1,6 @@
-"""Every model feature, defined once: pure polars functions over silver encounters.
+"""Every model feature, defined once: narwhals expressions over silver encounters.
+
+The same definitions run on every engine (Polars, DuckDB, Spark: :mod:`readmit.data.engines`).
 
 Two kinds of features:
 
@@ -13,6 +15,10 @@ Two kinds of features:
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+import narwhals as nw
 import polars as pl
 
 from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS, DRUG_COLUMNS, KEY_COLUMNS, MISSING
@@ -172,95 +178,194 @@ def death_or_hospice() -> pl.Expr:
 
 
 # -- code groupings ------------------------------------------------------------------------
-def icd9_group(code: pl.Expr) -> pl.Expr:
-    """Strack et al. (2014) group of an ICD-9 code string; null or ``Missing`` -> ``Missing``."""
-    code = code.str.strip_chars().str.to_uppercase()
-    whole = code.cast(pl.Float64, strict=False).floor()
+# Every rule below is a narwhals expression: the same definition runs on Polars, DuckDB and
+# Spark (``data_config.engine``, :mod:`readmit.data.engines`). Only operations all three
+# execute are used: no value maps or strict casts, which differ between engines.
+def mapped(expr: nw.Expr, mapping: dict, default: object = None) -> nw.Expr:
+    """``expr`` replaced through ``mapping``; anything else (null included) becomes ``default``."""
+    groups: dict[object, list] = {}
+    for key, value in mapping.items():
+        groups.setdefault(value, []).append(key)
+    (first, keys), *rest = groups.items()
+    chain = nw.when(expr.is_in(keys)).then(nw.lit(first))
+    for value, keys in rest:
+        chain = chain.when(expr.is_in(keys)).then(nw.lit(value))
+    return chain.otherwise(nw.lit(default))
 
-    def within(lo: int, hi: int, *extra: int) -> pl.Expr:
+
+# An ICD-9 code read as a number: digits with an optional decimal part (V and E codes are not).
+_NUMERIC_CODE = r"^[0-9]{1,6}(\.[0-9]*)?$"
+
+
+def icd9_parts(code: nw.Expr) -> tuple[nw.Expr, nw.Expr]:
+    """An ICD-9 code string standardised (stripped, upper case) and its whole part as a number.
+
+    The whole part is null unless the code is numeric (casting only digits: engines differ on
+    what a lenient cast of other text gives).
+    """
+    code = code.str.strip_chars().str.to_uppercase()
+    whole = nw.when(code.str.contains(_NUMERIC_CODE)).then(code.str.replace_all(r"\..*$", "")).cast(nw.Int64)
+    return code, whole
+
+
+def icd9_group(code: nw.Expr, whole: nw.Expr | None = None) -> nw.Expr:
+    """Strack et al. (2014) group of an ICD-9 code string; null or ``Missing`` -> ``Missing``.
+
+    ``whole``: the code's parts from :func:`icd9_parts`, already computed (as columns, so engines
+    without common-subexpression elimination parse each code once); by default computed here.
+    """
+    if whole is None:
+        code, whole = icd9_parts(code)
+
+    def within(lo: int, hi: int, *extra: int) -> nw.Expr:
         cond = whole.is_between(lo, hi)
         for value in extra:
             cond = cond | (whole == value)
         return cond
 
     return (
-        pl.when(code.is_null() | (code == "") | (code == MISSING.upper())).then(pl.lit(MISSING))
-        .when(code.str.starts_with("V") | code.str.starts_with("E") | whole.is_null()).then(pl.lit("Other"))
-        .when(whole == 250).then(pl.lit("Diabetes"))
-        .when(within(390, 459, 785)).then(pl.lit("Circulatory"))
-        .when(within(460, 519, 786)).then(pl.lit("Respiratory"))
-        .when(within(520, 579, 787)).then(pl.lit("Digestive"))
-        .when(within(800, 999)).then(pl.lit("Injury"))
-        .when(within(710, 739)).then(pl.lit("Musculoskeletal"))
-        .when(within(580, 629, 788)).then(pl.lit("Genitourinary"))
-        .when(within(140, 239)).then(pl.lit("Neoplasms"))
-        .otherwise(pl.lit("Other"))
+        nw.when(code.is_null() | (code == "") | (code == MISSING.upper())).then(nw.lit(MISSING))
+        .when(code.str.starts_with("V") | code.str.starts_with("E") | whole.is_null()).then(nw.lit("Other"))
+        .when(whole == 250).then(nw.lit("Diabetes"))
+        .when(within(390, 459, 785)).then(nw.lit("Circulatory"))
+        .when(within(460, 519, 786)).then(nw.lit("Respiratory"))
+        .when(within(520, 579, 787)).then(nw.lit("Digestive"))
+        .when(within(800, 999)).then(nw.lit("Injury"))
+        .when(within(710, 739)).then(nw.lit("Musculoskeletal"))
+        .when(within(580, 629, 788)).then(nw.lit("Genitourinary"))
+        .when(within(140, 239)).then(nw.lit("Neoplasms"))
+        .otherwise(nw.lit("Other"))
     )
 
 
-def specialty_group(specialty: pl.Expr) -> pl.Expr:
+def specialty_group(specialty: nw.Expr) -> nw.Expr:
     """Group medical_specialty into the common specialties, Missing and Other."""
     lower = specialty.str.strip_chars().str.to_lowercase().fill_null(MISSING.lower())
     return (
-        pl.when(lower.str.starts_with("surg")).then(pl.lit("Surgery"))
-        .when(lower.str.starts_with("orthopedics")).then(pl.lit("Orthopedics"))
-        .otherwise(lower.replace_strict(SPECIALTY_EXACT, default="Other", return_dtype=pl.String))
+        nw.when(lower.str.starts_with("surg")).then(nw.lit("Surgery"))
+        .when(lower.str.starts_with("orthopedics")).then(nw.lit("Orthopedics"))
+        .otherwise(mapped(lower, SPECIALTY_EXACT, "Other"))
     )
 
 
-def payer_group(payer: pl.Expr) -> pl.Expr:
+def payer_group(payer: nw.Expr) -> nw.Expr:
     """Group payer_code into Medicare, Medicaid, SelfPay, Missing and Private/Other."""
     code = payer.str.strip_chars().str.to_uppercase().fill_null(MISSING)
-    code = pl.when(code == MISSING.upper()).then(pl.lit(MISSING)).otherwise(code)
-    return code.replace_strict(PAYER_GROUPS, default="Private/Other", return_dtype=pl.String)
+    code = nw.when(code == MISSING.upper()).then(nw.lit(MISSING)).otherwise(code)
+    return mapped(code, PAYER_GROUPS, "Private/Other")
 
 
-def _ordinal(col: str, mapping: dict, default: int | None = None) -> pl.Expr:
-    return pl.col(col).replace_strict(mapping, default=default, return_dtype=pl.Int64)
+def _ordinal(col: str, mapping: dict, default: int | None = None) -> nw.Expr:
+    return mapped(nw.col(col), mapping, default).cast(nw.Int64)
 
 
-def _code(col: str) -> pl.Expr:
-    return pl.col(col).cast(pl.String).fill_null(MISSING)
+def _code(col: str) -> nw.Expr:
+    return nw.col(col).cast(nw.String).fill_null(MISSING)
+
+
+def day_number(date: nw.Expr) -> nw.Expr:
+    """Days since 1970-01-01 of a date, in integer arithmetic every engine runs the same way.
+
+    (The civil-calendar day count of H. Hinnant's ``days_from_civil``; years from 1 on.)
+    """
+    month = date.dt.month().cast(nw.Int64)
+    early = (month <= 2).cast(nw.Int64)  # January and February count in the previous year
+    year = date.dt.year().cast(nw.Int64) - early
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + 12 * early - 3) + 2) // 5 + date.dt.day().cast(nw.Int64) - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
+
+
+def polars_exprs(exprs: tuple[nw.Expr, ...]) -> list[pl.Expr]:
+    """The Polars expressions narwhals builds for ``exprs``, translated once (cache the result).
+
+    Polars runs the medallion month by month on small frames, where translating ~80 expressions
+    on every call costs as much as computing them; the definitions stay the narwhals ones.
+    """
+    namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
+    return [expr._to_compliant_expr(namespace).native for expr in exprs]
+
+
+@functools.cache
+def _polars_encounter_exprs() -> tuple[list[pl.Expr], list[pl.Expr]]:
+    return polars_exprs(_parsed_exprs()), polars_exprs(_encounter_exprs())
+
+
+def _frame(frame: Any) -> tuple[Any, bool]:
+    """``frame`` as a narwhals frame, and whether it came in native (to hand it back native)."""
+    is_native = not isinstance(frame, nw.DataFrame | nw.LazyFrame)
+    return (nw.from_native(frame) if is_native else frame), is_native
 
 
 # -- encounter features --------------------------------------------------------------------
-def encounter_features(silver: pl.DataFrame) -> pl.DataFrame:
-    """KEY_COLUMNS, every feature that depends only on the encounter's own row, and the flags."""
-    drugs = [pl.col(d) for d in DRUG_COLUMNS]
-    visits = pl.sum_horizontal("number_outpatient", "number_emergency", "number_inpatient")
-    return silver.select(
-        *KEY_COLUMNS,
+_DIAGNOSES = (1, 2, 3)
+
+
+@functools.cache
+def _parsed_exprs() -> tuple[nw.Expr, ...]:
+    """Intermediate columns computed once before the features: the diagnosis codes' parts."""
+    parts = [(i, *icd9_parts(nw.col(f"diag_{i}"))) for i in _DIAGNOSES]
+    return (*[code.alias(f"_code_{i}") for i, code, _ in parts], *[whole.alias(f"_whole_{i}") for i, _, whole in parts])
+
+
+@functools.cache
+def _encounter_exprs() -> tuple[nw.Expr, ...]:
+    drugs = [nw.col(d) for d in DRUG_COLUMNS]
+
+    def drug_count(values: list[str]) -> nw.Expr:
+        return nw.sum_horizontal([d.is_in(values).cast(nw.Int64).fill_null(0) for d in drugs])
+
+    visits = nw.sum_horizontal(
+        *[nw.col(c).cast(nw.Int64) for c in ("number_outpatient", "number_emergency", "number_inpatient")]
+    )
+    return (
+        *[nw.col(c) for c in KEY_COLUMNS],
         _ordinal("age", AGE_MIDPOINTS).alias("age_midpoint"),
-        *[pl.col(c).cast(pl.Int64) for c in RAW_COUNT_FEATURES],
-        visits.cast(pl.Int64).alias("total_visits"),
-        (7 * visits + pl.col("time_in_hospital")).cast(pl.Int64).alias("utilisation"),
+        *[nw.col(c).cast(nw.Int64) for c in RAW_COUNT_FEATURES],
+        visits.alias("total_visits"),
+        (7 * visits + nw.col("time_in_hospital").cast(nw.Int64)).alias("utilisation"),
         _ordinal("admission_type_id", ADMISSION_SEVERITY, 0).alias("admission_severity"),
         _ordinal("discharge_disposition_id", DISCHARGE_SEVERITY, 0).alias("discharge_severity"),
         _ordinal("admission_source_id", ADMISSION_SOURCE_RISK, 0).alias("admission_source_risk"),
         _ordinal("max_glu_serum", GLUCOSE_ORDINAL).alias("glucose_ordinal"),
         _ordinal("A1Cresult", A1C_ORDINAL).alias("a1c_ordinal"),
-        (pl.col("change") == "Ch").cast(pl.Int64).alias("medication_change"),
-        (pl.col("diabetesMed") == "Yes").cast(pl.Int64).alias("diabetes_med"),
-        pl.sum_horizontal([d.is_in(["Up", "Down"]) for d in drugs]).cast(pl.Int64)
-        .alias("num_medications_changed"),
-        pl.sum_horizontal([d.is_in(["Steady", "Up", "Down"]) for d in drugs]).cast(pl.Int64)
-        .alias("num_diabetes_drugs"),
+        (nw.col("change") == "Ch").cast(nw.Int64).alias("medication_change"),
+        (nw.col("diabetesMed") == "Yes").cast(nw.Int64).alias("diabetes_med"),
+        drug_count(["Up", "Down"]).alias("num_medications_changed"),
+        drug_count(["Steady", "Up", "Down"]).alias("num_diabetes_drugs"),
         *[_ordinal(drug, DRUG_ORDINAL).alias(name) for name, drug in MED_FEATURES.items()],
-        pl.col("race").fill_null(MISSING),
-        pl.col("gender").fill_null(MISSING),
+        nw.col("race").fill_null(MISSING),
+        nw.col("gender").fill_null(MISSING),
         _code("admission_type_id").alias("admission_type"),
         _code("discharge_disposition_id").alias("discharge_disposition"),
         _code("admission_source_id").alias("admission_source"),
-        payer_group(pl.col("payer_code")).alias("payer_group"),
-        specialty_group(pl.col("medical_specialty")).alias("specialty_group"),
-        *[icd9_group(pl.col(f"diag_{i}")).alias(f"diag_{i}_group") for i in (1, 2, 3)],
-        pl.col("discharge_disposition_id").is_in(list(DEATH_OR_HOSPICE_DISPOSITIONS))
+        payer_group(nw.col("payer_code")).alias("payer_group"),
+        specialty_group(nw.col("medical_specialty")).alias("specialty_group"),
+        *[icd9_group(nw.col(f"_code_{i}"), nw.col(f"_whole_{i}")).alias(f"diag_{i}_group") for i in _DIAGNOSES],
+        nw.col("discharge_disposition_id").is_in(sorted(DEATH_OR_HOSPICE_DISPOSITIONS))
         .fill_null(False).alias(DEATH_OR_HOSPICE),
     )
 
 
+def encounter_features(silver: Any) -> Any:
+    """KEY_COLUMNS, every feature that depends only on the encounter's own row, and the flags.
+
+    ``silver``: any frame narwhals reads (Polars, DuckDB, Spark; eager or lazy); the result is
+    of the same kind.
+    """
+    frame, native = _frame(silver)
+    if frame.implementation.is_polars():  # the same expressions, translated once
+        parsed, features = _polars_encounter_exprs()
+        out = nw.from_native(frame.to_native().with_columns(parsed).select(features))
+    else:
+        out = frame.with_columns(*_parsed_exprs()).select(*_encounter_exprs())
+    return out.to_native() if native else out
+
+
 # -- patient history -----------------------------------------------------------------------
-def prior_encounter(prior: str = "_prior") -> pl.Expr:
+def prior_encounter(prior: str = "_prior") -> nw.Expr:
     """True when the encounter with suffix ``prior`` came before this one: the rule of all history.
 
     An encounter is earlier when its ``encounter_id`` is lower AND its ``snapshot_date`` is not
@@ -268,8 +373,59 @@ def prior_encounter(prior: str = "_prior") -> pl.Expr:
     dates from the input), ordering by date alone would count a later stay, the very readmission
     the label is about.
     """
-    return (pl.col(f"encounter_id{prior}") < pl.col("encounter_id")) & (
-        pl.col(f"snapshot_date{prior}") <= pl.col("snapshot_date")
+    return (nw.col(f"encounter_id{prior}") < nw.col("encounter_id")) & (
+        nw.col(f"snapshot_date{prior}") <= nw.col("snapshot_date")
+    )
+
+
+def count_history(encounters: Any, pool: Any) -> Any:
+    """``encounter_id`` + HISTORY_FEATURES of ``encounters``, counted over the encounters of ``pool``.
+
+    ``pool`` (HISTORY_INPUT_COLUMNS) holds every encounter that may come before them, their own
+    rows included (:func:`prior_encounter` leaves each out of its own count). Narwhals frames in,
+    a narwhals frame out (no row order): the one definition of history on every engine.
+    """
+    me = encounters.select("encounter_id", "patient_nbr", "snapshot_date")
+    earlier = pool.select(
+        nw.col("patient_nbr"),
+        nw.col("encounter_id").alias("encounter_id_prior"),
+        nw.col("snapshot_date").alias("snapshot_date_prior"),
+        nw.col("time_in_hospital").cast(nw.Int64).fill_null(0).alias("_days"),
+        (nw.col("admission_type_id") == 1).fill_null(False).cast(nw.Int64).alias("_emergency"),
+        day_number(nw.col("snapshot_date")).alias("_day"),
+    )
+    counted = (
+        me.join(earlier, on="patient_nbr", how="inner")
+        .filter(prior_encounter())
+        .group_by("encounter_id")
+        .agg(
+            nw.len().alias("_n"),
+            nw.col("_days").sum().alias("_days"),
+            nw.col("_emergency").sum().alias("_emergency"),
+            nw.col("_day").max().alias("_last"),
+        )
+    )
+    return me.join(counted, on="encounter_id", how="left").select(
+        "encounter_id",
+        nw.col("_n").fill_null(0).cast(nw.Int64).alias("prior_encounters"),
+        nw.col("_days").fill_null(0).cast(nw.Int64).alias("prior_inpatient_days"),
+        nw.col("_emergency").fill_null(0).cast(nw.Int64).alias("prior_emergency_encounters"),
+        (day_number(nw.col("snapshot_date")) - nw.col("_last")).cast(nw.Int64).alias("days_since_prior_encounter"),
+    )
+
+
+def gold_features(silver: Any, pool: Any) -> Any:
+    """Feature-store rows (KEY_COLUMNS + FEATURE_COLUMNS + FLAG_COLUMNS) of narwhals ``silver``.
+
+    ``pool``: the history inputs of every encounter that may count as earlier (see
+    :func:`count_history`). No row order: the caller sorts what it collects.
+    """
+    history = count_history(silver, pool)
+    rows = encounter_features(silver).join(history, on="encounter_id", how="left")
+    return rows.select(
+        *[nw.col(c) for c in KEY_COLUMNS],
+        *[nw.col(c).cast(nw.Int64 if c in NUMERIC_FEATURES else nw.String) for c in FEATURE_COLUMNS],
+        *[nw.col(c) for c in FLAG_COLUMNS],
     )
 
 
@@ -290,6 +446,7 @@ def date_order_contradictions(frame: pl.DataFrame) -> int:
     )
 
 
+# -- the Polars path: history state carried from month to month ---------------------------
 def empty_history() -> pl.DataFrame:
     """The history state before any encounter: no encounters."""
     return pl.DataFrame(schema=HISTORY_STATE_SCHEMA)
@@ -299,6 +456,18 @@ def fold_history(state: pl.DataFrame, encounters: pl.DataFrame) -> pl.DataFrame:
     """The state with ``encounters`` (other months than those already folded) added."""
     added = encounters.select(HISTORY_INPUT_COLUMNS).cast(HISTORY_STATE_SCHEMA)
     return pl.concat([state, added], how="vertical", rechunk=False)
+
+
+def _pool(ordered: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
+    """``ordered``'s history inputs and the state's rows that may count for them."""
+    if ordered.height == 0:
+        return ordered
+    others = state.filter(
+        pl.col("patient_nbr").is_in(ordered["patient_nbr"].unique().implode())
+        & (pl.col("snapshot_date") <= ordered["snapshot_date"].max())
+        & ~pl.col("encounter_id").is_in(ordered["encounter_id"].implode())
+    )
+    return pl.concat([others, ordered], how="vertical")
 
 
 def history_features(encounters: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
@@ -313,35 +482,10 @@ def history_features(encounters: pl.DataFrame, state: pl.DataFrame) -> pl.DataFr
     """
     ordered = encounters.select(HISTORY_INPUT_COLUMNS).cast(HISTORY_STATE_SCHEMA)
     ordered = ordered.sort("snapshot_date", "encounter_id", maintain_order=True)
-    if ordered.height == 0:
-        return ordered.select("encounter_id", *[pl.lit(None, pl.Int64).alias(c) for c in HISTORY_FEATURES])
-    patients = ordered["patient_nbr"].unique().implode()
-    others = state.filter(
-        pl.col("patient_nbr").is_in(patients) & (pl.col("snapshot_date") <= ordered["snapshot_date"].max())
-        & ~pl.col("encounter_id").is_in(ordered["encounter_id"].implode())
-    )
-    pool = pl.concat([others, ordered], how="vertical").rename(
-        {c: f"{c}_prior" for c in HISTORY_INPUT_COLUMNS if c != "patient_nbr"}
-    )
-    pairs = ordered.select("encounter_id", "patient_nbr", "snapshot_date").join(
-        pool, on="patient_nbr", how="inner"
-    ).filter(prior_encounter())
-    counted = pairs.group_by("encounter_id").agg(
-        pl.len().cast(pl.Int64).alias("prior_encounters"),
-        pl.col("time_in_hospital_prior").fill_null(0).sum().cast(pl.Int64).alias("prior_inpatient_days"),
-        (pl.col("admission_type_id_prior") == 1).fill_null(False).sum().cast(pl.Int64)
-        .alias("prior_emergency_encounters"),
-        pl.col("snapshot_date_prior").max().alias("_last"),
-    )
-    joined = ordered.join(counted, on="encounter_id", how="left", maintain_order="left")
-    return joined.select(
-        "encounter_id",
-        pl.col("prior_encounters").fill_null(0),
-        pl.col("prior_inpatient_days").fill_null(0),
-        pl.col("prior_emergency_encounters").fill_null(0),
-        (pl.col("snapshot_date") - pl.col("_last")).dt.total_days().cast(pl.Int64)
-        .alias("days_since_prior_encounter"),
-    )
+    counted = count_history(nw.from_native(ordered.lazy()), nw.from_native(_pool(ordered, state).lazy()))
+    counted = counted.collect().to_native()
+    keys = ordered.select("encounter_id", "snapshot_date")
+    return keys.join(counted, on="encounter_id", how="left", maintain_order="left").drop("snapshot_date")
 
 
 def feature_frame(silver: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
@@ -350,10 +494,9 @@ def feature_frame(silver: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
     ``state`` holds the history inputs of the other months (:func:`fold_history`); rows come
     back sorted by (snapshot_date, encounter_id).
     """
-    ordered = silver.sort("snapshot_date", "encounter_id", maintain_order=True)
-    history = history_features(ordered, state).drop("encounter_id")
-    rows = encounter_features(ordered).hstack(history.get_columns())
-    return rows.select(*KEY_COLUMNS, *FEATURE_COLUMNS, *FLAG_COLUMNS).cast(FEATURE_DTYPES)
+    pool = _pool(silver.select(HISTORY_INPUT_COLUMNS).cast(HISTORY_STATE_SCHEMA), state)
+    rows = gold_features(nw.from_native(silver.lazy()), nw.from_native(pool.lazy())).collect().to_native()
+    return rows.sort("snapshot_date", "encounter_id", maintain_order=True).cast(FEATURE_DTYPES)
 
 
 def render_data_dictionary() -> str:

@@ -21,15 +21,20 @@ import hashlib
 import json
 from collections.abc import Callable
 
+import narwhals as nw
 import polars as pl
 
+from readmit.config import DataSection
 from readmit.data.features import (
+    FEATURE_DTYPES,
+    FLAG_COLUMNS,
     HISTORY_INPUT_COLUMNS,
     HISTORY_STATE_SCHEMA,
     KEY_COLUMNS,
     empty_history,
     feature_frame,
     fold_history,
+    gold_features,
 )
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE, SILVER_TABLE, LayerResult
 from readmit.data.schema import RAW_SCHEMA
@@ -38,6 +43,17 @@ from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
 
 SOURCE_COLUMN = "_source_sha256"  # the raw file a row came from (bronze lineage), kept in labels
+# The silver columns gold reads (and SOURCE_COLUMN where silver has it).
+SILVER_SCHEMA: dict[str, pl.DataType] = {**RAW_SCHEMA, "snapshot_date": pl.Date()}
+SILVER_COLUMNS: tuple[str, ...] = tuple(SILVER_SCHEMA)
+# The stored schemas of the two gold tables.
+FEATURE_SCHEMA: dict[str, pl.DataType] = {
+    **{k: HISTORY_STATE_SCHEMA[k] for k in KEY_COLUMNS}, **FEATURE_DTYPES, **dict.fromkeys(FLAG_COLUMNS, pl.Boolean()),
+}
+LABEL_SCHEMA: dict[str, pl.DataType] = {
+    **{k: HISTORY_STATE_SCHEMA[k] for k in KEY_COLUMNS}, "readmitted": pl.String(), "label": pl.Int8(),
+    SOURCE_COLUMN: pl.String(),
+}
 # Parquet key-value metadata of a feature-store partition: {silver month: history fingerprint}.
 HISTORY_INPUTS_KEY = "readmit.history_inputs"
 UNRECORDED = "unrecorded"  # a partition written before readmit recorded its history inputs
@@ -47,18 +63,23 @@ _CHUNK_MONTHS = 12
 _CHUNK_ROWS = 200_000
 
 
+def label_exprs() -> list[nw.Expr]:
+    """The label-store columns after KEY_COLUMNS, on every engine: ``readmitted``, ``label`` and the source."""
+    return [
+        nw.col("readmitted"),
+        (nw.col("readmitted") == "<30").cast(nw.Int8).alias("label"),
+        nw.col(SOURCE_COLUMN).cast(nw.String),
+    ]
+
+
 def label_frame(silver: pl.DataFrame) -> pl.DataFrame:
     """The label-store rows: keys, the original ``readmitted``, ``label`` = readmitted == "<30"
     and the raw file's checksum (``_source_sha256``, null when silver has none), so a training
     window built from two different raw files can be told (gate ``check_single_source``)."""
     ordered = silver.sort("snapshot_date", "encounter_id", maintain_order=True)
-    source = pl.col(SOURCE_COLUMN) if SOURCE_COLUMN in silver.columns else pl.lit(None, dtype=pl.String)
-    return ordered.select(
-        *KEY_COLUMNS,
-        pl.col("readmitted"),
-        (pl.col("readmitted") == "<30").cast(pl.Int8).alias("label"),
-        source.cast(pl.String).alias(SOURCE_COLUMN),
-    )
+    if SOURCE_COLUMN not in ordered.columns:
+        ordered = ordered.with_columns(pl.lit(None, dtype=pl.String).alias(SOURCE_COLUMN))
+    return nw.from_native(ordered).select(*KEY_COLUMNS, *label_exprs()).to_native()
 
 
 def history_fingerprint(rows: pl.DataFrame) -> str:
@@ -107,25 +128,29 @@ def stale_months(
     return stale
 
 
-def _read_silver(storage: Storage, month: str) -> pl.DataFrame:
-    silver = storage.read_partition(SILVER_TABLE, month)
+def _check_silver(storage: Storage, month: str, columns: list[str], dates: pl.Series) -> None:
+    """Refuse a silver partition without every column gold reads, or with rows of another month."""
     source = storage.uri_of(storage.partition_path(SILVER_TABLE, month))
-    missing = [c for c in (*RAW_SCHEMA, "snapshot_date") if c not in silver.columns]
+    missing = [c for c in SILVER_COLUMNS if c not in columns]
     if missing:
         raise ReadmitInputError(
             f"missing column(s) {', '.join(missing)}",
             source=source,
             fix=f"rebuild silver for this month (`readmit medallion --start {month} --end {month}`)",
         )
-    dates = silver["snapshot_date"]
-    if silver.height and not (dates.min().strftime("%Y-%m") == month == dates.max().strftime("%Y-%m")):
+    if len(dates) and not (dates.min().strftime("%Y-%m") == month == dates.max().strftime("%Y-%m")):
         raise ReadmitInputError(
             f"snapshot_date outside {month} (found {dates.min()}..{dates.max()})",
             source=source,
             fix=f"rebuild silver for this month (`readmit medallion --start {month} --end {month}`)",
         )
-    return silver.select(*RAW_SCHEMA, "snapshot_date",
-                         *([SOURCE_COLUMN] if SOURCE_COLUMN in silver.columns else []))
+
+
+
+def _read_silver(storage: Storage, month: str) -> pl.DataFrame:
+    silver = storage.read_partition(SILVER_TABLE, month)
+    _check_silver(storage, month, silver.columns, silver["snapshot_date"])
+    return silver.select(*SILVER_COLUMNS, *([SOURCE_COLUMN] if SOURCE_COLUMN in silver.columns else []))
 
 
 def _by_month(frame: pl.DataFrame, months: list[str]) -> dict[str, pl.DataFrame]:
@@ -172,16 +197,76 @@ def _write_months(
         features = _by_month(feature_frame(silver.drop(SOURCE_COLUMN, strict=False), state), chunk)
         labels = _by_month(label_frame(silver), chunk)
         for month in chunk:
-            built_from = {m: fp for m, fp in fingerprints.items() if m <= month}
-            storage.write_partition(FEATURE_STORE, month, features[month],
-                                    metadata={HISTORY_INPUTS_KEY: json.dumps(built_from)})
-            storage.write_partition(LABEL_STORE, month, labels[month])
-            result.partitions.append(month)
-            result.rows_in += labels[month].height
-            result.rows_out += labels[month].height
-            if on_partition is not None:
-                on_partition(month)
+            _write_month(storage, month, features[month], labels[month], fingerprints, result, on_partition)
         fold(chunk)
+
+
+def _write_month(
+    storage: Storage,
+    month: str,
+    features: pl.DataFrame,
+    labels: pl.DataFrame,
+    fingerprints: dict[str, str],
+    result: LayerResult,
+    on_partition: Callable[[str], None] | None,
+) -> None:
+    """Write one month's feature and label partitions, the features with their history inputs."""
+    built_from = {m: fp for m, fp in fingerprints.items() if m <= month}
+    storage.write_partition(FEATURE_STORE, month, features, metadata={HISTORY_INPUTS_KEY: json.dumps(built_from)})
+    storage.write_partition(LABEL_STORE, month, labels)
+    result.partitions.append(month)
+    result.rows_in += labels.height
+    result.rows_out += labels.height
+    if on_partition is not None:
+        on_partition(month)
+
+
+def _write_months_on_engine(
+    engine: str,
+    data_config: DataSection,
+    storage: Storage,
+    months: list[str],
+    history: dict[str, pl.DataFrame],
+    fingerprints: dict[str, str],
+    result: LayerResult,
+    on_partition: Callable[[str], None] | None,
+) -> None:
+    """The gold partitions of ``months`` computed by DuckDB or Spark, in one query.
+
+    The same definitions as the Polars path (:func:`readmit.data.features.gold_features`); the
+    history pool is every silver month up to the last one built (later months cannot count).
+    """
+    from readmit.data.engines import engine_uri, month_key, open_engine, read_month, scratch
+
+    sourced = []  # silver written before it kept the raw file's checksum has none: a null source
+    for month in months:
+        columns = storage.partition_columns(SILVER_TABLE, month)
+        _check_silver(storage, month, columns, history[month]["snapshot_date"])
+        if SOURCE_COLUMN in columns:
+            sourced.append(month)
+
+    def uris(chosen: list[str]) -> list[str]:
+        return [engine_uri(storage, storage.partition_path(SILVER_TABLE, m)) for m in chosen]
+
+    unsourced = [m for m in months if m not in sourced]
+    with open_engine(engine, data_config) as eng, scratch(storage) as tmp:
+        parts = []
+        if sourced:
+            parts.append(eng.read_parquet(uris(sourced), {**SILVER_SCHEMA, SOURCE_COLUMN: pl.String()}))
+        if unsourced:
+            parts.append(eng.read_parquet(uris(unsourced), SILVER_SCHEMA).with_columns(
+                nw.lit(None, dtype=nw.String).alias(SOURCE_COLUMN)))
+        silver = parts[0] if len(parts) == 1 else nw.concat(parts, how="vertical")
+        pool = eng.read_parquet(uris([m for m in history if m <= months[-1]]), HISTORY_STATE_SCHEMA)
+        month = month_key(nw.col("snapshot_date"))
+        features = gold_features(silver.select(*SILVER_COLUMNS), pool).with_columns(month)
+        eng.write_by_month(features, engine_uri(storage, f"{tmp}/features"))
+        eng.write_by_month(silver.select(*KEY_COLUMNS, *label_exprs(), month), engine_uri(storage, f"{tmp}/labels"))
+        order = ["snapshot_date", "encounter_id"]
+        for m in months:
+            features = read_month(storage, f"{tmp}/features", m, FEATURE_SCHEMA).sort(order)
+            labels = read_month(storage, f"{tmp}/labels", m, LABEL_SCHEMA).sort(order)
+            _write_month(storage, m, features, labels, fingerprints, result, on_partition)
 
 
 def build_gold(
@@ -191,8 +276,12 @@ def build_gold(
     end_month: str | None = None,
     cascade: bool = True,
     on_partition: Callable[[str], None] | None = None,
+    data_config: DataSection | None = None,
 ) -> LayerResult:
     """Write the FEATURE_STORE and LABEL_STORE partitions of every silver month in range.
+
+    ``data_config`` (default: the built-in defaults) chooses the engine (``engine``) and its
+    settings; every engine writes the same partitions.
 
     Then rebuild every later gold month already built whose patient history came from silver
     that has changed since (see the module docstring); with ``cascade=False`` such months make
@@ -217,7 +306,12 @@ def build_gold(
             "in one run",
         )
     result = LayerResult(layer="gold")
-    _write_months(storage, months + sorted(stale), history, fingerprints, result, on_partition)
+    data_config = data_config or DataSection()
+    if data_config.engine == "polars":
+        _write_months(storage, months + sorted(stale), history, fingerprints, result, on_partition)
+    else:
+        _write_months_on_engine(data_config.engine, data_config, storage, months + sorted(stale), history,
+                                fingerprints, result, on_partition)
     if stale:
         result.notes.append(
             f"rebuilt {len(stale)} later gold month(s) ({min(stale)}..{max(stale)}): their patient "

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from readmit.config import Settings
+from readmit.data.engines import ENGINES
 from readmit.data.layers import LAYERS, LayerResult
 from readmit.errors import ReadmitInputError
 from readmit.storage import Storage, check_month_range
@@ -35,6 +36,7 @@ def run_medallion(
     end_month: str | None = None,
     quarantine: bool | None = None,
     cascade: bool = True,
+    engine: str | None = None,
     progress: Progress | None = None,
 ) -> list[LayerResult]:
     """Build the chosen layers for months in [start_month, end_month] (inclusive; None = open).
@@ -42,7 +44,8 @@ def run_medallion(
     ``quarantine`` (default: ``data_config.quarantine``) sets aside bad raw rows with their reason
     instead of refusing the file. ``cascade`` (default) lets gold rebuild the later gold months
     whose patient history came from silver that changed; ``cascade=False`` refuses instead
-    (``ReadmitInputError`` naming the months) and writes no gold.
+    (``ReadmitInputError`` naming the months) and writes no gold. ``engine`` (default:
+    ``data_config.engine``) runs silver and gold on polars, duckdb or spark (same results).
     """
     from readmit.data.bronze import build_bronze
     from readmit.data.fetch import resolve_raw
@@ -52,6 +55,10 @@ def run_medallion(
     start_month, end_month = check_month_range(start_month, end_month)
     storage = Storage(settings.datamart_uri)
     data_cfg = settings.config.data_config
+    if engine is not None:
+        if engine not in ENGINES:
+            raise ReadmitInputError(f"unknown engine {engine!r}", fix=f"use one of: {', '.join(ENGINES)}")
+        data_cfg = data_cfg.model_copy(update={"engine": engine})
     results: list[LayerResult] = []
     for layer in LAYERS:
         if layer not in layers:
@@ -80,6 +87,6 @@ def run_medallion(
                                   on_partition=on_partition)
         else:
             result = build_gold(storage, start_month=start_month, end_month=end_month,
-                                cascade=cascade, on_partition=on_partition)
+                                cascade=cascade, on_partition=on_partition, data_config=data_cfg)
         results.append(result)
     return results

@@ -1,0 +1,169 @@
+"""The engines that execute the medallion's narwhals definitions: Polars, DuckDB or Spark.
+
+``data_config.engine`` chooses one. Every cleaning rule, feature and the patient history are
+written once, as narwhals expressions (:mod:`readmit.data.features`); this module only opens
+the engine, reads parquet into one of its lazy frames and writes a lazy frame out:
+
+- ``polars``: in this process (the default; :mod:`readmit.data.gold` keeps its month-by-month
+  path for it, see there).
+- ``duckdb``: an in-process DuckDB database, which spills to disk past its memory limit, so one
+  machine handles data larger than its memory. Settings: ``data_config.duckdb.config``
+  (DuckDB configuration options, e.g. ``{"memory_limit": "4GB", "threads": "2"}``).
+- ``spark``: a Spark session from the standard settings: ``SPARK_REMOTE`` (Spark Connect) when
+  set, else ``data_config.spark.master`` and ``data_config.spark.config``; so the same code runs
+  on ``local[*]``, a self-run cluster, EMR, Dataproc or Databricks. A session already active in
+  the process (one made by a test fixture, a notebook, ``spark-submit``) is used as it is.
+
+Results come back through a scratch folder inside the datamart (which the engine's workers
+can reach, as they read silver there): the engine writes its result there partitioned by month
+(``_ym=YYYYMM``), the caller reads it back a month at a time and writes each partition through
+:class:`readmit.storage.Storage` (atomic), then the scratch folder is removed. Neither DuckDB
+nor PySpark is imported until an engine is opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import narwhals as nw
+import polars as pl
+
+from readmit.config import DataSection
+from readmit.errors import ReadmitError
+from readmit.storage import Storage
+
+ENGINES: tuple[str, ...] = ("polars", "duckdb", "spark")
+MONTH_KEY = "_ym"  # year * 100 + month of snapshot_date: the scratch partition column
+SCRATCH = "_scratch"  # datamart folder of engines' intermediate results
+
+INSTALL = {
+    "duckdb": "pip install 'readmit[duckdb]' (or: pip install 'duckdb>=1.1')",
+    "spark": "pip install 'readmit[spark]' (or: pip install 'pyspark>=4'; Spark also needs Java 17+)",
+}
+
+
+def month_key(date: nw.Expr) -> nw.Expr:
+    """``YYYYMM`` of a date as an integer: the month partition, computed the same on every engine."""
+    return (date.dt.year().cast(nw.Int64) * 100 + date.dt.month().cast(nw.Int64)).alias(MONTH_KEY)
+
+
+def month_of_key(key: int) -> str:
+    return f"{key // 100:04d}-{key % 100:02d}"
+
+
+def key_of_month(month: str) -> int:
+    return int(month.replace("-", ""))
+
+
+_SPARK_TYPES: dict[pl.DataType, str] = {
+    pl.Int64(): "BIGINT", pl.String(): "STRING", pl.Date(): "DATE", pl.Boolean(): "BOOLEAN", pl.Int8(): "TINYINT",
+}
+
+
+def _missing(engine: str, exc: ImportError) -> ReadmitError:
+    return ReadmitError(
+        f"data_config.engine is {engine!r} but {engine} is not installed ({exc}); "
+        f"install it: {INSTALL[engine]}, or set data_config.engine to polars"
+    )
+
+
+def spark_session(data_cfg: DataSection) -> Any:
+    """The Spark session: the active one, else Spark Connect (``SPARK_REMOTE``), else master/config."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise _missing("spark", exc) from exc
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    remote = os.environ.get("SPARK_REMOTE")
+    if remote:
+        return SparkSession.builder.remote(remote).appName("readmit").getOrCreate()
+    builder = SparkSession.builder.master(data_cfg.spark.master).appName("readmit")
+    for key, value in data_cfg.spark.config.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+class Engine:
+    """One open engine: reads parquet into narwhals lazy frames and writes them partitioned by month."""
+
+    def __init__(self, name: str, native: Any):
+        self.name = name
+        self.native = native  # a duckdb connection or a SparkSession
+
+    def read_parquet(self, uris: Sequence[str], schema: dict[str, pl.DataType]) -> nw.LazyFrame:
+        """The ``schema`` columns of the parquet files ``uris`` as one lazy frame."""
+        if self.name == "duckdb":
+            frame = self.native.read_parquet(list(uris), hive_partitioning=False)
+        else:  # a given schema spares Spark a job that reads every footer to infer one
+            ddl = ", ".join(f"`{name}` {_SPARK_TYPES[dtype]}" for name, dtype in schema.items())
+            frame = self.native.read.schema(ddl).parquet(*uris)
+        return nw.from_native(frame).select(*schema)
+
+    def write_by_month(self, frame: nw.LazyFrame, uri: str) -> None:
+        """Write ``frame`` (with a MONTH_KEY column) as parquet under ``uri``, one folder per month."""
+        native = frame.to_native()
+        if self.name == "duckdb":
+            native.write_parquet(uri, partition_by=[MONTH_KEY], overwrite=True)
+        else:
+            native.write.mode("overwrite").partitionBy(MONTH_KEY).parquet(uri)
+
+
+@contextlib.contextmanager
+def open_engine(name: str, data_cfg: DataSection) -> Iterator[Engine]:
+    """Open the DuckDB or Spark engine (imported here, not before)."""
+    if name == "duckdb":
+        try:
+            import duckdb
+        except ImportError as exc:
+            raise _missing("duckdb", exc) from exc
+        con = duckdb.connect(config=dict(data_cfg.duckdb.config))
+        try:
+            yield Engine(name, con)
+        finally:
+            con.close()
+    elif name == "spark":
+        yield Engine(name, spark_session(data_cfg))  # left open: sessions are costly to start
+    else:
+        raise ReadmitError(f"engine {name!r} has no lazy reader; use one of {', '.join(ENGINES[1:])}")
+
+
+@contextlib.contextmanager
+def scratch(storage: Storage) -> Iterator[str]:
+    """A fresh scratch folder (relative to the datamart) removed afterwards, whatever happens."""
+    rel = f"{SCRATCH}/{uuid.uuid4().hex}"
+    if storage.local:  # engines create the partition folders, not always their parents
+        storage.fs.makedirs(storage.path(rel), exist_ok=True)
+    try:
+        yield rel
+    finally:
+        if storage.exists(rel):
+            storage.delete(rel, recursive=True)
+        if storage.local:
+            with contextlib.suppress(OSError):  # others' scratch folders still in it
+                os.rmdir(storage.path(SCRATCH))
+
+
+def engine_uri(storage: Storage, rel: str) -> str:
+    """Where the engine finds ``rel`` of the datamart (local path or ``s3://...``)."""
+    return storage.uri_of(rel)
+
+
+def read_month(storage: Storage, rel: str, month: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The rows an engine wrote for ``month`` under scratch folder ``rel``; empty (typed) if none."""
+    pattern = storage.path(f"{rel}/{MONTH_KEY}={key_of_month(month)}/*.parquet")
+    files = sorted(storage.fs.glob(pattern))
+    parts = []
+    for found in files:
+        with storage.fs.open(found, "rb") as fh:
+            part = pl.read_parquet(fh.read())
+        if part.height:
+            parts.append(part.select(list(schema)).cast(schema))
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    return pl.concat(parts, how="vertical")
