@@ -18,7 +18,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _global_options(
     debug: Annotated[bool, typer.Option(
@@ -42,11 +41,7 @@ _AREAS = (
 )
 
 for _module in _AREAS:
-    try:
-        importlib.import_module(_module).register(app)
-    except ModuleNotFoundError as _exc:  # an area not written yet (development only)
-        if _exc.name != _module:
-            raise
+    importlib.import_module(_module).register(app)
 
 
 def main() -> None:
