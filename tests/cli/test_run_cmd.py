@@ -127,7 +127,7 @@ def test_run_end_to_end_then_rerun_in_parallel(where, tmp_path):
     # Rerunning is safe: same gold partitions, one more version of every model.
     result = runner.invoke(app, ["run", "--parallel", *options])
     assert result.exit_code == 0, result.output
-    assert "recommended:" in result.stdout and "PR-AUC" in result.stdout
+    assert "recommended:" in result.stdout and "Brier" in result.stdout and "O/E" in result.stdout
     assert all(a in result.stdout for a in ALGORITHMS)
     assert "training in parallel" in result.stdout
     assert "champion:" in result.stdout

@@ -3,8 +3,8 @@
 Until the serving issue lands ``readmit predict``, the predictions are written here in its
 contract's schema (``gold/model_predictions``, one partition per month, real parquet through
 Storage): a champion (logistic regression) and a challenger (XGBoost), both trained at a small
-budget by ``readmit.training.train_algorithm`` and calibrated (Platt scaling fitted on the test
-window, 2006-2007, so the out-of-time year stays unseen), patients split into the two arms by a
+budget by ``readmit.training.train_algorithm``, which calibrates them inside the training window
+(the out-of-time year stays unseen), patients split into the two arms by a
 stable hash of ``patient_nbr``. Loaded for the whole suite through ``pytest_plugins`` in
 tests/conftest.py.
 """
@@ -41,25 +41,14 @@ class Served:
 
 
 def calibrate(settings: Settings, algorithm: str) -> tuple[Any, dict[str, Any]]:
-    """Train ``algorithm`` at a small budget, Platt-calibrate it on the test window, register that."""
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.frozen import FrozenEstimator
-
+    """Train ``algorithm`` at a small budget and register it: training itself calibrates the
+    probabilities (cross-fitted inside the training window), as every served model is."""
     from readmit.registry import Registry
-    from readmit.training import predict_proba, train_algorithm
-    from readmit.training.evaluate import choose_threshold
-    from readmit.training.split import LABEL, load_gold
+    from readmit.training import train_algorithm
 
-    train_algorithm(settings, algorithm)
-    registry = Registry(settings.registry_uri, settings.config.model.model_name)
-    model, meta = registry.load(algorithm)
-    test = load_gold(settings, fingerprints=False).window("test")
-    calibrated = CalibratedClassifierCV(FrozenEstimator(model), method="sigmoid").fit(test, test[LABEL].to_numpy())
-    threshold = choose_threshold(test[LABEL].to_numpy(), predict_proba(calibrated, test))
-    keep = {k: v for k, v in meta.items() if k not in ("version", "artifact", "paths", "saved_at")}
-    keep["threshold"] = {**meta["threshold"], "value": threshold}
-    saved = registry.save(algorithm, calibrated, {**keep, "calibration_note": "Platt on the test window (tests)"})
-    return calibrated, saved
+    saved = train_algorithm(settings, algorithm)
+    model, _ = Registry(settings.registry_uri, settings.config.model.model_name).load(algorithm, saved["version"])
+    return model, saved
 
 
 def set_alias(settings: Settings, alias: str, saved: dict[str, Any]) -> None:
