@@ -46,7 +46,9 @@ def test_every_registered_version_has_a_card_with_the_tripod_items(trained):
 
 def test_registry_show_card_prints_it(trained, registry_copy):
     meta = trained["metadata"][0]
-    result = runner.invoke(app, ["registry", "show", meta["version"], "--card", *_args(registry_copy)])
+    # ALGORITHM_vVERSION: a bare version is ambiguous when two algorithms saved in the same second
+    result = runner.invoke(app, ["registry", "show", f"{meta['algorithm']}_v{meta['version']}", "--card",
+                                 *_args(registry_copy)])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"# Model card: readmission / {meta['algorithm']} v{meta['version']}")
     assert "model card:" in result.stderr

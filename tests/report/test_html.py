@@ -122,11 +122,13 @@ def test_report_on_a_registry_with_trained_models_only(registry_copy, trained):
 
 def test_model_table_numbers_are_the_metadata(registry_copy, trained):
     _, _, page = _report(registry_copy)
-    metas = {m["version"]: m for m in trained["metadata"]}
+    # a version is per algorithm (the reference's names): two algorithms may share a second
+    metas = {(m["algorithm"], m["version"]): m for m in trained["metadata"]}
     seen = set()
     for attrs, text in page.cells:
-        meta = metas[attrs["data-version"]]
-        seen.add(attrs["data-version"])
+        key = (attrs["data-algorithm"], attrs["data-version"])
+        meta = metas[key]
+        seen.add(key)
         perf, metric = meta["performance"], attrs["data-metric"]
         expected = {
             "test_auc_roc": f"{perf['test']['auc_roc']:.3f}", "oot_auc_roc": f"{perf['oot']['auc_roc']:.3f}",
@@ -292,10 +294,10 @@ def test_confidence_intervals_and_calibration_from_the_metadata_are_shown(regist
         stored["performance"]["oot"]["calibration"] = {"observed_expected": 0.987, "slope": 1.012}
         path.write_text(json.dumps(stored))
     _, _, page = _report(registry_copy)
-    metas = {m["version"]: m for m in trained["metadata"]}
+    metas = {(m["algorithm"], m["version"]): m for m in trained["metadata"]}
     checked = 0
     for attrs, text in page.cells:
-        auc = metas[attrs["data-version"]]["performance"]["oot"]["auc_roc"]
+        auc = metas[(attrs["data-algorithm"], attrs["data-version"])]["performance"]["oot"]["auc_roc"]
         if attrs["data-metric"] == "oot_auc_roc":
             assert text == f"{auc:.3f} ({auc - 0.0123:.3f}–{auc + 0.0123:.3f})"
             checked += 1
