@@ -161,10 +161,15 @@ class Registry:
 
     # -- save ----------------------------------------------------------------------------
     def _claim(self, algorithm: str, payload: bytes) -> str:
-        """Create the versioned artifact under the first free version from now; return it."""
+        """Create the versioned artifact under the first free version from now; return it.
+
+        A version already used by another algorithm counts as taken too, so a bare version names
+        one model (``registry show VERSION``, ``promote --candidate VERSION``).
+        """
         version = new_version()
         for _ in range(MAX_CLAIM_ATTEMPTS):
-            if not self.storage.exists(self.rel(metadata_name(algorithm, version))):  # not an orphan's
+            used = any(f"_v{version}." in name or f"_v{version}_" in name for name in self._names())
+            if not used and not self.storage.exists(self.rel(metadata_name(algorithm, version))):  # not an orphan's
                 try:
                     self._write(artifact_name(algorithm, version), payload, exclusive=True)
                     return version
