@@ -10,7 +10,9 @@ For each month in order (memory holds one month, scored in chunks of ``CHUNK_ROW
    champion is scoring; otherwise one model scores every row;
 3. score: ``risk`` = :func:`readmit.training.predict_proba` (the model's calibrated probability),
    ``flag`` = risk >= the model's stored threshold, ``risk_band`` from
-   ``inference_config.risk_bands``, ``top_reasons`` (:mod:`readmit.serving.reasons`);
+   ``inference_config.risk_bands``, ``top_reasons`` (:mod:`readmit.serving.reasons`); for
+   XGBoost both come from one encoding and one ``DMatrix`` per fitted pipeline
+   (:mod:`readmit.serving.scoring`, the same numbers);
 4. write ``gold/model_predictions/snapshot_month=YYYY-MM/data.parquet`` atomically: a rerun
    replaces that month and nothing else.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -35,9 +38,9 @@ from readmit.errors import ArtifactError, ReadmitInputError
 from readmit.registry import Registry
 from readmit.registry.aliases import get_alias, load_alias
 from readmit.serving import ab
-from readmit.serving.reasons import base_pipelines, reasons_available, top_reasons
+from readmit.serving.reasons import base_pipelines, reason_lists, reasons_available
+from readmit.serving.scoring import Scorer
 from readmit.storage import Storage, check_month
-from readmit.training import predict_proba
 from readmit.training.split import FeatureSpec, months_of
 
 CHUNK_ROWS = 250_000
@@ -55,6 +58,10 @@ class ScoringModel:
     metadata: dict[str, Any]
     alias: str | None
     arm: str
+
+    @cached_property
+    def scorer(self) -> Scorer:
+        return Scorer(self.model)
 
     @property
     def algorithm(self) -> str:
@@ -90,7 +97,8 @@ class ScoringModel:
 
     def describe(self) -> dict[str, Any]:
         return {"arm": self.arm, "alias": self.alias, "algorithm": self.algorithm, "version": self.version,
-                "threshold": self.threshold, "reasons": "native" if reasons_available(self.model) else "unavailable"}
+                "threshold": self.threshold, "reasons": "native" if reasons_available(self.model) else "unavailable",
+                "scoring": self.scorer.method}
 
 
 @dataclass
@@ -256,13 +264,12 @@ def risk_band(risk: np.ndarray, cut_points: list[float], labels: list[str]) -> p
 
 def score_frame(frame: pl.DataFrame, scorer: ScoringModel, bands: Any, scored_at: datetime) -> pl.DataFrame:
     """Prediction rows (PREDICTION_COLUMNS) for ``frame``, all scored by one model."""
-    risk = np.asarray(predict_proba(scorer.model, frame), dtype=np.float64)
-    n = frame.height
+    risk, found = scorer.scorer.score(frame)
     return frame.select(*KEYS).with_columns(
         pl.Series("risk", risk, dtype=pl.Float64),
         pl.Series("flag", risk >= scorer.threshold, dtype=pl.Boolean),
         risk_band(risk, bands.cut_points, bands.labels),
-        top_reasons(scorer.model, frame).alias("top_reasons") if n else pl.Series("top_reasons", [], pl.List(pl.String)),
+        reason_lists(found, frame.height),
         pl.lit(scorer.algorithm, pl.String).alias("algorithm"),
         pl.lit(scorer.version, pl.String).alias("version"),
         pl.lit(scorer.alias, pl.String).alias("alias"),

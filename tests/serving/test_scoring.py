@@ -1,0 +1,106 @@
+"""The one-pass scoring path gives the numbers of the straightforward one: the model's
+``predict_proba`` and the reasons from its own contributions, for one or many pipelines."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import polars as pl
+import pytest
+
+from readmit.data.layers import FEATURE_STORE
+from readmit.registry import Registry
+from readmit.serving.reasons import contributions, reason_lists, top_reasons
+from readmit.serving.scoring import Scorer, one_pass_parts
+from readmit.storage import Storage
+from readmit.training import fitted_pipelines, predict_proba
+
+
+def _load(uci_models, algorithm):
+    return Registry(uci_models.registry).load(algorithm, uci_models.models()[algorithm])[0]
+
+
+def _month(uci_models, month="2008-03"):
+    return Storage(uci_models.datamart).read_partition(FEATURE_STORE, month)
+
+
+def _one_pipeline(calibrated):
+    """The shape a calibrated model takes with one pipeline and one calibrator."""
+    single = copy.copy(calibrated)
+    single.calibrated_classifiers_ = calibrated.calibrated_classifiers_[:1]
+    return single
+
+
+def _reference_reasons(model, frame):
+    values, names = contributions(model, frame)
+    return [[names[i] for i in np.argsort(-row, kind="stable") if row[i] > 0][:3] for row in values]
+
+
+@pytest.mark.parametrize("shape", ["as_trained", "one_pipeline", "bare_pipeline"])
+def test_one_pass_risk_is_predict_proba_and_reasons_are_the_straightforward_ones(uci_models, shape):
+    trained, frame = _load(uci_models, "xgboost"), _month(uci_models)
+    model = {"as_trained": trained, "one_pipeline": _one_pipeline(trained),
+             "bare_pipeline": fitted_pipelines(trained)[0]}[shape]
+    expected_parts = {"as_trained": len(fitted_pipelines(trained)), "one_pipeline": 1, "bare_pipeline": 1}[shape]
+    assert len(one_pass_parts(model)) == expected_parts
+    assert shape != "as_trained" or expected_parts > 1  # the trained fixture averages several pipelines
+
+    scorer = Scorer(model)
+    risk, found = scorer.score(frame)
+    assert scorer.method == "one-pass" and scorer.checked
+    np.testing.assert_allclose(risk, predict_proba(model, frame), rtol=0, atol=1e-9)
+    values, names = contributions(model, frame)
+    np.testing.assert_array_equal(found[0], values)
+    assert found[1] == names
+    assert reason_lists(found, frame.height).to_list() == _reference_reasons(model, frame)
+
+
+class _Wrapped:
+    """A wrapper the one-pass path does not know: its probability is whatever it says."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def predict_proba(self, frame):
+        return self.inner.predict_proba(frame)
+
+
+@pytest.mark.parametrize("which", ["logistic_regression", "random_forest", "wrapped_xgboost"])
+def test_other_models_are_scored_the_straightforward_way(uci_models, which):
+    frame = _month(uci_models).head(200)
+    model = _Wrapped(_load(uci_models, "xgboost")) if which == "wrapped_xgboost" else _load(uci_models, which)
+    scorer = Scorer(model)
+    risk, found = scorer.score(frame)
+    assert scorer.method == "straightforward"
+    np.testing.assert_array_equal(risk, predict_proba(model, frame))
+    assert reason_lists(found, frame.height).to_list() == top_reasons(model, frame).to_list()
+    if which == "random_forest":
+        assert found is None and reason_lists(found, 2).to_list() == [["unavailable"]] * 2
+
+
+def test_a_one_pass_shape_that_disagrees_with_predict_proba_is_dropped(uci_models):
+    trained, frame = _load(uci_models, "xgboost"), _month(uci_models)
+    scorer = Scorer(trained)
+    parts = scorer.parts
+    assert len(parts) > 1
+    # pair each pipeline with another one's calibrator: the one-pass risk is no longer the model's
+    scorer.parts = [type(p)(p.pipeline, parts[(i + 1) % len(parts)].calibrator) for i, p in enumerate(parts)]
+    risk, _ = scorer.score(frame)
+    assert scorer.method == "straightforward"
+    np.testing.assert_array_equal(risk, predict_proba(trained, frame))
+
+
+def test_reason_lists_order_ties_and_non_positive_contributions():
+    names = ["a", "b", "c", "d"]
+    values = np.array([
+        [0.1, 0.5, 0.3, 0.2],     # largest first
+        [0.2, 0.2, 0.0, 0.2],     # ties in column order; 0 is not a reason
+        [-1.0, -0.5, 0.0, -2.0],  # nothing pushes the risk up
+        [0.0, 0.0, 0.0, 0.7],
+    ], dtype=np.float32)
+    got = reason_lists((values, names), 4)
+    assert got.dtype == pl.List(pl.String) and got.name == "top_reasons"
+    assert got.to_list() == [["b", "c", "d"], ["a", "b", "d"], [], ["d"]]
+    assert reason_lists((values[:, :2], names[:2]), 4, top=3).to_list() == [["b", "a"], ["a", "b"], [], []]
+    assert reason_lists((values[:0], names), 0).to_list() == []
