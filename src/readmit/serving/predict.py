@@ -43,7 +43,7 @@ from readmit.serving.scoring import Scorer
 from readmit.storage import Storage, check_month
 from readmit.training.split import FeatureSpec, months_of
 
-CHUNK_ROWS = 250_000
+CHUNK_ROWS = 100_000  # peak memory 1.0 GiB at 100,000 vs 1.4 GiB at 250,000 (XGBoost, 5 pipelines)
 KEYS = ("encounter_id", "patient_nbr", "snapshot_date")
 PREDICTION_COLUMNS = ("encounter_id", "patient_nbr", "snapshot_date", "risk", "flag", "risk_band",
                       "top_reasons", "algorithm", "version", "alias", "arm", "scored_at")

@@ -94,15 +94,15 @@ def score_one_pass(parts: list[Part], frame: Any) -> tuple[np.ndarray, tuple[np.
     n = frame.height if hasattr(frame, "height") else len(frame)
     risk = np.zeros(n, dtype=np.float64)
     total = None
-    encoded: dict[tuple, np.ndarray] = {}
+    X, last_key = None, None
     for part in parts:
         pipe = part.pipeline
         encoder, estimator = pipe.named_steps["frame"], pipe.named_steps["model"]
         prep = pipe.named_steps.get("prep", "passthrough")
-        key = _encoding_key(encoder)  # pipelines whose encoders agree share one encoding
-        X = encoded.get(key)
-        if X is None:
-            X = encoded[key] = encoder.transform(frame)
+        key = _encoding_key(encoder)  # a pipeline whose encoder agrees with the last one's reuses it
+        if key != last_key:
+            X, last_key = None, key
+            X = encoder.transform(frame)
         matrix = xgboost_matrix(estimator, prep.transform(X) if prep != "passthrough" else X)
         proba = estimator.get_booster().predict(matrix, iteration_range=_iteration_range(estimator))
         total = add_up(total, xgboost_contributions(estimator, matrix))
