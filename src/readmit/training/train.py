@@ -406,7 +406,7 @@ def train_algorithm(
     ``data`` lets a caller training several algorithms read gold once (:func:`train_algorithms`).
     """
     from readmit.registry import Registry
-    from readmit.training.algorithms import build_search_space, get_algorithm, make_pipeline
+    from readmit.training.algorithms import build_search_space, get_algorithm, make_pipeline, release_caches
 
     def say(message: str) -> None:
         if progress is not None:
@@ -427,15 +427,18 @@ def train_algorithm(
     folds = make_folds(train, tc.hyperparameter_tuning, seed)
     pipe = make_pipeline(algorithm, data.spec.numeric, data.spec.categorical, seed)
 
-    tuned = tune(pipe, space, X, y, folds, tc.hyperparameter_tuning, seed, say)
-    say(f"best CV {tc.hyperparameter_tuning.scoring} {tuned.cv['best_mean_score']:.4f}; fitting the final "
-        f"model (calibration: {tc.calibration.method})")
-    t0 = time.perf_counter()
     n_jobs = resolve_n_jobs(tc.hyperparameter_tuning.n_jobs)
     recent, recent_months = recent_rows(train, tc.calibration.recent_months)
-    model, calibrated_on = fit_final(pipe, tuned, X, y, folds, tc.calibration.method,
-                                     get_algorithm(algorithm).threads_param, n_jobs, recent)
-    final_seconds = time.perf_counter() - t0
+    try:
+        tuned = tune(pipe, space, X, y, folds, tc.hyperparameter_tuning, seed, say)
+        say(f"best CV {tc.hyperparameter_tuning.scoring} {tuned.cv['best_mean_score']:.4f}; fitting the final "
+            f"model (calibration: {tc.calibration.method})")
+        t0 = time.perf_counter()
+        model, calibrated_on = fit_final(pipe, tuned, X, y, folds, tc.calibration.method,
+                                         get_algorithm(algorithm).threads_param, n_jobs, recent)
+        final_seconds = time.perf_counter() - t0
+    finally:
+        release_caches()
 
     say("evaluating on test and out-of-time windows")
     t0 = time.perf_counter()
