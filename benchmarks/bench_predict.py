@@ -14,10 +14,12 @@ with the latest model of each algorithm, in a fresh ``readmit predict`` process 
 (wall time and peak RSS of that process). Memory should stay flat as N grows: scoring streams
 one month at a time.
 
-``--one-pipeline`` also scores, for every calibrated model holding several fitted pipelines
-(one per calibration fold), a variant holding only the first pipeline and its calibrator: the
-shape of a model calibrated once on the whole training window. The variants are registered in a
-copy of REGISTRY under the scratch folder; REGISTRY itself is only read.
+``--one-pipeline`` also scores, for every model saved with several fitted pipelines (scikit-learn's
+``CalibratedClassifierCV``, one per calibration fold: models trained before the one-pipeline
+calibration), a variant in the shape training saves now: ``CalibratedModel(pipeline,
+calibrator)`` with the first fold's pipeline and its isotonic calibrator (a sigmoid one keeps the
+scikit-learn shape, with that one pipeline). The variants are registered in a copy of REGISTRY
+under the scratch folder; REGISTRY itself is only read.
 
 ``--before-src SRC`` also scores every model with the ``readmit`` of another source tree (an
 earlier version's ``src/``), right after the current one, so both see the same load.
@@ -96,12 +98,13 @@ def latest_versions(registry: str) -> dict[str, str]:
 
 
 def one_pipeline_variants(registry: str, target: Path, versions: dict[str, str]) -> dict[str, str]:
-    """Copy ``registry`` to ``target`` and register, per calibrated model with several pipelines,
-    a variant with only its first pipeline + calibrator; returns algorithm -> variant version."""
+    """Copy ``registry`` to ``target`` and register, per model with several pipelines, a variant
+    with only its first pipeline + calibrator; returns algorithm -> variant version."""
     import copy
 
     from readmit.registry import Registry
     from readmit.training import fitted_pipelines
+    from readmit.training.calibration import CalibratedModel
 
     if target.exists():
         shutil.rmtree(target)
@@ -112,8 +115,12 @@ def one_pipeline_variants(registry: str, target: Path, versions: dict[str, str])
         model, meta = reg.load(algorithm, version)
         if len(fitted_pipelines(model)) < 2:
             continue
-        single = copy.copy(model)
-        single.calibrated_classifiers_ = model.calibrated_classifiers_[:1]
+        first = model.calibrated_classifiers_[0]
+        if first.method == "isotonic":
+            single = CalibratedModel(first.estimator, first.calibrators[0], "isotonic")
+        else:
+            single = copy.copy(model)
+            single.calibrated_classifiers_ = model.calibrated_classifiers_[:1]
         saved = reg.save(algorithm, single, {**meta, "benchmark_variant": f"first of {len(fitted_pipelines(model))} "
                                              f"pipelines of {algorithm}_v{version}"})
         out[algorithm] = saved["version"]

@@ -25,11 +25,29 @@ def _month(uci_models, month="2008-03"):
     return Storage(uci_models.datamart).read_partition(FEATURE_STORE, month)
 
 
-def _one_pipeline(calibrated):
-    """The shape a calibrated model takes with one pipeline and one calibrator."""
-    single = copy.copy(calibrated)
-    single.calibrated_classifiers_ = calibrated.calibrated_classifiers_[:1]
-    return single
+@pytest.fixture(scope="module")
+def shapes(uci_models):
+    """The trained model and the other shapes a served XGBoost model can take, fitted on the
+    sample's training window: a sigmoid-calibrated one, scikit-learn's CalibratedClassifierCV with
+    several fold pipelines (models saved before the one-pipeline calibration) or with one, and the
+    bare pipeline."""
+    from sklearn.base import clone
+    from sklearn.calibration import CalibratedClassifierCV
+
+    from readmit.training.calibration import CalibratedModel, fit_calibrator
+    from readmit.training.split import LABEL, load_gold
+
+    trained = _load(uci_models, "xgboost")
+    (pipe,) = fitted_pipelines(trained)
+    data = load_gold(uci_models.settings(), fingerprints=False)
+    train = data.window("train")
+    X, y = train.select(data.spec.features), train[LABEL].to_numpy().astype(int)
+    folds = CalibratedClassifierCV(clone(pipe), method="isotonic", cv=3, ensemble=True).fit(X, y)
+    one_fold = copy.copy(folds)
+    one_fold.calibrated_classifiers_ = folds.calibrated_classifiers_[:1]
+    sigmoid = CalibratedModel(pipe, fit_calibrator(pipe.predict_proba(X)[:, 1], y, "sigmoid"), "sigmoid")
+    return {"as_trained": (trained, 1), "sigmoid": (sigmoid, 1), "sklearn_folds": (folds, 3),
+            "sklearn_one_fold": (one_fold, 1), "bare_pipeline": (pipe, 1)}
 
 
 def _reference_reasons(model, frame):
@@ -37,14 +55,11 @@ def _reference_reasons(model, frame):
     return [[names[i] for i in np.argsort(-row, kind="stable") if row[i] > 0][:3] for row in values]
 
 
-@pytest.mark.parametrize("shape", ["as_trained", "one_pipeline", "bare_pipeline"])
-def test_one_pass_risk_is_predict_proba_and_reasons_are_the_straightforward_ones(uci_models, shape):
-    trained, frame = _load(uci_models, "xgboost"), _month(uci_models)
-    model = {"as_trained": trained, "one_pipeline": _one_pipeline(trained),
-             "bare_pipeline": fitted_pipelines(trained)[0]}[shape]
-    expected_parts = {"as_trained": len(fitted_pipelines(trained)), "one_pipeline": 1, "bare_pipeline": 1}[shape]
-    assert len(one_pass_parts(model)) == expected_parts
-    assert shape != "as_trained" or expected_parts > 1  # the trained fixture averages several pipelines
+@pytest.mark.parametrize("shape", ["as_trained", "sigmoid", "sklearn_folds", "sklearn_one_fold", "bare_pipeline"])
+def test_one_pass_risk_is_predict_proba_and_reasons_are_the_straightforward_ones(uci_models, shapes, shape):
+    model, pipelines = shapes[shape]
+    frame = _month(uci_models)
+    assert len(one_pass_parts(model)) == pipelines == len(fitted_pipelines(model))
 
     scorer = Scorer(model)
     risk, found = scorer.score(frame)
@@ -79,16 +94,15 @@ def test_other_models_are_scored_the_straightforward_way(uci_models, which):
         assert found is None and reason_lists(found, 2).to_list() == [["unavailable"]] * 2
 
 
-def test_a_one_pass_shape_that_disagrees_with_predict_proba_is_dropped(uci_models):
-    trained, frame = _load(uci_models, "xgboost"), _month(uci_models)
-    scorer = Scorer(trained)
-    parts = scorer.parts
-    assert len(parts) > 1
-    # pair each pipeline with another one's calibrator: the one-pass risk is no longer the model's
-    scorer.parts = [type(p)(p.pipeline, parts[(i + 1) % len(parts)].calibrator) for i, p in enumerate(parts)]
+@pytest.mark.parametrize("shape", ["as_trained", "sklearn_folds"])
+def test_a_one_pass_shape_that_disagrees_with_predict_proba_is_dropped(uci_models, shapes, shape):
+    model, frame = shapes[shape][0], _month(uci_models)
+    scorer = Scorer(model)
+    # calibrate the pipelines' probabilities twice: the one-pass risk is no longer the model's
+    scorer.parts = [type(p)(p.pipeline, lambda proba, f=p.calibrate: f(f(proba))) for p in scorer.parts]
     risk, _ = scorer.score(frame)
     assert scorer.method == "straightforward"
-    np.testing.assert_array_equal(risk, predict_proba(trained, frame))
+    np.testing.assert_array_equal(risk, predict_proba(model, frame))
 
 
 def test_reason_lists_order_ties_and_non_positive_contributions():

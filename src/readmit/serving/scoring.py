@@ -13,15 +13,18 @@ Why not the margin from the contributions (they add up to it, so the prediction 
 their float32 row sums differ from XGBoost's own margin by up to ~1e-6, so the risk would too. A
 plain prediction from the shared ``DMatrix`` costs about a fifth of the contributions.
 
-The one-pass path knows two shapes: an XGBoost ``Pipeline(frame, prep, model)``, and a sigmoid or
-isotonic ``CalibratedClassifierCV`` around one or more of them (a ``FrozenEstimator`` around the
-pipeline is seen through). Any other model (logistic regression, random forest, a wrapper it does
-not know) is scored the straightforward way. :class:`Scorer` also checks the one-pass risk against
+The one-pass path knows three shapes around XGBoost ``Pipeline(frame, prep, model)``s: training's
+:class:`readmit.training.calibration.CalibratedModel` (one pipeline + its ``calibrate``), a sigmoid
+or isotonic scikit-learn ``CalibratedClassifierCV`` with one or more pipelines (models saved before
+that; a ``FrozenEstimator`` around the pipeline is seen through), and the bare pipeline. Any other
+model (logistic regression, random forest, a wrapper it does not know) is scored the
+straightforward way. :class:`Scorer` also checks the one-pass risk against
 ``predict_proba`` on the first rows it scores, and scores the straightforward way if they differ.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +46,21 @@ _NEAR_ONE = 1e-5  # scikit-learn clips probabilities in (1, 1 + 1e-5] to 1
 
 @dataclass(frozen=True)
 class Part:
-    """One fitted XGBoost pipeline and the calibrator applied to its probability (None: none)."""
+    """One fitted XGBoost pipeline and what makes its probability the calibrated one (None: nothing)."""
 
     pipeline: Any
-    calibrator: Any | None
+    calibrate: Callable[[np.ndarray], np.ndarray] | None
+
+
+def _sklearn_calibration(calibrator: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """One ``CalibratedClassifierCV`` member's step: its calibrator, then the near-1 clip."""
+
+    def calibrate(proba: np.ndarray) -> np.ndarray:
+        calibrated = np.asarray(calibrator.predict(proba), dtype=np.float64)
+        calibrated[(1.0 < calibrated) & (calibrated <= 1.0 + _NEAR_ONE)] = 1.0
+        return calibrated
+
+    return calibrate
 
 
 def _is_xgboost_pipeline(obj: Any) -> bool:
@@ -61,8 +75,12 @@ def _unfrozen(estimator: Any) -> Any:
 
 def one_pass_parts(model: Any) -> list[Part] | None:
     """The pipelines (and calibrators) of a model the one-pass path can score exactly, else None."""
+    from readmit.training.calibration import CalibratedModel
+
     if _is_xgboost_pipeline(model):
         return [Part(model, None)]
+    if type(model) is CalibratedModel:
+        return [Part(model.pipeline, model.calibrate)] if _is_xgboost_pipeline(model.pipeline) else None
     calibrated = getattr(model, "calibrated_classifiers_", None)
     if type(model).__name__ != "CalibratedClassifierCV" or not calibrated:
         return None
@@ -73,7 +91,7 @@ def one_pass_parts(model: Any) -> list[Part] | None:
                 or list(c.classes) != [0, 1] or not _is_xgboost_pipeline(pipe)
                 or list(pipe.classes_) != [0, 1]):
             return None
-        parts.append(Part(pipe, c.calibrators[0]))
+        parts.append(Part(pipe, _sklearn_calibration(c.calibrators[0])))
     return parts
 
 
@@ -107,13 +125,8 @@ def score_one_pass(parts: list[Part], frame: Any) -> tuple[np.ndarray, tuple[np.
         proba = estimator.get_booster().predict(matrix, iteration_range=_iteration_range(estimator))
         total = add_up(total, xgboost_contributions(estimator, matrix))
         del matrix
-        if part.calibrator is None:
-            risk += proba
-            continue
-        calibrated = np.asarray(part.calibrator.predict(proba), dtype=np.float64)
-        calibrated[(1.0 < calibrated) & (calibrated <= 1.0 + _NEAR_ONE)] = 1.0
-        risk += calibrated
-    risk /= len(parts)
+        risk += proba if part.calibrate is None else part.calibrate(proba)
+    risk /= len(parts)  # the mean over pipelines, summed from zero as scikit-learn sums it
     return risk, (total / len(parts), feature_names(parts[-1].pipeline))
 
 
