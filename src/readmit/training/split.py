@@ -29,7 +29,7 @@ from readmit.data import features
 from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
 from readmit.errors import ReadmitInputError
-from readmit.storage import Storage
+from readmit.storage import Storage, months_between
 
 WINDOWS: tuple[str, ...] = ("train", "test", "oot")
 LABEL = "label"
@@ -60,12 +60,7 @@ class FeatureSpec:
 
 def months_of(window: Window) -> list[str]:
     """Every calendar month ``YYYY-MM`` that overlaps the window."""
-    months = []
-    y, m = window.start_date.year, window.start_date.month
-    while (y, m) <= (window.end_date.year, window.end_date.month):
-        months.append(f"{y:04d}-{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return months
+    return months_between(window.start_date.strftime("%Y-%m"), window.end_date.strftime("%Y-%m"))
 
 
 def window_expr(splits: TemporalSplits) -> pl.Expr:
