@@ -93,10 +93,12 @@ class HyperparameterTuning(_Strict):
 
 
 class CalibrationSection(_Strict):
-    """How the tuned model's scores become probabilities (fitted on the cross-validation folds'
-    held-out parts, never on test or out-of-time): ``isotonic``, ``sigmoid`` (Platt) or ``none``."""
+    """How the tuned model's scores become probabilities: ``isotonic``, ``sigmoid`` (Platt) or
+    ``none``, fitted on the cross-fitted scores (grouped folds) of the last ``recent_months``
+    months of the training window (0: the whole window); never on test or out-of-time."""
 
     method: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    recent_months: int = Field(24, ge=0)
 
 
 class SelectionSection(_Strict):
