@@ -146,3 +146,21 @@ def test_max_rows_is_a_positive_integer_or_null():
     for bad in (0, True, "5000"):
         with pytest.raises(ConfigError, match="training_config.max_rows"):
             parse_config({"training_config": {"max_rows": bad}})
+
+
+def test_training_uses_the_patient_sample_and_records_it(make_settings):
+    from readmit.training import train_algorithm
+
+    settings = make_settings({"training_config": {"max_rows": 2000}})
+    window = load_gold(settings, fingerprints=False).window("train")
+    messages: list[str] = []
+    meta = train_algorithm(settings, "logistic_regression", progress=messages.append)
+    sample = meta["training_sample"]
+    expected, info = sample_patients(window, 2000, settings.config.model.random_state)
+    assert sample == info and sample["rows_before"] == window.height > 2000
+    assert sample["rows_after"] == expected.height < window.height
+    assert any("training on a patient sample" in m for m in messages)
+    assert any(f"on {expected.height} rows" in m for m in messages)  # the search saw the sample only
+
+    unlimited = train_algorithm(make_settings(), "logistic_regression")
+    assert unlimited["training_sample"] is None
