@@ -449,6 +449,9 @@ def train_algorithm(
     if calibrated_on:
         metadata["calibration"].update(calibrated_on, months=[recent_months[0], recent_months[-1]])
     metadata["training_sample"] = sample  # null: the whole training window
+    if sample is not None:  # what the model was fitted on (the window's size stays in training_sample)
+        metadata["training_samples"] = train.height
+        metadata["positives"]["train"] = int(train[LABEL].sum())
     metadata["training_seconds"] = round(time.perf_counter() - started, 3)
     say("saving to the registry")
     saved = Registry.for_settings(settings).save(algorithm, model, jsonable(metadata))
