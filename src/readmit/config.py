@@ -133,6 +133,10 @@ class TrainingSection(_Strict):
     min_rows_per_window: StrictInt = Field(100, ge=1)
     min_positives_per_window: StrictInt = Field(10, ge=1)
     label_maturity_days: StrictInt = Field(30, ge=0)
+    max_rows: StrictInt | None = Field(None, ge=1, description=(
+        "At most about this many training-window rows: a larger window is sampled by patient (a stable "
+        "hash of patient_nbr, so a patient is wholly in or out; readmit.training.split.sample_patients). "
+        "null: no limit."))
 
     @model_validator(mode="after")
     def _unique_algorithms(self) -> TrainingSection:

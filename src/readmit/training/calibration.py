@@ -94,7 +94,7 @@ def fit_with_out_of_fold_scores(pipe: Any, X: Any, y: np.ndarray, folds: list,
     jobs = [(everything, everything[:0]), *folds]
     done = Parallel(n_jobs=n_jobs)(delayed(_fit_and_score)(pipe, X, y, f, h) for f, h in jobs)
     scores = np.full(len(y), np.nan)
-    for (_, held_out), (_, fold_scores) in zip(folds, done[1:]):
+    for (_, held_out), (_, fold_scores) in zip(folds, done[1:], strict=True):
         scores[held_out] = fold_scores
     return done[0][0], scores, [fitted for fitted, _ in done[1:]]
 

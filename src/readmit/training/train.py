@@ -44,7 +44,7 @@ import polars as pl
 
 from readmit.config import KNOWN_ALGORITHMS, HyperparameterTuning, Settings, TrainingSection
 from readmit.errors import ReadmitInputError
-from readmit.training.split import LABEL, WINDOWS, GoldData, load_gold
+from readmit.training.split import LABEL, WINDOWS, GoldData, describe_sample, load_gold, sample_patients
 
 Progress = Callable[[str], None]
 
@@ -422,7 +422,8 @@ def train_algorithm(
         say("loading gold")
         data = load_gold(settings, progress=say)
     _check_trainable(data, tc.hyperparameter_tuning.cv_folds)
-    train = data.window("train")
+    train, sample = sample_patients(data.window("train"), tc.max_rows, seed)  # training_config.max_rows
+    say(describe_sample(sample))
     X, y = train.select(data.spec.features), train[LABEL].to_numpy().astype(np.int8)
     folds = make_folds(train, tc.hyperparameter_tuning, seed)
     pipe = make_pipeline(algorithm, data.spec.numeric, data.spec.categorical, seed)
@@ -447,6 +448,10 @@ def train_algorithm(
     metadata = build_metadata(settings, algorithm, data, tuned, space, performance, threshold, timings, n_jobs)
     if calibrated_on:
         metadata["calibration"].update(calibrated_on, months=[recent_months[0], recent_months[-1]])
+    metadata["training_sample"] = sample  # null: the whole training window
+    if sample is not None:  # what the model was fitted on (the window's size stays in training_sample)
+        metadata["training_samples"] = train.height
+        metadata["positives"]["train"] = int(train[LABEL].sum())
     metadata["training_seconds"] = round(time.perf_counter() - started, 3)
     say("saving to the registry")
     saved = Registry.for_settings(settings).save(algorithm, model, jsonable(metadata))
