@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 
 import numpy as np
 import polars as pl
@@ -61,7 +62,7 @@ def test_one_pass_risk_is_predict_proba_and_reasons_are_the_straightforward_ones
     frame = _month(uci_models)
     assert len(one_pass_parts(model)) == pipelines == len(fitted_pipelines(model))
 
-    scorer = Scorer(model)
+    scorer = pickle.loads(pickle.dumps(Scorer(model)))  # Spark ships scorers to its executors
     risk, found = scorer.score(frame)
     assert scorer.method == "one-pass" and scorer.checked
     np.testing.assert_allclose(risk, predict_proba(model, frame), rtol=0, atol=1e-9)

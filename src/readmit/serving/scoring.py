@@ -52,15 +52,17 @@ class Part:
     calibrate: Callable[[np.ndarray], np.ndarray] | None
 
 
-def _sklearn_calibration(calibrator: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """One ``CalibratedClassifierCV`` member's step: its calibrator, then the near-1 clip."""
+@dataclass(frozen=True)
+class SklearnCalibration:
+    """One ``CalibratedClassifierCV`` member's step: its calibrator, then the near-1 clip (a class,
+    not a closure, so a scorer pickles: Spark ships it to the executors)."""
 
-    def calibrate(proba: np.ndarray) -> np.ndarray:
-        calibrated = np.asarray(calibrator.predict(proba), dtype=np.float64)
+    calibrator: Any
+
+    def __call__(self, proba: np.ndarray) -> np.ndarray:
+        calibrated = np.asarray(self.calibrator.predict(proba), dtype=np.float64)
         calibrated[(1.0 < calibrated) & (calibrated <= 1.0 + _NEAR_ONE)] = 1.0
         return calibrated
-
-    return calibrate
 
 
 def _is_xgboost_pipeline(obj: Any) -> bool:
@@ -91,7 +93,7 @@ def one_pass_parts(model: Any) -> list[Part] | None:
                 or list(c.classes) != [0, 1] or not _is_xgboost_pipeline(pipe)
                 or list(pipe.classes_) != [0, 1]):
             return None
-        parts.append(Part(pipe, _sklearn_calibration(c.calibrators[0])))
+        parts.append(Part(pipe, SklearnCalibration(c.calibrators[0])))
     return parts
 
 
