@@ -4,10 +4,11 @@ The straightforward way (:func:`readmit.training.predict_proba`, then
 :func:`readmit.serving.reasons.contributions`) encodes the frame twice per fitted pipeline and,
 for XGBoost, predicts from one matrix and builds a second ``DMatrix`` for the contributions. Here
 each pipeline encodes the frame once and builds one ``DMatrix`` (with every core), and both the
-probability and the contributions are read from it. The calibrated risk is then computed the way
-scikit-learn's ``CalibratedClassifierCV.predict_proba`` computes it from those probabilities (each
-pipeline's calibrator, the near-1 clip, the mean over pipelines: one or many), so it is the same
-number, not an approximation.
+probability and the contributions are read from it. The calibrated risk is then computed from
+that probability the way the model's own ``predict_proba`` computes it (training's
+``CalibratedModel.calibrate``; for scikit-learn's ``CalibratedClassifierCV`` each pipeline's
+calibrator, the near-1 clip and the mean over its pipelines), so it is the same number, not an
+approximation.
 
 Why not the margin from the contributions (they add up to it, so the prediction would be free):
 their float32 row sums differ from XGBoost's own margin by up to ~1e-6, so the risk would too. A
