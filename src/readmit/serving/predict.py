@@ -422,9 +422,11 @@ def _score_here(
         source = storage.uri_of(storage.partition_path(FEATURE_STORE, month))
         frame = storage.read_partition(FEATURE_STORE, month)
         check_features(frame, *features, source)
+        rows, frame = frame.height, keep_scorable(frame, exclude)
         unseen: dict[str, int] = {}
-        predictions = score_month(keep_scorable(frame, exclude), scorers, settings, scored_at, unseen)
-        yield month, frame.height, predictions, unseen
+        predictions = score_month(frame, scorers, settings, scored_at, unseen)
+        del frame  # not held while the caller writes this month and the next month is read
+        yield month, rows, predictions, unseen
 
 
 def predict_step(
