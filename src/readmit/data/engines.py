@@ -38,6 +38,7 @@ from readmit.storage import Storage
 
 ENGINES: tuple[str, ...] = ("polars", "duckdb", "spark")
 MONTH_KEY = "_ym"  # year * 100 + month of snapshot_date: the scratch partition column
+ROW = "_row"  # a row's position in its parquet file (0, 1, ...): the file order, on every engine
 SCRATCH = "_scratch"  # datamart folder of engines' intermediate results
 
 INSTALL = {
@@ -61,6 +62,7 @@ def key_of_month(month: str) -> int:
 
 _SPARK_TYPES: dict[pl.DataType, str] = {
     pl.Int64(): "BIGINT", pl.String(): "STRING", pl.Date(): "DATE", pl.Boolean(): "BOOLEAN", pl.Int8(): "TINYINT",
+    pl.Datetime("us", "UTC"): "TIMESTAMP",
 }
 
 
@@ -101,9 +103,25 @@ class Engine:
         if self.name == "duckdb":
             frame = self.native.read_parquet(list(uris), hive_partitioning=False)
         else:  # a given schema spares Spark a job that reads every footer to infer one
-            ddl = ", ".join(f"`{name}` {_SPARK_TYPES[dtype]}" for name, dtype in schema.items())
-            frame = self.native.read.schema(ddl).parquet(*uris)
+            frame = self.native.read.schema(self._ddl(schema)).parquet(*uris)
         return nw.from_native(frame).select(*schema)
+
+    def read_file_rows(self, uri: str, schema: dict[str, pl.DataType]) -> nw.LazyFrame:
+        """The ``schema`` columns of one parquet file and ROW, each row's position in the file.
+
+        The position is the file's own order (DuckDB's ``file_row_number``, Spark's
+        ``_metadata.row_index``), whatever tasks the engine splits the file into.
+        """
+        if self.name == "duckdb":
+            native = self.native.read_parquet(uri, file_row_number=True, hive_partitioning=False)
+            return nw.from_native(native).select(*schema, nw.col("file_row_number").cast(nw.Int64).alias(ROW))
+        frame = self.native.read.schema(self._ddl(schema)).parquet(uri)
+        native = frame.select(*[frame[f"`{c}`"] for c in schema], frame["_metadata.row_index"].alias(ROW))
+        return nw.from_native(native).with_columns(nw.col(ROW).cast(nw.Int64))
+
+    @staticmethod
+    def _ddl(schema: dict[str, pl.DataType]) -> str:
+        return ", ".join(f"`{name}` {_SPARK_TYPES[dtype]}" for name, dtype in schema.items())
 
     def write_by_month(self, frame: nw.LazyFrame, uri: str) -> None:
         """Write ``frame`` (with a MONTH_KEY column) as parquet under ``uri``, one folder per month."""
