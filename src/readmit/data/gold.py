@@ -93,12 +93,19 @@ def history_fingerprint(rows: pl.DataFrame) -> str:
     return hashlib.sha256(str(records.dtype).encode() + records.tobytes()).hexdigest()
 
 
-def silver_history(storage: Storage) -> dict[str, pl.DataFrame]:
-    """The history inputs (HISTORY_INPUT_COLUMNS) of every silver month, by month."""
-    return {
-        month: storage.read_partition(SILVER_TABLE, month, columns=list(HISTORY_INPUT_COLUMNS))
-        for month in storage.list_partitions(SILVER_TABLE)
-    }
+def silver_history(storage: Storage, *, keep_rows: bool = True) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
+    """The history inputs (HISTORY_INPUT_COLUMNS) of every silver month and their fingerprints, by month.
+
+    ``keep_rows=False`` (DuckDB, Spark: the engine reads silver itself) keeps only each month's
+    first and last snapshot_date, so the driver does not hold every row's history in memory.
+    """
+    history, fingerprints = {}, {}
+    for month in storage.list_partitions(SILVER_TABLE):
+        rows = storage.read_partition(SILVER_TABLE, month, columns=list(HISTORY_INPUT_COLUMNS))
+        fingerprints[month] = history_fingerprint(rows)
+        date = pl.col("snapshot_date")
+        history[month] = rows if keep_rows else rows.select(pl.concat([date.min(), date.max()])).drop_nulls()
+    return history, fingerprints
 
 
 def recorded_history_inputs(storage: Storage, month: str) -> dict[str, str] | None:
@@ -288,8 +295,8 @@ def build_gold(
     the build refuse before it writes anything.
     """
     months = months_in_range(storage, SILVER_TABLE, start_month, end_month)
-    history = silver_history(storage)
-    fingerprints = {m: history_fingerprint(rows) for m, rows in history.items()}
+    data_config = data_config or DataSection()
+    history, fingerprints = silver_history(storage, keep_rows=data_config.engine == "polars")
     stale = stale_months(storage, fingerprints, after=months[-1])
     if stale and not cascade:
         first, last = min(stale), max(stale)
@@ -306,7 +313,6 @@ def build_gold(
             "in one run",
         )
     result = LayerResult(layer="gold")
-    data_config = data_config or DataSection()
     if data_config.engine == "polars":
         _write_months(storage, months + sorted(stale), history, fingerprints, result, on_partition)
     else:

@@ -86,8 +86,8 @@ def _canonical(col: str) -> nw.Expr:
     mapping.update({alias: MISSING for alias in UNKNOWN_ALIASES.get(col, ())})
     lower = nw.col(_lower(col))
     # replace_strict: one lookup per value, 3x faster than a chain of when/is_in (``mapped``) on
-    # Polars' small monthly frames; Polars, DuckDB and PySpark run it (Spark Connect does not yet,
-    # with narwhals 2.29: silver runs on Polars today, see readmit.data.engines).
+    # Polars' small monthly frames; Polars, DuckDB and PySpark run it (Spark Connect may not yet,
+    # with narwhals 2.29: untested there).
     matched = lower.replace_strict(mapping, default=OUT_OF_DOMAIN, return_dtype=nw.String)
     return nw.when(~lower.is_null()).then(matched).alias(col)
 
@@ -312,18 +312,16 @@ def _build_on_engine(storage: Storage, months: list[str], data_config: DataSecti
                      on_partition: Callable[[str], None] | None) -> None:
     """Silver of ``months`` cleaned by DuckDB or Spark in one query, then checked and written a month
     at a time (as the Polars path: a bad month stops the run, the months before it are written)."""
-    from readmit.data.engines import MONTH_KEY, engine_uri, key_of_month, open_engine, read_month, scratch
+    from readmit.data.engines import FILE, engine_uri, open_engine, partition_key, read_month, scratch
 
     sources = {m: storage.uri_of(storage.partition_path(BRONZE_TABLE, m)) for m in months}
     schemas = {m: _bronze_schema(storage, m, sources[m]) for m in months}
+    present = {c: t for c, t in LINEAGE_SCHEMA.items() if any(c in schema for schema in schemas.values())}
+    absent = nw.from_native(pl.DataFrame(schema={c: t for c, t in LINEAGE_SCHEMA.items() if c not in present}))
     with open_engine(data_config.engine, data_config) as eng, scratch(storage) as tmp:
-        parts, lineage = [], nw.from_native(pl.DataFrame(schema=LINEAGE_SCHEMA)).schema  # as narwhals types
-        for month in months:
-            rows = eng.read_file_rows(engine_uri(storage, storage.partition_path(BRONZE_TABLE, month)),
-                                      schemas[month])
-            absent = [nw.lit(None, dtype=t).alias(c) for c, t in lineage.items() if c not in schemas[month]]
-            parts.append(rows.with_columns(*absent, nw.lit(key_of_month(month), dtype=nw.Int64).alias(MONTH_KEY)))
-        bronze = parts[0] if len(parts) == 1 else nw.concat(parts, how="vertical")
+        uris = [engine_uri(storage, storage.partition_path(BRONZE_TABLE, m)) for m in months]
+        bronze = eng.read_rows(uris, {**BRONZE_SCHEMA, **present}).with_columns(
+            *[nw.lit(None, dtype=t).alias(c) for c, t in absent.schema.items()], partition_key(nw.col(FILE)))
         eng.write_by_month(engine_clean(bronze), engine_uri(storage, f"{tmp}/silver"))
         read_schema = {**BRONZE_SCHEMA, **LINEAGE_SCHEMA, FIRST: pl.Boolean()}
         for month in months:
