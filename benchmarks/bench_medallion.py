@@ -108,7 +108,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="readmit-bench-") as tmp:
         work = Path(tmp)
         config = work / "config.json"
-        config.write_text(json.dumps({"data_config": ENGINE_CONFIG}))
+        engine_config = json.loads(json.dumps(ENGINE_CONFIG))  # DuckDB spills into this run's folder
+        engine_config["duckdb"]["config"]["temp_directory"] = str(work / "duckdb_spill")
+        config.write_text(json.dumps({"data_config": engine_config}))
         datamart = work / "datamart"
         for i in range(args.repeats):
             for engine in engines:

@@ -46,6 +46,10 @@ ROW = "_row"  # a row's position in its parquet file (0, 1, ...): the file order
 FILE = "_file"  # the path of the parquet file a row was read from
 SCRATCH = "_scratch"  # datamart folder of engines' intermediate results
 
+# readmit never relies on DuckDB's row order (each result is sorted when read back; "first" is an
+# explicit ROW): letting DuckDB reorder lets it stream large writes instead of holding them.
+DUCKDB_DEFAULTS = {"preserve_insertion_order": "false"}
+
 INSTALL = {
     "duckdb": "pip install 'readmit[duckdb]' (or: pip install 'duckdb>=1.1')",
     "spark": "pip install 'readmit[spark]' (or: pip install 'pyspark>=4'; Spark also needs Java 17+)",
@@ -154,7 +158,7 @@ def open_engine(name: str, data_cfg: DataSection) -> Iterator[Engine]:
             import duckdb
         except ImportError as exc:
             raise _missing("duckdb", exc) from exc
-        con = duckdb.connect(config=dict(data_cfg.duckdb.config))
+        con = duckdb.connect(config={**DUCKDB_DEFAULTS, **data_cfg.duckdb.config})
         try:
             yield Engine(name, con)
         finally:

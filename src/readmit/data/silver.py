@@ -19,8 +19,9 @@ Conventions (also in docs/data_dictionary.md):
 
 ``data_config.engine`` chooses who runs the rules (:mod:`readmit.data.engines`): Polars cleans
 month by month in this process; DuckDB or Spark clean every month in range in one query, each
-row carrying its position in its bronze file (so "first" means the same there), and each
-month's result is read back, checked and written atomically like Polars'. A bad value is found
+row carrying its position in its bronze file, and each month's result is read back, checked,
+rid of repeated encounter_ids (the lowest position is "first", as in Polars) and written
+atomically like Polars'. A bad value is found
 by the engine and reported through :func:`clean` on that month's bronze, so every engine raises
 the same message. The engines read bronze as written by readmit: a partition whose column types
 differ from the raw schema is refused (Polars would cast what casts).
@@ -54,7 +55,6 @@ from readmit.storage import Storage, check_month_range
 LINEAGE_COLUMNS: tuple[str, ...] = ("_source_sha256", "_ingested_at")
 BRONZE_SCHEMA: dict[str, pl.DataType] = {**RAW_SCHEMA, SNAPSHOT_COLUMN: pl.Date()}
 LINEAGE_SCHEMA: dict[str, pl.DataType] = {"_source_sha256": pl.String(), "_ingested_at": pl.Datetime("us", "UTC")}
-FIRST = "_first"  # engines: True for the row of an encounter_id that silver keeps
 
 _FREE_TEXT = ("payer_code", "medical_specialty")
 OUT_OF_DOMAIN = "\x00"  # what a value outside its column's domain becomes, before clean() refuses it
@@ -282,19 +282,14 @@ def _bronze_schema(storage: Storage, month: str, source: str) -> dict[str, pl.Da
 
 def engine_clean(bronze: nw.LazyFrame) -> nw.LazyFrame:
     """clean()'s rules on any engine's lazy frame of bronze rows with MONTH_KEY (their partition)
-    and ROW (their position in it): every row is kept, FIRST marks the one silver keeps of each
-    repeated encounter_id (the lowest ROW in its month); bad values stay visible (OUT_OF_DOMAIN,
-    nulls) for the caller's checks."""
+    and ROW (their position in it). Every row is kept, with ROW, and bad values stay visible
+    (OUT_OF_DOMAIN, nulls): the caller checks each month and keeps the lowest ROW of a repeated
+    encounter_id as it reads the month back. One pass, no join or window: the engine streams it."""
     from readmit.data.engines import MONTH_KEY, ROW
 
     canon = bronze.with_columns(*_standard_exprs()).with_columns(*_canonical_exprs()).drop(
         *[_lower(c) for c in DOMAINS])
-    by = [MONTH_KEY, "encounter_id"]
-    repeated = (bronze.group_by(*by).agg(nw.len().alias("_n"), nw.col(ROW).min().alias("_first_row"))
-                .filter(nw.col("_n") > 1).drop("_n"))  # few rows: a cheap join, not a window over all
-    first = nw.col("_first_row").is_null() | (nw.col(ROW) == nw.col("_first_row"))
-    return canon.with_columns(*_fill_exprs()).join(repeated, on=by, how="left").select(
-        *BRONZE_SCHEMA, *LINEAGE_COLUMNS, first.alias(FIRST), MONTH_KEY)
+    return canon.with_columns(*_fill_exprs()).select(*BRONZE_SCHEMA, *LINEAGE_COLUMNS, ROW, MONTH_KEY)
 
 
 def _has_problem(rows: pl.DataFrame, month: str) -> bool:
@@ -310,9 +305,10 @@ def _has_problem(rows: pl.DataFrame, month: str) -> bool:
 
 def _build_on_engine(storage: Storage, months: list[str], data_config: DataSection, result: LayerResult,
                      on_partition: Callable[[str], None] | None) -> None:
-    """Silver of ``months`` cleaned by DuckDB or Spark in one query, then checked and written a month
-    at a time (as the Polars path: a bad month stops the run, the months before it are written)."""
-    from readmit.data.engines import FILE, engine_uri, open_engine, partition_key, read_month, scratch
+    """Silver of ``months`` cleaned by DuckDB or Spark in one query, then read back, checked,
+    de-duplicated (the lowest ROW of an encounter_id) and written a month at a time (as the Polars
+    path: a bad month stops the run, the months before it are written)."""
+    from readmit.data.engines import FILE, ROW, engine_uri, open_engine, partition_key, read_month, scratch
 
     sources = {m: storage.uri_of(storage.partition_path(BRONZE_TABLE, m)) for m in months}
     schemas = {m: _bronze_schema(storage, m, sources[m]) for m in months}
@@ -323,7 +319,7 @@ def _build_on_engine(storage: Storage, months: list[str], data_config: DataSecti
         bronze = eng.read_rows(uris, {**BRONZE_SCHEMA, **present}).with_columns(
             *[nw.lit(None, dtype=t).alias(c) for c, t in absent.schema.items()], partition_key(nw.col(FILE)))
         eng.write_by_month(engine_clean(bronze), engine_uri(storage, f"{tmp}/silver"))
-        read_schema = {**BRONZE_SCHEMA, **LINEAGE_SCHEMA, FIRST: pl.Boolean()}
+        read_schema = {**BRONZE_SCHEMA, **LINEAGE_SCHEMA, ROW: pl.Int64()}
         for month in months:
             rows = read_month(storage, f"{tmp}/silver", month, read_schema)
             if _has_problem(rows, month):  # the message comes from the Polars rules, the same everywhere
@@ -331,5 +327,6 @@ def _build_on_engine(storage: Storage, months: list[str], data_config: DataSecti
                 _check_month(rows, month, sources[month])
                 raise ReadmitError(f"{data_config.engine} found a bad value in {sources[month]} that the "
                                    "Polars rules accept; run silver with data_config.engine polars and report it")
-            silver = rows.filter(pl.col(FIRST)).select(*schemas[month]).sort(SNAPSHOT_COLUMN, "encounter_id")
+            first = rows.sort(ROW).unique(subset="encounter_id", keep="first", maintain_order=True)
+            silver = first.select(*schemas[month]).sort(SNAPSHOT_COLUMN, "encounter_id")
             _record(storage, month, rows.height, silver, result, on_partition)
