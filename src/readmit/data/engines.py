@@ -49,6 +49,11 @@ SCRATCH = "_scratch"  # datamart folder of engines' intermediate results
 # readmit never relies on DuckDB's row order (each result is sorted when read back; "first" is an
 # explicit ROW): letting DuckDB reorder lets it stream large writes instead of holding them.
 DUCKDB_DEFAULTS = {"preserve_insertion_order": "false"}
+# DuckDB buffers rows for every month file a partitioned write has open (~0.9 GB more than a plain
+# write for 120 months of 1M rows; at 30M rows it filled its memory limit and spilled GBs), so
+# month-independent work (silver) goes to DuckDB a year at a time. Spark takes every month at once:
+# a job per year would cost it more than buffering does.
+DUCKDB_MONTHS_PER_QUERY = 12
 
 INSTALL = {
     "duckdb": "pip install 'readmit[duckdb]' (or: pip install 'duckdb>=1.1')",
@@ -113,6 +118,11 @@ class Engine:
     def __init__(self, name: str, native: Any):
         self.name = name
         self.native = native  # a duckdb connection or a SparkSession
+
+    @property
+    def months_per_query(self) -> int | None:
+        """How many months of month-independent work to give the engine at once (None: all)."""
+        return DUCKDB_MONTHS_PER_QUERY if self.name == "duckdb" else None
 
     def read_parquet(self, uris: Sequence[str], schema: dict[str, pl.DataType]) -> nw.LazyFrame:
         """The ``schema`` columns of the parquet files ``uris`` as one lazy frame."""

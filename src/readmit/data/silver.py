@@ -305,7 +305,7 @@ def _has_problem(rows: pl.DataFrame, month: str) -> bool:
 
 def _build_on_engine(storage: Storage, months: list[str], data_config: DataSection, result: LayerResult,
                      on_partition: Callable[[str], None] | None) -> None:
-    """Silver of ``months`` cleaned by DuckDB or Spark in one query, then read back, checked,
+    """Silver of ``months`` cleaned by DuckDB (a year per query) or Spark (one query), then read back, checked,
     de-duplicated (the lowest ROW of an encounter_id) and written a month at a time (as the Polars
     path: a bad month stops the run, the months before it are written)."""
     from readmit.data.engines import FILE, ROW, engine_uri, open_engine, partition_key, read_month, scratch
@@ -314,19 +314,22 @@ def _build_on_engine(storage: Storage, months: list[str], data_config: DataSecti
     schemas = {m: _bronze_schema(storage, m, sources[m]) for m in months}
     present = {c: t for c, t in LINEAGE_SCHEMA.items() if any(c in schema for schema in schemas.values())}
     absent = nw.from_native(pl.DataFrame(schema={c: t for c, t in LINEAGE_SCHEMA.items() if c not in present}))
+    read_schema = {**BRONZE_SCHEMA, **LINEAGE_SCHEMA, ROW: pl.Int64()}
     with open_engine(data_config.engine, data_config) as eng, scratch(storage) as tmp:
-        uris = [engine_uri(storage, storage.partition_path(BRONZE_TABLE, m)) for m in months]
-        bronze = eng.read_rows(uris, {**BRONZE_SCHEMA, **present}).with_columns(
-            *[nw.lit(None, dtype=t).alias(c) for c, t in absent.schema.items()], partition_key(nw.col(FILE)))
-        eng.write_by_month(engine_clean(bronze), engine_uri(storage, f"{tmp}/silver"))
-        read_schema = {**BRONZE_SCHEMA, **LINEAGE_SCHEMA, ROW: pl.Int64()}
-        for month in months:
-            rows = read_month(storage, f"{tmp}/silver", month, read_schema)
-            if _has_problem(rows, month):  # the message comes from the Polars rules, the same everywhere
-                clean(storage.read_partition(BRONZE_TABLE, month), source=sources[month])
-                _check_month(rows, month, sources[month])
-                raise ReadmitError(f"{data_config.engine} found a bad value in {sources[month]} that the "
-                                   "Polars rules accept; run silver with data_config.engine polars and report it")
-            first = rows.sort(ROW).unique(subset="encounter_id", keep="first", maintain_order=True)
-            silver = first.select(*schemas[month]).sort(SNAPSHOT_COLUMN, "encounter_id")
-            _record(storage, month, rows.height, silver, result, on_partition)
+        step = eng.months_per_query or len(months)
+        for first in range(0, len(months), step):
+            chosen, out = months[first:first + step], f"{tmp}/silver-{first}"
+            uris = [engine_uri(storage, storage.partition_path(BRONZE_TABLE, m)) for m in chosen]
+            bronze = eng.read_rows(uris, {**BRONZE_SCHEMA, **present}).with_columns(
+                *[nw.lit(None, dtype=t).alias(c) for c, t in absent.schema.items()], partition_key(nw.col(FILE)))
+            eng.write_by_month(engine_clean(bronze), engine_uri(storage, out))
+            for month in chosen:
+                rows = read_month(storage, out, month, read_schema)
+                if _has_problem(rows, month):  # the message comes from the Polars rules, the same everywhere
+                    clean(storage.read_partition(BRONZE_TABLE, month), source=sources[month])
+                    _check_month(rows, month, sources[month])
+                    raise ReadmitError(f"{data_config.engine} found a bad value in {sources[month]} that the "
+                                       "Polars rules accept; run silver with data_config.engine polars and report it")
+                kept = rows.sort(ROW).unique(subset="encounter_id", keep="first", maintain_order=True)
+                silver = kept.select(*schemas[month]).sort(SNAPSHOT_COLUMN, "encounter_id")
+                _record(storage, month, rows.height, silver, result, on_partition)
