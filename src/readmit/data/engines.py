@@ -50,9 +50,9 @@ SCRATCH = "_scratch"  # datamart folder of engines' intermediate results
 # explicit ROW): letting DuckDB reorder lets it stream large writes instead of holding them.
 DUCKDB_DEFAULTS = {"preserve_insertion_order": "false"}
 # DuckDB buffers rows for every month file a partitioned write has open (~0.9 GB more than a plain
-# write for 120 months of 1M rows; at 30M rows it filled its memory limit and spilled GBs), so
-# month-independent work (silver) goes to DuckDB a year at a time. Spark takes every month at once:
-# a job per year would cost it more than buffering does.
+# write for 120 months of 1M rows; at 30M rows gold ran out of memory), so silver and gold go to
+# DuckDB a year of months per query (gold's history pool: every month up to the query's last).
+# Spark takes every month at once: a job per year would cost it more than buffering does.
 DUCKDB_MONTHS_PER_QUERY = 12
 
 INSTALL = {
@@ -121,7 +121,7 @@ class Engine:
 
     @property
     def months_per_query(self) -> int | None:
-        """How many months of month-independent work to give the engine at once (None: all)."""
+        """How many months to give the engine per query (None: all at once)."""
         return DUCKDB_MONTHS_PER_QUERY if self.name == "duckdb" else None
 
     def read_parquet(self, uris: Sequence[str], schema: dict[str, pl.DataType]) -> nw.LazyFrame:

@@ -238,10 +238,10 @@ def _write_months_on_engine(
     result: LayerResult,
     on_partition: Callable[[str], None] | None,
 ) -> None:
-    """The gold partitions of ``months`` computed by DuckDB or Spark, in one query.
+    """The gold partitions of ``months`` computed by DuckDB (a year of months per query) or Spark (one query).
 
     The same definitions as the Polars path (:func:`readmit.data.features.gold_features`); the
-    history pool is every silver month up to the last one built (later months cannot count).
+    history pool is every silver month up to the last one of the query (later months cannot count).
     """
     from readmit.data.engines import engine_uri, month_key, open_engine, read_month, scratch
 
@@ -255,25 +255,27 @@ def _write_months_on_engine(
     def uris(chosen: list[str]) -> list[str]:
         return [engine_uri(storage, storage.partition_path(SILVER_TABLE, m)) for m in chosen]
 
-    unsourced = [m for m in months if m not in sourced]
     with open_engine(engine, data_config) as eng, scratch(storage) as tmp:
-        parts = []
-        if sourced:
-            parts.append(eng.read_parquet(uris(sourced), {**SILVER_SCHEMA, SOURCE_COLUMN: pl.String()}))
-        if unsourced:
-            parts.append(eng.read_parquet(uris(unsourced), SILVER_SCHEMA).with_columns(
-                nw.lit(None, dtype=nw.String).alias(SOURCE_COLUMN)))
-        silver = parts[0] if len(parts) == 1 else nw.concat(parts, how="vertical")
-        pool = eng.read_parquet(uris([m for m in history if m <= months[-1]]), HISTORY_STATE_SCHEMA)
-        month = month_key(nw.col("snapshot_date"))
-        features = gold_features(silver.select(*SILVER_COLUMNS), pool).with_columns(month)
-        eng.write_by_month(features, engine_uri(storage, f"{tmp}/features"))
-        eng.write_by_month(silver.select(*KEY_COLUMNS, *label_exprs(), month), engine_uri(storage, f"{tmp}/labels"))
-        order = ["snapshot_date", "encounter_id"]
-        for m in months:
-            features = read_month(storage, f"{tmp}/features", m, FEATURE_SCHEMA).sort(order)
-            labels = read_month(storage, f"{tmp}/labels", m, LABEL_SCHEMA).sort(order)
-            _write_month(storage, m, features, labels, fingerprints, result, on_partition)
+        step = eng.months_per_query or len(months)
+        for first in range(0, len(months), step):
+            chosen, out = months[first:first + step], f"{tmp}/{first}-"  # engines create no parents
+            parts = []
+            if chosen_sourced := [m for m in chosen if m in sourced]:
+                parts.append(eng.read_parquet(uris(chosen_sourced), {**SILVER_SCHEMA, SOURCE_COLUMN: pl.String()}))
+            if chosen_unsourced := [m for m in chosen if m not in sourced]:
+                parts.append(eng.read_parquet(uris(chosen_unsourced), SILVER_SCHEMA).with_columns(
+                    nw.lit(None, dtype=nw.String).alias(SOURCE_COLUMN)))
+            silver = parts[0] if len(parts) == 1 else nw.concat(parts, how="vertical")
+            pool = eng.read_parquet(uris([m for m in history if m <= chosen[-1]]), HISTORY_STATE_SCHEMA)
+            month = month_key(nw.col("snapshot_date"))
+            features = gold_features(silver.select(*SILVER_COLUMNS), pool).with_columns(month)
+            eng.write_by_month(features, engine_uri(storage, f"{out}features"))
+            eng.write_by_month(silver.select(*KEY_COLUMNS, *label_exprs(), month), engine_uri(storage, f"{out}labels"))
+            order = ["snapshot_date", "encounter_id"]
+            for m in chosen:
+                features = read_month(storage, f"{out}features", m, FEATURE_SCHEMA).sort(order)
+                labels = read_month(storage, f"{out}labels", m, LABEL_SCHEMA).sort(order)
+                _write_month(storage, m, features, labels, fingerprints, result, on_partition)
 
 
 def build_gold(
