@@ -4,8 +4,8 @@ Usage::
 
     python benchmarks/bench_predict.py SOURCE_DATAMART REGISTRY
         [--rows 1000000,3000000,10000000] [--rows-per-month 500000]
-        [--algorithms xgboost,logistic_regression,random_forest] [--work DIR]
-        [--out benchmarks/results/predict.json]
+        [--algorithms xgboost,logistic_regression,random_forest] [--one-pipeline] [--before-src SRC]
+        [--work DIR] [--out benchmarks/results/predict.json]
 
 SOURCE_DATAMART and REGISTRY come from ``readmit run`` on the full UCI data. The benchmark
 writes gold-shaped months of ``--rows-per-month`` rows each into a scratch datamart, every row a
@@ -14,9 +14,20 @@ with the latest model of each algorithm, in a fresh ``readmit predict`` process 
 (wall time and peak RSS of that process). Memory should stay flat as N grows: scoring streams
 one month at a time.
 
+``--one-pipeline`` also scores, for every model saved with several fitted pipelines (scikit-learn's
+``CalibratedClassifierCV``, one per calibration fold: models trained before the one-pipeline
+calibration), a variant in the shape training saves now: ``CalibratedModel(pipeline,
+calibrator)`` with the first fold's pipeline and its isotonic calibrator (a sigmoid one keeps the
+scikit-learn shape, with that one pipeline). The variants are registered in a copy of REGISTRY
+under the scratch folder; REGISTRY itself is only read.
+
+``--before-src SRC`` also scores every model with the ``readmit`` of another source tree (an
+earlier version's ``src/``), right after the current one, so both see the same load.
+
 The fixed workload measured in the same run is the I/O alone: reading every month's feature
 partition and writing a parquet file of the same size (``io_seconds``); ``ratio`` = predict
-seconds / io seconds, comparable across machines and loads.
+seconds / io seconds, comparable across machines and loads. Each row also records the load
+average before and after it and the CPU seconds of the ``readmit predict`` process.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -85,6 +97,40 @@ def latest_versions(registry: str) -> dict[str, str]:
     return out
 
 
+def one_pipeline_variants(registry: str, target: Path, versions: dict[str, str]) -> dict[str, str]:
+    """Copy ``registry`` to ``target`` and register, per model with several pipelines, a variant
+    with only its first pipeline + calibrator; returns algorithm -> variant version."""
+    import copy
+
+    from readmit.registry import Registry
+    from readmit.training import fitted_pipelines
+    from readmit.training.calibration import CalibratedModel
+
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(registry, target)
+    reg = Registry(str(target))
+    out = {}
+    for algorithm, version in versions.items():
+        model, meta = reg.load(algorithm, version)
+        if len(fitted_pipelines(model)) < 2:
+            continue
+        first = model.calibrated_classifiers_[0]
+        if first.method == "isotonic":
+            single = CalibratedModel(first.estimator, first.calibrators[0], "isotonic")
+        else:
+            single = copy.copy(model)
+            single.calibrated_classifiers_ = model.calibrated_classifiers_[:1]
+        saved = reg.save(algorithm, single, {**meta, "benchmark_variant": f"first of {len(fitted_pipelines(model))} "
+                                             f"pipelines of {algorithm}_v{version}"})
+        out[algorithm] = saved["version"]
+    return out
+
+
+def load() -> list[float]:
+    return [round(x, 1) for x in os.getloadavg()]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source_datamart")
@@ -92,6 +138,9 @@ def main() -> int:
     parser.add_argument("--rows", default="1000000,3000000,10000000")
     parser.add_argument("--rows-per-month", type=int, default=500_000)
     parser.add_argument("--algorithms", default="xgboost,logistic_regression,random_forest")
+    parser.add_argument("--one-pipeline", action="store_true",
+                        help="also score a one-pipeline variant of every calibrated model with several")
+    parser.add_argument("--before-src", default=None, help="also score with the readmit of this src/ (an earlier version)")
     parser.add_argument("--work", default=None, help="scratch datamart (default: a temp folder, kept for reruns)")
     parser.add_argument("--out", default="benchmarks/results/predict.json")
     args = parser.parse_args()
@@ -105,33 +154,51 @@ def main() -> int:
     print(f"scratch gold: {len(all_months)} months x {per_month} rows in {work} "
           f"({time.perf_counter() - t0:.0f}s to prepare)", flush=True)
     versions = latest_versions(args.registry)
+    algorithms = args.algorithms.split(",")
+    models = [(a, a, versions[a], args.registry) for a in algorithms]  # (label, algorithm, version, registry)
+    if args.one_pipeline:
+        variants_at = work / "registry_one_pipeline"
+        variants = one_pipeline_variants(args.registry, variants_at, {a: versions[a] for a in algorithms})
+        models += [(f"{a} (1 pipeline)", a, v, str(variants_at)) for a, v in variants.items()]
     env = {**os.environ, "READMIT_ACTOR": "bench"}
     rows = []
     for count in counts:
         months = all_months[: -(-count // per_month)]
         io = measure([sys.executable, "-c", IO_SCRIPT, str(work), ",".join(months)], env=env)
-        for algorithm in args.algorithms.split(","):
+        runs = [(label, m, env) for label, *m in models]
+        if args.before_src:
+            before_env = {**env, "PYTHONPATH": str(Path(args.before_src).resolve())}
+            runs = [r for label, *m in models for r in ((label, m, env), (f"{label} before", m, before_env))]
+        for label, (algorithm, version, registry), run_env in runs:
+            load_before = load()
             got = measure(["readmit", "predict", "--start", months[0], "--end", months[-1], "--model",
-                           f"{algorithm}_v{versions[algorithm]}", "--datamart", str(work),
-                           "--registry", args.registry, "--json"], env=env)
+                           f"{algorithm}_v{version}", "--datamart", str(work),
+                           "--registry", registry, "--json"], env=run_env)
             summary = json.loads(got["stdout"])
             scored = summary["scored"] + summary["excluded_death_hospice"]
             row = {
-                "algorithm": algorithm, "rows": scored, "months": len(months), "seconds": got["seconds"],
+                "model": label, "algorithm": algorithm, "version": version,
+                "scoring": summary["models"][0].get("scoring"), "rows": scored, "months": len(months),
+                "seconds": got["seconds"], "cpu_seconds": got.get("cpu_seconds"),
                 "rows_per_second": round(scored / got["seconds"]), "rows_per_minute": round(60 * scored / got["seconds"]),
                 "peak_rss_mib": got["peak_rss_mib"], "io_seconds": io["seconds"],
                 "ratio_to_io": round(got["seconds"] / io["seconds"], 2),
+                "load_before": load_before, "load_after": load(),
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    header = f"{'algorithm':<20} {'rows':>11} {'seconds':>8} {'rows/s':>9} {'rows/min':>11} {'peak MiB':>9} {'x io':>6}"
+    header = (f"{'model':<39} {'rows':>11} {'seconds':>8} {'cpu s':>7} {'rows/s':>9} {'rows/min':>11} "
+              f"{'peak MiB':>9} {'x io':>6} {'load 1m':>8}")
     print(header)
     for r in rows:
-        print(f"{r['algorithm']:<20} {r['rows']:>11,} {r['seconds']:>8.1f} {r['rows_per_second']:>9,} "
-              f"{r['rows_per_minute']:>11,} {r['peak_rss_mib']:>9.0f} {r['ratio_to_io']:>6.1f}")
+        print(f"{r['model']:<39} {r['rows']:>11,} {r['seconds']:>8.1f} {r['cpu_seconds'] or 0:>7.1f} "
+              f"{r['rows_per_second']:>9,} {r['rows_per_minute']:>11,} {r['peak_rss_mib']:>9.0f} "
+              f"{r['ratio_to_io']:>6.1f} {r['load_before'][0]:>8.1f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"cpus": os.cpu_count(), "rows_per_month": per_month, "results": rows}, indent=2))
+    out.write_text(json.dumps({"cpus": os.cpu_count(), "rows_per_month": per_month,
+                               "bytecode_cache": os.environ.get("PYTHONDONTWRITEBYTECODE") is None,
+                               "results": rows}, indent=2))
     print(f"written to {out}")
     return 0
 

@@ -1,6 +1,8 @@
 """Run one command as a child process and report its wall time and peak memory (RSS).
 
-``peak_rss_mib`` is the largest single process (the kernel's ``ru_maxrss``);
+``peak_rss_mib`` is the largest single process (the kernel's ``ru_maxrss``); ``cpu_seconds`` the
+user + system CPU time of the command and the processes it waited for (less sensitive to other
+load on the machine than the wall time, though not immune: shared caches, spinning threads);
 ``peak_tree_mib`` is the peak of the RSS summed over the whole process tree (the command and
 every process it starts, a Spark JVM included), sampled every 50 ms.
 
@@ -58,8 +60,10 @@ def _main(cmd: list[str]) -> int:
     if child.returncode != 0:
         sys.stderr.write(child.stdout[-4000:] + child.stderr[-4000:])
         return child.returncode
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-    print(json.dumps({"seconds": round(wall, 2), "peak_rss_mib": round(peak_kib / 1024, 1),
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kib = usage.ru_maxrss  # KiB on Linux
+    print(json.dumps({"seconds": round(wall, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+                      "peak_rss_mib": round(peak_kib / 1024, 1),
                       "peak_tree_mib": round(max(peak_tree / 2**20, peak_kib / 1024), 1),
                       "stdout": child.stdout}))
     return 0

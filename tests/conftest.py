@@ -145,5 +145,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 # Airflow tests (fixtures: served, own_registry).
 # Real UCI gold with three trained models and no alias, for the serving, governance and inference
 # tests (fixtures: uci_models, uci_models_copy, uci_models_s3).
+# A local Spark session and data_config per engine (fixtures: spark_session, engine_config).
 pytest_plugins = ("training.gold_fixtures", "report.report_fixtures", "monitoring.served_fixtures",
-                  "serving.model_fixtures")
+                  "serving.model_fixtures", "data.spark_fixtures")

@@ -93,10 +93,12 @@ class HyperparameterTuning(_Strict):
 
 
 class CalibrationSection(_Strict):
-    """How the tuned model's scores become probabilities (fitted on the cross-validation folds'
-    held-out parts, never on test or out-of-time): ``isotonic``, ``sigmoid`` (Platt) or ``none``."""
+    """How the tuned model's scores become probabilities: ``isotonic``, ``sigmoid`` (Platt) or
+    ``none``, fitted on the cross-fitted scores (grouped folds) of the last ``recent_months``
+    months of the training window (0: the whole window); never on test or out-of-time."""
 
     method: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    recent_months: int = Field(24, ge=0)
 
 
 class SelectionSection(_Strict):
@@ -131,6 +133,10 @@ class TrainingSection(_Strict):
     min_rows_per_window: StrictInt = Field(100, ge=1)
     min_positives_per_window: StrictInt = Field(10, ge=1)
     label_maturity_days: StrictInt = Field(30, ge=0)
+    max_rows: StrictInt | None = Field(None, ge=1, description=(
+        "At most about this many training-window rows: a larger window is sampled by patient (a stable "
+        "hash of patient_nbr, so a patient is wholly in or out; readmit.training.split.sample_patients). "
+        "null: no limit."))
 
     @model_validator(mode="after")
     def _unique_algorithms(self) -> TrainingSection:

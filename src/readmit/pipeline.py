@@ -617,11 +617,12 @@ def rollback(settings: Settings, *, reason: str | None = None) -> dict[str, Any]
 
 
 def predict(settings: Settings, start_month: str | None = None, end_month: str | None = None, *,
-            alias: str | None = None, version: str | None = None, progress: Any = None) -> dict[str, Any]:
-    """Score gold months into gold/model_predictions; return the summary."""
+            alias: str | None = None, version: str | None = None, engine: str | None = None,
+            progress: Any = None) -> dict[str, Any]:
+    """Score gold months into gold/model_predictions (on Spark with engine ``spark``); return the summary."""
     from readmit.serving.predict import predict as run_predict
 
-    return run_predict(settings, start_month, end_month, alias=alias, version=version,
+    return run_predict(settings, start_month, end_month, alias=alias, version=version, engine=engine,
                        progress=progress).as_dict()
 
 

@@ -295,6 +295,17 @@ def check_month_range(start: str | None, end: str | None) -> tuple[str | None, s
     return start, end
 
 
+def months_between(start: str, end: str) -> list[str]:
+    """Every month ``YYYY-MM`` from ``start`` to ``end``, both included (checked as
+    :func:`check_month_range` does)."""
+    start, end = check_month_range(start, end)
+    months, (y, m) = [], (int(start[:4]), int(start[5:]))
+    while f"{y:04d}-{m:02d}" <= end:
+        months.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return months
+
+
 class Storage:
     """A root location (local folder or ``s3://bucket/prefix``) and atomic I/O under it."""
 

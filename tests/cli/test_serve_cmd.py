@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from readmit.cli import app
@@ -78,3 +79,15 @@ def test_predict_without_gold_names_the_month_and_the_command(uci_models_copy):
     assert "readmit medallion --start 2010-05 --end 2010-05" in result.stderr
     result = runner.invoke(app, ["predict", "--month", "2008-01", "--start", "2008-01", *args])
     assert result.exit_code == 2 and "--month or --start/--end" in result.stderr
+
+
+@pytest.mark.slow
+def test_predict_on_spark_from_the_command_line(uci_models_copy, spark_session):
+    args = _args(uci_models_copy)
+    runner.invoke(app, ["promote", *args])
+    result = runner.invoke(app, ["predict", "--month", "2008-01", "--engine", "pandas", *args])
+    assert result.exit_code == 2 and "unknown engine 'pandas'" in result.stderr
+    result = runner.invoke(app, ["predict", "--month", "2008-01", "--engine", "spark", *args])
+    assert result.exit_code == 0, result.output
+    assert "(scored by spark)" in result.stdout and "2008-01" in result.stdout
+    assert Storage(uci_models_copy.datamart).list_partitions(PREDICTIONS) == ["2008-01"]

@@ -112,14 +112,14 @@ def test_medallion_dag_is_one_task_per_layer_with_an_overridable_month_range(loc
 
 
 def test_local_mode_needs_no_provider_beyond_core_airflow(local_env):
-    # A fresh interpreter where the ECS and Kubernetes operators (and the kubernetes client) cannot
-    # be imported; Airflow's own provider discovery (get_provider_info) still works.
+    # A fresh interpreter where the ECS, Kubernetes and Spark operators (and the kubernetes client)
+    # cannot be imported; Airflow's own provider discovery (get_provider_info) still works.
     code = (
         "import sys, importlib.abc\n"
         "class Hide(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.startswith(('airflow.providers.amazon.aws', 'airflow.providers.cncf.kubernetes.operators',"
-        " 'kubernetes')):\n"
+        " 'airflow.providers.apache.spark.operators', 'kubernetes', 'pyspark')):\n"
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Hide())\n"
         "from readmit.orchestration.airflow_dags import build_dag\n"

@@ -138,7 +138,7 @@ def test_scoring_by_version_and_without_a_champion(uci_models_copy):
     result = predict(settings, "2008-01", "2008-01", version=version).as_dict()
     assert result["models"] == [{"arm": "challenger", "alias": None, "algorithm": "logistic_regression",
                                  "version": version, "threshold": pytest.approx(result["models"][0]["threshold"]),
-                                 "reasons": "native"}]
+                                 "reasons": "native", "scoring": "straightforward"}]
     out = Storage(settings.datamart_uri).read_partition(PREDICTIONS, "2008-01")
     assert out["alias"].null_count() == out.height
 

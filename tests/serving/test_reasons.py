@@ -28,7 +28,7 @@ def test_xgboost_contributions_add_up_to_the_models_log_odds(uci_models):
 
     pipes = base_pipelines(model)
     bias, margin = np.zeros(frame.height), np.zeros(frame.height)
-    for pipe in pipes:  # one per calibration fold; the reasons average them
+    for pipe in pipes:  # one pipeline (older calibrated models: one per fold, averaged)
         booster = pipe.named_steps["model"].get_booster()
         X = xgb.DMatrix(pipe.named_steps["frame"].transform(frame), missing=np.nan)
         bias += booster.predict(X, pred_contribs=True, approx_contribs=True)[:, -1] / len(pipes)
@@ -40,7 +40,7 @@ def test_logistic_regression_contributions_explain_the_log_odds(uci_models):
     model, frame = _load(uci_models, "logistic_regression"), _month(uci_models)
     values, names = contributions(model, frame)
     log_odds = np.zeros(frame.height)
-    for pipe in base_pipelines(model):  # one per calibration fold; the reasons average them
+    for pipe in base_pipelines(model):  # one pipeline (older calibrated models: one per fold, averaged)
         p = pipe.predict_proba(frame)[:, 1]
         log_odds += np.log(p / (1 - p))
     log_odds /= len(base_pipelines(model))

@@ -164,3 +164,36 @@ def test_search_space_problems_from_a_training_config():
 def test_unknown_algorithm():
     with pytest.raises(ReadmitInputError, match="unknown algorithm 'svm'"):
         get_algorithm("svm")
+
+
+def test_xgboost_reusing_the_sketch_equals_plain_xgboost():
+    """The kept binned matrix gives the very model a plain XGBClassifier fits, fit after fit,
+    through clone and pickle; another matrix or other labels get their own bins."""
+    from xgboost import XGBClassifier
+
+    from readmit.training.xgb import _SKETCHES, SketchReusingXGBClassifier, forget_sketches
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, 12)).astype(np.float32)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + rng.normal(size=5000) > 1).astype(int)
+    params = dict(n_estimators=30, max_depth=3, tree_method="hist", max_bin=32, subsample=0.7, n_jobs=1,
+                  random_state=3)
+    forget_sketches()
+    reusing = SketchReusingXGBClassifier(**params)
+    plain = XGBClassifier(**params).fit(X, y).predict_proba(X)[:, 1]
+    first = reusing.fit(X, y).predict_proba(X)[:, 1]
+    assert len(_SKETCHES) == 1
+    again = clone(reusing).set_params(max_depth=4)
+    second = again.fit(X, y).predict_proba(X)[:, 1]
+    assert len(_SKETCHES) == 1  # the same matrix: its bins were reused
+    np.testing.assert_array_equal(first, plain)
+    np.testing.assert_array_equal(second, XGBClassifier(**{**params, "max_depth": 4}).fit(X, y).predict_proba(X)[:, 1])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(reusing)).predict_proba(X)[:, 1], first)
+
+    flipped = 1 - y
+    other = clone(reusing).fit(X, flipped).predict_proba(X)[:, 1]
+    np.testing.assert_array_equal(other, XGBClassifier(**params).fit(X, flipped).predict_proba(X)[:, 1])
+    clone(reusing).fit(X[:4000], y[:4000])
+    assert len(_SKETCHES) == 3
+    forget_sketches()

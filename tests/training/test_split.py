@@ -10,7 +10,15 @@ import pytest
 from readmit.config import Window
 from readmit.data.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from readmit.errors import ReadmitInputError
-from readmit.training.split import FeatureSpec, load_gold, months_of
+from readmit.training.split import (
+    SAMPLE_RULE,
+    FeatureSpec,
+    describe_sample,
+    load_gold,
+    months_of,
+    patient_hash,
+    sample_patients,
+)
 
 
 def test_months_of_a_window():
@@ -63,3 +71,96 @@ def test_no_gold_is_a_clear_error(make_settings, tmp_path):
     with pytest.raises(ReadmitInputError, match="no gold partitions") as err:
         load_gold(make_settings(datamart=str(tmp_path / "empty")))
     assert "readmit medallion" in str(err.value)
+
+
+# -- patient sample (training_config.max_rows) -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uci_encounters(uci_zip) -> pl.DataFrame:
+    """encounter_id and patient_nbr of all 101,766 real UCI encounters, in file order."""
+    import zipfile
+
+    with zipfile.ZipFile(uci_zip) as zf:
+        member = next(n for n in zf.namelist() if n.endswith("diabetic_data.csv"))
+        return pl.read_csv(zf.read(member), columns=["encounter_id", "patient_nbr"])
+
+
+def test_no_sample_without_a_limit_or_under_it(uci_encounters):
+    for limit in (None, uci_encounters.height):
+        frame, info = sample_patients(uci_encounters, limit, seed=42)
+        assert frame is uci_encounters and info is None
+    assert "every row" in describe_sample(None)
+
+
+def test_a_patient_sample_keeps_whole_patients_about_max_rows_and_records_itself(uci_encounters):
+    frame, info = sample_patients(uci_encounters, 30_000, seed=42)
+    per_patient = uci_encounters.group_by("patient_nbr").len()
+    kept = frame.group_by("patient_nbr").len()
+    # a patient is wholly in or out: every kept patient has all their encounters
+    assert kept.join(per_patient, on="patient_nbr", suffix="_all").filter(pl.col("len") != pl.col("len_all")).height == 0
+    assert frame["encounter_id"].to_list() == uci_encounters.filter(
+        pl.col("patient_nbr").is_in(kept["patient_nbr"].implode()))["encounter_id"].to_list()  # order kept
+    # about max_rows: the expected count is max_rows; the spread comes from patients of many encounters
+    spread = 4 * (per_patient["len"].cast(pl.Float64).pow(2).sum() * info["fraction"] * (1 - info["fraction"])) ** 0.5
+    assert abs(frame.height - 30_000) < spread
+    assert info == {
+        "max_rows": 30_000, "rows_before": uci_encounters.height, "rows_after": frame.height,
+        "patients_before": per_patient.height, "patients_after": kept.height,
+        "fraction": 30_000 / uci_encounters.height, "seed": 42, "rule": SAMPLE_RULE,
+    }
+    assert f"{frame.height:,} of {uci_encounters.height:,} rows" in describe_sample(info)
+
+
+def test_the_sample_is_the_same_on_every_run_in_any_row_order_and_changes_with_the_seed(uci_encounters):
+    first, _ = sample_patients(uci_encounters, 20_000, seed=42)
+    shuffled, _ = sample_patients(uci_encounters.sample(fraction=1.0, shuffle=True, seed=3), 20_000, seed=42)
+    assert set(shuffled["encounter_id"]) == set(first["encounter_id"])
+    other, _ = sample_patients(uci_encounters, 20_000, seed=43)
+    assert set(other["patient_nbr"]) != set(first["patient_nbr"])
+
+
+def test_the_rule_recorded_is_what_another_engine_computes(uci_encounters):
+    """DuckDB's sha256, following SAMPLE_RULE as written, picks the same patients."""
+    import duckdb
+
+    frame, info = sample_patients(uci_encounters, 25_000, seed=7)
+    limit = int(info["fraction"] * 2**64)
+    con = duckdb.connect()
+    con.register("encounters", uci_encounters.to_arrow())
+    picked = con.execute(
+        "select distinct patient_nbr from encounters where "
+        "('0x' || substr(sha256(? || ':' || patient_nbr::varchar), 1, 16))::ubigint < ?::ubigint",
+        [str(info["seed"]), str(limit)],
+    ).fetchall()
+    assert {p for (p,) in picked} == set(frame["patient_nbr"])
+    assert patient_hash(7, 123) == patient_hash(7, 123) != patient_hash(8, 123)
+
+
+def test_max_rows_is_a_positive_integer_or_null():
+    from readmit.config import parse_config
+    from readmit.errors import ConfigError
+
+    assert parse_config({"training_config": {"max_rows": 5000}}).training_config.max_rows == 5000
+    assert parse_config({}).training_config.max_rows is None
+    for bad in (0, True, "5000"):
+        with pytest.raises(ConfigError, match="training_config.max_rows"):
+            parse_config({"training_config": {"max_rows": bad}})
+
+
+def test_training_uses_the_patient_sample_and_records_it(make_settings):
+    from readmit.training import train_algorithm
+
+    settings = make_settings({"training_config": {"max_rows": 2000}})
+    window = load_gold(settings, fingerprints=False).window("train")
+    messages: list[str] = []
+    meta = train_algorithm(settings, "logistic_regression", progress=messages.append)
+    sample = meta["training_sample"]
+    expected, info = sample_patients(window, 2000, settings.config.model.random_state)
+    assert sample == info and sample["rows_before"] == window.height > 2000
+    assert sample["rows_after"] == expected.height < window.height
+    assert any("training on a patient sample" in m for m in messages)
+    assert any(f"on {expected.height} rows" in m for m in messages)  # the search saw the sample only
+
+    unlimited = train_algorithm(make_settings(), "logistic_regression")
+    assert unlimited["training_sample"] is None

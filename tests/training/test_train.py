@@ -18,6 +18,7 @@ from readmit.registry import Registry, sha256_hex
 from readmit.storage import Storage
 from readmit.training import MODEL_INPUT, predict_proba, train_algorithm, train_algorithms
 from readmit.training.algorithms import make_pipeline
+from readmit.training.calibration import fit_with_out_of_fold_scores
 from readmit.training.split import load_gold, purge_expr
 from readmit.training.train import (
     Tuned,
@@ -25,6 +26,7 @@ from readmit.training.train import (
     fitted_pipelines,
     git_revision,
     make_folds,
+    recent_rows,
     resolve_n_jobs,
 )
 from training.gold_fixtures import synthetic_gold_frames, write_gold
@@ -79,6 +81,8 @@ def test_train_algorithm_registers_a_complete_model(make_settings, algorithm):
     assert len(meta["cv"]["best_fold_scores"]) == 2
     assert meta["cv"]["best_mean_score"] == pytest.approx(np.mean(meta["cv"]["best_fold_scores"]))
     assert meta["calibration"]["method"] == "isotonic"
+    assert meta["calibration"]["months"] == ["2004-01", "2005-12"]  # the last 24 months of train
+    assert 0 < meta["calibration"]["rows"] < meta["training_samples"]
     assert meta["purged_by_label_horizon"]["train"] > 0 and meta["purged_by_label_horizon"]["oot"] == 0
     assert meta["label"]["target"] == "readmitted_within_30_days"
     assert meta["seed"] == 42 and meta["versions"]["scikit-learn"]
@@ -141,11 +145,12 @@ def test_preprocessing_is_fitted_inside_each_fold_and_never_on_test(make_setting
     train = train.with_columns(pl.when(pl.Series(marked)).then(pl.lit("OnlyInFold0Validation"))
                                .otherwise(pl.col("race")).alias("race"))
     pipe = make_pipeline("logistic_regression", data.spec.numeric, data.spec.categorical, 0)
-    tuned = Tuned({}, {}, 1, 0.0)
-    model = fit_final(pipe, tuned, train, train["label"].to_numpy(), folds, "isotonic", None, 1)
-    vocabularies = [p.named_steps["frame"].vocabulary_["race"] for p in fitted_pipelines(model)]
+    # the calibrator's cross-fitted scores: fold 0's pipeline never saw fold 0's validation part
+    _, scores, fold_pipes = fit_with_out_of_fold_scores(pipe, train, train["label"].to_numpy(), folds)
+    vocabularies = [p.named_steps["frame"].vocabulary_["race"] for p in fold_pipes]
     assert "OnlyInFold0Validation" not in vocabularies[0]
     assert all("OnlyInFold0Validation" in v for v in vocabularies[1:])
+    assert not np.isnan(scores).any()  # every training row is scored by a model that did not fit it
 
     features, labels = synthetic_gold_frames()
     test_only = features.with_columns(
@@ -157,6 +162,16 @@ def test_preprocessing_is_fitted_inside_each_fold_and_never_on_test(make_setting
     model, _ = Registry(settings.registry_uri).load("xgboost", meta["version"])
     for fitted in fitted_pipelines(model):
         assert "OnlyInTest" not in fitted.named_steps["frame"].vocabulary_["race"]
+
+
+def test_calibration_rows_are_the_last_months_of_the_training_window(make_settings):
+    train = load_gold(make_settings(), fingerprints=False).window("train")
+    mask, months = recent_rows(train, 3)
+    assert months == ["2005-10", "2005-11", "2005-12"]
+    assert train.filter(pl.Series(mask))["snapshot_date"].min() >= date(2005, 10, 1)
+    assert train.filter(~pl.Series(mask))["snapshot_date"].max() < date(2005, 10, 1)
+    everything, all_months = recent_rows(train, 0)
+    assert everything.all() and len(all_months) == 84
 
 
 def _known_probabilities(n: int, seed: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
@@ -179,8 +194,9 @@ def test_calibration_recovers_known_probabilities(method):
     pipe = make_pipeline("random_forest", ["x"], ["c"], 0)
     tuned = Tuned({"model__class_weight": "balanced_subsample", "model__n_estimators": 40,
                    "model__min_samples_leaf": 50}, {}, 1, 0.0)
-    distorted = fit_final(pipe, tuned, frame, y, folds, "none", "n_jobs", 1)
-    calibrated = fit_final(pipe, tuned, frame, y, folds, method, "n_jobs", 1)
+    distorted, _ = fit_final(pipe, tuned, frame, y, folds, "none", "n_jobs", 1)
+    calibrated, info = fit_final(pipe, tuned, frame, y, folds, method, "n_jobs", 1)
+    assert info["rows"] == len(y)  # no recent-months mask: every cross-fitted score
     truth = calibration_metrics(y_new, p_true)
     raw = calibration_metrics(y_new, predict_proba(distorted, fresh))
     cal = calibration_metrics(y_new, predict_proba(calibrated, fresh))

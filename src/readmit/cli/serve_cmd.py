@@ -125,6 +125,9 @@ def predict(
     end: Annotated[str | None, typer.Option("--end", help="Last month to score, YYYY-MM.")] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="champion (default) or challenger.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="A registry version instead of an alias.")] = None,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="spark: score on Spark's executors (the session from SPARK_REMOTE or data_config.spark); "
+                         "polars or duckdb: here. Default: data_config.engine.")] = None,
     config: ConfigOpt = None,
     datamart: DatamartOpt = None,
     registry: RegistryOpt = None,
@@ -139,7 +142,7 @@ def predict(
         if not as_json:
             err_console.print(f"[dim]{message}[/]", highlight=False)
 
-    summary = pipeline.predict(settings, month or start, month or end, alias=alias, version=model,
+    summary = pipeline.predict(settings, month or start, month or end, alias=alias, version=model, engine=engine,
                                progress=progress)
     if as_json:
         print_json(summary)
@@ -166,7 +169,7 @@ def predict(
     if summary["unseen_categories"]:
         console.print("categories never seen in training (scored): "
                       + ", ".join(f"{k} {v}" for k, v in summary["unseen_categories"].items()), highlight=False)
-    console.print(f"written to {summary['table']}", highlight=False, soft_wrap=True)
+    console.print(f"written to {summary['table']} (scored by {summary['engine']})", highlight=False, soft_wrap=True)
 
 
 # -- registry aliases / history ----------------------------------------------------------------

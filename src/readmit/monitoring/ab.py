@@ -27,9 +27,9 @@ import polars as pl
 from readmit.config import Settings
 from readmit.data.layers import LABEL_STORE, PREDICTIONS
 from readmit.errors import ReadmitInputError
-from readmit.monitoring.monitor import monitoring_folder, month_range, read_predictions
+from readmit.monitoring.monitor import monitoring_folder, read_predictions
 from readmit.monitoring.performance import is_mature
-from readmit.storage import Storage
+from readmit.storage import Storage, months_between
 from readmit.training.train import jsonable
 
 ARMS = ("champion", "challenger")
@@ -119,7 +119,7 @@ def ab_report(
     cfg = settings.config
     storage = Storage(settings.datamart_uri)
     stored = storage.list_partitions(PREDICTIONS)
-    wanted = month_range(start_month or (stored[0] if stored else "1999-01"),
+    wanted = months_between(start_month or (stored[0] if stored else "1999-01"),
                          end_month or (stored[-1] if stored else "1999-01"))
     maturity = cfg.training_config.label_maturity_days
     months = [m for m in wanted if m in set(stored) and is_mature(m, as_of, maturity)]

@@ -26,7 +26,7 @@ from readmit.monitoring.decisions import band, decide
 from readmit.monitoring.drift import MONTH, drift_by_month
 from readmit.monitoring.performance import estimated_performance, is_mature, observed_performance
 from readmit.monitoring.profile import ensure_profile
-from readmit.storage import Storage, check_month
+from readmit.storage import Storage, months_between
 from readmit.training.train import jsonable
 
 LATEST = "latest_monitoring.json"
@@ -42,21 +42,9 @@ def monitoring_folder(model_name: str) -> str:
     return f"monitoring/{model_name}"
 
 
-def month_range(start: str, end: str) -> list[str]:
-    check_month(start)
-    check_month(end)
-    if start > end:
-        raise ReadmitInputError(f"--start {start} is after --end {end}", fix="swap the two months")
-    months, (y, m) = [], (int(start[:4]), int(start[5:]))
-    while f"{y:04d}-{m:02d}" <= end:
-        months.append(f"{y:04d}-{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return months
-
-
 def prediction_months(settings: Settings, start: str, end: str) -> tuple[list[str], list[str]]:
     """(months of the range with predictions, months without)."""
-    wanted = month_range(start, end)
+    wanted = months_between(start, end)
     stored = set(Storage(settings.datamart_uri).list_partitions(PREDICTIONS))
     return [m for m in wanted if m in stored], [m for m in wanted if m not in stored]
 

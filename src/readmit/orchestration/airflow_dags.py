@@ -12,6 +12,9 @@ Which operator runs a step depends on the executor mode, ``READMIT_EXECUTOR``:
 - ``ecs`` / ``kubernetes``: heavy steps (medallion layers, training) run the readmit image as an
   ECS task / Kubernetes pod (:mod:`readmit.orchestration.containers`); the other steps stay in
   the worker.
+- ``spark``: the medallion's layers are submitted to Spark with the Apache Spark provider's
+  SparkSubmitOperator (:mod:`readmit.orchestration.spark_submit`); every other step stays in
+  the worker.
 
 Gates are always ShortCircuitOperators in the worker (they are cheap): a failed gate logs its
 reason and skips everything downstream, so the run ends with those tasks *skipped*, not failed.
@@ -36,7 +39,7 @@ from readmit.errors import ReadmitInputError
 from readmit.orchestration.tasks import run_gate, run_task, templated_params
 from readmit.pipeline import Graph, Step, get_graph, graph_steps
 
-EXECUTOR_MODES = ("local", "ecs", "kubernetes")
+EXECUTOR_MODES = ("local", "ecs", "kubernetes", "spark")
 SCHEDULE_START = datetime(2026, 1, 1, tzinfo=UTC)  # scheduled DAGs: no catch-up before this
 _MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
@@ -76,7 +79,7 @@ def build_dag(graph_name: str, *, settings: Settings | None = None, executor: st
     if mode != "local":
         from readmit.orchestration.containers import FACTORIES
 
-        container = FACTORIES[mode](graph, settings)
+        container = FACTORIES[mode](graph, settings)  # None: this mode runs none of the graph's steps
     worker_params = templated_params(graph, settings)
 
     def operator(step: Step) -> Any:

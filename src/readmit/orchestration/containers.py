@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from readmit.config import Settings
+from readmit.orchestration.spark_submit import spark_factory
 from readmit.orchestration.tasks import container_command, container_env, env_list, env_value
 from readmit.pipeline import Graph, Step
 
@@ -138,7 +139,8 @@ def kubernetes_factory(graph: Graph, settings: Settings) -> OperatorFactory:
     return make
 
 
-FACTORIES: dict[str, Callable[[Graph, Settings], OperatorFactory]] = {
+FACTORIES: dict[str, Callable[[Graph, Settings], OperatorFactory | None]] = {
     "ecs": ecs_factory,
     "kubernetes": kubernetes_factory,
+    "spark": spark_factory,  # not a container: spark-submit (readmit.orchestration.spark_submit)
 }

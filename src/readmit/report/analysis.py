@@ -158,7 +158,7 @@ def native_importance(model: Any, features: list[str]) -> dict[str, float] | Non
     """The estimator's own importance per input feature, when it has one per feature (trees)."""
     from readmit.training import fitted_pipelines
 
-    # a calibrated model holds one fitted pipeline per calibration fold: average their importances
+    # one pipeline in a calibrated model (one per fold in older ones: their importances averaged)
     estimators = [p.steps[-1][1] if hasattr(p, "steps") else p for p in fitted_pipelines(model)]
     found = [getattr(e, "feature_importances_", None) for e in estimators]
     if any(v is None or len(v) != len(features) for v in found):
@@ -180,7 +180,7 @@ def permutation_importance(model: Any, frame: Any, y: np.ndarray, *, rows: int =
     take = np.sort(rng.choice(y.size, size=min(rows, y.size), replace=False))
     from readmit.training import fitted_pipelines
 
-    model = fitted_pipelines(model)[0]  # a calibrated model: its first fold's pipeline
+    model = fitted_pipelines(model)[0]  # a calibrated model: the pipeline inside it
     encoder, rest = model.steps[0][1], model[1:]
     X = encoder.transform(frame[take])
     yy = y[take]

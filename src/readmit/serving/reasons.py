@@ -12,8 +12,9 @@
 Only positive contributions count, so a row may have fewer than three reasons. A calibration
 step after the model (Platt or isotonic) is monotone: it changes the probability, not which
 features push it up, so the reasons are read from the uncalibrated model inside the artifact
-(:func:`base_pipelines` finds them however the artifact wraps them; a calibrated model holds one
-per calibration fold, and their contributions are averaged as their predictions are).
+(:func:`base_pipelines` finds it however the artifact wraps it; a model saved with one pipeline
+per calibration fold averages their contributions as it averages their predictions).
+:mod:`readmit.serving.scoring` computes the same contributions and the risk in one pass.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def _is_pipeline(obj: Any) -> bool:
 
 
 def base_pipelines(model: Any, depth: int = 4) -> list[Any]:
-    """The fitted ``Pipeline(frame, prep, model)``s inside ``model``: one per calibration fold of
-    a calibrated model (:func:`readmit.training.fitted_pipelines`), the model itself when it is
-    one, or those of a model it wraps; [] when there is none."""
+    """The fitted ``Pipeline(frame, prep, model)``s inside ``model``: a calibrated model's one (or,
+    saved before, one per calibration fold: :func:`readmit.training.fitted_pipelines`), the model
+    itself when it is one, or those of a model it wraps; [] when there is none."""
     pipes = [p for p in fitted_pipelines(model) if _is_pipeline(p)]
     if pipes or depth == 0:
         return pipes
@@ -53,12 +54,19 @@ def base_pipelines(model: Any, depth: int = 4) -> list[Any]:
     return []
 
 
-def _xgboost_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
+def xgboost_matrix(estimator: Any, X: np.ndarray) -> Any:
+    """The ``DMatrix`` of an encoded frame, built with every core (the booster is told so too:
+    models are saved single-threaded for Airflow workers, but a scoring run has the machine)."""
     import xgboost as xgb
 
-    booster = estimator.get_booster()
-    booster.set_param({"nthread": available_cpus()})  # saved single-threaded; scoring has the machine
-    contribs = booster.predict(xgb.DMatrix(X, missing=np.nan), pred_contribs=True, approx_contribs=True)
+    cpus = available_cpus()
+    estimator.get_booster().set_param({"nthread": cpus})
+    return xgb.DMatrix(X, missing=np.nan, nthread=cpus)
+
+
+def xgboost_contributions(estimator: Any, matrix: Any) -> np.ndarray:
+    """Per-row contributions (log-odds) of each input column, from a :func:`xgboost_matrix`."""
+    contribs = estimator.get_booster().predict(matrix, pred_contribs=True, approx_contribs=True)
     return np.asarray(contribs)[:, :-1]  # the last column is the bias
 
 
@@ -101,41 +109,65 @@ def contributions(model: Any, frame: Any) -> tuple[np.ndarray, list[str]] | None
     pipes = base_pipelines(model) if reasons_available(model) else []
     if not pipes:
         return None
-    # A calibrated model averages its fold models: so do their contributions (in log-odds).
-    total, names = None, []
+    total = None
     for pipe in pipes:
         encoder, estimator = pipe.named_steps["frame"], pipe.named_steps["model"]
         prep = pipe.named_steps.get("prep", "passthrough")
-        names = [*encoder.numeric, *encoder.categorical]
         X = encoder.transform(frame)
         if hasattr(estimator, "get_booster"):
-            values = _xgboost_contributions(estimator, prep.transform(X) if prep != "passthrough" else X)
+            matrix = xgboost_matrix(estimator, prep.transform(X) if prep != "passthrough" else X)
+            values = xgboost_contributions(estimator, matrix)
         else:
-            values = _linear_contributions(prep, estimator, X, len(names))
-        total = values if total is None else total + values
-    return total / len(pipes), names
+            values = _linear_contributions(prep, estimator, X, len(feature_names(pipe)))
+        total = add_up(total, values)
+    return total / len(pipes), feature_names(pipes[-1])
+
+
+def feature_names(pipe: Any) -> list[str]:
+    encoder = pipe.named_steps["frame"]
+    return [*encoder.numeric, *encoder.categorical]
+
+
+def add_up(total: np.ndarray | None, values: np.ndarray) -> np.ndarray:
+    """A calibrated model averages its pipelines' predictions, so the reasons average their
+    contributions (log-odds): the running sum, one pipeline at a time, then / the count."""
+    return values if total is None else total + values
 
 
 def top_reasons(model: Any, frame: Any, top: int = TOP) -> pl.Series:
     """For each row, up to ``top`` feature names with the largest positive contributions (list[str])."""
-    found = contributions(model, frame)
     n = frame.height if hasattr(frame, "height") else len(frame)
-    if found is None:
-        return pl.Series("top_reasons", [[UNAVAILABLE]], dtype=pl.List(pl.String)).extend_constant(
-            [UNAVAILABLE], n - 1) if n else pl.Series("top_reasons", [], dtype=pl.List(pl.String))
+    return reason_lists(contributions(model, frame) if n else None, n, top)
+
+
+def reason_lists(found: tuple[np.ndarray, list[str]] | None, n: int, top: int = TOP) -> pl.Series:
+    """``top_reasons`` from (contributions, names), or ``["unavailable"]`` per row when ``found`` is None.
+
+    The largest first; equal contributions in column order (as a stable sort would give them);
+    only positive ones. Built as one Arrow list array (offsets + names), not row by row.
+    """
+    if found is None or n == 0:
+        if n == 0:
+            return pl.Series("top_reasons", [], dtype=pl.List(pl.String))
+        return pl.Series("top_reasons", [[UNAVAILABLE]], dtype=pl.List(pl.String)).extend_constant([UNAVAILABLE], n - 1)
+    import pyarrow as pa
+
     values, names = found
-    k = min(top, values.shape[1])
-    idx = np.argpartition(-values, k - 1, axis=1)[:, :k]
-    picked = np.take_along_axis(values, idx, axis=1)
-    order = np.argsort(-picked, axis=1, kind="stable")
-    idx, picked = np.take_along_axis(idx, order, axis=1), np.take_along_axis(picked, order, axis=1)
-    names_series = pl.Series(names, dtype=pl.String)
-    columns = [
-        pl.Series(f"r{j}", names_series.gather(idx[:, j])).set(pl.Series(picked[:, j] <= 0), None)
-        for j in range(k)
-    ]
-    listed = pl.DataFrame(columns).select(pl.concat_list(pl.all()).list.drop_nulls().alias("top_reasons"))
-    return listed.to_series()
+    left = np.array(values, copy=True)
+    k = min(top, left.shape[1])
+    rows = np.arange(left.shape[0])
+    idx = np.empty((left.shape[0], k), dtype=np.int32)
+    positive = np.empty((left.shape[0], k), dtype=bool)
+    for j in range(k):  # argmax takes the first of equal values: the stable descending order
+        idx[:, j] = left.argmax(axis=1)
+        positive[:, j] = left[rows, idx[:, j]] > 0
+        left[rows, idx[:, j]] = -np.inf
+    # descending order: the positive ones come first in every row
+    offsets = np.zeros(left.shape[0] + 1, dtype=np.int32)
+    np.cumsum(positive.sum(axis=1), out=offsets[1:])
+    labels = pa.DictionaryArray.from_arrays(pa.array(idx[positive]), pa.array(names, pa.string()))
+    listed = pa.ListArray.from_arrays(pa.array(offsets), labels.dictionary_decode())
+    return pl.Series("top_reasons", pl.from_arrow(listed), dtype=pl.List(pl.String))
 
 
 def reasons_available(model: Any) -> bool:

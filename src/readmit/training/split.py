@@ -14,14 +14,21 @@ Features and labels are joined on the key columns; encounters ending in death or
 ``death_or_hospice`` flag) are left out when ``training_config.exclude_death_hospice`` is set,
 and counted.
 
+Patient sample: a training window with more rows than ``training_config.max_rows`` is cut to
+about that many rows by :func:`sample_patients`, whole patients at a time, chosen by a stable
+hash of the patient number (the same sample on every run, machine and engine).
+
 Light on purpose (polars only): Airflow parses DAGs that import readmit.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import polars as pl
 
 from readmit.config import Settings, TemporalSplits, Window
@@ -29,7 +36,7 @@ from readmit.data import features
 from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
 from readmit.errors import ReadmitInputError
-from readmit.storage import Storage
+from readmit.storage import Storage, months_between
 
 WINDOWS: tuple[str, ...] = ("train", "test", "oot")
 LABEL = "label"
@@ -60,12 +67,7 @@ class FeatureSpec:
 
 def months_of(window: Window) -> list[str]:
     """Every calendar month ``YYYY-MM`` that overlaps the window."""
-    months = []
-    y, m = window.start_date.year, window.start_date.month
-    while (y, m) <= (window.end_date.year, window.end_date.month):
-        months.append(f"{y:04d}-{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return months
+    return months_between(window.start_date.strftime("%Y-%m"), window.end_date.strftime("%Y-%m"))
 
 
 def window_expr(splits: TemporalSplits) -> pl.Expr:
@@ -184,3 +186,57 @@ def load_gold(
         parts[table] = {m: (storage.partition_fingerprint(table, m) if fingerprints else "") for m in ms}
     return GoldData(joined, spec, parts, excluded, unlabelled, purged)
 
+
+# -- patient sample --------------------------------------------------------------------------------
+
+SAMPLE_RULE = ("a patient is kept when the first 8 bytes of sha256('{seed}:{patient_nbr}'), read as a "
+               "big-endian unsigned integer, are below floor(fraction * 2**64); fraction = max_rows / rows")
+
+
+def patient_hash(seed: int, patient_nbr: int) -> int:
+    """A patient's stable 64-bit hash: sha256 of ``"{seed}:{patient_nbr}"``, its first 8 bytes.
+
+    The same number in any process, library version or engine (``sha2`` in Spark and
+    ``sha256`` in DuckDB give the same digest), unlike Polars' or Python's own hashes.
+    """
+    digest = hashlib.sha256(f"{seed}:{int(patient_nbr)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def sample_patients(frame: pl.DataFrame, max_rows: int | None, seed: int) -> tuple[pl.DataFrame, dict[str, Any] | None]:
+    """``frame`` cut to about ``max_rows`` rows, whole patients at a time; and what was done.
+
+    Nothing happens (``(frame, None)``) when ``max_rows`` is None or ``frame`` has no more rows
+    than it. Otherwise every patient is kept or dropped by :data:`SAMPLE_RULE`, so the expected
+    number of rows kept is ``max_rows`` and the order of the kept rows is unchanged. The returned
+    dict (rows and patients before and after, the fraction, the seed and the rule) goes into the
+    model's metadata.
+    """
+    rows = frame.height
+    if max_rows is None or rows <= max_rows:
+        return frame, None
+    fraction = max_rows / rows
+    limit = int(fraction * 2**64)
+    patients = frame["patient_nbr"].unique().to_numpy()
+    kept = np.fromiter((patient_hash(seed, p) < limit for p in patients.tolist()), dtype=bool, count=patients.size)
+    sampled = frame.filter(pl.col("patient_nbr").is_in(pl.Series(patients[kept])))
+    info = {
+        "max_rows": max_rows,
+        "rows_before": rows,
+        "rows_after": sampled.height,
+        "patients_before": int(patients.size),
+        "patients_after": int(kept.sum()),
+        "fraction": fraction,
+        "seed": seed,
+        "rule": SAMPLE_RULE,
+    }
+    return sampled, info
+
+
+def describe_sample(info: dict[str, Any] | None) -> str:
+    """One line for training's progress output."""
+    if info is None:
+        return "training on every row of the training window (training_config.max_rows not reached)"
+    return (f"training on a patient sample: {info['rows_after']:,} of {info['rows_before']:,} rows, "
+            f"{info['patients_after']:,} of {info['patients_before']:,} patients (fraction "
+            f"{info['fraction']:.4f} of training_config.max_rows {info['max_rows']:,}; stable hash of patient_nbr)")

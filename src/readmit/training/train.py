@@ -9,9 +9,10 @@ The steps, each a small function below:
 2. :func:`tune` - the hyperparameter search (``hyperparameter_tuning.method``) over the whole
    ``frame + prep + model`` pipeline, ranked by ``hyperparameter_tuning.scoring``: the category
    vocabulary and every preprocessing statistic are fitted inside each fold;
-3. :func:`fit_final` - the tuned pipeline, calibrated (``training_config.calibration.method``) on
-   the same folds: each fold's pipeline is fitted on the fold's fitting part and its calibrator on
-   the held-out part (``CalibratedClassifierCV``); test and out-of-time never take part;
+3. :func:`fit_final` - the tuned pipeline fitted on the whole training window, calibrated
+   (``training_config.calibration``) on the cross-fitted scores of the same folds in the last
+   months of the training window (:mod:`readmit.training.calibration`); test and out-of-time
+   never take part;
 4. :func:`evaluate_model` - the threshold chosen on test, metrics, calibration, patient-bootstrap
    intervals and the patients never seen in training, for test and out-of-time;
 5. :func:`build_metadata`, then the registry.
@@ -43,7 +44,7 @@ import polars as pl
 
 from readmit.config import KNOWN_ALGORITHMS, HyperparameterTuning, Settings, TrainingSection
 from readmit.errors import ReadmitInputError
-from readmit.training.split import LABEL, WINDOWS, GoldData, load_gold
+from readmit.training.split import LABEL, WINDOWS, GoldData, describe_sample, load_gold, sample_patients
 
 Progress = Callable[[str], None]
 
@@ -135,8 +136,13 @@ def predict_proba(model: Any, frame: Any) -> np.ndarray:
 
 
 def fitted_pipelines(model: Any) -> list[Any]:
-    """The fitted ``frame + prep + model`` pipelines inside a saved model (one per calibration
-    fold, or the model itself when it is not calibrated): for feature importances and reasons."""
+    """The fitted ``frame + prep + model`` pipelines inside a saved model, for feature importances
+    and reasons: a calibrated model's one pipeline (:mod:`readmit.training.calibration`), the
+    model itself when it is not calibrated, or one per fold in a model saved before this calibration (0.1.0 development builds)
+    (scikit-learn's ``CalibratedClassifierCV``)."""
+    pipeline = getattr(model, "pipeline", None)
+    if pipeline is not None and hasattr(model, "calibrator"):
+        return [pipeline]
     calibrated = getattr(model, "calibrated_classifiers_", None)
     if calibrated is None:
         return [model]
@@ -270,25 +276,36 @@ def tune(pipe: Any, space: dict[str, Any], X: pl.DataFrame, y: np.ndarray, folds
 # -- 3. the final, calibrated model ---------------------------------------------------------------
 
 
+def recent_rows(train: pl.DataFrame, months: int) -> tuple[np.ndarray, list[str]]:
+    """A mask of the training rows in the last ``months`` months present (0: every row), and those months."""
+    month = train["snapshot_date"].dt.strftime("%Y-%m")
+    present = sorted(month.unique().to_list())
+    chosen = present[-months:] if months else present
+    return month.is_in(chosen).to_numpy(), chosen
+
+
 def fit_final(pipe: Any, tuned: Tuned, X: pl.DataFrame, y: np.ndarray, folds: list, method: str,
-              threads_param: str | None, n_jobs: int) -> Any:
-    """The tuned pipeline, calibrated on the folds' held-out parts (or refitted alone for ``none``)."""
+              threads_param: str | None, n_jobs: int, recent: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
+    """The tuned pipeline fitted on the whole training window, calibrated on the cross-fitted scores
+    of the ``recent`` rows (default: all) - see :mod:`readmit.training.calibration`; returns the
+    model and what its calibrator was fitted on (``{}`` for ``none``)."""
     from sklearn.base import clone
-    from sklearn.calibration import CalibratedClassifierCV
+
+    from readmit.training.calibration import fit_calibrated
 
     best = clone(pipe).set_params(**tuned.best_params)
     with _quiet():
         if method == "none":
             if threads_param:  # the refit is alone: give it every core
                 best.set_params(**{f"model__{threads_param}": n_jobs})
-            model = best.fit(X, y)
+            model, info = best.fit(X, y), {}
         else:
-            model = CalibratedClassifierCV(best, method=method, cv=folds, n_jobs=n_jobs, ensemble=True)
-            model.fit(X, y)
+            mask = np.ones(len(y), dtype=bool) if recent is None else recent
+            model, info = fit_calibrated(best, X, y, folds, mask, method, n_jobs)
     for fitted in fitted_pipelines(model):  # scoring elsewhere (Airflow workers): one thread each
         if threads_param:
             fitted.set_params(**{f"model__{threads_param}": 1})
-    return model
+    return model, info
 
 
 # -- 4. evaluation --------------------------------------------------------------------------------
@@ -349,8 +366,9 @@ def build_metadata(settings: Settings, algorithm: str, data: GoldData, tuned: Tu
         "performance": performance,
         "threshold": {"value": threshold, "rule": tc.threshold.rule, "target_recall": tc.threshold.target_recall,
                       "chosen_on": "test"},
-        "calibration": {"method": tc.calibration.method,
-                        "fitted_on": "held-out parts of the cross-validation folds (training window only)"},
+        "calibration": {"method": tc.calibration.method, "recent_months": tc.calibration.recent_months,
+                        "fitted_on": "cross-fitted scores (grouped folds) of the last months of the training "
+                        "window; the model itself is fitted on the whole training window"},
         "best_params": jsonable({k.removeprefix("model__"): v for k, v in tuned.best_params.items()}),
         "cv": tuned.cv,
         "search_space": describe_space(space),
@@ -388,7 +406,7 @@ def train_algorithm(
     ``data`` lets a caller training several algorithms read gold once (:func:`train_algorithms`).
     """
     from readmit.registry import Registry
-    from readmit.training.algorithms import build_search_space, get_algorithm, make_pipeline
+    from readmit.training.algorithms import build_search_space, get_algorithm, make_pipeline, release_caches
 
     def say(message: str) -> None:
         if progress is not None:
@@ -404,25 +422,36 @@ def train_algorithm(
         say("loading gold")
         data = load_gold(settings, progress=say)
     _check_trainable(data, tc.hyperparameter_tuning.cv_folds)
-    train = data.window("train")
+    train, sample = sample_patients(data.window("train"), tc.max_rows, seed)  # training_config.max_rows
+    say(describe_sample(sample))
     X, y = train.select(data.spec.features), train[LABEL].to_numpy().astype(np.int8)
     folds = make_folds(train, tc.hyperparameter_tuning, seed)
     pipe = make_pipeline(algorithm, data.spec.numeric, data.spec.categorical, seed)
 
-    tuned = tune(pipe, space, X, y, folds, tc.hyperparameter_tuning, seed, say)
-    say(f"best CV {tc.hyperparameter_tuning.scoring} {tuned.cv['best_mean_score']:.4f}; fitting the final "
-        f"model (calibration: {tc.calibration.method})")
-    t0 = time.perf_counter()
     n_jobs = resolve_n_jobs(tc.hyperparameter_tuning.n_jobs)
-    model = fit_final(pipe, tuned, X, y, folds, tc.calibration.method, get_algorithm(algorithm).threads_param,
-                      n_jobs)
-    final_seconds = time.perf_counter() - t0
+    recent, recent_months = recent_rows(train, tc.calibration.recent_months)
+    try:
+        tuned = tune(pipe, space, X, y, folds, tc.hyperparameter_tuning, seed, say)
+        say(f"best CV {tc.hyperparameter_tuning.scoring} {tuned.cv['best_mean_score']:.4f}; fitting the final "
+            f"model (calibration: {tc.calibration.method})")
+        t0 = time.perf_counter()
+        model, calibrated_on = fit_final(pipe, tuned, X, y, folds, tc.calibration.method,
+                                         get_algorithm(algorithm).threads_param, n_jobs, recent)
+        final_seconds = time.perf_counter() - t0
+    finally:
+        release_caches()
 
     say("evaluating on test and out-of-time windows")
     t0 = time.perf_counter()
     performance, threshold = evaluate_model(model, data, tc, seed)
     timings = {"search": tuned.seconds, "final_fit": final_seconds, "evaluation": time.perf_counter() - t0}
     metadata = build_metadata(settings, algorithm, data, tuned, space, performance, threshold, timings, n_jobs)
+    if calibrated_on:
+        metadata["calibration"].update(calibrated_on, months=[recent_months[0], recent_months[-1]])
+    metadata["training_sample"] = sample  # null: the whole training window
+    if sample is not None:  # what the model was fitted on (the window's size stays in training_sample)
+        metadata["training_samples"] = train.height
+        metadata["positives"]["train"] = int(train[LABEL].sum())
     metadata["training_seconds"] = round(time.perf_counter() - started, 3)
     say("saving to the registry")
     saved = Registry.for_settings(settings).save(algorithm, model, jsonable(metadata))

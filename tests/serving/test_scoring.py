@@ -1,0 +1,121 @@
+"""The one-pass scoring path gives the numbers of the straightforward one: the model's
+``predict_proba`` and the reasons from its own contributions, for one or many pipelines."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import polars as pl
+import pytest
+
+from readmit.data.layers import FEATURE_STORE
+from readmit.registry import Registry
+from readmit.serving.reasons import contributions, reason_lists, top_reasons
+from readmit.serving.scoring import Scorer, one_pass_parts
+from readmit.storage import Storage
+from readmit.training import fitted_pipelines, predict_proba
+
+
+def _load(uci_models, algorithm):
+    return Registry(uci_models.registry).load(algorithm, uci_models.models()[algorithm])[0]
+
+
+def _month(uci_models, month="2008-03"):
+    return Storage(uci_models.datamart).read_partition(FEATURE_STORE, month)
+
+
+@pytest.fixture(scope="module")
+def shapes(uci_models):
+    """The trained model and the other shapes a served XGBoost model can take, fitted on the
+    sample's training window: a sigmoid-calibrated one, scikit-learn's CalibratedClassifierCV with
+    several fold pipelines (models saved before the one-pipeline calibration) or with one, and the
+    bare pipeline."""
+    from sklearn.base import clone
+    from sklearn.calibration import CalibratedClassifierCV
+
+    from readmit.training.calibration import CalibratedModel, fit_calibrator
+    from readmit.training.split import LABEL, load_gold
+
+    trained = _load(uci_models, "xgboost")
+    (pipe,) = fitted_pipelines(trained)
+    data = load_gold(uci_models.settings(), fingerprints=False)
+    train = data.window("train")
+    X, y = train.select(data.spec.features), train[LABEL].to_numpy().astype(int)
+    folds = CalibratedClassifierCV(clone(pipe), method="isotonic", cv=3, ensemble=True).fit(X, y)
+    one_fold = copy.copy(folds)
+    one_fold.calibrated_classifiers_ = folds.calibrated_classifiers_[:1]
+    sigmoid = CalibratedModel(pipe, fit_calibrator(pipe.predict_proba(X)[:, 1], y, "sigmoid"), "sigmoid")
+    return {"as_trained": (trained, 1), "sigmoid": (sigmoid, 1), "sklearn_folds": (folds, 3),
+            "sklearn_one_fold": (one_fold, 1), "bare_pipeline": (pipe, 1)}
+
+
+def _reference_reasons(model, frame):
+    values, names = contributions(model, frame)
+    return [[names[i] for i in np.argsort(-row, kind="stable") if row[i] > 0][:3] for row in values]
+
+
+@pytest.mark.parametrize("shape", ["as_trained", "sigmoid", "sklearn_folds", "sklearn_one_fold", "bare_pipeline"])
+def test_one_pass_risk_is_predict_proba_and_reasons_are_the_straightforward_ones(uci_models, shapes, shape):
+    model, pipelines = shapes[shape]
+    frame = _month(uci_models)
+    assert len(one_pass_parts(model)) == pipelines == len(fitted_pipelines(model))
+
+    scorer = pickle.loads(pickle.dumps(Scorer(model)))  # Spark ships scorers to its executors
+    risk, found = scorer.score(frame)
+    assert scorer.method == "one-pass" and scorer.checked
+    np.testing.assert_allclose(risk, predict_proba(model, frame), rtol=0, atol=1e-9)
+    values, names = contributions(model, frame)
+    np.testing.assert_array_equal(found[0], values)
+    assert found[1] == names
+    assert reason_lists(found, frame.height).to_list() == _reference_reasons(model, frame)
+
+
+class _Wrapped:
+    """A wrapper the one-pass path does not know: its probability is whatever it says."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def predict_proba(self, frame):
+        return self.inner.predict_proba(frame)
+
+
+@pytest.mark.parametrize("which", ["logistic_regression", "random_forest", "wrapped_xgboost"])
+def test_other_models_are_scored_the_straightforward_way(uci_models, which):
+    frame = _month(uci_models).head(200)
+    model = _Wrapped(_load(uci_models, "xgboost")) if which == "wrapped_xgboost" else _load(uci_models, which)
+    scorer = Scorer(model)
+    risk, found = scorer.score(frame)
+    assert scorer.method == "straightforward"
+    np.testing.assert_array_equal(risk, predict_proba(model, frame))
+    assert reason_lists(found, frame.height).to_list() == top_reasons(model, frame).to_list()
+    if which == "random_forest":
+        assert found is None and reason_lists(found, 2).to_list() == [["unavailable"]] * 2
+
+
+@pytest.mark.parametrize("shape", ["as_trained", "sklearn_folds"])
+def test_a_one_pass_shape_that_disagrees_with_predict_proba_is_dropped(uci_models, shapes, shape):
+    model, frame = shapes[shape][0], _month(uci_models)
+    scorer = Scorer(model)
+    # calibrate the pipelines' probabilities twice: the one-pass risk is no longer the model's
+    scorer.parts = [type(p)(p.pipeline, lambda proba, f=p.calibrate: f(f(proba))) for p in scorer.parts]
+    risk, _ = scorer.score(frame)
+    assert scorer.method == "straightforward"
+    np.testing.assert_array_equal(risk, predict_proba(model, frame))
+
+
+def test_reason_lists_order_ties_and_non_positive_contributions():
+    names = ["a", "b", "c", "d"]
+    values = np.array([
+        [0.1, 0.5, 0.3, 0.2],     # largest first
+        [0.2, 0.2, 0.0, 0.2],     # ties in column order; 0 is not a reason
+        [-1.0, -0.5, 0.0, -2.0],  # nothing pushes the risk up
+        [0.0, 0.0, 0.0, 0.7],
+    ], dtype=np.float32)
+    got = reason_lists((values, names), 4)
+    assert got.dtype == pl.List(pl.String) and got.name == "top_reasons"
+    assert got.to_list() == [["b", "c", "d"], ["a", "b", "d"], [], ["d"]]
+    assert reason_lists((values[:, :2], names[:2]), 4, top=3).to_list() == [["b", "a"], ["a", "b"], [], []]
+    assert reason_lists((values[:0], names), 0).to_list() == []
