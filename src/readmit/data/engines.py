@@ -47,7 +47,7 @@ FILE = "_file"  # the path of the parquet file a row was read from
 SCRATCH = "_scratch"  # datamart folder of engines' intermediate results
 
 # readmit never relies on DuckDB's row order (each result is sorted when read back; "first" is an
-# explicit ROW): letting DuckDB reorder lets it stream large writes instead of holding them.
+# explicit ROW), so DuckDB may reorder rows: its advice for writes larger than memory.
 DUCKDB_DEFAULTS = {"preserve_insertion_order": "false"}
 # DuckDB buffers rows for every month file a partitioned write has open (~0.9 GB more than a plain
 # write for 120 months of 1M rows; at 30M rows gold ran out of memory), so silver and gold go to
