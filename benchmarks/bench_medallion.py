@@ -5,8 +5,10 @@
     python benchmarks/bench_medallion.py --repeats 0 --scale 1000000,10000000 --engine polars,duckdb,spark
 
 Each run is a fresh ``readmit medallion`` process, so times include start-up (a JVM for Spark)
-and all I/O. UCI cases run the whole medallion with ``--engine``. Synthetic cases build bronze and
-silver once (Polars: reading the CSV), then gold on each engine into an empty gold folder.
+and all I/O. UCI cases run the whole medallion with ``--engine``. Synthetic cases build bronze once
+(Polars: reading the CSV), then silver and gold on each engine into empty silver and gold folders.
+``--keep DIR`` keeps each synthetic CSV and its bronze in DIR and reuses them in later runs (so the
+big cases can run one engine at a time: ``--repeats 0 --scale 30000000 --engine duckdb --keep DIR``).
 ``seconds`` is wall time; ``peak tree MiB`` the peak RSS summed over the process tree (the Spark
 JVM included). A fixed workload (numpy sorts) runs at the start and the end: on a shared machine
 compare ``x ref`` (seconds / the reference's seconds), not seconds.
@@ -60,6 +62,33 @@ def medallion(raw: Path, datamart: Path, config: Path, layer: str = "all", engin
     return {**result, "partitions": last["partitions"], "rows": first["rows_in"], "gold_rows": last["rows_out"]}
 
 
+def synthetic(n: int, engines: list[str], config: Path, keep: Path) -> list[dict]:
+    """``n`` synthetic rows: bronze once (made and timed only if not kept from an earlier run),
+    then silver and gold on each engine, each from empty folders."""
+    folder = keep / f"synth_{n}"
+    csv, datamart = folder / "raw.csv", folder / "datamart"
+    rows = []
+    if not (folder / "bronze.done").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        gen = measure(["readmit", "data", "synth", "--rows", str(n), "--seed", "7", "--out", str(csv)])
+        r = medallion(csv, datamart, config, layer="bronze")
+        rows.append({"case": f"synthetic {n:,}", "engine": "polars", "stage": "bronze",
+                     "synth_seconds": gen["seconds"], **r})
+        (folder / "bronze.done").write_text(json.dumps(rows[-1]))
+        print(f"  {n:,} rows bronze: {r['seconds']:.1f}s, {r['peak_tree_mib']:.0f} MiB", flush=True)
+    else:  # measured by the run that made it
+        rows.append({**json.loads((folder / "bronze.done").read_text()), "measured_earlier": True})
+    for engine in engines:
+        for layer in ("silver", "gold"):
+            shutil.rmtree(datamart / layer, ignore_errors=True)
+        for layer in ("silver", "gold"):
+            r = medallion(csv, datamart, config, layer=layer, engine=engine)
+            rows.append({"case": f"synthetic {n:,}", "engine": engine, "stage": layer, **r})
+            print(f"  {n:,} rows {layer} on {engine}: {r['seconds']:.1f}s, {r['peak_tree_mib']:.0f} MiB", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw", type=Path, default=Path(os.environ.get("READMIT_BENCH_RAW", DEFAULT_UCI)))
@@ -68,6 +97,8 @@ def main() -> None:
     parser.add_argument("--engine", default="polars", help="comma-separated: polars,duckdb,spark")
     parser.add_argument("--before-src", type=Path, default=None,
                         help="also run the full-UCI polars case from this src/ (an earlier version), alternating")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep (and reuse) the synthetic CSVs and their bronze in this folder")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "medallion.json")
     args = parser.parse_args()
     engines = [e for e in args.engine.split(",") if e]
@@ -77,7 +108,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="readmit-bench-") as tmp:
         work = Path(tmp)
         config = work / "config.json"
-        config.write_text(json.dumps({"data_config": ENGINE_CONFIG}))
+        engine_config = json.loads(json.dumps(ENGINE_CONFIG))  # DuckDB spills into this run's folder
+        engine_config["duckdb"]["config"]["temp_directory"] = str(work / "duckdb_spill")
+        config.write_text(json.dumps({"data_config": engine_config}))
         datamart = work / "datamart"
         for i in range(args.repeats):
             for engine in engines:
@@ -89,19 +122,9 @@ def main() -> None:
                 r = medallion(args.raw, datamart, config, src=args.before_src)
                 rows.append({"case": f"UCI full (run {i + 1})", "engine": "before", "stage": "all", **r})
         for n in [int(float(x)) for x in args.scale.split(",") if x]:
-            csv = work / f"synth_{n}.csv"
-            gen = measure(["readmit", "data", "synth", "--rows", str(n), "--seed", "7", "--out", str(csv)])
-            shutil.rmtree(datamart, ignore_errors=True)
-            for layer in ("bronze", "silver"):
-                r = medallion(csv, datamart, config, layer=layer)
-                rows.append({"case": f"synthetic {n:,}", "engine": "polars", "stage": layer,
-                             "synth_seconds": gen["seconds"], **r})
-            for engine in engines:
-                shutil.rmtree(datamart / "gold", ignore_errors=True)
-                r = medallion(csv, datamart, config, layer="gold", engine=engine)
-                rows.append({"case": f"synthetic {n:,}", "engine": engine, "stage": "gold", **r})
-                print(f"  {n:,} rows gold on {engine}: {r['seconds']:.1f}s, {r['peak_tree_mib']:.0f} MiB", flush=True)
-            csv.unlink()
+            rows += synthetic(n, engines, config, args.keep or work)
+            if args.keep is None:
+                shutil.rmtree(work / f"synth_{n}", ignore_errors=True)
     reference.append(measure([sys.executable, "-c", REFERENCE]))
     ref_seconds = sum(r["seconds"] for r in reference) / len(reference)
 

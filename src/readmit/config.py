@@ -263,7 +263,7 @@ class DataSection(_Strict):
     # Training windows whose gold months come from different raw files: "fail" the
     # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
     mixed_sources: Literal["fail", "warn"] = "fail"
-    # Which engine runs gold's features and patient history (readmit.data.engines).
+    # Which engine runs silver's cleaning and gold's features and patient history (readmit.data.engines).
     engine: Literal["polars", "duckdb", "spark"] = "polars"
     duckdb: DuckDBSection = DuckDBSection()
     spark: SparkSection = SparkSection()

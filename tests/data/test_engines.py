@@ -1,4 +1,4 @@
-"""The same gold on every engine: DuckDB and Spark (local mode) against Polars, on the full UCI data."""
+"""The same silver and gold on every engine: DuckDB and Spark (local mode) against Polars, on the full UCI data."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from readmit.data.engines import ENGINES, open_engine
 from readmit.data.features import HISTORY_FEATURES, HISTORY_STATE_SCHEMA, count_history
 from readmit.data.gold import build_gold
-from readmit.data.layers import FEATURE_STORE, LABEL_STORE, SILVER_TABLE
+from readmit.data.layers import BRONZE_TABLE, FEATURE_STORE, LABEL_STORE, SILVER_TABLE
 from readmit.data.schema import KEY_COLUMNS
 from readmit.data.silver import build_silver, clean
-from readmit.errors import ReadmitError
+from readmit.errors import ReadmitError, ReadmitInputError
 from readmit.storage import Storage
 
 OTHER_ENGINES = [e for e in ENGINES if e != "polars"]
@@ -44,9 +44,33 @@ def uci_silver(tmp_path_factory, uci_bronze: pl.DataFrame, write_bronze) -> tupl
     return storage, months
 
 
-def _copy_silver(polars_storage: Storage, target) -> Storage:
-    shutil.copytree(polars_storage.path(SILVER_TABLE), target / SILVER_TABLE)
+def _copy_silver(polars_storage: Storage, target, table: str = SILVER_TABLE) -> Storage:
+    shutil.copytree(polars_storage.path(table), target / table)
     return Storage(target)
+
+
+def _silver(storage: Storage, months: list[str] | None = None) -> pl.DataFrame:
+    return storage.read_table(SILVER_TABLE, months).sort("encounter_id")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", OTHER_ENGINES)
+def test_silver_and_gold_on_every_engine_equal_polars_on_the_full_data(engine, uci_silver, engine_config,
+                                                                      tmp_path) -> None:
+    reference, months = uci_silver
+    storage = _copy_silver(reference, tmp_path, BRONZE_TABLE)
+    config = engine_config(engine)
+    silver = build_silver(storage, data_config=config)
+    assert silver.partitions == months and (silver.rows_in, silver.rows_out) == (101_766, 101_766)
+    want = _silver(reference)
+    assert want.columns[-2:] == ["_source_sha256", "_ingested_at"]  # lineage comes through the engine too
+    _assert_same(_silver(storage), want)
+    for month in (months[0], months[57], months[-1]):  # each partition in (snapshot_date, encounter_id) order
+        assert storage.read_partition(SILVER_TABLE, month).equals(reference.read_partition(SILVER_TABLE, month))
+    build_gold(storage, data_config=config)
+    for got, expected in zip(_gold(storage), _gold(reference), strict=True):
+        _assert_same(got, expected)
+    assert not storage.exists("_scratch")
 
 
 @pytest.mark.slow
@@ -69,20 +93,88 @@ def test_gold_on_every_engine_equals_polars_on_the_full_data(engine, uci_silver,
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", OTHER_ENGINES)
 def test_month_by_month_equals_all_at_once_on_every_engine(engine, uci_silver, engine_config, tmp_path) -> None:
+    """Silver and gold from bronze on the engine, months 30-33 one at a time, then together (the
+    silver of the months before them copied from Polars': their patient history)."""
     reference, months = uci_silver
+    _copy_silver(reference, tmp_path, BRONZE_TABLE)
     storage = _copy_silver(reference, tmp_path)
     config = engine_config(engine)
     chosen = months[30:34]
     for month in chosen:
+        storage.delete(storage.partition_path(SILVER_TABLE, month))
+    for month in chosen:
+        build_silver(storage, start_month=month, end_month=month, data_config=config)
         build_gold(storage, start_month=month, end_month=month, data_config=config)
-    monthly = _gold(storage, chosen)
+    monthly = _silver(storage, chosen), *_gold(storage, chosen)
+    build_silver(storage, start_month=chosen[0], end_month=chosen[-1], data_config=config)
     build_gold(storage, start_month=chosen[0], end_month=chosen[-1], data_config=config)
-    together = _gold(storage, chosen)
-    want = _gold(reference, chosen)
+    together = _silver(storage, chosen), *_gold(storage, chosen)
+    want = _silver(reference, chosen), *_gold(reference, chosen)
     for got in (monthly, together):
-        _assert_same(got[0], want[0])
-        _assert_same(got[1], want[1])
-    assert want[0]["prior_encounters"].max() > 0
+        for table, expected in zip(got, want, strict=True):
+            _assert_same(table, expected)
+    assert want[1]["prior_encounters"].max() > 0
+
+
+def _two_months(bronze_rows, storage: Storage, january: list[dict], february: list[dict]) -> None:
+    jan, feb = dt.date(2001, 1, 15), dt.date(2001, 2, 15)
+    storage.write_partition(BRONZE_TABLE, "2001-01", bronze_rows(january, [jan] * len(january)))
+    storage.write_partition(BRONZE_TABLE, "2001-02", bronze_rows(february, [feb] * len(february)))
+
+
+@pytest.mark.parametrize("engine", OTHER_ENGINES)
+def test_silver_keeps_the_first_of_repeated_encounters_on_every_engine(engine, bronze_rows, engine_config,
+                                                                        tmp_path) -> None:
+    """"First" is the bronze file's order, not the lowest value; a repeat in another month is no duplicate."""
+    january = [{"encounter_id": e, "num_medications": n} for e, n in
+               [(8, 1), (5, 7), (6, 1), (5, 2), (9, 1), (5, 9), (6, 3), (7, 4)]]
+    february = [{"encounter_id": 5, "num_medications": 11}, {"encounter_id": 4, "num_medications": 1}]
+    results = {}
+    for name in ("polars", engine):
+        storage = Storage(tmp_path / name)
+        _two_months(bronze_rows, storage, january, february)
+        results[name] = build_silver(storage, data_config=engine_config(name)), _silver(storage)
+    (got_result, got), (want_result, want) = results[engine], results["polars"]
+    assert got_result.duplicates_removed == want_result.duplicates_removed == 3
+    assert got.filter(pl.col("encounter_id") == 5)["num_medications"].sort().to_list() == [7, 11]
+    assert got.filter(pl.col("encounter_id") == 6)["num_medications"].to_list() == [1]
+    _assert_same(got, want)
+
+
+@pytest.mark.parametrize("engine", OTHER_ENGINES)
+@pytest.mark.parametrize("bad", ["domain", "range", "label", "month"])
+def test_silver_refuses_bad_input_with_polars_message_on_every_engine(engine, bad, bronze_rows, engine_config,
+                                                                       tmp_path) -> None:
+    """The same ReadmitInputError (exit 2: file, column, fix) on every engine; earlier months written."""
+    row = {"domain": {"race": "Martian"}, "range": {"time_in_hospital": 15}, "label": {"readmitted": None},
+           "month": {}}[bad]
+    errors = {}
+    for name in ("polars", engine):
+        storage = Storage(tmp_path / name)
+        _two_months(bronze_rows, storage, [{"encounter_id": 1}], [{"encounter_id": 2}, {"encounter_id": 3, **row}])
+        if bad == "month":  # a February partition holding a January row
+            feb = storage.read_partition(BRONZE_TABLE, "2001-02")
+            storage.write_partition(BRONZE_TABLE, "2001-02", feb.with_columns(
+                pl.when(pl.col("encounter_id") == 3).then(dt.date(2001, 1, 31)).otherwise(pl.col("snapshot_date"))
+                .alias("snapshot_date")))
+        with pytest.raises(ReadmitInputError) as err:
+            build_silver(storage, data_config=engine_config(name))
+        errors[name] = str(err.value).replace(str(tmp_path / name), "DATAMART")
+        assert storage.list_partitions(SILVER_TABLE) == ["2001-01"]
+    assert errors[engine] == errors["polars"]
+    assert "snapshot_month=2001-02" in errors[engine] and err.value.exit_code == 2
+    assert {"domain": "race", "range": "time_in_hospital", "label": "readmitted", "month": "outside 2001-02"}[bad] \
+        in errors[engine]
+
+
+def test_engines_refuse_bronze_of_another_type(bronze_rows, engine_config, tmp_path) -> None:
+    storage = Storage(tmp_path)
+    bronze = bronze_rows([{"encounter_id": 1}])
+    storage.write_partition(BRONZE_TABLE, "2001-01", bronze.with_columns(pl.col("num_procedures").cast(pl.Int32)))
+    with pytest.raises(ReadmitInputError, match=r"snapshot_month=2001-01/data.parquet: column num_procedures has "
+                       "type Int32, expected Int64"):
+        build_silver(storage, data_config=engine_config("duckdb"))
+    assert build_silver(storage).rows_out == 1  # Polars casts what casts
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -93,12 +93,19 @@ def history_fingerprint(rows: pl.DataFrame) -> str:
     return hashlib.sha256(str(records.dtype).encode() + records.tobytes()).hexdigest()
 
 
-def silver_history(storage: Storage) -> dict[str, pl.DataFrame]:
-    """The history inputs (HISTORY_INPUT_COLUMNS) of every silver month, by month."""
-    return {
-        month: storage.read_partition(SILVER_TABLE, month, columns=list(HISTORY_INPUT_COLUMNS))
-        for month in storage.list_partitions(SILVER_TABLE)
-    }
+def silver_history(storage: Storage, *, keep_rows: bool = True) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
+    """The history inputs (HISTORY_INPUT_COLUMNS) of every silver month and their fingerprints, by month.
+
+    ``keep_rows=False`` (DuckDB, Spark: the engine reads silver itself) keeps only each month's
+    first and last snapshot_date, so the driver does not hold every row's history in memory.
+    """
+    history, fingerprints = {}, {}
+    for month in storage.list_partitions(SILVER_TABLE):
+        rows = storage.read_partition(SILVER_TABLE, month, columns=list(HISTORY_INPUT_COLUMNS))
+        fingerprints[month] = history_fingerprint(rows)
+        date = pl.col("snapshot_date")
+        history[month] = rows if keep_rows else rows.select(pl.concat([date.min(), date.max()])).drop_nulls()
+    return history, fingerprints
 
 
 def recorded_history_inputs(storage: Storage, month: str) -> dict[str, str] | None:
@@ -231,10 +238,10 @@ def _write_months_on_engine(
     result: LayerResult,
     on_partition: Callable[[str], None] | None,
 ) -> None:
-    """The gold partitions of ``months`` computed by DuckDB or Spark, in one query.
+    """The gold partitions of ``months`` computed by DuckDB (a year of months per query) or Spark (one query).
 
     The same definitions as the Polars path (:func:`readmit.data.features.gold_features`); the
-    history pool is every silver month up to the last one built (later months cannot count).
+    history pool is every silver month up to the last one of the query (later months cannot count).
     """
     from readmit.data.engines import engine_uri, month_key, open_engine, read_month, scratch
 
@@ -248,25 +255,27 @@ def _write_months_on_engine(
     def uris(chosen: list[str]) -> list[str]:
         return [engine_uri(storage, storage.partition_path(SILVER_TABLE, m)) for m in chosen]
 
-    unsourced = [m for m in months if m not in sourced]
     with open_engine(engine, data_config) as eng, scratch(storage) as tmp:
-        parts = []
-        if sourced:
-            parts.append(eng.read_parquet(uris(sourced), {**SILVER_SCHEMA, SOURCE_COLUMN: pl.String()}))
-        if unsourced:
-            parts.append(eng.read_parquet(uris(unsourced), SILVER_SCHEMA).with_columns(
-                nw.lit(None, dtype=nw.String).alias(SOURCE_COLUMN)))
-        silver = parts[0] if len(parts) == 1 else nw.concat(parts, how="vertical")
-        pool = eng.read_parquet(uris([m for m in history if m <= months[-1]]), HISTORY_STATE_SCHEMA)
-        month = month_key(nw.col("snapshot_date"))
-        features = gold_features(silver.select(*SILVER_COLUMNS), pool).with_columns(month)
-        eng.write_by_month(features, engine_uri(storage, f"{tmp}/features"))
-        eng.write_by_month(silver.select(*KEY_COLUMNS, *label_exprs(), month), engine_uri(storage, f"{tmp}/labels"))
-        order = ["snapshot_date", "encounter_id"]
-        for m in months:
-            features = read_month(storage, f"{tmp}/features", m, FEATURE_SCHEMA).sort(order)
-            labels = read_month(storage, f"{tmp}/labels", m, LABEL_SCHEMA).sort(order)
-            _write_month(storage, m, features, labels, fingerprints, result, on_partition)
+        step = eng.months_per_query or len(months)
+        for first in range(0, len(months), step):
+            chosen, out = months[first:first + step], f"{tmp}/{first}-"  # engines create no parents
+            parts = []
+            if chosen_sourced := [m for m in chosen if m in sourced]:
+                parts.append(eng.read_parquet(uris(chosen_sourced), {**SILVER_SCHEMA, SOURCE_COLUMN: pl.String()}))
+            if chosen_unsourced := [m for m in chosen if m not in sourced]:
+                parts.append(eng.read_parquet(uris(chosen_unsourced), SILVER_SCHEMA).with_columns(
+                    nw.lit(None, dtype=nw.String).alias(SOURCE_COLUMN)))
+            silver = parts[0] if len(parts) == 1 else nw.concat(parts, how="vertical")
+            pool = eng.read_parquet(uris([m for m in history if m <= chosen[-1]]), HISTORY_STATE_SCHEMA)
+            month = month_key(nw.col("snapshot_date"))
+            features = gold_features(silver.select(*SILVER_COLUMNS), pool).with_columns(month)
+            eng.write_by_month(features, engine_uri(storage, f"{out}features"))
+            eng.write_by_month(silver.select(*KEY_COLUMNS, *label_exprs(), month), engine_uri(storage, f"{out}labels"))
+            order = ["snapshot_date", "encounter_id"]
+            for m in chosen:
+                features = read_month(storage, f"{out}features", m, FEATURE_SCHEMA).sort(order)
+                labels = read_month(storage, f"{out}labels", m, LABEL_SCHEMA).sort(order)
+                _write_month(storage, m, features, labels, fingerprints, result, on_partition)
 
 
 def build_gold(
@@ -288,8 +297,8 @@ def build_gold(
     the build refuse before it writes anything.
     """
     months = months_in_range(storage, SILVER_TABLE, start_month, end_month)
-    history = silver_history(storage)
-    fingerprints = {m: history_fingerprint(rows) for m, rows in history.items()}
+    data_config = data_config or DataSection()
+    history, fingerprints = silver_history(storage, keep_rows=data_config.engine == "polars")
     stale = stale_months(storage, fingerprints, after=months[-1])
     if stale and not cascade:
         first, last = min(stale), max(stale)
@@ -306,7 +315,6 @@ def build_gold(
             "in one run",
         )
     result = LayerResult(layer="gold")
-    data_config = data_config or DataSection()
     if data_config.engine == "polars":
         _write_months(storage, months + sorted(stale), history, fingerprints, result, on_partition)
     else:

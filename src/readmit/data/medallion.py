@@ -84,7 +84,7 @@ def run_medallion(
             )
         elif layer == "silver":
             result = build_silver(storage, start_month=start_month, end_month=end_month,
-                                  on_partition=on_partition)
+                                  on_partition=on_partition, data_config=data_cfg)
         else:
             result = build_gold(storage, start_month=start_month, end_month=end_month,
                                 cascade=cascade, on_partition=on_partition, data_config=data_cfg)

@@ -13,8 +13,18 @@ Conventions (also in docs/data_dictionary.md):
   code stays null (features group it as ``Missing``).
 - Integer columns keep their bronze types and nulls. ``readmitted`` must be ``<30``, ``>30`` or
   ``NO``; keys (encounter_id, patient_nbr, snapshot_date) must be present.
-- A repeated ``encounter_id`` within a partition is a duplicate: the first row is kept.
+- A repeated ``encounter_id`` within a partition is a duplicate: the first row is kept (the
+  first in the bronze partition's file order, on every engine).
 - Rows are sorted by (snapshot_date, encounter_id): the order patient history is counted in.
+
+``data_config.engine`` chooses who runs the rules (:mod:`readmit.data.engines`): Polars cleans
+month by month in this process; DuckDB or Spark clean every month in range in one query, each
+row carrying its position in its bronze file, and each month's result is read back, checked,
+rid of repeated encounter_ids (the lowest position is "first", as in Polars) and written
+atomically like Polars'. A bad value is found
+by the engine and reported through :func:`clean` on that month's bronze, so every engine raises
+the same message. The engines read bronze as written by readmit: a partition whose column types
+differ from the raw schema is refused (Polars would cast what casts).
 """
 
 from __future__ import annotations
@@ -24,7 +34,9 @@ from collections.abc import Callable
 
 import narwhals as nw
 import polars as pl
+import pyarrow.parquet as pq
 
+from readmit.config import DataSection
 from readmit.data.features import polars_exprs
 from readmit.data.layers import BRONZE_TABLE, SILVER_TABLE, LayerResult
 from readmit.data.schema import (
@@ -37,10 +49,12 @@ from readmit.data.schema import (
     UNKNOWN_ALIASES,
     allowed_range,
 )
-from readmit.errors import ReadmitInputError
+from readmit.errors import ReadmitError, ReadmitInputError
 from readmit.storage import Storage, check_month_range
 
 LINEAGE_COLUMNS: tuple[str, ...] = ("_source_sha256", "_ingested_at")
+BRONZE_SCHEMA: dict[str, pl.DataType] = {**RAW_SCHEMA, SNAPSHOT_COLUMN: pl.Date()}
+LINEAGE_SCHEMA: dict[str, pl.DataType] = {"_source_sha256": pl.String(), "_ingested_at": pl.Datetime("us", "UTC")}
 
 _FREE_TEXT = ("payer_code", "medical_specialty")
 OUT_OF_DOMAIN = "\x00"  # what a value outside its column's domain becomes, before clean() refuses it
@@ -72,8 +86,8 @@ def _canonical(col: str) -> nw.Expr:
     mapping.update({alias: MISSING for alias in UNKNOWN_ALIASES.get(col, ())})
     lower = nw.col(_lower(col))
     # replace_strict: one lookup per value, 3x faster than a chain of when/is_in (``mapped``) on
-    # Polars' small monthly frames; Polars, DuckDB and PySpark run it (Spark Connect does not yet,
-    # with narwhals 2.29: silver runs on Polars today, see readmit.data.engines).
+    # Polars' small monthly frames; Polars, DuckDB and PySpark run it (Spark Connect may not yet,
+    # with narwhals 2.29: untested there).
     matched = lower.replace_strict(mapping, default=OUT_OF_DOMAIN, return_dtype=nw.String)
     return nw.when(~lower.is_null()).then(matched).alias(col)
 
@@ -103,7 +117,7 @@ def _polars_cleaning() -> tuple[list[pl.Expr], ...]:
 
 def _check_types(bronze: pl.DataFrame, source: str) -> pl.DataFrame:
     schema = bronze.schema
-    expected = {**RAW_SCHEMA, SNAPSHOT_COLUMN: pl.Date()}
+    expected = BRONZE_SCHEMA
     missing = [c for c in expected if c not in schema]
     if missing:
         raise ReadmitInputError(
@@ -196,32 +210,126 @@ def months_in_range(
     return months
 
 
+def _check_month(silver: pl.DataFrame, month: str, source: str) -> None:
+    """Refuse silver rows dated outside their bronze partition's month."""
+    if silver.height:
+        months = silver[SNAPSHOT_COLUMN].dt.strftime("%Y-%m")
+        if months.min() != month or months.max() != month:
+            raise ReadmitInputError(
+                f"snapshot_date outside {month} (found {months.min()}..{months.max()})",
+                source=source,
+                fix="rebuild bronze so each partition holds only its own month",
+            )
+
+
 def build_silver(
     storage: Storage,
     *,
     start_month: str | None = None,
     end_month: str | None = None,
     on_partition: Callable[[str], None] | None = None,
+    data_config: DataSection | None = None,
 ) -> LayerResult:
-    """Clean every bronze partition in range into the silver partition of the same month."""
+    """Clean every bronze partition in range into the silver partition of the same month.
+
+    ``data_config`` (default: the built-in defaults) chooses the engine; every engine writes the
+    same partitions and refuses the same bad input with the same message.
+    """
     result = LayerResult(layer="silver")
-    for month in months_in_range(storage, BRONZE_TABLE, start_month, end_month):
+    months = months_in_range(storage, BRONZE_TABLE, start_month, end_month)
+    data_config = data_config or DataSection()
+    if data_config.engine != "polars":
+        _build_on_engine(storage, months, data_config, result, on_partition)
+        return result
+    for month in months:
         source = storage.uri_of(storage.partition_path(BRONZE_TABLE, month))
         bronze = storage.read_partition(BRONZE_TABLE, month)
-        silver, duplicates = clean(bronze, source=source)
-        if silver.height:
-            months = silver[SNAPSHOT_COLUMN].dt.strftime("%Y-%m")
-            if months.min() != month or months.max() != month:
-                raise ReadmitInputError(
-                    f"snapshot_date outside {month} (found {months.min()}..{months.max()})",
-                    source=source,
-                    fix="rebuild bronze so each partition holds only its own month",
-                )
-        storage.write_partition(SILVER_TABLE, month, silver)
-        result.partitions.append(month)
-        result.rows_in += bronze.height
-        result.rows_out += silver.height
-        result.duplicates_removed += duplicates
-        if on_partition is not None:
-            on_partition(month)
+        silver, _ = clean(bronze, source=source)
+        _check_month(silver, month, source)
+        _record(storage, month, bronze.height, silver, result, on_partition)
     return result
+
+
+def _record(storage: Storage, month: str, rows_in: int, silver: pl.DataFrame, result: LayerResult,
+            on_partition: Callable[[str], None] | None) -> None:
+    """Write one silver partition (atomically) and count it."""
+    storage.write_partition(SILVER_TABLE, month, silver)
+    result.partitions.append(month)
+    result.rows_in += rows_in
+    result.rows_out += silver.height
+    result.duplicates_removed += rows_in - silver.height
+    if on_partition is not None:
+        on_partition(month)
+
+
+# -- DuckDB and Spark -----------------------------------------------------------------------
+def _bronze_schema(storage: Storage, month: str, source: str) -> dict[str, pl.DataType]:
+    """The columns an engine reads from a bronze partition (from its footer), checked as clean() does."""
+    with storage.fs.open(storage.path(storage.partition_path(BRONZE_TABLE, month)), "rb") as fh:
+        schema = pl.from_arrow(pq.ParquetFile(fh).schema_arrow.empty_table()).schema
+    _check_types(pl.DataFrame(schema=schema), source)  # missing columns: the message clean() gives
+    expected = {**BRONZE_SCHEMA, **{c: LINEAGE_SCHEMA[c] for c in LINEAGE_COLUMNS if c in schema}}
+    for col, dtype in expected.items():
+        if schema[col] != dtype:
+            raise ReadmitInputError(
+                f"column {col} has type {schema[col]}, expected {dtype}",
+                source=source,
+                fix="rebuild bronze for this month with the raw schema (or clean it with data_config.engine "
+                "polars, which casts what casts)",
+            )
+    return expected
+
+
+def engine_clean(bronze: nw.LazyFrame) -> nw.LazyFrame:
+    """clean()'s rules on any engine's lazy frame of bronze rows with MONTH_KEY (their partition)
+    and ROW (their position in it). Every row is kept, with ROW, and bad values stay visible
+    (OUT_OF_DOMAIN, nulls): the caller checks each month and keeps the lowest ROW of a repeated
+    encounter_id as it reads the month back. One pass, no join or window: the engine streams it."""
+    from readmit.data.engines import MONTH_KEY, ROW
+
+    canon = bronze.with_columns(*_standard_exprs()).with_columns(*_canonical_exprs()).drop(
+        *[_lower(c) for c in DOMAINS])
+    return canon.with_columns(*_fill_exprs()).select(*BRONZE_SCHEMA, *LINEAGE_COLUMNS, ROW, MONTH_KEY)
+
+
+def _has_problem(rows: pl.DataFrame, month: str) -> bool:
+    """Whether engine-cleaned rows hold anything clean() or _check_month refuses (which, not why)."""
+    checks = [pl.col(k).is_null() for k in KEY_COLUMNS]
+    for col, (low, high) in INT_RANGES.items():
+        checks += [pl.col(col) < low] if low is not None else []
+        checks += [pl.col(col) > high] if high is not None else []
+    checks += [pl.col(c) == OUT_OF_DOMAIN for c in DOMAINS]
+    checks += [pl.col("readmitted").is_null(), pl.col(SNAPSHOT_COLUMN).dt.strftime("%Y-%m") != month]
+    return bool(rows.select(pl.any_horizontal(c.fill_null(False) for c in checks).any()).item())
+
+
+def _build_on_engine(storage: Storage, months: list[str], data_config: DataSection, result: LayerResult,
+                     on_partition: Callable[[str], None] | None) -> None:
+    """Silver of ``months`` cleaned by DuckDB (a year per query) or Spark (one query), then read back, checked,
+    de-duplicated (the lowest ROW of an encounter_id) and written a month at a time (as the Polars
+    path: a bad month stops the run, the months before it are written)."""
+    from readmit.data.engines import FILE, ROW, engine_uri, open_engine, partition_key, read_month, scratch
+
+    sources = {m: storage.uri_of(storage.partition_path(BRONZE_TABLE, m)) for m in months}
+    schemas = {m: _bronze_schema(storage, m, sources[m]) for m in months}
+    present = {c: t for c, t in LINEAGE_SCHEMA.items() if any(c in schema for schema in schemas.values())}
+    absent = nw.from_native(pl.DataFrame(schema={c: t for c, t in LINEAGE_SCHEMA.items() if c not in present}))
+    read_schema = {**BRONZE_SCHEMA, **LINEAGE_SCHEMA, ROW: pl.Int64()}
+    with open_engine(data_config.engine, data_config) as eng, scratch(storage) as tmp:
+        step = eng.months_per_query or len(months)
+        for first in range(0, len(months), step):
+            chosen, out = months[first:first + step], f"{tmp}/silver-{first}"
+            uris = [engine_uri(storage, storage.partition_path(BRONZE_TABLE, m)) for m in chosen]
+            bronze = eng.read_rows(uris, {**BRONZE_SCHEMA, **present}).with_columns(
+                *[nw.lit(None, dtype=t).alias(c) for c, t in absent.schema.items()], partition_key(nw.col(FILE)))
+            eng.write_by_month(engine_clean(bronze), engine_uri(storage, out))
+            for month in chosen:
+                rows = read_month(storage, out, month, read_schema)
+                if _has_problem(rows, month):  # the message comes from the Polars rules, the same everywhere
+                    clean(storage.read_partition(BRONZE_TABLE, month), source=sources[month])
+                    _check_month(rows, month, sources[month])
+                    raise ReadmitError(f"{data_config.engine} found a bad value in {sources[month]} that the "
+                                       "Polars rules accept; run silver with data_config.engine polars and report it")
+                kept = rows.sort(ROW).unique(subset="encounter_id", keep="first", maintain_order=True)
+                silver = kept.select(*schemas[month]).sort(SNAPSHOT_COLUMN, "encounter_id")
+                _record(storage, month, rows.height, silver, result, on_partition)
