@@ -120,7 +120,7 @@ def ab_report(
     storage = Storage(settings.datamart_uri)
     stored = storage.list_partitions(PREDICTIONS)
     wanted = months_between(start_month or (stored[0] if stored else "1999-01"),
-                         end_month or (stored[-1] if stored else "1999-01"))
+                            end_month or (stored[-1] if stored else "1999-01"))
     maturity = cfg.training_config.label_maturity_days
     months = [m for m in wanted if m in set(stored) and is_mature(m, as_of, maturity)]
     labelled_months = [m for m in months if m in set(storage.list_partitions(LABEL_STORE))]

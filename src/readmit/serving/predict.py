@@ -266,6 +266,12 @@ def unseen_counts(frame: pl.DataFrame, vocabulary: dict[str, list[str]]) -> dict
     return {k: int(v) for k, v in counts.items() if v}
 
 
+def add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
+    """Add ``counts`` (per feature) into ``total``."""
+    for k, v in counts.items():
+        total[k] = total.get(k, 0) + v
+
+
 def risk_band(risk: np.ndarray, cut_points: list[float], labels: list[str]) -> pl.Series:
     codes = np.searchsorted(np.asarray(cut_points), risk, side="right")
     return pl.Series("risk_band", np.asarray(labels, dtype=object)[codes], dtype=pl.String)
@@ -309,8 +315,7 @@ def score_batch(
     for scorer, part in parts:
         if part.height == 0:
             continue
-        for k, v in unseen_counts(part, scorer.vocabulary()).items():
-            counted[k] = counted.get(k, 0) + v
+        add_counts(counted, unseen_counts(part, scorer.vocabulary()))
         out.append(score_frame(part, scorer, inference.risk_bands, scored_at))
     if not out:
         return score_frame(frame.clear(), scorers[0], inference.risk_bands, scored_at)

@@ -134,9 +134,14 @@ def add_up(total: np.ndarray | None, values: np.ndarray) -> np.ndarray:
     return values if total is None else total + values
 
 
+def row_count(frame: Any) -> int:
+    """Rows of a polars frame (``height``) or of anything with a length (an Arrow table, an array)."""
+    return frame.height if hasattr(frame, "height") else len(frame)
+
+
 def top_reasons(model: Any, frame: Any, top: int = TOP) -> pl.Series:
     """For each row, up to ``top`` feature names with the largest positive contributions (list[str])."""
-    n = frame.height if hasattr(frame, "height") else len(frame)
+    n = row_count(frame)
     return reason_lists(contributions(model, frame) if n else None, n, top)
 
 

@@ -35,6 +35,7 @@ from readmit.serving.reasons import (
     add_up,
     contributions,
     feature_names,
+    row_count,
     xgboost_contributions,
     xgboost_matrix,
 )
@@ -112,8 +113,7 @@ def _encoding_key(encoder: Any) -> tuple:
 
 def score_one_pass(parts: list[Part], frame: Any) -> tuple[np.ndarray, tuple[np.ndarray, list[str]]]:
     """(risk, (contributions, feature names)) of ``frame`` from one encoding per pipeline."""
-    n = frame.height if hasattr(frame, "height") else len(frame)
-    risk = np.zeros(n, dtype=np.float64)
+    risk = np.zeros(row_count(frame), dtype=np.float64)
     total = None
     X, last_key = None, None
     for part in parts:
@@ -135,9 +135,8 @@ def score_one_pass(parts: list[Part], frame: Any) -> tuple[np.ndarray, tuple[np.
 
 def score_straightforward(model: Any, frame: Any) -> tuple[np.ndarray, tuple[np.ndarray, list[str]] | None]:
     """(risk, contributions or None): ``predict_proba`` and :func:`reasons.contributions`."""
-    n = frame.height if hasattr(frame, "height") else len(frame)
     risk = np.asarray(predict_proba(model, frame), dtype=np.float64)
-    return risk, (contributions(model, frame) if n else None)
+    return risk, (contributions(model, frame) if row_count(frame) else None)
 
 
 class Scorer:
@@ -154,8 +153,7 @@ class Scorer:
 
     def score(self, frame: Any) -> tuple[np.ndarray, tuple[np.ndarray, list[str]] | None]:
         """(risk, (contributions, names) or None when the model has no native contributions)."""
-        n = frame.height if hasattr(frame, "height") else len(frame)
-        if self.parts is None or n == 0:
+        if self.parts is None or row_count(frame) == 0:
             return score_straightforward(self.model, frame)
         risk, found = score_one_pass(self.parts, frame)
         if not self.checked:

@@ -44,6 +44,7 @@ from readmit.serving.predict import (
     SORT,
     Scored,
     ScoringModel,
+    add_counts,
     check_features,
     keep_scorable,
     score_batch,
@@ -89,8 +90,7 @@ class BatchScorer:
 def _unseen_total(marks: pl.Series) -> dict[str, int]:
     total: dict[str, int] = {}
     for text in marks.drop_nulls():
-        for k, v in json.loads(text).items():
-            total[k] = total.get(k, 0) + v
+        add_counts(total, json.loads(text))
     return total
 
 

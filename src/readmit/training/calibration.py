@@ -26,13 +26,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from readmit.errors import ReadmitInputError
+from readmit.training.evaluate import logit
 
 METHODS = ("isotonic", "sigmoid")
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
-    return np.log(p / (1 - p))
+_EPS = 1e-9  # Platt's input: the raw score's log-odds, clipped this close to 0 and 1
 
 
 class CalibratedModel(ClassifierMixin, BaseEstimator):
@@ -54,7 +51,7 @@ class CalibratedModel(ClassifierMixin, BaseEstimator):
         """Raw positive-class scores of the pipeline -> calibrated probabilities."""
         scores = np.asarray(scores, dtype=np.float64)
         if self.method == "sigmoid":
-            return self.calibrator.predict_proba(_logit(scores).reshape(-1, 1))[:, 1]
+            return self.calibrator.predict_proba(logit(scores, _EPS).reshape(-1, 1))[:, 1]
         return np.clip(self.calibrator.predict(scores), 0.0, 1.0)
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -74,7 +71,7 @@ def fit_calibrator(scores: np.ndarray, y: np.ndarray, method: str) -> Any:
     if method == "sigmoid":
         from sklearn.linear_model import LogisticRegression
 
-        return LogisticRegression(C=1e6).fit(_logit(scores).reshape(-1, 1), y)
+        return LogisticRegression(C=1e6).fit(logit(scores, _EPS).reshape(-1, 1), y)
     raise ValueError(f"unknown calibration method {method!r} (use one of {', '.join(METHODS)})")
 
 

@@ -138,8 +138,9 @@ def subgroup_columns(frame: pl.DataFrame) -> dict[str, list[Any]]:
 # -- calibration ------------------------------------------------------------------------------
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, _EPS, 1 - _EPS)
+def logit(p: np.ndarray, eps: float = _EPS) -> np.ndarray:
+    """log(p / (1 - p)), with ``p`` clipped to [eps, 1 - eps] so 0 and 1 stay finite."""
+    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
     return np.log(p / (1 - p))
 
 
@@ -203,8 +204,8 @@ def calibration_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     baseline = prevalence * (1 - prevalence)
     table = reliability_table(y, p)
     both = 0 < prevalence < 1
-    intercept = _logistic_fit(_logit(p), y, slope=False)[0] if both else None
-    slope = _logistic_fit(_logit(p), y, slope=True)[1] if both else None
+    intercept = _logistic_fit(logit(p), y, slope=False)[0] if both else None
+    slope = _logistic_fit(logit(p), y, slope=True)[1] if both else None
     return {
         "brier": brier,
         "brier_baseline": baseline,

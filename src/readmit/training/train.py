@@ -138,8 +138,8 @@ def predict_proba(model: Any, frame: Any) -> np.ndarray:
 def fitted_pipelines(model: Any) -> list[Any]:
     """The fitted ``frame + prep + model`` pipelines inside a saved model, for feature importances
     and reasons: a calibrated model's one pipeline (:mod:`readmit.training.calibration`), the
-    model itself when it is not calibrated, or one per fold in a model saved before this calibration (0.1.0 development builds)
-    (scikit-learn's ``CalibratedClassifierCV``)."""
+    model itself when it is not calibrated, or one per fold in a model saved by earlier 0.1.0
+    development builds (scikit-learn's ``CalibratedClassifierCV``)."""
     pipeline = getattr(model, "pipeline", None)
     if pipeline is not None and hasattr(model, "calibrator"):
         return [pipeline]
