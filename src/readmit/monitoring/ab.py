@@ -27,7 +27,7 @@ import polars as pl
 from readmit.config import Settings
 from readmit.data.layers import LABEL_STORE, PREDICTIONS
 from readmit.errors import ReadmitInputError
-from readmit.monitoring.monitor import monitoring_folder, read_predictions
+from readmit.monitoring.monitor import read_predictions, write_record
 from readmit.monitoring.performance import is_mature
 from readmit.storage import Storage, months_between
 from readmit.training.train import jsonable
@@ -180,10 +180,4 @@ def ab_report(
         **outcome,
         "reason": reason,
     })
-    out = Storage(settings.registry_uri)
-    folder = monitoring_folder(settings.config.model.model_name)
-    name = f"ab_report_{run_at:%Y%m%dT%H%M%S}.json"
-    out.write_json(f"{folder}/{name}", report)
-    out.write_json(f"{folder}/{LATEST}", report)
-    report["path"] = out.uri_of(f"{folder}/{name}")
-    return report
+    return write_record(settings, "ab_report", LATEST, run_at, report)

@@ -42,6 +42,19 @@ def monitoring_folder(model_name: str) -> str:
     return f"monitoring/{model_name}"
 
 
+def write_record(settings: Settings, prefix: str, latest: str, run_at: datetime,
+                 record: dict[str, Any]) -> dict[str, Any]:
+    """Write ``record`` as ``{prefix}_{run_at}.json`` and as ``latest`` in the model's monitoring
+    folder of the registry; return it with its ``path``."""
+    out = Storage(settings.registry_uri)
+    folder = monitoring_folder(settings.config.model.model_name)
+    name = f"{prefix}_{run_at:%Y%m%dT%H%M%S}.json"
+    out.write_json(f"{folder}/{name}", record)
+    out.write_json(f"{folder}/{latest}", record)
+    record["path"] = out.uri_of(f"{folder}/{name}")
+    return record
+
+
 def prediction_months(settings: Settings, start: str, end: str) -> tuple[list[str], list[str]]:
     """(months of the range with predictions, months without)."""
     wanted = months_between(start, end)
@@ -192,13 +205,7 @@ def run_monitoring(
         "decision": decision,
         "thresholds": cfg.monitoring_config.model_dump(mode="json"),
     }
-    record = jsonable(record)
-    out = Storage(settings.registry_uri)
-    folder = monitoring_folder(settings.config.model.model_name)
-    name = f"monitoring_{run_at:%Y%m%dT%H%M%S}.json"
-    out.write_json(f"{folder}/{name}", record)
-    out.write_json(f"{folder}/{LATEST}", record)
-    record["path"] = out.uri_of(f"{folder}/{name}")
+    record = write_record(settings, "monitoring", LATEST, run_at, jsonable(record))
     say(f"decision: {decision['action']} ({'; '.join(decision['reasons'])})")
     return record
 
