@@ -22,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -112,7 +111,10 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            # A deliberate exit (a failed gate's exit 1), Ctrl-C, or a usage error: typer's own
+            # way out, not a bug. typer >= 0.29 no longer builds on click, so click's classes
+            # are neither installed nor what typer raises.
             raise
         except ReadmitError as exc:
             log = write_log(exc) if exc.exit_code == 1 and exc.__cause__ is not None else None
