@@ -24,10 +24,8 @@ from readmit.training.train import (
     Tuned,
     fit_final,
     fitted_pipelines,
-    git_revision,
     make_folds,
     recent_rows,
-    resolve_n_jobs,
 )
 from training.gold_fixtures import synthetic_gold_frames, write_gold
 
@@ -278,20 +276,6 @@ def test_train_with_datamart_and_registry_on_s3(s3_uri, make_settings, synthetic
     assert meta["paths"]["artifact"].startswith("s3://")
     model, loaded = Registry(settings.registry_uri).load("logistic_regression")
     assert loaded["artifact"]["sha256"] == meta["artifact"]["sha256"]
-
-
-def test_helpers(tmp_path, monkeypatch):
-    assert resolve_n_jobs(-1) >= 1 and resolve_n_jobs(1) == 1 and resolve_n_jobs(10_000) >= 1
-
-
-def test_git_revision_is_the_checkouts_commit_or_nothing(tmp_path, monkeypatch):
-    monkeypatch.delenv("READMIT_GIT_REVISION", raising=False)
-    repo = Path(__file__).resolve().parents[2]
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
-    assert git_revision(repo) == head.stdout.strip()
-    assert git_revision(tmp_path) is None  # not a checkout (an installed wheel, a container)
-    monkeypatch.setenv("READMIT_GIT_REVISION", "0123abc")  # set by whoever builds the image
-    assert git_revision(tmp_path) == "0123abc"
 
 
 # -- the real data ---------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from readmit.config import Settings
 from readmit.data.engines import ENGINES
 from readmit.data.layers import LAYERS, LayerResult
 from readmit.errors import ReadmitInputError
-from readmit.storage import Storage, check_month_range
+from readmit.months import check_month_range
+from readmit.storage import Storage
 
 # progress(layer, event, value): event "start" (value = None) or "partition" (value = month).
 Progress = Callable[[str, str, str | None], None]

@@ -50,7 +50,8 @@ from readmit.data.schema import (
     allowed_range,
 )
 from readmit.errors import ReadmitError, ReadmitInputError
-from readmit.storage import Storage, check_month_range
+from readmit.months import check_month_range
+from readmit.storage import Storage
 
 LINEAGE_COLUMNS: tuple[str, ...] = ("_source_sha256", "_ingested_at")
 BRONZE_SCHEMA: dict[str, pl.DataType] = {**RAW_SCHEMA, SNAPSHOT_COLUMN: pl.Date()}

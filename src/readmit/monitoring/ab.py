@@ -27,10 +27,10 @@ import polars as pl
 from readmit.config import Settings
 from readmit.data.layers import LABEL_STORE, PREDICTIONS
 from readmit.errors import ReadmitInputError
+from readmit.jsonsafe import jsonable
 from readmit.monitoring.monitor import read_predictions, write_record
-from readmit.monitoring.performance import is_mature
-from readmit.storage import Storage, months_between
-from readmit.training.train import jsonable
+from readmit.months import is_mature, months_between
+from readmit.storage import Storage
 
 ARMS = ("champion", "challenger")
 METRICS = ("auc_roc", "brier", "precision", "recall")

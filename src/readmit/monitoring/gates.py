@@ -1,14 +1,14 @@
 """The monitoring graph's gates: predictions exist for the months; a retrain is asked for.
 
-Each returns a :class:`~readmit.training.gates.CheckResult` and never raises (Airflow's
+Each returns a :class:`~readmit.checks.CheckResult` and never raises (Airflow's
 ShortCircuitOperator skips what follows a failed gate).
 """
 
 from __future__ import annotations
 
+from readmit.checks import CheckResult
 from readmit.config import Settings
 from readmit.errors import ReadmitError
-from readmit.training.gates import CheckResult
 
 
 def check_predictions_exist(settings: Settings, *, start_month: str, end_month: str) -> CheckResult:

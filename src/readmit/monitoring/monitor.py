@@ -22,12 +22,13 @@ import polars as pl
 from readmit.config import Settings
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE, PREDICTIONS
 from readmit.errors import ReadmitInputError
+from readmit.jsonsafe import jsonable
 from readmit.monitoring.decisions import band, decide
 from readmit.monitoring.drift import MONTH, drift_by_month
-from readmit.monitoring.performance import estimated_performance, is_mature, observed_performance
+from readmit.monitoring.performance import estimated_performance, observed_performance
 from readmit.monitoring.profile import ensure_profile
-from readmit.storage import Storage, months_between
-from readmit.training.train import jsonable
+from readmit.months import is_mature, months_between
+from readmit.storage import Storage
 
 LATEST = "latest_monitoring.json"
 LABEL = "label"

@@ -19,21 +19,9 @@ checks.
 
 from __future__ import annotations
 
-import calendar
-from datetime import date
 from typing import Any
 
 import numpy as np
-
-
-def month_end(month: str) -> date:
-    year, mon = int(month[:4]), int(month[5:7])
-    return date(year, mon, calendar.monthrange(year, mon)[1])
-
-
-def is_mature(month: str, as_of: date, maturity_days: int) -> bool:
-    """Whether every label of ``month`` is known on ``as_of``."""
-    return (as_of - month_end(month)).days >= maturity_days
 
 
 def expected_auc(p: np.ndarray) -> float | None:

@@ -51,7 +51,7 @@ def build_report(settings: Settings, *, now: datetime | None = None,
     cfg = settings.config
     registry = Registry.for_settings(settings)
     datamart = Storage(settings.datamart_uri)
-    from readmit.training.train import git_revision, library_versions
+    from readmit.lineage import git_revision, library_versions
 
     say("reading the registry and the datamart")
     state = registry_state(registry)

@@ -13,7 +13,6 @@ Machine-readable hooks for tests and scrapers: ``<section data-section=ID>``,
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from readmit.jsonsafe import dumps
 from readmit.report import analysis, plots
 from readmit.report.inputs import RegistryState, label_of
 
@@ -149,7 +149,7 @@ def kpis(items: Sequence[tuple[str, Any]]) -> str:
 
 
 def _pre(obj: Any) -> str:
-    return f"<pre>{escape(json.dumps(obj, indent=2, default=str))}</pre>"
+    return f"<pre>{escape(dumps(obj))}</pre>"
 
 
 def _window_months(split: dict[str, str]) -> tuple[str, str]:

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from readmit.training.train import available_cpus, fitted_pipelines
+from readmit.runtime import available_cpus
+from readmit.training.train import fitted_pipelines
 
 UNAVAILABLE = "unavailable"
 _INPUT_INDEX = re.compile(r"(?:missingindicator_)?f(\d+)")

@@ -36,7 +36,8 @@ from readmit.data import features
 from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
 from readmit.errors import ReadmitInputError
-from readmit.storage import Storage, months_between
+from readmit.months import months_spanning
+from readmit.storage import Storage
 
 WINDOWS: tuple[str, ...] = ("train", "test", "oot")
 LABEL = "label"
@@ -67,7 +68,7 @@ class FeatureSpec:
 
 def months_of(window: Window) -> list[str]:
     """Every calendar month ``YYYY-MM`` that overlaps the window."""
-    return months_between(window.start_date.strftime("%Y-%m"), window.end_date.strftime("%Y-%m"))
+    return months_spanning(window.start_date, window.end_date)
 
 
 def window_expr(splits: TemporalSplits) -> pl.Expr:
