@@ -16,7 +16,7 @@ from readmit.months import check_month_range
 from readmit.storage import Storage
 
 # progress(layer, event, value): event "start" (value = None) or "partition" (value = month).
-Progress = Callable[[str, str, str | None], None]
+LayerProgress = Callable[[str, str, str | None], None]
 
 
 def resolve_layers(layer: str) -> tuple[str, ...]:
@@ -38,7 +38,7 @@ def run_medallion(
     quarantine: bool | None = None,
     cascade: bool = True,
     engine: str | None = None,
-    progress: Progress | None = None,
+    progress: LayerProgress | None = None,
 ) -> list[LayerResult]:
     """Build the chosen layers for months in [start_month, end_month] (inclusive; None = open).
 

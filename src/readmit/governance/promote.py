@@ -30,7 +30,7 @@ import polars as pl
 
 from readmit.config import LatestMonths, Settings
 from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
-from readmit.data.layers import FEATURE_STORE, LABEL_STORE
+from readmit.data.layers import FEATURE_STORE, LABEL, LABEL_STORE
 from readmit.errors import ArtifactError, ReadmitInputError
 from readmit.months import first_day, is_mature, last_day, months_spanning
 from readmit.registry import Registry
@@ -38,7 +38,7 @@ from readmit.registry.aliases import actor, champion_lineage, get_alias, set_ali
 from readmit.storage import Storage
 from readmit.training import predict_proba
 from readmit.training.evaluate import LEAKAGE_AUC, evaluate_window
-from readmit.training.split import DATE, LABEL
+from readmit.training.split import DATE
 
 SUBGROUPS = ("age_band", "gender", "race")
 

@@ -17,7 +17,6 @@ an interval of this width to exclude 0 at the observed difference (the width shr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,11 +24,12 @@ import numpy as np
 import polars as pl
 
 from readmit.config import Settings
-from readmit.data.layers import LABEL_STORE, PREDICTIONS
+from readmit.data.layers import LABEL, LABEL_STORE, PREDICTIONS
 from readmit.errors import ReadmitInputError
 from readmit.jsonsafe import jsonable
 from readmit.monitoring.monitor import read_predictions, write_record
 from readmit.months import is_mature, months_between
+from readmit.runtime import Progress
 from readmit.storage import Storage
 
 ARMS = ("champion", "challenger")
@@ -63,7 +63,7 @@ def weighted_metrics(p: np.ndarray, y: np.ndarray, flag: np.ndarray, w: np.ndarr
 
 def _bootstrap(arm: pl.DataFrame, samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Each metric on ``samples`` patient-level resamples of one arm."""
-    p, y = arm["risk"].to_numpy(), arm["label"].to_numpy()
+    p, y = arm["risk"].to_numpy(), arm[LABEL].to_numpy()
     flag = arm["flag"].to_numpy()
     _, patient = np.unique(arm["patient_nbr"].to_numpy(), return_inverse=True)
     n_patients = int(patient.max()) + 1
@@ -80,7 +80,7 @@ def _bootstrap(arm: pl.DataFrame, samples: int, rng: np.random.Generator) -> dic
 
 
 def _arm_summary(arm: pl.DataFrame) -> dict[str, Any]:
-    point = weighted_metrics(arm["risk"].to_numpy(), arm["label"].to_numpy(), arm["flag"].to_numpy(),
+    point = weighted_metrics(arm["risk"].to_numpy(), arm[LABEL].to_numpy(), arm["flag"].to_numpy(),
                              np.ones(arm.height))
     models = arm.group_by("algorithm", "version").len().sort("len", descending=True)
     top = models.row(0, named=True)
@@ -89,7 +89,7 @@ def _arm_summary(arm: pl.DataFrame) -> dict[str, Any]:
         "version": str(top["version"]),
         "patients": arm["patient_nbr"].n_unique(),
         "rows": arm.height,
-        "positives": int(arm["label"].sum()),
+        "positives": int(arm[LABEL].sum()),
         **{m: float(point[m][0]) for m in METRICS},
     }
 
@@ -112,7 +112,7 @@ def ab_report(
     start_month: str | None = None,
     end_month: str | None = None,
     as_of: date | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Compare the arms on mature months of [start_month, end_month] (default: every scored month)."""
     as_of = as_of or date.today()
@@ -134,9 +134,9 @@ def ab_report(
     if progress:
         progress(f"reading predictions and labels of {len(labelled_months)} month(s)")
     predictions = read_predictions(storage, labelled_months)
-    labels = storage.read_table(LABEL_STORE, labelled_months, columns=["encounter_id", "label"])
+    labels = storage.read_table(LABEL_STORE, labelled_months, columns=["encounter_id", LABEL])
     rows = predictions.join(labels.unique("encounter_id"), on="encounter_id", how="inner").filter(
-        pl.col("label").is_not_null())
+        pl.col(LABEL).is_not_null())
     empty = [a for a in ARMS if "arm" not in rows.columns or rows.filter(pl.col("arm") == a).height == 0]
     if empty:
         raise ReadmitInputError(

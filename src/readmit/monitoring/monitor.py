@@ -13,14 +13,13 @@ summary {...}, decision {action, reasons}`` (see :func:`run_monitoring`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
 
 from readmit.config import Settings
-from readmit.data.layers import FEATURE_STORE, LABEL_STORE, PREDICTIONS
+from readmit.data.layers import FEATURE_STORE, LABEL, LABEL_STORE, PREDICTIONS
 from readmit.errors import ReadmitInputError
 from readmit.jsonsafe import jsonable
 from readmit.monitoring.decisions import band, decide
@@ -28,15 +27,12 @@ from readmit.monitoring.drift import MONTH, drift_by_month
 from readmit.monitoring.performance import estimated_performance, observed_performance
 from readmit.monitoring.profile import ensure_profile
 from readmit.months import is_mature, months_between
+from readmit.runtime import Progress
 from readmit.storage import Storage
 
 LATEST = "latest_monitoring.json"
-LABEL = "label"
 _PREDICTION_COLUMNS = ["encounter_id", "patient_nbr", "risk", "flag", "algorithm", "version", "alias", "arm",
                        "scored_at"]
-
-Progress = Callable[[str], None]
-
 
 def monitoring_folder(model_name: str) -> str:
     """Where the monitoring records and A/B reports of a model live, under the registry root."""

@@ -9,11 +9,11 @@ of gold afresh, so every curve is computed from the registered artifact, not cop
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from readmit.config import Settings
+from readmit.data.layers import LABEL
 from readmit.errors import ReadmitError
 from readmit.registry import Registry
 from readmit.report import analysis
@@ -27,10 +27,11 @@ from readmit.report.inputs import (
     rejected_files,
     source_files,
 )
+from readmit.runtime import Progress
 from readmit.storage import Storage
 from readmit.training import predict_proba
 from readmit.training.evaluate import subgroup_columns
-from readmit.training.split import LABEL, load_gold
+from readmit.training.split import load_gold
 
 REPORTS_DIR = "reports"
 LATEST_REPORT = "readmit_report_latest.html"
@@ -43,7 +44,7 @@ def report_name(now: datetime) -> str:
 
 
 def build_report(settings: Settings, *, now: datetime | None = None,
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None) -> dict[str, Any]:
     """Write the report; return where it is, its size, the seconds it took and each section's status."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)

@@ -39,11 +39,12 @@ import numpy as np
 import polars as pl
 
 from readmit.config import KNOWN_ALGORITHMS, HyperparameterTuning, Settings, TrainingSection
+from readmit.data.layers import LABEL
 from readmit.errors import ReadmitInputError
 from readmit.jsonsafe import jsonable
 from readmit.lineage import git_revision, library_versions
 from readmit.runtime import Progress, resolve_n_jobs
-from readmit.training.split import LABEL, WINDOWS, GoldData, describe_sample, load_gold, sample_patients
+from readmit.training.split import WINDOWS, GoldData, describe_sample, load_gold, sample_patients
 
 MODEL_INPUT = (
     "a polars DataFrame (or pyarrow Table) of gold/feature_store rows holding every column in "
