@@ -30,8 +30,10 @@ from pydantic import (
 from readmit.errors import ConfigError, ReadmitInputError
 
 DEFAULT_CONFIG_PATH = "conf/model_config.json"
+# The algorithms' names, in the order they train: the one list readmit.training.algorithms.ALGORITHMS
+# is built on (and checked against), kept here because the config cannot import training.
 KNOWN_ALGORITHMS = ("logistic_regression", "random_forest", "xgboost")
-Algorithm = Literal["logistic_regression", "random_forest", "xgboost"]
+Algorithm = Literal[KNOWN_ALGORITHMS]
 # A model name is one folder under ``{registry_uri}/models/``: never "." or "..", never a path.
 MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 

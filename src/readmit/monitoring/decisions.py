@@ -22,7 +22,6 @@ from typing import Any
 
 from readmit.config import MonitoringSection
 
-ACTIONS = ("keep", "watch", "retrain")
 MAX_LISTED = 5
 
 

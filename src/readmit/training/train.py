@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,17 +63,14 @@ def predict_proba(model: Any, frame: Any) -> np.ndarray:
 
 
 def fitted_pipelines(model: Any) -> list[Any]:
-    """The fitted ``frame + prep + model`` pipelines inside a saved model, for feature importances
-    and reasons: a calibrated model's one pipeline (:mod:`readmit.training.calibration`), the
-    model itself when it is not calibrated, or one per fold in a model saved by earlier 0.1.0
-    development builds (scikit-learn's ``CalibratedClassifierCV``)."""
+    """The fitted ``frame + prep + model`` pipeline inside a saved model, for feature importances
+    and reasons: a calibrated model's one pipeline (:mod:`readmit.training.calibration`), or the
+    model itself when it is not calibrated (``calibration: none``). A list, so that a caller sums
+    over whatever a wrapper holds."""
     pipeline = getattr(model, "pipeline", None)
     if pipeline is not None and hasattr(model, "calibrator"):
         return [pipeline]
-    calibrated = getattr(model, "calibrated_classifiers_", None)
-    if calibrated is None:
-        return [model]
-    return [c.estimator for c in calibrated]
+    return [model]
 
 
 @contextmanager
@@ -330,7 +327,7 @@ def train_algorithm(
 ) -> dict[str, Any]:
     """Load gold, split, tune, calibrate, evaluate and register ``algorithm``; return the metadata written.
 
-    ``data`` lets a caller training several algorithms read gold once (:func:`train_algorithms`).
+    ``data`` lets a caller training several algorithms read gold once (``readmit.pipeline.train``).
     """
     from readmit.registry import Registry
     from readmit.training.algorithms import build_search_space, get_algorithm, make_pipeline, release_caches
@@ -386,18 +383,3 @@ def train_algorithm(
         f"oot ROC-AUC {performance['oot']['auc_roc']:.4f}, {metadata['training_seconds']:.1f}s)")
     return saved
 
-
-def train_algorithms(
-    settings: Settings,
-    algorithms: Sequence[str] | None = None,
-    *,
-    progress: Progress | None = None,
-) -> list[dict[str, Any]]:
-    """Train several algorithms one after the other (default: every configured one), reading gold once."""
-    chosen = list(algorithms or settings.config.training_config.algorithms)
-    for name in chosen:
-        _check_algorithm(name)
-    if progress:
-        progress("loading gold")
-    data = load_gold(settings, progress=progress)
-    return [train_algorithm(settings, name, progress=progress, data=data) for name in chosen]
