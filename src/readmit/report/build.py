@@ -15,6 +15,7 @@ from typing import Any
 from readmit.config import Settings
 from readmit.data.layers import LABEL
 from readmit.errors import ReadmitError
+from readmit.lineage import git_revision, library_versions
 from readmit.registry import Registry
 from readmit.report import analysis
 from readmit.report.cards import card_names, read_or_write_card
@@ -52,8 +53,6 @@ def build_report(settings: Settings, *, now: datetime | None = None,
     cfg = settings.config
     registry = Registry.for_settings(settings)
     datamart = Storage(settings.datamart_uri)
-    from readmit.lineage import git_revision, library_versions
-
     say("reading the registry and the datamart")
     state = registry_state(registry)
     data = ReportData(
@@ -61,7 +60,7 @@ def build_report(settings: Settings, *, now: datetime | None = None,
         generated_at=now.isoformat(timespec="seconds"),
         registry_uri=registry.storage.uri,
         datamart_uri=datamart.uri,
-        config=cfg.to_json_dict(),
+        config=cfg,
         splits=cfg.temporal_splits.model_dump(mode="json"),
         date_method=cfg.data_config.date_derivation.method,
         state=state,

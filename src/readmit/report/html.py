@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from readmit.config import ReadmitConfig
 from readmit.jsonsafe import dumps
 from readmit.report import analysis, plots
 from readmit.report.inputs import RegistryState, label_of
@@ -66,7 +67,7 @@ class ReportData:
     generated_at: str
     registry_uri: str
     datamart_uri: str
-    config: dict[str, Any]
+    config: ReadmitConfig  # the typed config: every threshold shown is the one monitoring applies
     splits: dict[str, dict[str, str]]
     date_method: str
     state: RegistryState
@@ -389,7 +390,7 @@ def fairness_section(d: ReportData) -> str:
 
 def over_time_section(d: ReportData) -> str:
     out = []
-    cfg = d.config.get("monitoring_config", {})
+    cfg = d.config.monitoring_config
     series: dict[str, dict[str, float | None]] = {}
     champ = d.state.champion
     if champ:
@@ -402,7 +403,7 @@ def over_time_section(d: ReportData) -> str:
         series["monitored observed"] = {m["month"]: (m.get("observed") or {}).get("auc_roc") for m in months}
         series["monitored estimated"] = {m["month"]: (m.get("estimated") or {}).get("auc_roc") for m in months}
     if any(v is not None for s in series.values() for v in s.values()):
-        out.append(figure("auc-over-time", plots.auc_over_time(series, cfg.get("min_auc")),
+        out.append(figure("auc-over-time", plots.auc_over_time(series, cfg.min_auc),
                           "ROC-AUC per month: at training (test and out-of-time windows) and, once monitored, "
                           "observed where labels are mature and estimated (dashed) where not."))
     if not mon:
@@ -418,7 +419,7 @@ def over_time_section(d: ReportData) -> str:
     top = [f for f, _ in csi_max.most_common(TOP_CSI)]
     out.append(figure("drift", plots.drift([m["month"] for m in months], [m.get("score_psi") for m in months],
                                            {f: [(m.get("csi") or {}).get(f) for m in months] for f in top},
-                                           cfg.get("psi_warning", 0.1), cfg.get("psi_alert", 0.2)),
+                                           cfg.psi_warning, cfg.psi_alert),
                       "Score PSI and the most drifting features' CSI per month against the reference; yellow: "
                       "warning band, red: alert band."))
     decision = mon.get("decision") or {}
@@ -511,10 +512,10 @@ def lineage_section(d: ReportData) -> str:
     out.append(para(f"git revision: champion {(champ or {}).get('git_revision') or 'unknown'}; "
                     f"report {d.current_git or 'unknown'}."))
     out.append("<h3>Configuration in use</h3>")
-    same = champ is not None and champ.get("config") == d.config
+    same = champ is not None and champ.get("config") == d.config.to_json_dict()
     out.append(para("Equal to the champion's training config." if same else
                     "Differs from the champion's training config (or the champion is unknown)."))
-    out.append(_pre(d.config))
+    out.append(_pre(d.config.to_json_dict()))
     out.append("<h3>Models and cards</h3>")
     rows = [(lab, m.get("version"), (m.get("artifact") or {}).get("sha256"),
              d.card_links.get(lab, "–").rsplit("/", 1)[-1]) for lab, m in d.labels.items()]
