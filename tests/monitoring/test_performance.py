@@ -7,11 +7,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from readmit.monitoring.performance import (
-    calibration_slope,
     estimated_performance,
     expected_auc,
     observed_performance,
 )
+from readmit.training.evaluate import calibration_slope
 
 
 def test_expected_auc_of_known_score_distributions():
