@@ -579,8 +579,9 @@ def retrain(settings: Settings) -> list[dict[str, Any]]:
 
 
 def monitor(settings: Settings, *, start_month: str, end_month: str, as_of: Any = None,
-            alias: str = "champion", progress: Any = None) -> dict[str, Any]:
-    """Monitor the model an alias points at over a month range; write and return the record."""
+            alias: str = "champion", progress: Any = None) -> Any:
+    """Monitor the model an alias points at over a month range; write and return the record
+    (a :class:`readmit.monitoring.record.MonitoringRecord`)."""
     from readmit.monitoring.monitor import run_monitoring
 
     return run_monitoring(settings, start_month=start_month, end_month=end_month, as_of=as_of, alias=alias,

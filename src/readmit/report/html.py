@@ -23,6 +23,7 @@ import numpy as np
 
 from readmit.config import ReadmitConfig
 from readmit.jsonsafe import dumps
+from readmit.monitoring.record import MonitoringRecord
 from readmit.report import analysis, plots
 from readmit.report.inputs import RegistryState, label_of
 
@@ -78,7 +79,7 @@ class ReportData:
     groups: dict[str, list[Any]] = field(default_factory=dict)  # oot subgroup columns
     importance: dict[str, Any] | None = None  # {"kind": "native"|"permutation", "values": {feature: {mean, std}}}
     predictions: tuple[str, Any] | None = None
-    monitoring: dict[str, Any] | None = None
+    monitoring: MonitoringRecord | None = None
     ab_report: dict[str, Any] | None = None
     current_partitions: dict[str, dict[str, str]] | None = None
     current_versions: dict[str, Any] = field(default_factory=dict)
@@ -399,9 +400,8 @@ def over_time_section(d: ReportData) -> str:
             series[f"{w} (at training)"] = {m: v.get("auc_roc") for m, v in by_month.items()}
     mon = d.monitoring
     if mon:
-        months = mon.get("months") or []
-        series["monitored observed"] = {m["month"]: (m.get("observed") or {}).get("auc_roc") for m in months}
-        series["monitored estimated"] = {m["month"]: (m.get("estimated") or {}).get("auc_roc") for m in months}
+        series["monitored observed"] = {m.month: m.observed.auc_roc if m.observed else None for m in mon.months}
+        series["monitored estimated"] = {m.month: m.estimated.auc_roc if m.estimated else None for m in mon.months}
     if any(v is not None for s in series.values() for v in s.values()):
         out.append(figure("auc-over-time", plots.auc_over_time(series, cfg.min_auc),
                           "ROC-AUC per month: at training (test and out-of-time windows) and, once monitored, "
@@ -410,25 +410,22 @@ def over_time_section(d: ReportData) -> str:
         out.append(missing("No monitoring record yet: `readmit monitor` writes one (score PSI, feature CSI, "
                            "observed and estimated ROC-AUC per month, and a decision)."))
         return "".join(out)
-    months = mon.get("months") or []
+    months = mon.months
     csi_max: Counter[str] = Counter()
     for m in months:
-        for feature, value in (m.get("csi") or {}).items():
+        for feature, value in m.csi.items():
             if value is not None:
                 csi_max[feature] = max(csi_max[feature], value)
     top = [f for f, _ in csi_max.most_common(TOP_CSI)]
-    out.append(figure("drift", plots.drift([m["month"] for m in months], [m.get("score_psi") for m in months],
-                                           {f: [(m.get("csi") or {}).get(f) for m in months] for f in top},
+    out.append(figure("drift", plots.drift([m.month for m in months], [m.score_psi for m in months],
+                                           {f: [m.csi.get(f) for m in months] for f in top},
                                            cfg.psi_warning, cfg.psi_alert),
                       "Score PSI and the most drifting features' CSI per month against the reference; yellow: "
                       "warning band, red: alert band."))
-    decision = mon.get("decision") or {}
-    action = str(decision.get("action", "unknown"))
-    out.append(f'<p data-decision="{escape(action)}">Latest monitoring decision ({escape(str(mon.get("run_at")))}, '
-               f'model {escape(str((mon.get("model") or {}).get("algorithm")))} '
-               f'v{escape(str((mon.get("model") or {}).get("version")))}): <b>{escape(action)}</b>'
-               + (": " + escape("; ".join(map(str, decision.get("reasons") or []))) if decision.get("reasons") else "")
-               + "</p>")
+    action, reasons = mon.decision.action, mon.decision.reasons
+    out.append(f'<p data-decision="{escape(action)}">Latest monitoring decision ({escape(mon.run_at)}, '
+               f'model {escape(mon.model.algorithm)} v{escape(mon.model.version)}): <b>{escape(action)}</b>'
+               + (": " + escape("; ".join(reasons)) if reasons else "") + "</p>")
     return "".join(out)
 
 
