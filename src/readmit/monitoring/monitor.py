@@ -43,6 +43,7 @@ LATEST = "latest_monitoring.json"
 _PREDICTION_COLUMNS = ["encounter_id", "patient_nbr", "risk", "flag", "algorithm", "version", "alias", "arm",
                        "scored_at"]
 
+
 def monitoring_folder(model_name: str) -> str:
     """Where the monitoring records and A/B reports of a model live, under the registry root."""
     return f"monitoring/{model_name}"
