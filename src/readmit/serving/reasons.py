@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from readmit.runtime import available_cpus
-from readmit.training.train import fitted_pipelines
+from readmit.training import fitted_pipelines
 
 UNAVAILABLE = "unavailable"
 _INPUT_INDEX = re.compile(r"(?:missingindicator_)?f(\d+)")
