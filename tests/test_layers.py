@@ -28,7 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "monitoring": GROUND | {"data", "registry", "training", "serving"},
     "governance": GROUND | {"data", "registry", "training", "serving", "monitoring"},
     "report": GROUND | {"data", "registry", "training", "serving", "monitoring", "governance"},
-    "pipeline": GROUND | {"data", "registry", "training", "serving", "monitoring", "governance", "report"},
+    "service": GROUND | {"data", "registry", "training", "serving"},
+    "pipeline": GROUND | {"data", "registry", "training", "serving", "monitoring", "governance", "report", "service"},
     "cli": {"pipeline", "config", "errors"},
     "orchestration": {"pipeline", "config", "errors", "storage"},
 }

@@ -25,7 +25,8 @@ def settings_for(algorithms=("logistic_regression", "random_forest", "xgboost"),
 def test_training_graph_is_gates_then_one_training_per_algorithm_then_compare():
     steps = {s.id: s for s in graph_steps("training", settings_for())}
     assert list(steps) == [*GATES, "train_logistic_regression", "train_random_forest", "train_xgboost",
-                           "compare_models", "promote"]
+                           "compare_models", "promote", "build_history_store"]
+    assert steps["build_history_store"].depends_on == ("check_gold_data_exists",)
     for earlier, later in pairwise(GATES):
         assert steps[later].depends_on == (earlier,)
     assert all(steps[g].gate for g in GATES)
@@ -39,7 +40,7 @@ def test_training_graph_is_gates_then_one_training_per_algorithm_then_compare():
 
 def test_the_configured_algorithms_decide_the_training_steps():
     ids = [s.id for s in graph_steps("training", settings_for(["xgboost"]))]
-    assert ids == [*GATES, "train_xgboost", "compare_models", "promote"]
+    assert ids == [*GATES, "train_xgboost", "compare_models", "promote", "build_history_store"]
 
 
 def test_medallion_graph_is_one_step_per_layer_with_the_config_month_range():
@@ -56,7 +57,7 @@ def test_inference_graph_is_two_gates_then_predict_on_the_latest_month_by_defaul
     steps = graph_steps("inference", settings_for())
     assert [(s.id, s.depends_on, s.gate) for s in steps] == [
         ("check_champion", (), True), ("check_inference_gold", ("check_champion",), True),
-        ("predict", ("check_inference_gold",), False)]
+        ("predict", ("check_inference_gold",), False), ("refresh_history_store", ("check_inference_gold",), False)]
     graph = GRAPHS["inference"]
     assert graph.dag_id == "diab_inference" and graph.schedule == "@monthly"
     assert graph.runtime_params(settings_for()) == {"start_month": "", "end_month": ""}

@@ -194,6 +194,22 @@ class InferenceSection(_Strict):
         return self
 
 
+class ApiToken(_Strict):
+    """A bearer token of ``readmit serve``: its sha256 (hex, never the token), a name, scopes."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: list[Literal["score", "record", "admin"]] = Field(default_factory=lambda: ["score"], min_length=1)
+
+
+class ServeSection(_Strict):
+    """``readmit serve``: who may ask (tokens, also READMIT_API_TOKENS) and how much at once."""
+
+    tokens: list[ApiToken] = Field(default_factory=list)
+    max_encounters: int = Field(1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(4_000_000, ge=1024)
+
+
 class LatestMonths(_Strict):
     latest_months: int = Field(ge=1)
 
@@ -322,6 +338,7 @@ class ReadmitConfig(_Strict):
     monitoring_config: MonitoringSection = MonitoringSection()
     governance_config: GovernanceSection = GovernanceSection()
     data_config: DataSection = DataSection()
+    serve_config: ServeSection = ServeSection()
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -17,7 +17,9 @@ Graphs:
   replaces the champion only if the written rules of ``governance_config`` say so (never forced).
 - ``inference``: two gates (a champion exists and verifies; the months' gold exists), then
   ``predict``: the champion (and the challenger, under an A/B test) scores gold months into
-  ``gold/model_predictions``. Monthly in Airflow; by default the latest gold month.
+  ``gold/model_predictions``. Monthly in Airflow; by default the latest gold month. Both
+  ``training`` and ``inference`` also bring the history store of ``readmit serve`` up to date
+  with silver (after the gold gate).
 - ``monitoring``: after inference, each month: a gate (the month has predictions), then the
   monitoring run (drift, performance, a keep/watch/retrain decision); a retrain decision
   triggers ``training`` when ``monitoring_config.auto_retrain`` is set.
@@ -191,6 +193,11 @@ TRAINING = Graph(
                  "window; the recommended model becomes champion only if every written rule holds (never "
                  "forced here), otherwise it becomes the challenger. The decision is written to "
                  "`models/<model_name>/decisions/`."),
+        Step(id="build_history_store", func="readmit.serving.history.history_store_step",
+             depends_on=("check_gold_data_exists",),
+             doc="Build the history store of `readmit serve` (the history inputs of every silver encounter, "
+                 "per patient: `history/encounters.sqlite` under the datamart) when it is missing or stale, "
+                 "so the service counts the same earlier encounters as gold."),
     ),
 )
 
@@ -220,6 +227,10 @@ INFERENCE = Graph(
              doc="Score the months with the champion (champion and challenger under an enabled "
                  "inference_config.ab_test): risk, flag, risk band, top reasons; each month's partition of "
                  "`gold/model_predictions` is replaced atomically."),
+        Step(id="refresh_history_store", func="readmit.serving.history.history_store_step",
+             depends_on=("check_inference_gold",),
+             doc="Bring the history store of `readmit serve` up to date with silver (rebuilt only when "
+                 "a silver month was added or changed since it was built)."),
     ),
 )
 
@@ -666,3 +677,37 @@ def default_parallel(settings: Settings) -> bool:
     tc = settings.config.training_config
     n_jobs = resolve_n_jobs(tc.hyperparameter_tuning.n_jobs)
     return len(tc.algorithms) > 1 and n_jobs * len(tc.algorithms) <= available_cpus()
+
+
+def build_history_store(settings: Settings, *, end_month: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Build the history store of ``readmit serve`` from silver (when missing or stale, or ``force``)."""
+    from readmit.serving.history import build_history_store as build
+
+    return build(settings, end_month=end_month, force=force).as_dict()
+
+
+def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          log_level: str = "info") -> None:
+    """Run the HTTP scoring service (:mod:`readmit.service`) until stopped.
+
+    Refuses a non-loopback ``host`` when no API token is configured. The history store is
+    built from the datamart's silver first when it is missing or stale; with several workers
+    each process then loads the models itself (:func:`readmit.service.app.factory`).
+    """
+    try:
+        import uvicorn
+
+        from readmit.service.app import ENV_NO_BUILD, create_app
+        from readmit.service.auth import check_exposure, load_tokens
+    except ImportError as exc:
+        raise ReadmitInputError(f"readmit serve needs the serve extra ({exc.name} is not installed)",
+                                fix="pip install 'readmit[serve]'") from None
+    check_exposure(host, load_tokens(settings))
+    if workers > 1:
+        build_history_store(settings)
+        os.environ.update(settings.env())
+        os.environ[ENV_NO_BUILD] = "1"
+        uvicorn.run("readmit.service.app:factory", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level)
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)

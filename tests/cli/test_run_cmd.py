@@ -40,10 +40,10 @@ def test_step_list_shows_both_graphs_in_order():
     steps = json.loads(result.stdout)
     assert [s["step"] for s in steps][:4] == ["bronze", "silver", "gold", "check_model_config"]
     training = [s for s in steps if s["graph"] == "training"]
-    assert [s["step"] for s in training][-2:] == ["compare_models", "promote"]
-    assert training[-2] == {**training[-2], "step": "compare_models", "kind": "light"}
+    assert [s["step"] for s in training][-3:] == ["compare_models", "promote", "build_history_store"]
+    assert training[-3] == {**training[-3], "step": "compare_models", "kind": "light"}
     assert [s["step"] for s in steps if s["graph"] == "inference"] == [
-        "check_champion", "check_inference_gold", "predict"]
+        "check_champion", "check_inference_gold", "predict", "refresh_history_store"]
     assert [s["step"] for s in steps if s["graph"] == "monitoring"] == [
         "check_predictions_exist", "monitor", "check_retrain_needed", "trigger_training"]
     assert {s["step"]: s["kind"] for s in steps}["train_xgboost"] == "heavy"

@@ -70,7 +70,7 @@ def test_training_dag_is_gates_then_parallel_training_then_compare(local_env):
 
     dag = loaded_dags()["diab_model_training"]
     assert [t.task_id for t in dag.topological_sort()][:len(GATES)] == GATES
-    assert set(dag.task_ids) == {*GATES, *TRAINS, "compare_models", "promote"}
+    assert set(dag.task_ids) == {*GATES, *TRAINS, "compare_models", "promote", "build_history_store"}
     upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
     assert upstream["check_model_config"] == set()
     for earlier, later in pairwise(GATES):
@@ -79,6 +79,7 @@ def test_training_dag_is_gates_then_parallel_training_then_compare(local_env):
         assert upstream[train] == {"check_single_source"}
     assert upstream["compare_models"] == set(TRAINS)
     assert upstream["promote"] == {"compare_models"}
+    assert upstream["build_history_store"] == {"check_gold_data_exists"}
 
     for gate in GATES:
         assert type(dag.get_task(gate)) is ShortCircuitOperator
@@ -97,7 +98,8 @@ def test_training_dag_is_gates_then_parallel_training_then_compare(local_env):
 def test_training_dag_follows_the_configured_algorithms(local_env, monkeypatch, tiny_config):
     monkeypatch.setenv("READMIT_CONFIG", str(tiny_config("two.json", algorithms=["xgboost", "random_forest"])))
     dag = loaded_dags()["diab_model_training"]
-    assert set(dag.task_ids) == {*GATES, "train_xgboost", "train_random_forest", "compare_models", "promote"}
+    assert set(dag.task_ids) == {*GATES, "train_xgboost", "train_random_forest", "compare_models", "promote",
+                                 "build_history_store"}
 
 
 def test_medallion_dag_is_one_task_per_layer_with_an_overridable_month_range(local_env):
@@ -278,7 +280,7 @@ def test_gate_failure_skips_training_and_compare_and_writes_nothing(local_env):
     assert got["check_model_config"] == "success"
     assert got["check_gold_data_exists"] == "success"  # a short-circuit is a success that skips
     for task_id in ("check_sufficient_training_data", "check_temporal_leakage", "check_single_source", *TRAINS,
-                    "compare_models", "promote"):
+                    "compare_models", "promote", "build_history_store"):
         assert got[task_id] == "skipped", (task_id, got)
     registry = Path(local_env["READMIT_REGISTRY_URI"])
     assert not registry.exists() or not any(p.is_file() for p in registry.rglob("*"))

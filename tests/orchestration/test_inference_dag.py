@@ -14,7 +14,7 @@ from readmit.storage import Storage
 pytestmark = [pytest.mark.airflow, pytest.mark.usefixtures("airflow_home")]
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "airflow" / "dags"
-TASKS = ["check_champion", "check_inference_gold", "predict"]
+TASKS = ["check_champion", "check_inference_gold", "predict", "refresh_history_store"]
 
 
 @pytest.fixture
@@ -60,14 +60,16 @@ def test_inference_dag_is_two_gates_then_predict_monthly(env):
 
 def test_without_a_champion_the_run_is_skipped_not_failed(env):
     run = inference_dag().test()
-    assert states(run) == {"check_champion": "success", "check_inference_gold": "skipped", "predict": "skipped"}
+    assert states(run) == {"check_champion": "success", "check_inference_gold": "skipped", "predict": "skipped",
+                           "refresh_history_store": "skipped"}
     assert Storage(env.datamart).list_partitions(PREDICTIONS) == []
 
 
 def test_a_month_without_gold_skips_the_scoring(env):
     crown(env)
     run = inference_dag().test(run_conf={"start_month": "2011-01", "end_month": "2011-01"})
-    assert states(run) == {"check_champion": "success", "check_inference_gold": "success", "predict": "skipped"}
+    assert states(run) == {"check_champion": "success", "check_inference_gold": "success", "predict": "skipped",
+                           "refresh_history_store": "skipped"}
     assert Storage(env.datamart).list_partitions(PREDICTIONS) == []
 
 

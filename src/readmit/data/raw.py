@@ -628,3 +628,19 @@ def _typed(good: pl.DataFrame) -> pl.DataFrame:
             )
     columns.append(pl.col("_snapshot").alias(SNAPSHOT_COLUMN))
     return good.select(columns)
+
+
+def check_rows(text: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Typed good rows and bad rows (``_row``, ``_reason``) of records given as text, one by one.
+
+    ``text``: every REQUIRED_COLUMNS column and ``snapshot_date``, as strings in the file's
+    spelling (``?`` or empty for a missing value). The checks and the reasons are the raw
+    reader's own (the rows of an online request are read as rows of the snapshot file), so
+    a value the medallion refuses is refused with the same words. ``_row`` counts from 1.
+    """
+    ids = text["encounter_id"].cast(pl.Int64, strict=False)
+    chunk = text.select(*REQUIRED_COLUMNS, SNAPSHOT_COLUMN).with_columns(
+        pl.int_range(1, text.height + 1, dtype=pl.Int64).alias(ROW_COLUMN))
+    good, bad = _split(chunk, duplicate=ids.is_not_null() & ~ids.is_first_distinct(), days=None,
+                       snapshot_source="input", start=DEFAULT_START, n_days=1)
+    return good, bad.select(ROW_COLUMN, REASON_COLUMN)

@@ -1,0 +1,55 @@
+"""The app factory: :func:`create_app` builds the FastAPI app of ``readmit serve`` from settings.
+
+Nothing is built at import. At start the app opens the history store (built from the
+datamart's silver when it is missing or stale) and loads the verified models in a thread, so
+``/v1/health/live`` answers at once and ``/v1/health/ready`` says 200 once both are loaded.
+:func:`factory` is what each uvicorn worker process calls (``--workers N``): the settings come
+from the environment (:meth:`readmit.config.Settings.env`).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from readmit.config import Settings, load_settings
+from readmit.service import encounters, errors, health, model, scoring
+from readmit.service.auth import load_tokens
+from readmit.service.state import ServiceState
+
+ENV_NO_BUILD = "READMIT_SERVE_NO_HISTORY_BUILD"
+
+
+def create_app(settings: Settings, *, build_history: bool = True, wait: bool = False) -> FastAPI:
+    """The service for ``settings``; ``wait`` loads before the first request instead of in a thread."""
+    state = ServiceState(settings=settings, tokens=load_tokens(settings), build_history=build_history)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if wait:
+            state.load()
+        else:
+            threading.Thread(target=state.load, name="readmit-load", daemon=True).start()
+        yield
+        if state.store is not None:
+            state.store.close()
+
+    app = FastAPI(
+        title="readmit", version="1",
+        summary="30-day readmission risk at discharge: the same answer as batch scoring.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    errors.install(app)
+    for area in (health, scoring, encounters, model):
+        app.include_router(area.router)
+    return app
+
+
+def factory() -> FastAPI:
+    """The app of one uvicorn worker: settings from the environment."""
+    import os
+
+    return create_app(load_settings(), build_history=os.environ.get(ENV_NO_BUILD) != "1")

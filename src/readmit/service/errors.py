@@ -1,0 +1,68 @@
+"""Errors as JSON: the field path and the message, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from readmit.errors import ReadmitError
+from readmit.serving.online import RecordsRefused
+
+log = logging.getLogger("readmit.service")
+
+
+def request_id(request: Request) -> str:
+    rid = getattr(request.state, "request_id", None)
+    if rid is None:
+        rid = request.state.request_id = uuid.uuid4().hex
+    return rid
+
+
+def not_ready(state: Any) -> HTTPException:
+    return HTTPException(503, f"the service is not ready: {state.problem or 'loading'}")
+
+
+def problems_response(request: Request, problems: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse({"error": "invalid request", "request_id": request_id(request), "problems": problems},
+                        status_code=422)
+
+
+def _location(loc: tuple) -> list[Any]:
+    return [part for part in loc]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"field": _location(e.get("loc", ())), "message": e.get("msg", "invalid")}
+                    for e in exc.errors()[:50]]
+        return problems_response(request, problems)
+
+    @app.exception_handler(RecordsRefused)
+    async def refused(request: Request, exc: RecordsRefused) -> JSONResponse:
+        base = getattr(request.state, "records_path", ["body", "encounters"])
+        problems = [{"field": [*base, p.index, p.field], "message": p.message} for p in exc.problems[:50]]
+        return problems_response(request, problems)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail, "request_id": request_id(request)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ReadmitError)
+    async def readmit_error(request: Request, exc: ReadmitError) -> JSONResponse:
+        status = 422 if exc.exit_code == 2 else 503
+        return JSONResponse({"error": exc.message, "fix": exc.fix, "request_id": request_id(request)},
+                            status_code=status)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid = request_id(request)
+        log.error("request %s failed: %s", rid, type(exc).__name__)  # no payload, no trace in the answer
+        return JSONResponse({"error": "internal error", "request_id": rid}, status_code=500)

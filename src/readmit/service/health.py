@@ -1,0 +1,22 @@
+"""``GET /v1/health/live`` and ``/v1/health/ready``: no token (probes carry none)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(prefix="/v1/health", tags=["health"])
+
+
+@router.get("/live", summary="The process answers")
+def live() -> dict[str, str]:
+    return {"status": "live"}
+
+
+@router.get("/ready", summary="A verified model and the history store are loaded",
+            responses={503: {"description": "Not ready yet, or loading failed (see problem)"}})
+def ready(request: Request) -> JSONResponse:
+    state = request.app.state.service
+    if state.ready:
+        return JSONResponse({"status": "ready", "loaded_at": state.loaded_at})
+    return JSONResponse({"status": "not ready", "problem": state.problem or "loading"}, status_code=503)

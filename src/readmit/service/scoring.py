@@ -1,0 +1,47 @@
+"""``POST /v1/score``: the risk of one encounter, or of a bounded list, at discharge.
+
+The answer of every encounter is batch's (:func:`readmit.serving.online.score_records`): the
+same features from the same definitions, the history from the store, the same scoring
+function. Nothing is recorded: a discharge counts in later history once it is recorded
+(``POST /v1/encounters``). Every answer has its audit record before it is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from readmit.service.auth import Caller, require
+from readmit.service.body import encounters, read_json, request_body_schema
+from readmit.service.errors import not_ready, request_id
+from readmit.service.schemas import ScoreAnswer
+from readmit.serving.online import score_records
+
+router = APIRouter(prefix="/v1", tags=["scoring"])
+
+
+@router.post("/score", response_model=ScoreAnswer, summary="Score encounters at discharge",
+             openapi_extra=request_body_schema(),
+             responses={401: {"description": "No valid token"}, 403: {"description": "No score scope"},
+                        413: {"description": "Body or list too large"}, 422: {"description": "Invalid field"},
+                        503: {"description": "Not ready"}})
+async def score(request: Request, caller: Annotated[Caller, Depends(require("score"))]) -> ScoreAnswer:
+    state = request.app.state.service
+    records = encounters(request, await read_json(request))
+    if not state.ready:
+        raise not_ready(state)
+    rid = request_id(request)
+
+    def work() -> list[dict]:
+        now = datetime.now(UTC)
+        with state.lock:
+            rows = score_records(records, state.store, state.models, state.settings, now)
+        patients = {int(r["encounter_id"]): int(r["patient_nbr"]) for r in records}
+        state.audit.write(rid, now, caller.name, "score", rows, patients)
+        return rows
+
+    rows = await run_in_threadpool(work)
+    return ScoreAnswer(request_id=rid, predictions=rows)
