@@ -36,6 +36,7 @@ _AREAS = (
     "readmit.cli.training_cmd",
     "readmit.cli.run_cmd",
     "readmit.cli.serve_cmd",
+    "readmit.cli.service_cmd",
     "readmit.cli.report_cmd",
     "readmit.cli.monitor_cmd",
 )

@@ -1,0 +1,93 @@
+"""A real service: uvicorn on a loopback port in a thread, answered through httpx.
+
+``LiveServer`` runs the app ``readmit serve`` runs (:func:`readmit.service.app.create_app`)
+with a real uvicorn server; tests talk to it over TCP with a real httpx client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+
+from readmit.data.layers import BRONZE_TABLE
+from readmit.data.schema import RAW_SCHEMA, SNAPSHOT_COLUMN
+from readmit.storage import Storage
+
+TOKEN = "test-token-0123456789abcdef"  # every scope (READMIT_API_TOKENS)
+READER = "reader-token-0123456789abcdef"  # score only (serve_config.tokens)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """``app`` served by uvicorn on 127.0.0.1 in a thread, until ``stop``."""
+
+    def __init__(self, app: Any):
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        self.client = httpx.Client(base_url=self.url, timeout=120)
+
+    def wait_ready(self, timeout: float = 120) -> httpx.Response:
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.client.get("/v1/health/ready")
+            if answer.status_code == 200 or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def reader_config() -> dict[str, Any]:
+    digest = hashlib.sha256(READER.encode()).hexdigest()
+    return {"serve_config": {"tokens": [{"name": "reader", "sha256": digest, "scopes": ["score"]}]}}
+
+
+def raw_records(datamart: str, months: list[str]) -> list[dict[str, Any]]:
+    """Bronze rows (the raw input contract: typed UCI columns + snapshot_date) of ``months``, as JSON
+    records in encounter order (snapshot_date, encounter_id)."""
+    storage = Storage(datamart)
+    frame = pl.concat([storage.read_partition(BRONZE_TABLE, m).select(*RAW_SCHEMA, SNAPSHOT_COLUMN) for m in months])
+    frame = frame.sort(SNAPSHOT_COLUMN, "encounter_id").with_columns(pl.col(SNAPSHOT_COLUMN).cast(pl.String))
+    return frame.to_dicts()
+
+
+def copy_datamart(source: str, target: Path, *, silver_until: str | None = None) -> str:
+    """A private copy of a datamart's bronze, silver and gold (silver only up to ``silver_until``)."""
+    for layer in ("bronze", "silver", "gold"):
+        shutil.copytree(Path(source) / layer, target / layer)
+    if silver_until:
+        for part in (target / "silver").rglob("snapshot_month=*"):
+            if part.name.removeprefix("snapshot_month=") > silver_until:
+                shutil.rmtree(part)
+    return str(target)

@@ -1,0 +1,176 @@
+"""``readmit serve`` over real HTTP (uvicorn on loopback, httpx) on the UCI sample's models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from readmit import pipeline
+from readmit.data.layers import PREDICTIONS
+from readmit.errors import ReadmitInputError
+from readmit.registry import Registry
+from readmit.registry.aliases import set_alias
+from readmit.service.app import create_app
+from readmit.serving.history import HistoryStore, store_path
+from readmit.serving.online import gold_rows, silver_rows
+from readmit.storage import Storage
+from service.live_server import READER, TOKEN, LiveServer, auth, copy_datamart, raw_records, reader_config
+from serving.model_fixtures import Served
+
+AB = {"inference_config": {"ab_test": {"enabled": True, "challenger_share": 0.5, "salt": "serve-tests"}}}
+MONTH = "2008-12"
+
+
+@pytest.fixture
+def served(uci_models, tmp_path, monkeypatch) -> Served:
+    """A copy of the sample's datamart (bronze, silver, gold) and registry: champion XGBoost,
+    challenger logistic regression, an A/B test, one token of every scope in the environment."""
+    datamart = copy_datamart(uci_models.datamart, tmp_path / "datamart")
+    shutil.copytree(uci_models.registry, tmp_path / "registry")
+    s = Served(uci_models.config, datamart, str(tmp_path / "registry"), uci_models.raw)
+    registry = Registry(s.registry)
+    versions = s.models()
+    set_alias(registry, "champion", "xgboost", versions["xgboost"], reason="tests", by="tests")
+    set_alias(registry, "challenger", "logistic_regression", versions["logistic_regression"], reason="tests",
+              by="tests")
+    monkeypatch.setenv("READMIT_API_TOKENS", f"tests={TOKEN}")
+    return s
+
+
+@pytest.fixture
+def server(served, tmp_path):
+    settings = served.settings({**AB, **reader_config()}, tmp=tmp_path)
+    live = LiveServer(create_app(settings))
+    assert live.wait_ready().status_code == 200
+    live.settings = settings
+    yield live
+    live.stop()
+
+
+def test_a_month_scored_over_http_gets_what_batch_wrote(server):
+    pipeline.predict(server.settings, MONTH, MONTH)
+    batch = Storage(server.settings.datamart_uri).read_partition(PREDICTIONS, MONTH)
+    records = raw_records(server.settings.datamart_uri, [MONTH])
+    answer = server.client.post("/v1/score", json={"encounters": records}, headers=auth())
+    assert answer.status_code == 200, answer.text
+    online = pl.DataFrame([p for p in answer.json()["predictions"] if p["scored"]])
+    excluded = [p["encounter_id"] for p in answer.json()["predictions"] if not p["scored"]]
+    joined = batch.join(online, on="encounter_id", suffix="_online")
+    assert joined.height == batch.height == online.height > 50 and not set(excluded) & set(batch["encounter_id"])
+    assert (joined["risk"] - joined["risk_online"]).abs().max() <= 1e-9
+    for column in ("risk_band", "flag", "top_reasons", "arm", "version", "algorithm", "alias"):
+        assert (joined[column] == joined[f"{column}_online"]).all(), column
+    assert set(joined["arm"]) == {"champion", "challenger"}
+
+
+def test_one_encounter_and_its_answer(server):
+    record = raw_records(server.settings.datamart_uri, [MONTH])[0]
+    answer = server.client.post("/v1/score", json=record, headers=auth(READER))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    [prediction] = body["predictions"]
+    assert len(body["request_id"]) == 32 and prediction["encounter_id"] == record["encounter_id"]
+    assert prediction["scored"] and 0 < prediction["risk"] < 1 and prediction["alias"] in ("champion", "challenger")
+
+
+def test_health_needs_no_token_and_everything_else_does(server):
+    assert server.client.get("/v1/health/live").json() == {"status": "live"}
+    assert server.client.get("/v1/health/ready").status_code == 200
+    record = raw_records(server.settings.datamart_uri, [MONTH])[0]
+    assert server.client.post("/v1/score", json=record).status_code == 401
+    assert server.client.post("/v1/score", json=record, headers=auth("wrong-token-0123456789")).status_code == 401
+    assert server.client.get("/v1/model").status_code == 401
+    refused = server.client.post("/v1/encounters", json=record, headers=auth(READER))
+    assert refused.status_code == 403 and "record" in refused.json()["error"]
+    model = server.client.get("/v1/model", headers=auth(READER)).json()
+    assert [m["arm"] for m in model["models"]] == ["champion", "challenger"]
+    assert model["models"][0]["algorithm"] == "xgboost" and model["models"][0]["threshold"]["value"] > 0
+    assert "prior_encounters" in model["models"][0]["features"]["numeric"]
+
+
+def test_bad_values_are_refused_with_the_field_path_and_the_medallions_words(server):
+    record = raw_records(server.settings.datamart_uri, [MONTH])[0]
+    answer = server.client.post("/v1/score", json={"encounters": [record, {**record, "encounter_id": 1,
+                                "time_in_hospital": 20}]}, headers=auth())
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == [{"field": ["body", "encounters", 1, "time_in_hospital"],
+                                          "message": "20 is outside the allowed range 1..14"}]
+    wrong = server.client.post("/v1/score", json={**record, "num_procedures": "many", "race": "x" * 500},
+                               headers=auth())
+    assert wrong.status_code == 422 and "Traceback" not in wrong.text
+    assert {tuple(p["field"]) for p in wrong.json()["problems"]} == {("body", "num_procedures"), ("body", "race")}
+    domain = server.client.post("/v1/score", json={**record, "gender": "Robot"}, headers=auth())
+    assert domain.status_code == 422 and domain.json()["problems"][0]["field"] == ["body", "encounters", 0, "gender"]
+    assert "is not one of Female, Male" in domain.json()["problems"][0]["message"]
+    assert server.client.post("/v1/score", content=b"{not json", headers=auth()).status_code == 400
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert server.client.post("/v1/score", content=deep, headers=auth()).status_code in (400, 413)
+    too_many = server.client.post("/v1/score", json={"encounters": [record] * 1001}, headers=auth())
+    assert too_many.status_code == 413 and "max_encounters" in too_many.json()["error"]
+    assert server.client.get("/v1/health/ready").status_code == 200  # still serving
+
+
+def test_a_recorded_discharge_counts_in_the_next_stay(server):
+    records = raw_records(server.settings.datamart_uri, [MONTH])
+    first = {**records[0], "encounter_id": 999_000_001, "snapshot_date": "2009-01-05"}
+    later = {**first, "encounter_id": 999_000_002, "snapshot_date": "2009-01-20"}
+    store = HistoryStore(store_path(server.settings.datamart_uri))
+    before = gold_rows(silver_rows([later]), store)["prior_encounters"][0]
+    done = server.client.post("/v1/encounters", json=first, headers=auth())
+    assert done.status_code == 200 and done.json()["encounters"] == [{"encounter_id": 999_000_001, "recorded": True}]
+    assert gold_rows(silver_rows([later]), store)["prior_encounters"][0] == before + 1
+    again = server.client.post("/v1/encounters", json=first, headers=auth())
+    assert again.json()["encounters"] == [{"encounter_id": 999_000_001, "recorded": False}]
+    conflict = server.client.post("/v1/encounters", json={**first, "time_in_hospital": 9}, headers=auth())
+    assert conflict.status_code == 422 and "already recorded" in conflict.json()["error"]
+    # a stay dated before the recorded one does not count it (the rule of gold)
+    earlier = {**first, "encounter_id": 999_000_003, "snapshot_date": "2009-01-01"}
+    assert gold_rows(silver_rows([earlier]), store)["prior_encounters"][0] == before
+
+
+def test_every_answer_has_an_audit_record_without_identifiers(server):
+    records = raw_records(server.settings.datamart_uri, [MONTH])[:3]
+    answer = server.client.post("/v1/score", json={"encounters": records}, headers=auth()).json()
+    audit = Path(server.settings.registry_uri).rglob(f"{answer['request_id']}.json")
+    [path] = list(audit)
+    record = json.loads(path.read_text())
+    assert record["token"] == "tests" and record["endpoint"] == "score" and len(record["rows"]) == 3
+    text = path.read_text()
+    for r in records:
+        assert str(r["encounter_id"]) not in text and str(r["patient_nbr"]) not in text
+    assert TOKEN not in text
+    assert [row["risk"] for row in record["rows"]] == [p["risk"] for p in answer["predictions"]]
+
+
+def test_no_token_no_listening_beyond_loopback(served, monkeypatch):
+    monkeypatch.delenv("READMIT_API_TOKENS")
+    with pytest.raises(ReadmitInputError, match="will not listen on 0.0.0.0"):
+        pipeline.serve(served.settings(), host="0.0.0.0", port=1)
+
+
+def test_not_ready_without_a_champion_and_says_why(served, tmp_path):
+    Registry(served.registry).storage.delete(Registry(served.registry).rel("aliases/champion.json"))
+    live = LiveServer(create_app(served.settings()))
+    try:
+        answer = live.wait_ready(timeout=5)
+        assert answer.status_code == 503 and "no champion" in answer.json()["problem"]
+        assert live.client.get("/v1/health/live").status_code == 200
+        record = raw_records(served.datamart, [MONTH])[0]
+        assert live.client.post("/v1/score", json=record, headers=auth()).status_code == 503
+    finally:
+        live.stop()
+
+
+def test_the_store_is_built_from_silver_and_rebuilt_only_when_silver_changed(served):
+    settings = served.settings()
+    first = pipeline.build_history_store(settings)
+    assert first["rebuilt"] and first["silver_rows"] == sum(
+        Storage(served.datamart).read_partition("silver/encounters", m).height for m in first["months"])
+    assert not pipeline.build_history_store(settings)["rebuilt"]
+    shutil.rmtree(Path(served.datamart) / "silver" / "encounters" / f"snapshot_month={MONTH}")
+    again = pipeline.build_history_store(settings)
+    assert again["rebuilt"] and MONTH not in again["months"]
