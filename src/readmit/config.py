@@ -208,6 +208,8 @@ class ServeSection(_Strict):
     tokens: list[ApiToken] = Field(default_factory=list)
     max_encounters: int = Field(1000, ge=1, le=100_000)
     max_body_bytes: int = Field(4_000_000, ge=1024)
+    # How often the service looks whether the champion (or challenger) alias moved; 0: never.
+    reload_seconds: float = Field(2.0, ge=0)
 
 
 class LatestMonths(_Strict):

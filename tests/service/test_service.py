@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import shutil
 from pathlib import Path
 
@@ -174,3 +175,38 @@ def test_the_store_is_built_from_silver_and_rebuilt_only_when_silver_changed(ser
     shutil.rmtree(Path(served.datamart) / "silver" / "encounters" / f"snapshot_month={MONTH}")
     again = pipeline.build_history_store(settings)
     assert again["rebuilt"] and MONTH not in again["months"]
+
+
+def test_the_service_follows_the_champion_and_refuses_a_tampered_one(served, tmp_path):
+    registry = Registry(served.registry)
+    versions = served.models()
+    live = LiveServer(create_app(served.settings({"serve_config": {"reload_seconds": 0.2}}, tmp=tmp_path)))
+    try:
+        assert live.wait_ready().status_code == 200
+        record = raw_records(served.datamart, [MONTH])[0]
+
+        def champion() -> dict:
+            return live.client.get("/v1/model", headers=auth()).json()
+
+        assert champion()["models"][0]["algorithm"] == "xgboost"
+        # the artifact is replaced after the alias moved to it (set_alias itself verifies it first)
+        registry.storage.write_bytes(registry.rel(f"random_forest_v{versions['random_forest']}.pkl"), b"tampered")
+        registry.storage.write_json(registry.rel("aliases/champion.json"), {
+            "alias": "champion", "algorithm": "random_forest", "version": versions["random_forest"],
+            "set_at": "2026-12-02T00:00:00+00:00", "by": "tests", "reason": "tests"})
+        deadline = time.monotonic() + 20
+        while champion()["reload_problem"] is None and time.monotonic() < deadline:
+            assert live.client.post("/v1/score", json=record, headers=auth()).status_code == 200
+            time.sleep(0.05)
+        info = champion()
+        assert info["models"][0]["algorithm"] == "xgboost" and "sha256" in info["reload_problem"]
+        set_alias(registry, "champion", "logistic_regression", versions["logistic_regression"], reason="tests",
+                  by="tests")
+        while champion()["models"][0]["algorithm"] != "logistic_regression" and time.monotonic() < deadline + 20:
+            assert live.client.post("/v1/score", json=record, headers=auth()).status_code == 200
+            time.sleep(0.05)
+        assert champion()["reload_problem"] is None
+        answer = live.client.post("/v1/score", json=record, headers=auth()).json()["predictions"][0]
+        assert answer["algorithm"] == "logistic_regression" and answer["version"] == versions["logistic_regression"]
+    finally:
+        live.stop()

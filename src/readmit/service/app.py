@@ -3,6 +3,8 @@
 Nothing is built at import. At start the app opens the history store (built from the
 datamart's silver when it is missing or stale) and loads the verified models in a thread, so
 ``/v1/health/live`` answers at once and ``/v1/health/ready`` says 200 once both are loaded.
+The same thread then looks every ``serve_config.reload_seconds`` whether an alias moved
+(``readmit promote``, ``--rollback``) and swaps the new verified models in without a restart.
 :func:`factory` is what each uvicorn worker process calls (``--workers N``): the settings come
 from the environment (:meth:`readmit.config.Settings.env`).
 """
@@ -22,17 +24,15 @@ from readmit.service.state import ServiceState
 ENV_NO_BUILD = "READMIT_SERVE_NO_HISTORY_BUILD"
 
 
-def create_app(settings: Settings, *, build_history: bool = True, wait: bool = False) -> FastAPI:
-    """The service for ``settings``; ``wait`` loads before the first request instead of in a thread."""
+def create_app(settings: Settings, *, build_history: bool = True) -> FastAPI:
+    """The service for ``settings`` (``build_history``: build the history store at start when missing or stale)."""
     state = ServiceState(settings=settings, tokens=load_tokens(settings), build_history=build_history)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if wait:
-            state.load()
-        else:
-            threading.Thread(target=state.load, name="readmit-load", daemon=True).start()
+        threading.Thread(target=state.watch, name="readmit-models", daemon=True).start()
         yield
+        state.stopping.set()
         if state.store is not None:
             state.store.close()
 

@@ -31,7 +31,10 @@ class ServiceState:
     problem: str | None = None  # why the service is not ready, when it is not
     loaded_at: str | None = None
     ready_seconds: float | None = None
+    reload_problem: str | None = None  # why the last alias move was refused (the old model serves)
+    watched: dict[str, Any] = field(default_factory=dict)  # alias -> (algorithm, version) loaded
     started: float = field(default_factory=time.monotonic)
+    stopping: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one scoring at a time (2 cores)
 
     @property
@@ -57,6 +60,7 @@ class ServiceState:
             registry = Registry.for_settings(settings)
             models, _ = resolve_models(settings, registry, None, None)
             audit = AuditLog(registry)
+            self.watched = self._pointers(registry)
             self.store, self.audit, self.models = store, audit, models
             self.loaded_at = datetime.now(UTC).isoformat()
             self.ready_seconds = time.monotonic() - self.started
@@ -68,10 +72,54 @@ class ServiceState:
             self.problem = str(exc).splitlines()[0]
             log.error("not ready: %s", self.problem)
 
+    @staticmethod
+    def _pointers(registry: Registry) -> dict[str, Any]:
+        out = {}
+        for alias in ("champion", "challenger"):
+            record = get_alias(registry, alias)
+            out[alias] = None if record is None else (record["algorithm"], record["version"])
+        return out
+
+    def reload_if_moved(self) -> bool:
+        """Load the models again when an alias moved; return whether they changed.
+
+        The new models are loaded and verified beside the serving ones, then swapped in one
+        assignment: a request in flight finishes with the models it started with. A new model
+        that does not verify (tampered, truncated, unreachable) is refused: the last verified
+        models keep serving and ``reload_problem`` says why.
+        """
+        registry = Registry.for_settings(self.settings)
+        try:
+            pointers = self._pointers(registry)
+            if pointers == self.watched:
+                return False
+            models, _ = resolve_models(self.settings, registry, None, None)
+        except Exception as exc:
+            problem = str(exc).splitlines()[0]
+            if problem != self.reload_problem:
+                log.error("alias moved but the new model is refused, still serving the last verified one: %s",
+                          problem)
+            self.reload_problem = problem
+            return False
+        self.models, self.watched, self.reload_problem = models, pointers, None
+        self.loaded_at = datetime.now(UTC).isoformat()
+        log.info("models reloaded: %s", ", ".join(f"{m.arm} {m.algorithm} v{m.version}" for m in models))
+        return True
+
+    def watch(self) -> None:
+        """Load, then look for alias moves every ``serve_config.reload_seconds`` until stopped."""
+        self.load()
+        interval = self.settings.config.serve_config.reload_seconds
+        while interval > 0 and not self.stopping.wait(interval):
+            if self.ready:
+                self.reload_if_moved()
+            else:
+                self.load()
+
     def describe(self) -> dict[str, Any]:
         models = self.models or []
         return {"ready": self.ready, "problem": self.problem, "loaded_at": self.loaded_at,
-                "models": [_model_info(m) for m in models]}
+                "reload_problem": self.reload_problem, "models": [_model_info(m) for m in models]}
 
 
 def _model_info(model: ScoringModel) -> dict[str, Any]:
