@@ -210,3 +210,25 @@ def test_the_service_follows_the_champion_and_refuses_a_tampered_one(served, tmp
         assert answer["algorithm"] == "logistic_regression" and answer["version"] == versions["logistic_regression"]
     finally:
         live.stop()
+
+
+def test_mlflow_clients_get_the_same_answers_from_invocations(server):
+    records = raw_records(server.settings.datamart_uri, [MONTH])[:5]
+    ours = server.client.post("/v1/score", json={"encounters": records}, headers=auth()).json()["predictions"]
+    columns = list(records[0])
+    split = {"dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in records]}}
+    for body in (split, {"dataframe_records": records}):
+        answer = server.client.post("/invocations", json=body, headers=auth())
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == ours
+    wrong = server.client.post("/invocations", json={"instances": records}, headers=auth())
+    assert wrong.status_code == 422 and "dataframe_split" in wrong.json()["problems"][0]["message"]
+    assert server.client.post("/invocations", json=split).status_code == 401
+
+
+def test_the_openapi_schema_has_the_encounter_with_an_example(server):
+    schema = server.client.get("/openapi.json").json()
+    encounter = schema["components"]["schemas"]["Encounter"]
+    assert set(encounter["required"]) == {"encounter_id", "patient_nbr", "snapshot_date"}
+    assert "glyburide-metformin" in encounter["properties"] and encounter["examples"]
+    assert {"/v1/score", "/v1/encounters", "/v1/model", "/invocations"} <= set(schema["paths"])

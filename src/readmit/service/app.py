@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from readmit.config import Settings, load_settings
-from readmit.service import encounters, errors, health, model, scoring
+from readmit.service import encounters, errors, health, invocations, model, scoring
+from readmit.service.schemas import encounter_model
 from readmit.service.auth import load_tokens
 from readmit.service.state import ServiceState
 
@@ -43,8 +44,18 @@ def create_app(settings: Settings, *, build_history: bool = True) -> FastAPI:
     )
     app.state.service = state
     errors.install(app)
-    for area in (health, scoring, encounters, model):
+    for area in (health, scoring, encounters, model, invocations):
         app.include_router(area.router)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema.setdefault("components", {}).setdefault("schemas", {})["Encounter"] = (
+                encounter_model().model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}"))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
 
 
