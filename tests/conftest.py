@@ -147,4 +147,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 # tests (fixtures: uci_models, uci_models_copy, uci_models_s3).
 # A local Spark session and data_config per engine (fixtures: spark_session, engine_config).
 pytest_plugins = ("training.gold_fixtures", "report.report_fixtures", "monitoring.served_fixtures",
-                  "serving.model_fixtures", "data.spark_fixtures")
+                  "serving.model_fixtures", "data.spark_fixtures", "service.live_server")

@@ -91,3 +91,52 @@ def copy_datamart(source: str, target: Path, *, silver_until: str | None = None)
             if part.name.removeprefix("snapshot_month=") > silver_until:
                 shutil.rmtree(part)
     return str(target)
+
+
+class RedisServer:
+    """A real ``redis-server`` (Debian's) on a free loopback port, its files in ``folder``."""
+
+    BINARY = "/usr/bin/redis-server"
+
+    def __init__(self, folder: Path):
+        if not Path(self.BINARY).exists():
+            pytest.fail(f"{self.BINARY} not found: install Debian's redis-server (.ci/run does)")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.start()
+
+    def start(self) -> None:
+        """Start (again, on the same port and files: a stop saves the data, a start reads it back)."""
+        import subprocess
+
+        import redis
+
+        self.process = subprocess.Popen(
+            [self.BINARY, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--save", "3600 1", "--appendonly", "no", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path / "redis")
+    yield server
+    if server.process.poll() is None:
+        server.stop()

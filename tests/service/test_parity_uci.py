@@ -1,7 +1,7 @@
 """Parity on the real UCI data: every 2008 encounter, replayed over HTTP in encounter order,
 gets what ``readmit predict`` wrote for it.
 
-The service's history store is built from 1999-2007 silver only (its datamart holds no 2008
+With the embedded store and with Redis. The service's history store is built from 1999-2007 silver only (its datamart holds no 2008
 silver); each 2008 discharge is recorded (``POST /v1/encounters``) right after it is scored,
 so a later stay of the same patient counts it from the store, not from batch's gold. The
 requests carry up to ``CHUNK`` consecutive encounters, cut before a patient repeats: within a
@@ -41,11 +41,15 @@ def chunks(records: list[dict]) -> list[list[dict]]:
 
 
 @pytest.mark.slow
-def test_every_2008_encounter_over_http_gets_the_batch_answer(served, tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["embedded", "redis"])
+def test_every_2008_encounter_over_http_gets_the_batch_answer(backend, served, tmp_path, monkeypatch, request):
     from monitoring.served_fixtures import SMALL
 
+    serve = {"history_backend": backend}
+    if backend == "redis":
+        serve["redis_url"] = request.getfixturevalue("redis_server").url
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({**SMALL, "inference_config": {
+    config.write_text(json.dumps({**SMALL, "serve_config": serve, "inference_config": {
         "ab_test": {"enabled": True, "challenger_share": 0.5, "salt": "parity"}}}))
     source = served.settings.datamart_uri
     batch_mart = copy_datamart(source, tmp_path / "batch")  # batch: every month

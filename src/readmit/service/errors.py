@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from readmit.errors import ReadmitError
+from readmit.serving.history import HistoryUnavailable
 from readmit.serving.online import RecordsRefused
 
 log = logging.getLogger("readmit.service")
@@ -60,6 +61,20 @@ def install(app: FastAPI) -> None:
         status = 422 if exc.exit_code == 2 else 503
         return JSONResponse({"error": exc.message, "fix": exc.fix, "request_id": request_id(request)},
                             status_code=status)
+
+    async def store_down(request: Request, exc: Exception) -> JSONResponse:
+        rid = request_id(request)  # the shared history store is down: nothing half-read is answered
+        log.error("request %s: the history store does not answer: %s", rid, type(exc).__name__)
+        return JSONResponse({"error": "the history store does not answer; retry later", "request_id": rid},
+                            status_code=503, headers={"Retry-After": "1"})
+
+    app.add_exception_handler(HistoryUnavailable, store_down)
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # the embedded store only
+        pass
+    else:
+        app.add_exception_handler(RedisError, store_down)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -18,5 +18,10 @@ def live() -> dict[str, str]:
 def ready(request: Request) -> JSONResponse:
     state = request.app.state.service
     if state.ready:
+        try:
+            state.store.ping()
+        except Exception as exc:
+            return JSONResponse({"status": "not ready", "problem": f"the history store does not answer "
+                                 f"({type(exc).__name__})"}, status_code=503)
         return JSONResponse({"status": "ready", "loaded_at": state.loaded_at})
     return JSONResponse({"status": "not ready", "problem": state.problem or "loading"}, status_code=503)

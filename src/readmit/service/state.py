@@ -14,7 +14,7 @@ from readmit.registry import Registry
 from readmit.registry.aliases import get_alias
 from readmit.service.audit import AuditLog
 from readmit.service.auth import Caller
-from readmit.serving.history import HistoryStore, build_history_store, store_path
+from readmit.serving.history import HistoryStore, RedisHistoryStore, build_history_store, open_store
 from readmit.serving.predict import ScoringModel, resolve_models
 
 log = logging.getLogger("readmit.service")
@@ -26,7 +26,7 @@ class ServiceState:
     tokens: list[tuple[str, Caller]]
     build_history: bool = True
     models: list[ScoringModel] | None = None
-    store: HistoryStore | None = None
+    store: HistoryStore | RedisHistoryStore | None = None
     audit: AuditLog | None = None
     problem: str | None = None  # why the service is not ready, when it is not
     loaded_at: str | None = None
@@ -53,9 +53,9 @@ class ServiceState:
                 built = build_history_store(settings)
                 log.info("history store %s: %d silver + %d recorded encounters (%s)", built.path,
                          built.silver_rows, built.recorded_rows, "rebuilt" if built.rebuilt else "up to date")
-            store = HistoryStore(store_path(settings.datamart_uri))
+            store = open_store(settings)
             if store.fingerprints() is None:
-                raise RuntimeError(f"the history store {store.path} was never built (`readmit serve --datamart D` "
+                raise RuntimeError(f"the history store {store.where} was never built (`readmit serve --datamart D` "
                                    "builds it from D's silver)")
             registry = Registry.for_settings(settings)
             models, _ = resolve_models(settings, registry, None, None)

@@ -8,7 +8,9 @@ gold, and ``readmit serve`` at start when it is missing or stale) and by the dis
 service records (``POST /v1/encounters``). Nothing here counts anything: the features are
 computed by gold's own code from these rows (:mod:`readmit.serving.online`).
 
-The embedded back end is one SQLite file under the datamart (``history/encounters.sqlite``):
+Two back ends (``serve_config.history_backend``): ``embedded`` (the default) and ``redis``
+(:class:`RedisHistoryStore`, ``serve_config.redis_url`` or ``READMIT_REDIS_URL``), shared by
+several replicas. The embedded back end is one SQLite file under the datamart (``history/encounters.sqlite``):
 nothing to start, safe for several worker processes (WAL). Two tables: ``silver`` (rebuilt
 from silver, with the fingerprint of each silver month it holds) and ``recorded`` (discharges
 recorded online; kept across rebuilds, dropped once silver has the same encounter_id).
@@ -19,6 +21,7 @@ built (the fingerprints of :func:`readmit.data.gold.silver_history`).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
 
 STORE_FILE = "history/encounters.sqlite"
+ENV_REDIS = "READMIT_REDIS_URL"
 _COLUMNS = ", ".join(HISTORY_INPUT_COLUMNS)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS silver (encounter_id INTEGER PRIMARY KEY, patient_nbr INTEGER NOT NULL,
@@ -78,6 +82,7 @@ class HistoryStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.where = str(self.path)
         self._local = threading.local()
 
     def _conn(self) -> sqlite3.Connection:
@@ -90,6 +95,9 @@ class HistoryStore:
             conn.executescript(_SCHEMA)
             self._local.conn = conn
         return conn
+
+    def ping(self) -> None:
+        self._conn().execute("SELECT 1").fetchone()
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -197,17 +205,31 @@ def silver_rows(storage: Storage, end_month: str | None = None) -> tuple[pl.Data
     return frame, {m: fingerprints[m] for m in months}
 
 
+def open_store(settings: Settings) -> HistoryStore | RedisHistoryStore:
+    """The history store the settings name (``serve_config.history_backend``)."""
+    serve = settings.config.serve_config
+    if serve.history_backend == "redis":
+        url = os.environ.get(ENV_REDIS) or serve.redis_url
+        if not url:
+            raise ReadmitInputError(
+                "serve_config.history_backend is redis but no Redis URL is given",
+                fix=f"set {ENV_REDIS}=redis://HOST:6379/0 or serve_config.redis_url",
+            )
+        return RedisHistoryStore(url, prefix=f"readmit:{settings.config.model.model_name}:history")
+    return HistoryStore(store_path(settings.datamart_uri))
+
+
 def build_history_store(settings: Settings, *, end_month: str | None = None, force: bool = False) -> StoreResult:
-    """Build the embedded store from the datamart's silver when it is missing or stale (or ``force``)."""
+    """Build the store from the datamart's silver when it is missing or stale (or ``force``)."""
     storage = Storage(settings.datamart_uri)
-    store = HistoryStore(store_path(settings.datamart_uri))
+    store = open_store(settings)
     try:
         rows, fingerprints = silver_rows(storage, end_month)
         rebuilt = force or store.fingerprints() != fingerprints
         if rebuilt:
             store.replace_silver(rows, fingerprints)
         silver, recorded = store.counts()
-        return StoreResult(str(store.path), silver, recorded, sorted(fingerprints), rebuilt)
+        return StoreResult(store.where, silver, recorded, sorted(fingerprints), rebuilt)
     finally:
         store.close()
 
@@ -219,7 +241,137 @@ def history_store_step(settings: Settings, progress: Any = None) -> dict[str, An
     store from: the step says so and does nothing, so batch scoring never waits on the service.
     """
     storage = Storage(settings.datamart_uri)
-    if not storage.local or not storage.list_partitions(SILVER_TABLE):
+    redis = settings.config.serve_config.history_backend == "redis"
+    if (not storage.local and not redis) or not storage.list_partitions(SILVER_TABLE):
         why = "the datamart is not local" if not storage.local else "the datamart has no silver"
         return {"path": None, "built": False, "note": f"no history store: {why} (readmit serve needs one)"}
     return build_history_store(settings).as_dict()
+
+
+class HistoryUnavailable(RuntimeError):
+    """The shared store cannot give a whole history now (the service answers 503)."""
+
+
+# -- the Redis back end --------------------------------------------------------------------
+def _pack(value: tuple) -> str:
+    return ",".join("" if v is None else str(v) for v in value[2:])
+
+
+def _unpack(encounter_id: bytes, patient: int, text: bytes) -> tuple:
+    date_, days, kind = (None if v == "" else int(v) for v in text.decode().split(","))
+    return (int(encounter_id), patient, date_, days, kind)
+
+
+class RedisHistoryStore:
+    """The store in Redis, for several replicas: one hash per patient (encounter_id -> values).
+
+    Keys under ``prefix``: ``meta`` (the silver fingerprints and the current generation),
+    ``silver:{generation}:{patient}`` and ``recorded:{patient}``. A rebuild writes a new
+    generation and then switches ``meta`` to it in one command, so a reader never sees half
+    of a rebuild; the old generation is deleted after.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "readmit:history"):
+        import redis
+
+        self.url, self.prefix = url, prefix
+        self.where = f"{redis.connection.parse_url(url).get('host', 'redis')}/{prefix}"
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+    def ping(self) -> None:
+        self._generation()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _meta(self) -> dict[bytes, bytes]:
+        return self.client.hgetall(f"{self.prefix}:meta")
+
+    def fingerprints(self) -> dict[str, str] | None:
+        meta = self._meta()
+        return json.loads(meta[b"silver"]) if b"silver" in meta else None
+
+    def counts(self) -> tuple[int, int]:
+        meta = self._meta()
+        return int(meta.get(b"silver_rows", 0)), int(meta.get(b"recorded_rows", 0))
+
+    def replace_silver(self, rows: pl.DataFrame, fingerprints: dict[str, str]) -> None:
+        old = self._meta().get(b"generation", b"").decode()
+        generation = f"{int(old or 0) + 1}"
+        by_patient: dict[int, dict[int, str]] = {}
+        for value in _tuples(rows):
+            by_patient.setdefault(value[1], {})[value[0]] = _pack(value)
+        pipe = self.client.pipeline(transaction=False)
+        for i, (patient, mapping) in enumerate(by_patient.items()):
+            pipe.hset(f"{self.prefix}:silver:{generation}:{patient}", mapping=mapping)
+            if i % 5000 == 4999:
+                pipe.execute()
+        pipe.execute()
+        self.client.hset(f"{self.prefix}:meta", mapping={
+            "generation": generation, "silver": json.dumps(fingerprints), "silver_rows": rows.height})
+        if old:
+            for keys in _batched(self.client.scan_iter(f"{self.prefix}:silver:{old}:*", count=5000), 5000):
+                self.client.delete(*keys)
+
+    def _generation(self) -> str:
+        """The generation readers use; a Redis without one (emptied, restarted without its data)
+        raises rather than answer from an empty history."""
+        generation = self._meta().get(b"generation")
+        if generation is None:
+            raise HistoryUnavailable(f"the history store {self.where} holds no history (emptied or never built)")
+        return generation.decode()
+
+    def record(self, rows: pl.DataFrame) -> list[dict[str, Any]]:
+        generation = self._generation()
+        values = _tuples(rows)
+        pipe = self.client.pipeline(transaction=False)
+        for value in values:
+            pipe.hget(f"{self.prefix}:silver:{generation}:{value[1]}", value[0])
+            pipe.hget(f"{self.prefix}:recorded:{value[1]}", value[0])
+        held = pipe.execute()
+        out, new = [], {}
+        for i, value in enumerate(values):
+            found = held[2 * i] or held[2 * i + 1]
+            if found is None:
+                new.setdefault(value[1], {})[value[0]] = _pack(value)
+                out.append({"encounter_id": value[0], "recorded": True})
+            elif found.decode() == _pack(value):
+                out.append({"encounter_id": value[0], "recorded": False})
+            else:
+                raise ReadmitInputError(
+                    f"encounter_id {value[0]} is already recorded with other values",
+                    fix="an encounter is recorded once, at its discharge; send a new encounter_id",
+                )
+        if new:
+            pipe = self.client.pipeline(transaction=True)
+            for patient, mapping in new.items():
+                pipe.hset(f"{self.prefix}:recorded:{patient}", mapping=mapping)
+            pipe.hincrby(f"{self.prefix}:meta", "recorded_rows", sum(len(m) for m in new.values()))
+            pipe.execute()
+        return out
+
+    def patients(self, patient_nbrs: list[int]) -> pl.DataFrame:
+        wanted = sorted({int(p) for p in patient_nbrs})
+        generation = self._generation()
+        pipe = self.client.pipeline(transaction=False)
+        for patient in wanted:
+            pipe.hgetall(f"{self.prefix}:silver:{generation}:{patient}")
+            pipe.hgetall(f"{self.prefix}:recorded:{patient}")
+        found = pipe.execute()
+        rows = {}
+        for i, patient in enumerate(wanted):
+            for held in (found[2 * i + 1], found[2 * i]):  # silver wins over a recorded copy
+                rows.update({int(k): _unpack(k, patient, v) for k, v in held.items()})
+        frame = pl.DataFrame(list(rows.values()), schema=[(c, pl.Int64) for c in HISTORY_INPUT_COLUMNS], orient="row")
+        return frame.with_columns(pl.col("snapshot_date").cast(pl.Int32).cast(pl.Date)).cast(HISTORY_STATE_SCHEMA)
+
+
+def _batched(items: Any, size: int) -> Any:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
