@@ -210,6 +210,8 @@ class ServeSection(_Strict):
     max_body_bytes: int = Field(4_000_000, ge=1024)
     # How often the service looks whether the champion (or challenger) alias moved; 0: never.
     reload_seconds: float = Field(2.0, ge=0)
+    # Requests per second each token may make (a burst of as many); past it: 429. 0: no limit.
+    rate_per_token: float = Field(1000.0, ge=0)
     # Where the history store lives: a SQLite file under the datamart, or Redis (several replicas).
     history_backend: Literal["embedded", "redis"] = "embedded"
     redis_url: str | None = None  # READMIT_REDIS_URL overrides it

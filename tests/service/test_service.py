@@ -232,3 +232,54 @@ def test_the_openapi_schema_has_the_encounter_with_an_example(server):
     assert set(encounter["required"]) == {"encounter_id", "patient_nbr", "snapshot_date"}
     assert "glyburide-metformin" in encounter["properties"] and encounter["examples"]
     assert {"/v1/score", "/v1/encounters", "/v1/model", "/invocations"} <= set(schema["paths"])
+
+
+def test_a_token_past_its_rate_gets_429_and_the_others_do_not(served, tmp_path):
+    live = LiveServer(create_app(served.settings({**reader_config(), "serve_config": {
+        **reader_config()["serve_config"], "rate_per_token": 3}}, tmp=tmp_path)))
+    try:
+        assert live.wait_ready().status_code == 200
+        codes = [live.client.get("/v1/model", headers=auth()).status_code for _ in range(8)]
+        assert codes[:3] == [200, 200, 200] and 429 in codes[3:]
+        assert live.client.get("/v1/model", headers=auth(READER)).status_code == 200  # its own bucket
+        time.sleep(1.0)
+        assert live.client.get("/v1/model", headers=auth()).status_code == 200  # refilled
+    finally:
+        live.stop()
+
+
+def test_readmit_serve_with_two_workers_from_the_command_line(served, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from service.live_server import free_port
+
+    port = free_port()
+    env = {**os.environ, "READMIT_API_TOKENS": f"tests={TOKEN}", "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-c", "from readmit.cli import main; main()", "serve", "--port", str(port),
+               "--workers", "2", "--config", served.config, "--datamart", served.datamart,
+               "--registry", served.registry]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, "readmit serve did not become ready"
+            time.sleep(0.2)
+        record = raw_records(served.datamart, [MONTH])[0]
+        answers = [httpx.post(f"{url}/v1/score", json=record, headers=auth()).json()["predictions"][0]["risk"]
+                   for _ in range(6)]
+        assert len(set(answers)) == 1 and 0 < answers[0] < 1
+        assert Path(store_path(served.datamart)).exists()
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=60)[0].decode()
+    assert TOKEN not in output and str(record["patient_nbr"]) not in output

@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import threading
+import time
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
@@ -88,13 +90,36 @@ def authenticate(request: Request) -> Caller:
     return found
 
 
+class RateLimit:
+    """A token bucket per caller: ``rate`` requests a second, bursts of as many (one process)."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, name: str) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        with self.lock:
+            level, then = self.buckets.get(name, (self.rate, now))
+            level = min(self.rate, level + (now - then) * self.rate)
+            allowed = level >= 1
+            self.buckets[name] = (level - 1 if allowed else level, now)
+            return allowed
+
+
 def require(scope: str):
-    """A dependency: the caller, who must hold ``scope`` (403 otherwise)."""
+    """A dependency: the caller, who must hold ``scope`` (403 otherwise) and be within its rate (429)."""
 
     def dependency(request: Request) -> Caller:
         caller = authenticate(request)
         if scope not in caller.scopes:
             raise HTTPException(403, f"the token {caller.name!r} has no {scope!r} scope")
+        if not request.app.state.service.rate.allow(caller.name):
+            raise HTTPException(429, f"the token {caller.name!r} is over serve_config.rate_per_token requests a second",
+                                headers={"Retry-After": "1"})
         return caller
 
     dependency.__name__ = f"require_{scope}"

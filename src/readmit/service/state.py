@@ -13,7 +13,7 @@ from readmit.config import Settings
 from readmit.registry import Registry
 from readmit.registry.aliases import get_alias
 from readmit.service.audit import AuditLog
-from readmit.service.auth import Caller
+from readmit.service.auth import Caller, RateLimit
 from readmit.serving.history import HistoryStore, RedisHistoryStore, build_history_store, open_store
 from readmit.serving.predict import ScoringModel, resolve_models
 
@@ -35,6 +35,10 @@ class ServiceState:
     watched: dict[str, Any] = field(default_factory=dict)  # alias -> (algorithm, version) loaded
     started: float = field(default_factory=time.monotonic)
     stopping: threading.Event = field(default_factory=threading.Event)
+    rate: RateLimit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rate = RateLimit(self.settings.config.serve_config.rate_per_token)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one scoring at a time (2 cores)
 
     @property
