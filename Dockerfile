@@ -20,7 +20,7 @@ RUN apt-get update \
 # Airflow is not in the image: it runs the steps, the scheduler lives elsewhere.
 COPY pyproject.toml README.md constraints.txt /tmp/readmit-src/
 COPY src /tmp/readmit-src/src
-RUN pip install "/tmp/readmit-src[s3]" -c /tmp/readmit-src/constraints.txt && rm -rf /tmp/readmit-src
+RUN pip install "/tmp/readmit-src[s3,serve]" -c /tmp/readmit-src/constraints.txt && rm -rf /tmp/readmit-src
 
 # The commit the image was built from, recorded in every model's metadata (no .git in here):
 #   docker build --build-arg READMIT_GIT_REVISION=$(git rev-parse HEAD) ...
