@@ -283,3 +283,29 @@ def test_readmit_serve_with_two_workers_from_the_command_line(served, tmp_path):
         process.terminate()
         output = process.communicate(timeout=60)[0].decode()
     assert TOKEN not in output and str(record["patient_nbr"]) not in output
+
+
+def test_an_audit_record_that_cannot_be_written_means_no_answer(server):
+    from datetime import UTC, datetime
+
+    registry = Registry(server.settings.registry_uri)
+    today = Path(registry.storage.path(registry.rel(f"audit/online/{datetime.now(UTC):%Y-%m-%d}")))
+    if today.exists():
+        shutil.rmtree(today)
+    today.parent.mkdir(parents=True, exist_ok=True)
+    today.write_text("a file where the day's folder goes: no record can be created")
+    record = raw_records(server.settings.datamart_uri, [MONTH])[0]
+    answer = server.client.post("/v1/score", json=record, headers=auth())
+    assert answer.status_code == 503 and "audit record could not be written" in answer.json()["error"]
+    assert "risk" not in answer.text
+    today.unlink()
+    assert server.client.post("/v1/score", json=record, headers=auth()).status_code == 200
+
+
+def test_a_death_or_hospice_encounter_is_not_scored_as_in_batch(server):
+    records = raw_records(server.settings.datamart_uri, [MONTH])
+    hospice = next(r for r in records if r["discharge_disposition_id"] in (11, 13, 14, 19, 20, 21))
+    answer = server.client.post("/v1/score", json=hospice, headers=auth())
+    assert answer.status_code == 200, answer.text
+    [prediction] = answer.json()["predictions"]
+    assert prediction["scored"] is False and prediction["excluded"] == "death_or_hospice" and prediction["risk"] is None

@@ -39,6 +39,10 @@ def audit_salt(registry: Registry) -> bytes:
     return registry.storage.read_bytes(rel)
 
 
+class AuditUnavailable(RuntimeError):
+    """The audit record could not be written: the request is not answered (503)."""
+
+
 class AuditLog:
     def __init__(self, registry: Registry):
         self.registry = registry
@@ -60,5 +64,8 @@ class AuditLog:
         record = {"request_id": request_id, "at": when.isoformat(), "token": caller, "endpoint": endpoint,
                   "rows": entries}
         rel = self.registry.rel(f"{AUDIT_DIR}/{when:%Y-%m-%d}/{request_id}.json")
-        self.registry.storage.create_bytes(rel, json.dumps(record, sort_keys=True).encode())
+        try:
+            self.registry.storage.create_bytes(rel, json.dumps(record, sort_keys=True).encode())
+        except Exception as exc:  # a full disk, a read-only folder, S3 unreachable: never answer unaudited
+            raise AuditUnavailable(f"the audit record could not be written ({type(exc).__name__})") from exc
         return self.registry.storage.uri_of(rel)

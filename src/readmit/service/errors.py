@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from readmit.errors import ReadmitError
+from readmit.service.audit import AuditUnavailable
 from readmit.serving.history import HistoryUnavailable
 from readmit.serving.online import RecordsRefused
 
@@ -69,6 +70,13 @@ def install(app: FastAPI) -> None:
                             status_code=503, headers={"Retry-After": "1"})
 
     app.add_exception_handler(HistoryUnavailable, store_down)
+
+    @app.exception_handler(AuditUnavailable)
+    async def audit_down(request: Request, exc: AuditUnavailable) -> JSONResponse:
+        rid = request_id(request)
+        log.error("request %s refused: %s", rid, exc)
+        return JSONResponse({"error": f"{exc}; the request was not answered (nothing is scored unaudited)",
+                             "request_id": rid}, status_code=503)
     try:
         from redis.exceptions import RedisError
     except ImportError:  # the embedded store only

@@ -102,8 +102,10 @@ def score_records(
     exclude = settings.config.training_config.exclude_death_hospice
     scorable = keep_scorable(gold, exclude)
     unseen: dict[str, int] = {}
-    predictions = score_batch(scorable, scorers, settings.config.inference_config, scored_at, unseen)
-    by_id = {row["encounter_id"]: row for row in predictions.iter_rows(named=True)}
+    by_id = {}
+    if scorable.height:  # a request of death-or-hospice encounters only has nothing to score
+        predictions = score_batch(scorable, scorers, settings.config.inference_config, scored_at, unseen)
+        by_id = {row["encounter_id"]: row for row in predictions.iter_rows(named=True)}
     vocab = {s.arm: s.vocabulary() for s in scorers}
     gold_by_id = {row["encounter_id"]: row for row in gold.iter_rows(named=True)}
     out = []
