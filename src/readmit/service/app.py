@@ -18,8 +18,8 @@ from fastapi import FastAPI
 
 from readmit.config import Settings, load_settings
 from readmit.service import encounters, errors, health, invocations, model, scoring
-from readmit.service.schemas import encounter_model
 from readmit.service.auth import load_tokens
+from readmit.service.schemas import encounter_model
 from readmit.service.state import ServiceState
 
 ENV_NO_BUILD = "READMIT_SERVE_NO_HISTORY_BUILD"

@@ -41,7 +41,7 @@ from readmit.storage import Storage
 STORE_FILE = "history/encounters.sqlite"
 ENV_REDIS = "READMIT_REDIS_URL"
 _COLUMNS = ", ".join(HISTORY_INPUT_COLUMNS)
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS silver (encounter_id INTEGER PRIMARY KEY, patient_nbr INTEGER NOT NULL,
     snapshot_date INTEGER NOT NULL, time_in_hospital INTEGER, admission_type_id INTEGER);
 CREATE INDEX IF NOT EXISTS silver_patient ON silver (patient_nbr);
