@@ -309,3 +309,25 @@ def test_a_death_or_hospice_encounter_is_not_scored_as_in_batch(server):
     assert answer.status_code == 200, answer.text
     [prediction] = answer.json()["predictions"]
     assert prediction["scored"] is False and prediction["excluded"] == "death_or_hospice" and prediction["risk"] is None
+
+
+def test_a_registry_gone_at_a_reload_keeps_the_verified_model(served, tmp_path):
+    live = LiveServer(create_app(served.settings({"serve_config": {"reload_seconds": 0.2}}, tmp=tmp_path)))
+    try:
+        assert live.wait_ready().status_code == 200
+        before = live.client.get("/v1/model", headers=auth()).json()["models"]
+        moved = Path(served.registry).rename(tmp_path / "registry-away")
+        deadline = time.monotonic() + 20
+        while live.client.get("/v1/model", headers=auth()).json()["reload_problem"] is None:
+            assert time.monotonic() < deadline, "the lost registry was never noticed"
+            time.sleep(0.1)
+        info = live.client.get("/v1/model", headers=auth()).json()
+        assert info["models"] == before and "champion" in info["reload_problem"]
+        moved.rename(served.registry)
+        while live.client.get("/v1/model", headers=auth()).json()["reload_problem"] is not None:
+            assert time.monotonic() < deadline + 20
+            time.sleep(0.1)
+        record = raw_records(served.datamart, [MONTH])[0]
+        assert live.client.post("/v1/score", json=record, headers=auth()).status_code == 200
+    finally:
+        live.stop()

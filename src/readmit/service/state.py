@@ -95,7 +95,8 @@ class ServiceState:
         registry = Registry.for_settings(self.settings)
         try:
             pointers = self._pointers(registry)
-            if pointers == self.watched:
+            if pointers == self.watched:  # nothing moved (or it moved back): the serving models are current
+                self.reload_problem = None
                 return False
             models, _ = resolve_models(self.settings, registry, None, None)
         except Exception as exc:
