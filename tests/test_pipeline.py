@@ -11,7 +11,7 @@ import pytest
 from readmit import pipeline
 from readmit.config import ReadmitConfig, Settings, parse_config
 from readmit.errors import ReadmitInputError
-from readmit.pipeline import GRAPHS, Graph, Step, find_step, graph_steps, run_graphs, run_step, summarize
+from readmit.pipeline import GRAPHS, Graph, Step, find_step, graph_steps, run_graphs, run_step, runner, summarize
 
 GATES = ["check_model_config", "check_gold_data_exists", "check_sufficient_training_data",
          "check_temporal_leakage", "check_single_source"]
@@ -76,7 +76,7 @@ def test_gate_order_matches_the_gates_module():
     from readmit.training import gates
 
     assert [g.__name__ for g in gates.GATES] == GATES
-    assert pipeline.gate_names() == [g.removeprefix("check_") for g in GATES]
+    assert [s.id for s in pipeline.get_graph("training").steps if s.gate] == GATES
 
 
 def test_run_step_calls_the_function_with_fixed_and_runtime_params(monkeypatch):
@@ -183,7 +183,7 @@ def test_parallel_steps_run_as_readmit_step_run_processes(tmp_path):
                  datamart_uri=str(tmp_path / "empty"), registry_uri=str(tmp_path / "registry"))
     trains = [x for x in graph_steps("training", s) if x.per_algorithm][:2]
     with pytest.raises(ReadmitInputError) as err:
-        list(pipeline._run_ready(trains, s, {}, True, pipeline.Observer()))
+        list(runner._run_ready(trains, s, {}, True, pipeline.Observer()))
     assert "failed in its own process (exit 2)" in str(err.value)
     assert str(tmp_path / "empty") in str(err.value).replace("\n", "")
     assert not (tmp_path / "registry").exists()

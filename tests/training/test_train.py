@@ -14,9 +14,10 @@ import polars as pl
 import pytest
 
 from readmit.errors import ConfigError, ReadmitInputError
+from readmit.pipeline import train, train_algorithm
 from readmit.registry import Registry, sha256_hex
 from readmit.storage import Storage
-from readmit.training import MODEL_INPUT, predict_proba, train_algorithm, train_algorithms
+from readmit.training import MODEL_INPUT, predict_proba
 from readmit.training.algorithms import make_pipeline
 from readmit.training.calibration import fit_with_out_of_fold_scores
 from readmit.training.split import load_gold, purge_expr
@@ -250,13 +251,13 @@ def test_unknown_algorithm_and_empty_window(make_settings):
         train_algorithm(settings, "logistic_regression")
 
 
-def test_train_algorithms_reads_gold_once_and_trains_each(make_settings, monkeypatch):
-    import readmit.training.train as train_module
+def test_train_reads_gold_once_and_trains_each(make_settings, monkeypatch):
+    import readmit.training.split as split_module
 
     calls = []
-    real = train_module.load_gold
-    monkeypatch.setattr(train_module, "load_gold", lambda *a, **k: calls.append(1) or real(*a, **k))
-    metas = train_algorithms(make_settings({"training_config": {"algorithms": ["logistic_regression", "xgboost"]}}))
+    real = split_module.load_gold
+    monkeypatch.setattr(split_module, "load_gold", lambda *a, **k: calls.append(1) or real(*a, **k))
+    metas = train(make_settings({"training_config": {"algorithms": ["logistic_regression", "xgboost"]}}))
     assert [m["algorithm"] for m in metas] == ["logistic_regression", "xgboost"]
     assert len(calls) == 1
 
@@ -325,7 +326,7 @@ def test_real_uci_end_to_end_auc_is_honest(real_gold, write_config, tmp_path):
     results = run_checks(settings)
     assert all(r.passed for r in results), [r.as_dict() for r in results if not r.passed]
     started = time.perf_counter()
-    metas = train_algorithms(settings)
+    metas = train(settings)
     seconds = time.perf_counter() - started
     summary = {m["algorithm"]: (m["performance"]["test"]["auc_roc"], m["performance"]["oot"]["auc_roc"])
                for m in metas}

@@ -427,3 +427,11 @@ GATES = (check_model_config, check_gold_data_exists, check_sufficient_training_d
 def run_checks(settings: Settings, *, as_of: date | None = None) -> list[CheckResult]:
     """Run every gate in order (all of them, even after a failure) and return their results."""
     return [gate(settings, as_of=as_of) if gate is check_temporal_leakage else gate(settings) for gate in GATES]
+
+
+def invalid_config_results(error: Exception) -> list[CheckResult]:
+    """The gates' results when the config itself does not load: the first fails, the rest do not run."""
+    first, *rest = [gate.__name__.removeprefix("check_") for gate in GATES]
+    return [CheckResult(first, False, " ".join(str(error).split()), {"problems": getattr(error, "problems", [])})] + [
+        CheckResult(name, False, "not run: the config is invalid", {"skipped": True}) for name in rest
+    ]
