@@ -73,3 +73,90 @@ def test_the_command_line_reaches_the_layers_only_through_pipeline():
     for path in sorted((SRC / "cli").glob("*.py")):
         rooms = {_room(m) for m in _imports(path)}
         assert rooms <= {"cli", "pipeline", "config", "errors"}, (path.name, rooms)
+
+
+# -- no cycle between modules -------------------------------------------------------------------
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(("readmit", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Every module of ``src/readmit`` -> the readmit modules it imports (lazy imports included).
+
+    ``from readmit.serving import ab`` is an arrow to ``readmit.serving.ab`` (a module), ``from
+    readmit.training import predict_proba`` one to the package ``readmit.training``.
+    """
+    modules = {_module_name(p): p for p in SRC.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name in modules}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{anchor}.{base}" if base else anchor
+                for alias in node.names:
+                    target = f"{base}.{alias.name}"
+                    found.add(target if target in modules else base)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle_through_three_modules():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"d"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_two_modules_import_each_other_even_through_others():
+    found = cycles(module_graph())
+    assert not found, "module cycles (put what they share in a module of its own):\n" + "\n".join(
+        " <-> ".join(group) for group in found)
+
+
+def test_the_module_graph_sees_lazy_and_from_package_imports():
+    graph = module_graph()
+    assert "readmit.serving.ab" in graph["readmit.serving.predict"]  # from readmit.serving import ab
+    assert "readmit.serving.spark_predict" in graph["readmit.serving.predict"]  # inside a function
