@@ -278,19 +278,37 @@ def day_number(date: nw.Expr) -> nw.Expr:
     return era * 146097 + day_of_era - 719468
 
 
-def polars_exprs(exprs: tuple[nw.Expr, ...]) -> list[pl.Expr]:
+def polars_exprs(exprs: tuple[nw.Expr, ...]) -> list[pl.Expr] | None:
     """The Polars expressions narwhals builds for ``exprs``, translated once (cache the result).
 
     Polars runs the medallion month by month on small frames, where translating ~80 expressions
     on every call costs as much as computing them; the definitions stay the narwhals ones.
+
+    The translation goes through narwhals' private ``__narwhals_namespace__`` and
+    ``_to_compliant_expr`` (narwhals 2.x; pyproject.toml bounds it ``<3``): the only place that
+    does. None when they are gone or changed, and the caller runs the narwhals expressions
+    themselves (:func:`with_columns`: the same result, slower on small frames);
+    ``tests/data/test_features.py`` fails then, so the change is seen.
     """
-    namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
-    return [expr._to_compliant_expr(namespace).native for expr in exprs]
+    try:
+        namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
+        translated = [expr._to_compliant_expr(namespace).native for expr in exprs]
+    except (AttributeError, TypeError):
+        return None
+    return translated if all(isinstance(e, pl.Expr) for e in translated) else None
+
+
+def with_columns(frame: pl.DataFrame, exprs: tuple[nw.Expr, ...], translated: list[pl.Expr] | None) -> pl.DataFrame:
+    """``frame`` with ``exprs`` added: their Polars translation (:func:`polars_exprs`) when there is one."""
+    if translated is None:
+        return nw.from_native(frame).with_columns(*exprs).to_native()
+    return frame.with_columns(translated)
 
 
 @functools.cache
-def _polars_encounter_exprs() -> tuple[list[pl.Expr], list[pl.Expr]]:
-    return polars_exprs(_parsed_exprs()), polars_exprs(_encounter_exprs())
+def _polars_encounter_exprs() -> tuple[list[pl.Expr], list[pl.Expr]] | None:
+    parsed, features = polars_exprs(_parsed_exprs()), polars_exprs(_encounter_exprs())
+    return None if parsed is None or features is None else (parsed, features)
 
 
 def _frame(frame: Any) -> tuple[Any, bool]:
@@ -356,8 +374,9 @@ def encounter_features(silver: Any) -> Any:
     of the same kind.
     """
     frame, native = _frame(silver)
-    if frame.implementation.is_polars():  # the same expressions, translated once
-        parsed, features = _polars_encounter_exprs()
+    translated = _polars_encounter_exprs() if frame.implementation.is_polars() else None
+    if translated is not None:  # the same expressions, translated once
+        parsed, features = translated
         out = nw.from_native(frame.to_native().with_columns(parsed).select(features))
     else:
         out = frame.with_columns(*_parsed_exprs()).select(*_encounter_exprs())
