@@ -160,3 +160,33 @@ def test_the_module_graph_sees_lazy_and_from_package_imports():
     graph = module_graph()
     assert "readmit.serving.ab" in graph["readmit.serving.predict"]  # from readmit.serving import ab
     assert "readmit.serving.spark_predict" in graph["readmit.serving.predict"]  # inside a function
+
+
+# -- the floor picture of docs/architecture.md ---------------------------------------------------
+
+DOC = SRC.parents[1] / "docs" / "architecture.md"
+
+
+def room_arrows() -> set[tuple[str, str]]:
+    """(room, room it imports) for every import between rooms above the ground floor."""
+    arrows = set()
+    for module, targets in module_graph().items():
+        for target in targets:
+            pair = (_room(module), _room(target))
+            if pair[0] != pair[1] and not {*pair} & (GROUND | {"__init__"}):
+                arrows.add(pair)
+    return arrows
+
+
+def test_the_architecture_doc_draws_the_arrows_that_exist():
+    import re
+
+    block = re.search(r"```arrows\n(.*?)```", DOC.read_text(), re.S)
+    assert block, f"{DOC} lost its ```arrows block"
+    drawn = set()
+    for line in block.group(1).splitlines():
+        source, _, targets = line.partition("->")
+        drawn |= {(source.strip(), t.strip()) for t in targets.split(",") if t.strip()}
+    real = room_arrows()
+    assert drawn == real, (f"docs/architecture.md: drawn but not imported {sorted(drawn - real)}; "
+                           f"imported but not drawn {sorted(real - drawn)}: redraw the picture and its list")
