@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from readmit.config import Settings
 from readmit.errors import ReadmitInputError
+from readmit.jsonsafe import jsonable
 
 
 @dataclass(frozen=True)
@@ -317,5 +317,5 @@ def summarize(result: Any) -> Any:
         result = result.as_dict()
     elif isinstance(result, list | tuple):
         result = [r.as_dict() if hasattr(r, "as_dict") else r for r in result]
-    return json.loads(json.dumps(result, default=str))
+    return jsonable(result)
 

@@ -19,17 +19,18 @@ and ``report.model_card``.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from readmit.config import Settings
+from readmit.runtime import Progress
 
 
 def train_algorithm(
     settings: Settings,
     algorithm: str,
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
     data: Any = None,
 ) -> dict[str, Any]:
     """The ``train`` step: fit ``algorithm`` and register it with its reference profile and model card.
@@ -62,7 +63,7 @@ def train_algorithm(
 
 
 def train(settings: Settings, algorithms: Iterable[str] | None = None, *,
-          progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+          progress: Progress | None = None) -> list[dict[str, Any]]:
     """Register the given (default: every configured) algorithms one after the other, reading gold once."""
     from readmit.training.split import load_gold
 

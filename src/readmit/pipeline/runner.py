@@ -156,7 +156,7 @@ def default_parallel(settings: Settings) -> bool:
     algorithms side by side only adds contention: on 2 cores, the full UCI data and the default
     search (20 candidates x 5 folds), one after another took 88 s, in parallel 168 s.
     """
-    from readmit.training.train import available_cpus, resolve_n_jobs
+    from readmit.runtime import available_cpus, resolve_n_jobs
 
     tc = settings.config.training_config
     n_jobs = resolve_n_jobs(tc.hyperparameter_tuning.n_jobs)

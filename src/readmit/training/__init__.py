@@ -7,8 +7,8 @@ function runs. Public entry points:
   (registering it, with its reference profile and model card, is
   :func:`readmit.pipeline.register.train_algorithm`: those belong to floors above this one).
 - :func:`predict_proba` - calibrated P(readmitted < 30 days) from a saved model and a gold feature frame.
-- :func:`fitted_pipelines` - the fitted ``frame + prep + model`` pipelines inside a saved model
-  (one per calibration fold), for feature importances and reasons.
+- :func:`fitted_pipelines` - the fitted ``frame + prep + model`` pipeline inside a saved model
+  (the calibrated model's one, or the model itself), for feature importances and reasons.
 """
 
 from readmit.training.train import (
