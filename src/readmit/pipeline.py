@@ -609,6 +609,13 @@ def promote(settings: Settings, *, candidate: str | None = None, force: bool = F
     return run_promotion(settings, candidate=candidate, force=force, reason=reason)
 
 
+def name_challenger(settings: Settings, candidate: str, *, reason: str | None = None) -> dict[str, Any]:
+    """Make ``candidate`` the challenger (what an A/B test scores against the champion)."""
+    from readmit.governance.promote import name_challenger as run_name_challenger
+
+    return run_name_challenger(settings, candidate, reason=reason)
+
+
 def rollback(settings: Settings, *, reason: str | None = None) -> dict[str, Any]:
     """Restore the previous champion."""
     from readmit.governance.promote import rollback as run_rollback
