@@ -7,7 +7,7 @@ VERSION --as challenger`` names the challenger (no rules; an event records who a
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -47,7 +47,7 @@ def _model(pointer: dict[str, Any] | None) -> str:
 # -- promote -----------------------------------------------------------------------------------
 
 
-class PromoteAs(str, Enum):
+class PromoteAs(StrEnum):
     champion = "champion"
     challenger = "challenger"
 
