@@ -12,6 +12,7 @@ from readmit.data.layers import PREDICTIONS
 from readmit.storage import Storage
 
 runner = CliRunner()
+ALGORITHMS = ("logistic_regression", "xgboost", "random_forest")
 
 
 def _args(uci_models) -> list[str]:
@@ -152,3 +153,10 @@ def test_an_ab_test_starts_when_the_user_names_the_challenger(uci_models_copy, t
     assert summary["ab_test"]["salt"] == "rf-vs-champion" and set(summary["arms"]) == {"champion", "challenger"}
     frame = Storage(uci_models_copy.datamart).read_table(PREDICTIONS, ["2008-01"])
     assert sorted(frame["algorithm"].unique()) == sorted({champion["algorithm"], other})
+
+    # Swapping the challenger while the test runs is allowed, and says what it does to the arms.
+    third = next(a for a in ALGORITHMS if a not in (champion["algorithm"], other))
+    result = runner.invoke(app, ["promote", "--candidate", models[third], "--as", "challenger", *args])
+    assert result.exit_code == 0, result.output
+    assert "the A/B test with salt 'rf-vs-champion' has run since" in result.stderr
+    assert "Change inference_config.ab_test.salt to start a new test" in result.stderr

@@ -90,6 +90,8 @@ def promote(
         console.print(f"[bold]CHALLENGER SET[/]: challenger {_model(result['from'])} -> {_model(result['to'])} "
                       f"by {result['by']}: {result['reason']}", highlight=False, soft_wrap=True)
         console.print(f"event: {result['event']}", highlight=False, soft_wrap=True)
+        for warning in result["warnings"]:
+            err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         if not settings.config.inference_config.ab_test.enabled:
             err_console.print("inference_config.ab_test is disabled: `readmit predict` scores with the champion "
                               "only until it is enabled", highlight=False, soft_wrap=True)

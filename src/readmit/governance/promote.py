@@ -264,8 +264,25 @@ def name_challenger(settings: Settings, candidate: str, *, reason: str | None = 
                                                         "challenger", "event": None}
     event = set_alias(registry, "challenger", meta["algorithm"], meta["version"], by=by or actor(),
                       reason=(reason or "").strip() or NAMED_CHALLENGER_REASON, extra={"named": True})
+    warnings = []
+    running = _running_ab_test(registry)
+    if current is not None and running is not None:
+        warnings.append(
+            f"the A/B test with salt {running.get('salt')!r} has run since {running.get('started_at')} with "
+            f"{current['algorithm']} v{current['version']} as the challenger; months scored from now on use the new "
+            "one under the same arm. Change inference_config.ab_test.salt to start a new test")
     return {"decision": "CHALLENGER_SET", "alias": "challenger", "from": event["from"], "to": event["to"],
-            "by": event["by"], "at": event["at"], "reason": event["reason"], "event": event["path"]}
+            "by": event["by"], "at": event["at"], "reason": event["reason"], "event": event["path"],
+            "warnings": warnings}
+
+
+def _running_ab_test(registry: Registry) -> dict[str, Any] | None:
+    from readmit.serving.ab import STATE_FILE
+
+    try:
+        return registry.storage.read_json(registry.rel(STATE_FILE))
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _pointer_of(record: dict[str, Any]) -> dict[str, str]:
