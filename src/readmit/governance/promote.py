@@ -261,7 +261,7 @@ def name_challenger(settings: Settings, candidate: str, *, reason: str | None = 
     if current is not None and _pointer_of(current) == pointer:
         return {"decision": "UNCHANGED", "alias": "challenger", "from": pointer, "to": pointer, "by": current.get("by"),
                 "at": current.get("set_at"), "reason": f"{meta['algorithm']} v{meta['version']} is already the "
-                                                        "challenger", "event": None}
+                                                        "challenger", "event": None, "warnings": []}
     event = set_alias(registry, "challenger", meta["algorithm"], meta["version"], by=by or actor(),
                       reason=(reason or "").strip() or NAMED_CHALLENGER_REASON, extra={"named": True})
     warnings = []

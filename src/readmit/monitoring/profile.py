@@ -13,14 +13,16 @@ monitoring never needs the training data again::
 Numeric bins are right-closed: with edges ``e1 < ... < ek`` bin 0 is ``x <= e1``, bin i is
 ``e_i < x <= e_(i+1)``, bin k is ``x > ek`` (``k + 1`` bins). A column with no more distinct
 values than ``bins`` (a code such as ``discharge_severity``, a 0/1 flag) gets one bin per value:
-its edges are its values but the largest (``"binning": "per_value"``); quantile edges would merge
-a rare value with a common neighbour and hide its change (the unknown discharge code, 6.8% of
-the 1999-2005 training window's encounters and 0.1% of 2008's, shared a bin with "home"). Any other column gets the
-distinct inner quantiles of the reference (``"binning": "quantile"``). Profiles written before
-``binning`` existed have quantile edges throughout and are read the same way: drift needs only
-the edges. Missing values (null, NaN) are a bin of their own (``missing``). Categorical shares are per value; a missing categorical is a null or
-gold's explicit ``Missing`` category. Every share is a fraction of all rows, so for a feature
-``sum(shares) + missing == 1`` for numeric ones and ``sum(shares) == 1`` for categorical ones.
+its edges are its values but the largest (``"binning": "per_value"``; a later value outside the
+reference's range counts with the nearest end). Quantile edges would merge a rare value with a
+common neighbour and hide its change: the unknown discharge code, 6.8% of the 1999-2005
+training window's encounters and 0.1% of 2008's, shared a bin with "home". Any other column
+gets the distinct inner quantiles of the reference (``"binning": "quantile"``). Profiles written
+before ``binning`` existed have quantile edges throughout and are read as they are: drift needs
+only the edges. Missing values (null, NaN) are a bin of their own (``missing``). Categorical
+shares are per value; a missing categorical is a null or gold's explicit ``Missing`` category.
+Every share is a fraction of all rows, so for a feature ``sum(shares) + missing == 1`` for
+numeric ones and ``sum(shares) == 1`` for categorical ones.
 
 A version registered before profiles existed gets one on first use (:func:`ensure_profile`),
 computed from the gold training window of that version's ``temporal_splits`` and marked
