@@ -37,6 +37,7 @@ from readmit.pipeline.runner import (
     Observer,
     Outcome,
     default_parallel,
+    monitor_months,
     preflight,
     progress_callback,
     retrain,
@@ -55,7 +56,7 @@ _LAYERS: dict[str, tuple[str, ...]] = {
     "readmit.serving.predict": ("predict",),
     "readmit.monitoring.monitor": ("run_monitoring",),
     "readmit.monitoring.ab": ("ab_report",),
-    "readmit.governance.promote": ("promote", "rollback"),
+    "readmit.governance.promote": ("promote", "rollback", "name_challenger"),
     "readmit.report": ("build_report", "model_card"),
 }
 LAYER_FUNCTIONS: dict[str, str] = {name: module for module, names in _LAYERS.items() for name in names}
@@ -64,7 +65,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from readmit.data.fetch import fetch_uci
     from readmit.data.medallion import resolve_layers, run_medallion
     from readmit.data.synth import write_synthetic
-    from readmit.governance.promote import promote, rollback
+    from readmit.governance.promote import name_challenger, promote, rollback
     from readmit.monitoring.ab import ab_report
     from readmit.monitoring.monitor import run_monitoring
     from readmit.registry import Registry
@@ -92,10 +93,10 @@ def __dir__() -> list[str]:
 __all__ = [
     # the graph, the runner, the registration
     "CLI_FLAGS", "GRAPHS", "LAYER_FUNCTIONS", "LOCAL_RUN", "Graph", "Observer", "Outcome", "Step", "call_step",
-    "default_parallel", "find_step", "get_graph", "graph_steps", "preflight", "progress_callback", "retrain",
-    "run_graphs", "run_step", "step_command", "summarize", "train", "train_algorithm",
+    "default_parallel", "find_step", "get_graph", "graph_steps", "monitor_months", "preflight", "progress_callback",
+    "retrain", "run_graphs", "run_step", "step_command", "summarize", "train", "train_algorithm",
     # LAYER_FUNCTIONS
     "Registry", "ab_report", "alias_history", "build_report", "compare_models", "fetch_uci", "get_aliases",
-    "invalid_config_results", "model_card", "predict", "promote", "resolve_layers", "rollback", "run_checks",
-    "run_medallion", "run_monitoring", "write_synthetic",
+    "invalid_config_results", "model_card", "name_challenger", "predict", "promote", "resolve_layers", "rollback",
+    "run_checks", "run_medallion", "run_monitoring", "write_synthetic",
 ]

@@ -18,8 +18,9 @@ Graphs:
   replaces the champion only if the written rules of ``governance_config`` say so (never forced).
 - ``inference``: two gates (a champion exists and verifies; the months' gold exists), then
   ``predict``: the champion (and the challenger, under an A/B test) scores gold months into
-  ``gold/model_predictions``. Monthly in Airflow; by default the latest gold month.
-- ``monitoring``: after inference, each month: a gate (the month has predictions), then the
+  ``gold/model_predictions``, then ``trigger_monitoring`` starts ``monitoring`` on the months
+  just scored. Monthly in Airflow; by default the latest gold month.
+- ``monitoring``: after inference (which triggers it), each month: a gate (the month has predictions), then the
   monitoring run (drift, performance, a keep/watch/retrain decision); a retrain decision
   triggers ``training`` when ``monitoring_config.auto_retrain`` is set.
 
@@ -57,6 +58,7 @@ class Step:
     doc: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)  # fixed keyword arguments of func
     triggers: str | None = None  # starts this graph: a TriggerDagRunOperator in Airflow, ``func`` locally
+    months_from: str | None = None  # with triggers: the triggered run gets the months this step's result lists
 
     def resolve(self) -> Callable[..., Any]:
         if callable(self.func):
@@ -218,6 +220,9 @@ INFERENCE = Graph(
              doc="Score the months with the champion (champion and challenger under an enabled "
                  "inference_config.ab_test): risk, flag, risk band, top reasons; each month's partition of "
                  "`gold/model_predictions` is replaced atomically."),
+        Step(id="trigger_monitoring", func="readmit.pipeline.runner.monitor_months", depends_on=("predict",),
+             triggers="monitoring", months_from="predict",
+             doc="Start `diab_monitoring` on the months `predict` scored (drift, performance, decision)."),
     ),
 )
 

@@ -149,6 +149,15 @@ def retrain(settings: Settings) -> list[dict[str, Any]]:
     return [o.as_dict() for o in run_graphs(settings, ["training"])]
 
 
+def monitor_months(settings: Settings, start_month: str | None = None,
+                   end_month: str | None = None) -> list[dict[str, Any]]:
+    """Run the monitoring graph on this machine (what ``trigger_monitoring`` does outside Airflow);
+    an empty month means the monitoring graph's default, the data's last month."""
+    defaults = get_graph("monitoring").runtime_params(settings)
+    months = {"start_month": start_month or defaults["start_month"], "end_month": end_month or defaults["end_month"]}
+    return [o.as_dict() for o in run_graphs(settings, ["monitoring"], params=months)]
+
+
 def default_parallel(settings: Settings) -> bool:
     """Train in parallel only when every algorithm's search can have cores of its own.
 
