@@ -57,7 +57,7 @@ def setup(root: Path, raw: Path):
     config.write_text(json.dumps({"training_config": {
         "algorithms": ["xgboost"], "hyperparameter_tuning": {"n_iter": 1, "cv_folds": 2, "n_jobs": 1}}}))
     settings = load_settings(str(config), raw=str(raw), datamart=str(root / "datamart"), registry=str(root / "registry"))
-    pipeline.medallion(settings, "all")
+    pipeline.run_medallion(settings)
     [saved] = pipeline.train(settings)
     set_alias(Registry(settings.registry_uri), "champion", "xgboost", saved["version"], reason="bench", by="bench")
     pipeline.build_history_store(settings)

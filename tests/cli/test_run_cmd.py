@@ -43,7 +43,7 @@ def test_step_list_shows_both_graphs_in_order():
     assert [s["step"] for s in training][-3:] == ["compare_models", "promote", "build_history_store"]
     assert training[-3] == {**training[-3], "step": "compare_models", "kind": "light"}
     assert [s["step"] for s in steps if s["graph"] == "inference"] == [
-        "check_champion", "check_inference_gold", "predict", "refresh_history_store"]
+        "check_champion", "check_inference_gold", "predict", "trigger_monitoring", "refresh_history_store"]
     assert [s["step"] for s in steps if s["graph"] == "monitoring"] == [
         "check_predictions_exist", "monitor", "check_retrain_needed", "trigger_training"]
     assert {s["step"]: s["kind"] for s in steps}["train_xgboost"] == "heavy"

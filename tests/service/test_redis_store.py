@@ -22,8 +22,8 @@ def redis_config(url: str) -> dict:
 def test_a_month_over_http_with_redis_gets_what_batch_wrote(served, redis_server, tmp_path):  # noqa: F811
     settings = served.settings(redis_config(redis_server.url), tmp=tmp_path)
     built = pipeline.build_history_store(settings)
-    assert built["rebuilt"] and built["silver_rows"] > 10_000
-    assert not pipeline.build_history_store(settings)["rebuilt"]
+    assert built.rebuilt and built.silver_rows > 10_000
+    assert not pipeline.build_history_store(settings).rebuilt
     pipeline.predict(settings, MONTH, MONTH)
     batch = Storage(settings.datamart_uri).read_partition(PREDICTIONS, MONTH)
     live = LiveServer(create_app(settings))

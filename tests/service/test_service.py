@@ -169,12 +169,12 @@ def test_not_ready_without_a_champion_and_says_why(served, tmp_path):
 def test_the_store_is_built_from_silver_and_rebuilt_only_when_silver_changed(served):
     settings = served.settings()
     first = pipeline.build_history_store(settings)
-    assert first["rebuilt"] and first["silver_rows"] == sum(
-        Storage(served.datamart).read_partition("silver/encounters", m).height for m in first["months"])
-    assert not pipeline.build_history_store(settings)["rebuilt"]
+    assert first.rebuilt and first.silver_rows == sum(
+        Storage(served.datamart).read_partition("silver/encounters", m).height for m in first.months)
+    assert not pipeline.build_history_store(settings).rebuilt
     shutil.rmtree(Path(served.datamart) / "silver" / "encounters" / f"snapshot_month={MONTH}")
     again = pipeline.build_history_store(settings)
-    assert again["rebuilt"] and MONTH not in again["months"]
+    assert again.rebuilt and MONTH not in again.months
 
 
 def test_the_service_follows_the_champion_and_refuses_a_tampered_one(served, tmp_path):

@@ -15,7 +15,8 @@ from readmit.registry.aliases import get_alias
 from readmit.service.audit import AuditLog
 from readmit.service.auth import Caller, RateLimit
 from readmit.serving.history import HistoryStore, RedisHistoryStore, build_history_store, open_store
-from readmit.serving.predict import ScoringModel, resolve_models
+from readmit.serving.batch import ScoringModel
+from readmit.serving.predict import resolve_models
 
 log = logging.getLogger("readmit.service")
 

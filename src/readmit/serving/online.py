@@ -4,8 +4,8 @@ The path is the medallion's own, on a few rows: the raw reader's checks and cast
 (:func:`readmit.data.raw.check_rows`), silver's cleaning (:func:`readmit.data.silver.clean`),
 gold's features (:func:`readmit.data.features.feature_frame`) with the patient's earlier
 encounters from the history store as the history state, the death-or-hospice rule of batch
-(:func:`readmit.serving.predict.keep_scorable`) and the batch scoring function
-(:func:`readmit.serving.predict.score_batch`). No feature is computed here.
+(:func:`readmit.serving.batch.keep_scorable`) and the batch scoring function
+(:func:`readmit.serving.batch.score_batch`). No feature is computed here.
 
 ``readmitted`` is the label: at discharge it is not known. The raw contract requires it, so a
 request without it is read with the placeholder ``NO``; no feature reads it (history counts
@@ -29,7 +29,7 @@ from readmit.data.raw import REASON_COLUMN, ROW_COLUMN, check_rows
 from readmit.data.schema import REQUIRED_COLUMNS, SNAPSHOT_COLUMN
 from readmit.data.silver import clean
 from readmit.serving.history import HistoryStore
-from readmit.serving.predict import ScoringModel, keep_scorable, score_batch
+from readmit.serving.batch import ScoringModel, keep_scorable, score_batch
 
 PLACEHOLDER_LABEL = "NO"
 EXCLUDED = "death_or_hospice"
