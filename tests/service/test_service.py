@@ -331,3 +331,13 @@ def test_a_registry_gone_at_a_reload_keeps_the_verified_model(served, tmp_path):
         assert live.client.post("/v1/score", json=record, headers=auth()).status_code == 200
     finally:
         live.stop()
+
+
+def test_a_category_never_seen_in_training_is_scored_and_reported(server):
+    record = next(r for r in raw_records(server.settings.datamart_uri, [MONTH])
+                  if r["discharge_disposition_id"] not in (11, 13, 14, 19, 20, 21))
+    answer = server.client.post("/v1/score", json={**record, "admission_source_id": 99}, headers=auth())
+    assert answer.status_code == 200, answer.text
+    [prediction] = answer.json()["predictions"]
+    assert prediction["scored"] and 0 < prediction["risk"] < 1
+    assert prediction["unseen_categories"] == ["admission_source"]
