@@ -14,8 +14,8 @@ from readmit.registry import Registry
 from readmit.registry.aliases import get_alias
 from readmit.service.audit import AuditLog
 from readmit.service.auth import Caller, RateLimit
-from readmit.serving.history import HistoryStore, RedisHistoryStore, build_history_store, open_store
 from readmit.serving.batch import ScoringModel
+from readmit.serving.history import HistoryStore, RedisHistoryStore, build_history_store, open_store
 from readmit.serving.predict import resolve_models
 
 log = logging.getLogger("readmit.service")

@@ -28,8 +28,8 @@ from readmit.data.features import HISTORY_INPUT_COLUMNS, feature_frame
 from readmit.data.raw import REASON_COLUMN, ROW_COLUMN, check_rows
 from readmit.data.schema import REQUIRED_COLUMNS, SNAPSHOT_COLUMN
 from readmit.data.silver import clean
-from readmit.serving.history import HistoryStore
 from readmit.serving.batch import ScoringModel, keep_scorable, score_batch
+from readmit.serving.history import HistoryStore
 
 PLACEHOLDER_LABEL = "NO"
 EXCLUDED = "death_or_hospice"
