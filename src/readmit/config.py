@@ -212,6 +212,8 @@ class ServeSection(_Strict):
     reload_seconds: float = Field(2.0, ge=0)
     # Requests per second each token may make (a burst of as many); past it: 429. 0: no limit.
     rate_per_token: float = Field(1000.0, ge=0)
+    # Seconds a scoring or recording request may take before it is answered 504.
+    request_timeout_s: float = Field(30.0, gt=0)
     # Where the history store lives: a SQLite file under the datamart, or Redis (several replicas).
     history_backend: Literal["embedded", "redis"] = "embedded"
     redis_url: str | None = None  # READMIT_REDIS_URL overrides it

@@ -341,3 +341,15 @@ def test_a_category_never_seen_in_training_is_scored_and_reported(server):
     [prediction] = answer.json()["predictions"]
     assert prediction["scored"] and 0 < prediction["risk"] < 1
     assert prediction["unseen_categories"] == ["admission_source"]
+
+
+def test_a_request_past_its_time_is_504_and_the_service_keeps_serving(served, tmp_path):
+    live = LiveServer(create_app(served.settings({"serve_config": {"request_timeout_s": 0.001}}, tmp=tmp_path)))
+    try:
+        assert live.wait_ready().status_code == 200
+        records = raw_records(served.datamart, [MONTH])[:200]
+        late = live.client.post("/v1/score", json={"encounters": records}, headers=auth())
+        assert late.status_code == 504 and "request_timeout_s" in late.json()["error"]
+        assert live.client.get("/v1/health/ready").status_code == 200
+    finally:
+        live.stop()

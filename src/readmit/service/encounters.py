@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from readmit.service.auth import Caller, require
 from readmit.service.body import encounters, read_json, request_body_schema
-from readmit.service.errors import not_ready, request_id
+from readmit.service.errors import not_ready, request_id, within_timeout
 from readmit.service.schemas import RecordAnswer
 from readmit.serving.online import history_rows
 
@@ -40,4 +39,4 @@ async def record(request: Request, caller: Annotated[Caller, Depends(require("re
         state.audit.write(rid, now, caller.name, "encounters", done, patients)
         return done
 
-    return RecordAnswer(request_id=rid, encounters=await run_in_threadpool(work))
+    return RecordAnswer(request_id=rid, encounters=await within_timeout(state, work))

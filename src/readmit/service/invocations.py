@@ -12,11 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from starlette.concurrency import run_in_threadpool
 
 from readmit.service.auth import Caller, require
 from readmit.service.body import encounters, read_json
-from readmit.service.errors import not_ready, request_id
+from readmit.service.errors import not_ready, request_id, within_timeout
 from readmit.service.schemas import Prediction
 from readmit.serving.online import score_records
 
@@ -60,4 +59,4 @@ async def invocations(request: Request, caller: Annotated[Caller, Depends(requir
         state.audit.write(rid, now, caller.name, "invocations", rows, patients)
         return rows
 
-    return {"predictions": [Prediction(**row).model_dump() for row in await run_in_threadpool(work)]}
+    return {"predictions": [Prediction(**row).model_dump() for row in await within_timeout(state, work)]}

@@ -12,11 +12,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from readmit.service.auth import Caller, require
 from readmit.service.body import encounters, read_json, request_body_schema
-from readmit.service.errors import not_ready, request_id
+from readmit.service.errors import not_ready, request_id, within_timeout
 from readmit.service.schemas import ScoreAnswer
 from readmit.serving.online import score_records
 
@@ -43,5 +42,5 @@ async def score(request: Request, caller: Annotated[Caller, Depends(require("sco
         state.audit.write(rid, now, caller.name, "score", rows, patients)
         return rows
 
-    rows = await run_in_threadpool(work)
+    rows = await within_timeout(state, work)
     return ScoreAnswer(request_id=rid, predictions=rows)
