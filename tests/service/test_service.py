@@ -279,6 +279,28 @@ def test_readmit_serve_with_two_workers_from_the_command_line(served, tmp_path):
                    for _ in range(6)]
         assert len(set(answers)) == 1 and 0 < answers[0] < 1
         assert Path(store_path(served.datamart)).exists()
+
+        # a worker killed under load: the other one answers, and a new one takes its place
+        import psutil
+
+        workers = psutil.Process(process.pid).children(recursive=True)
+        spawned = [w for w in workers if "spawn_main" in " ".join(w.cmdline())]  # the uvicorn workers
+        assert len(spawned) == 2, [w.cmdline() for w in workers]
+        victim = spawned[0]
+        victim.kill()
+        ok = 0
+        while ok < 20:
+            assert time.monotonic() < deadline + 60, "no worker answered after one was killed"
+            try:
+                answer = httpx.post(f"{url}/v1/score", json=record, headers=auth(), timeout=30)
+                ok = ok + 1 if answer.status_code == 200 and answer.json()["predictions"][0]["risk"] == answers[0] else 0
+            except httpx.TransportError:
+                ok = 0
+        assert process.poll() is None and not victim.is_running()
+        while len([w for w in psutil.Process(process.pid).children(recursive=True)
+                   if "spawn_main" in " ".join(w.cmdline())]) != 2:
+            assert time.monotonic() < deadline + 90, "uvicorn did not replace the killed worker"
+            time.sleep(0.2)
     finally:
         process.terminate()
         output = process.communicate(timeout=60)[0].decode()
