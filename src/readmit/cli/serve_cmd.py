@@ -77,6 +77,13 @@ def promote(
     else:
         _print_decision(decision)
     if decision["decision"] == "REJECTED":
+        champion = decision.get("champion")
+        cand = decision["candidate"]
+        err_console.print(
+            f"not promoted: {'the champion stays ' + _model(champion) if champion else 'there is still no champion'}. "
+            "Fix: improve the candidate (retrain, more data), or promote it anyway with a recorded reason: "
+            f"readmit promote --candidate {cand['algorithm']}_v{cand['version']} --force --reason '...'",
+            highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
