@@ -43,12 +43,16 @@ class _Strict(BaseModel):
 class Window(_Strict):
     start_date: date
     end_date: date
+    description: str | None = None
 
 
 class TemporalSplits(_Strict):
-    train: Window = Window(start_date=date(1999, 1, 1), end_date=date(2005, 12, 31))
-    test: Window = Window(start_date=date(2006, 1, 1), end_date=date(2007, 12, 31))
-    oot: Window = Window(start_date=date(2008, 1, 1), end_date=date(2008, 12, 31))
+    train: Window = Window(start_date=date(1999, 1, 1), end_date=date(2005, 12, 31),
+                           description="fitting, tuning (cross-validation) and calibration")
+    test: Window = Window(start_date=date(2006, 1, 1), end_date=date(2007, 12, 31),
+                          description="choosing the model and its decision threshold")
+    oot: Window = Window(start_date=date(2008, 1, 1), end_date=date(2008, 12, 31),
+                         description="out-of-time holdout: the unseen estimate, and promotion's window")
 
 
 def model_name_problem(name: object) -> str | None:
@@ -84,7 +88,7 @@ class HyperparameterTuning(_Strict):
     scikit-learn scorer the search ranks candidates by; ``cv_strategy`` builds the folds (``group``: patients never split across
     fitting and validation; ``time``: expanding window by date; ``stratified``: rows at random)."""
 
-    method: Literal["random_search"] = "random_search"
+    method: Literal["random_search", "none"] = "random_search"
     n_iter: StrictInt = Field(20, ge=1)
     cv_folds: StrictInt = Field(5, ge=2)
     scoring: Literal["roc_auc", "average_precision", "neg_brier_score", "neg_log_loss"] = "roc_auc"
@@ -116,8 +120,17 @@ class BootstrapSection(_Strict):
 
 
 class ThresholdSection(_Strict):
-    rule: Literal["best_f1", "target_recall"] = "best_f1"
+    rule: Literal["best_f1", "target_recall", "fixed"] = "best_f1"
     target_recall: float = Field(0.5, gt=0, lt=1)
+    value: float | None = Field(None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fixed_value(self) -> ThresholdSection:
+        if self.rule == "fixed" and self.value is None:
+            raise ValueError("rule 'fixed' needs value (the probability cut-off, e.g. 0.5)")
+        if self.rule != "fixed" and self.value is not None:
+            raise ValueError("value applies only to rule 'fixed'; remove it or set rule to 'fixed'")
+        return self
 
 
 class TrainingSection(_Strict):
@@ -178,6 +191,7 @@ class InferenceSection(_Strict):
     algorithm: Algorithm | None = None
     ab_test: ABTest = ABTest()
     risk_bands: RiskBands = RiskBands()
+    batch_size: StrictInt = Field(100_000, ge=1)
 
     @model_validator(mode="after")
     def _selection(self) -> InferenceSection:
@@ -322,7 +336,8 @@ def _format_pydantic(exc: ValidationError) -> list[str]:
     for err in exc.errors():
         path = ".".join(str(p) for p in err["loc"]) or "(root)"
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (not allowed; check the spelling)"
+            msg = "unknown key (not allowed; check the spelling)" + _did_you_mean(
+                str(err["loc"][-1]), _keys_at(tuple(err["loc"][:-1])))
         elif err["type"] == "value_error":  # a section's own cross-field check
             msg = err["msg"].removeprefix("Value error, ")
         else:
@@ -357,8 +372,265 @@ def _repeated_keys(node: Any, path: str = "") -> list[str]:
     return problems
 
 
-def parse_config(data: dict[str, Any] | str | bytes, source: str = "<config>") -> ReadmitConfig:
-    """Validate a config given as a dict or JSON text; raise ConfigError listing every problem."""
+# -- the reference project's keys (issue 21) ------------------------------------------------------
+# The reference project's conf/model_config.json (tests/confs/reference/) is accepted as it is:
+# each of its keys that readmit has a meaning for becomes readmit's own key
+# (:func:`translate_reference`); each whose meaning readmit deliberately does not follow is dropped
+# with one warning saying what readmit does instead and why. Nothing is dropped silently.
+
+
+@dataclass(frozen=True)
+class KeyNote:
+    """What one key of a given config file became."""
+
+    key: str  # its JSON path in the file
+    became: str  # readmit's key and value, or what readmit does instead
+    warning: bool = False  # True: readmit deliberately does not follow the key's meaning
+
+
+# What readmit measures of every window (so a reference `performance_metrics` list is honoured).
+RECORDED_METRICS = ("accuracy", "precision", "recall", "f1", "auc_roc", "pr_auc", "brier", "log_loss", "gini")
+_GOLD_TABLES = {"feature_store_path": "gold/feature_store", "label_store_path": "gold/label_store"}
+_NOT_FOLLOWED = {
+    ("model_config", "experiment_name"):
+        "not used: readmit has no experiment tracker; the registry groups versions under "
+        "model_config.model_name and each version's metadata records the run's whole config",
+    ("model_config", "test_size"):
+        "not used: readmit splits by date (temporal_splits), never by a random fraction, so every test "
+        "and out-of-time row is later than every training row",
+    ("training_config", "feature_importance_threshold"):
+        "not used: readmit selects no features (see feature_selection)",
+}
+_FEATURE_SELECTION = (
+    "not used: readmit keeps every gold feature, so every algorithm sees the same inputs and the "
+    "serving contract stays one; weak features are handled by each model's regularisation "
+    "(search_spaces), and a selection fitted on the training window would bias its CV scores")
+_CLASS_WEIGHT = (
+    "not used: readmit fits without class weights, because weighted fits make the scores stop being "
+    "probabilities (mean risk far above the observed rate); the imbalance is handled by the decision "
+    "threshold (training_config.threshold) instead")
+_HARD_LABEL_FLOOR = (
+    "not used as a floor: {metric} depends on the decision threshold (with 11% positives, flagging "
+    "nobody scores 0.89 accuracy); readmit floors ROC-AUC (monitoring_config.min_auc) and calibration "
+    "(observed_expected_low/high)")
+# The reference keys accepted in each section, for "did you mean" (:func:`_nearest_key`).
+REFERENCE_KEYS = {
+    "temporal_splits.*": ("description",),
+    "model_config": ("feature_store_path", "label_store_path", "model_registry_bucket", "model_registry_prefix",
+                     "experiment_name", "test_size", "cv_folds"),
+    "training_config": ("enabled_algorithms", "feature_selection", "feature_importance_threshold", "class_weight"),
+    "inference_config": ("prediction_threshold", "output_format"),
+    "monitoring_config": ("track_drift", "drift_threshold", "performance_metrics", "minimum_performance_threshold"),
+}
+
+
+def _nearest(word: str, choices: Any) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    near = _nearest(word, choices)
+    return f"; did you mean {near!r}?" if near else ""
+
+
+def translate_reference(data: dict[str, Any]) -> tuple[dict[str, Any], list[KeyNote], list[str]]:
+    """The reference project's keys in ``data`` turned into readmit's own.
+
+    Returns the readmit-native config (a new dict; ``data`` is untouched), one note per reference
+    key (what it became), and the problems (a value readmit cannot honour, two keys that disagree).
+    """
+    native = json.loads(json.dumps(data, default=str))  # a deep copy, plain dicts
+    notes: list[KeyNote] = []
+    problems: list[str] = []
+
+    def section(name: str) -> dict[str, Any]:
+        value = native.get(name)
+        return value if isinstance(value, dict) else {}
+
+    def note(key: str, became: str, warning: bool = False) -> None:
+        notes.append(KeyNote(key, became, warning))
+
+    def put(target: dict[str, Any], key: str, value: Any, path: str, origin: str) -> None:
+        if key in target and target[key] != value:
+            problems.append(f"{origin}: gives {value!r} but {path} says {target[key]!r}: keep one of them")
+        target[key] = value
+
+    model = section("model_config")
+    for key, table in _GOLD_TABLES.items():
+        if key in model:
+            value = model.pop(key)
+            if str(value).strip("/") == table:
+                note(f"model_config.{key}", f"readmit's layout: {{data_config.datamart_uri}}/{table}")
+            else:
+                problems.append(f"model_config.{key}: readmit keeps this table at {{datamart}}/{table}, not "
+                                f"{value!r}; put the folder above gold/ in data_config.datamart_uri and drop the key")
+    if "model_registry_bucket" in model or "model_registry_prefix" in model:
+        bucket, prefix = model.pop("model_registry_bucket", None), model.pop("model_registry_prefix", "")
+        if not bucket:
+            problems.append("model_config.model_registry_prefix: needs model_registry_bucket (the registry is "
+                            "s3://{bucket}/{prefix}); or give model_config.registry_uri instead")
+        else:
+            uri = f"s3://{str(bucket).strip('/')}" + (f"/{str(prefix).strip('/')}" if str(prefix).strip("/") else "")
+            put(model, "registry_uri", uri, "model_config.registry_uri", "model_config.model_registry_bucket")
+            note("model_config.model_registry_bucket", f"model_config.registry_uri = {uri}")
+            note("model_config.model_registry_prefix", f"model_config.registry_uri = {uri}")
+    for (name, key), why in _NOT_FOLLOWED.items():
+        if key in section(name):
+            section(name).pop(key)
+            note(f"{name}.{key}", why, warning=True)
+
+    training = section("training_config")
+    tuning = training.get("hyperparameter_tuning")
+    if isinstance(tuning, bool):
+        training["hyperparameter_tuning"] = {} if tuning else {"method": "none"}
+        note("training_config.hyperparameter_tuning",
+             "training_config.hyperparameter_tuning.method = "
+             + ("random_search (readmit's defaults: n_iter 20, grouped folds)" if tuning else
+                "none (each algorithm's own hyperparameters, scored by cross-validation, no search)"))
+    if "cv_folds" in model:
+        folds = model.pop("cv_folds")
+        if "training_config" not in native or not isinstance(native["training_config"], dict):
+            native["training_config"] = training = {}
+        target = training.setdefault("hyperparameter_tuning", {})
+        if isinstance(target, dict):
+            put(target, "cv_folds", folds, "training_config.hyperparameter_tuning.cv_folds", "model_config.cv_folds")
+        note("model_config.cv_folds", f"training_config.hyperparameter_tuning.cv_folds = {folds}")
+    if "enabled_algorithms" in training:
+        enabled = training.pop("enabled_algorithms")
+        if not isinstance(enabled, dict) or not all(isinstance(v, bool) for v in enabled.values()):
+            problems.append("training_config.enabled_algorithms: expected an object of algorithm: true/false "
+                            f"(got {enabled!r})")
+        else:
+            for name in enabled:
+                if name not in KNOWN_ALGORITHMS:
+                    problems.append(f"training_config.enabled_algorithms.{name}: unknown algorithm (known: "
+                                    f"{', '.join(KNOWN_ALGORITHMS)}){_did_you_mean(name, KNOWN_ALGORITHMS)}")
+            listed = training.get("algorithms")
+            base = listed if isinstance(listed, list) else list(KNOWN_ALGORITHMS)
+            chosen = [a for a in base if enabled.get(a, True)]
+            if not chosen:
+                problems.append("training_config.enabled_algorithms: every algorithm is disabled; enable at least one")
+            training["algorithms"] = chosen
+            note("training_config.enabled_algorithms", f"training_config.algorithms = {chosen}")
+    if "feature_selection" in training:
+        if training.pop("feature_selection"):
+            note("training_config.feature_selection", _FEATURE_SELECTION, warning=True)
+        else:
+            note("training_config.feature_selection", "false: readmit's own behaviour (every gold feature is used)")
+    if "class_weight" in training:
+        weight = training.pop("class_weight")
+        if weight in (None, "none", False):
+            note("training_config.class_weight", f"{weight!r}: readmit's own behaviour (no class weights)")
+        else:
+            note("training_config.class_weight", _CLASS_WEIGHT, warning=True)
+
+    inference = section("inference_config")
+    if "prediction_threshold" in inference:
+        value = inference.pop("prediction_threshold")
+        if "training_config" not in native or not isinstance(native["training_config"], dict):
+            native["training_config"] = training = {}
+        threshold = training.setdefault("threshold", {})
+        if isinstance(threshold, dict):
+            put(threshold, "rule", "fixed", "training_config.threshold.rule", "inference_config.prediction_threshold")
+            put(threshold, "value", value, "training_config.threshold.value", "inference_config.prediction_threshold")
+        note("inference_config.prediction_threshold",
+             f"training_config.threshold = fixed {value} (the flag and the hard-label metrics use this cut-off)")
+    if "output_format" in inference:
+        value = inference.pop("output_format")
+        if value == "parquet":
+            note("inference_config.output_format", "parquet: readmit's only format (gold/model_predictions)")
+        else:
+            problems.append(f"inference_config.output_format: readmit writes parquet only (got {value!r}); "
+                            "set it to \"parquet\" or drop it")
+
+    monitoring = section("monitoring_config")
+    if "track_drift" in monitoring:
+        if monitoring.pop("track_drift") is False:
+            note("monitoring_config.track_drift", "not used: readmit always measures drift (PSI/CSI per "
+                 "feature), which the retraining decision needs", warning=True)
+        else:
+            note("monitoring_config.track_drift", "true: readmit always measures drift (PSI/CSI per feature)")
+    if "drift_threshold" in monitoring:
+        value = monitoring.pop("drift_threshold")
+        put(monitoring, "psi_warning", value, "monitoring_config.psi_warning", "monitoring_config.drift_threshold")
+        note("monitoring_config.drift_threshold", f"monitoring_config.psi_warning = {value} (PSI above it: watch; "
+             "above psi_alert: act)")
+    if "performance_metrics" in monitoring:
+        metrics = monitoring.pop("performance_metrics")
+        for m in metrics if isinstance(metrics, list) else [metrics]:
+            if m not in RECORDED_METRICS:
+                problems.append(f"monitoring_config.performance_metrics: {m!r} is not a metric readmit records "
+                                f"({', '.join(RECORDED_METRICS)}){_did_you_mean(str(m), RECORDED_METRICS)}")
+        note("monitoring_config.performance_metrics",
+             f"recorded for every window and month, with {', '.join(RECORDED_METRICS)}")
+    if "minimum_performance_threshold" in monitoring:
+        floors = monitoring.pop("minimum_performance_threshold")
+        if not isinstance(floors, dict):
+            problems.append(f"monitoring_config.minimum_performance_threshold: expected an object such as "
+                            f'{{"auc_roc": 0.7}} (got {floors!r})')
+            floors = {}
+        for metric, value in floors.items():
+            key = f"monitoring_config.minimum_performance_threshold.{metric}"
+            if metric == "auc_roc":
+                put(monitoring, "min_auc", value, "monitoring_config.min_auc", key)
+                note(key, f"monitoring_config.min_auc = {value}")
+            elif metric in RECORDED_METRICS:
+                note(key, _HARD_LABEL_FLOOR.format(metric=metric), warning=True)
+            else:
+                problems.append(f"{key}: not a metric readmit records{_did_you_mean(metric, RECORDED_METRICS)}")
+    return native, notes, problems
+
+
+def reference_warnings(notes: list[KeyNote], source: str) -> None:
+    """One warning line per key readmit deliberately does not follow (once per file and process)."""
+    import logging
+
+    log = logging.getLogger("readmit.config")
+    for n in notes:
+        if n.warning and (source, n.key) not in _WARNED:
+            _WARNED.add((source, n.key))
+            log.warning("%s: %s: %s", source, n.key, n.became)
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed in the object at ``loc`` (readmit's and the reference's), for "did you mean"."""
+    import typing
+
+    model: Any = ReadmitConfig
+    for part in loc:
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return []
+        kinds = [a for a in (typing.get_args(field.annotation) or (field.annotation,))
+                 if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not kinds:
+            return []
+        model = kinds[0]
+    keys = [f.alias or n for n, f in model.model_fields.items()]
+    path = ".".join(map(str, loc))
+    if len(loc) == 2 and loc[0] == "temporal_splits":
+        path = "temporal_splits.*"
+    return keys + list(REFERENCE_KEYS.get(path, ()))
+
+
+def parse_config(data: dict[str, Any] | str | bytes, source: str = "<config>", *, warn: bool = True) -> ReadmitConfig:
+    """Validate a config given as a dict or JSON text; raise ConfigError listing every problem.
+
+    The reference project's keys are translated first (:func:`translate_reference`); with ``warn``
+    each one readmit does not follow is logged once as a warning.
+    """
+    return read_config(data, source, warn=warn)[0]
+
+
+def read_config(data: dict[str, Any] | str | bytes, source: str = "<config>", *,
+                warn: bool = True) -> tuple[ReadmitConfig, dict[str, Any], list[KeyNote]]:
+    """:func:`parse_config`, also returning the readmit-native dict and the reference keys' notes."""
     if isinstance(data, (str, bytes)):
         try:
             data = json.loads(data, object_pairs_hook=_KeyCounter)
@@ -371,24 +643,32 @@ def parse_config(data: dict[str, Any] | str | bytes, source: str = "<config>") -
     repeated = _repeated_keys(data)
     if repeated:
         raise ConfigError(source, repeated)
+    data, notes, translated = translate_reference(data)
     try:
         cfg = ReadmitConfig.model_validate(data)
     except ValidationError as exc:
-        problems = _format_pydantic(exc)
+        problems = translated + _format_pydantic(exc)
         # Report window problems too when the windows themselves parse, so one run lists all.
         try:
             problems += window_problems(TemporalSplits.model_validate(data.get("temporal_splits", {})))
         except (ValidationError, AttributeError):
             pass
         raise ConfigError(source, problems) from exc
-    problems = semantic_problems(cfg)
+    problems = translated + semantic_problems(cfg)
     if problems:
         raise ConfigError(source, problems)
-    return cfg
+    if warn:
+        reference_warnings(notes, source)
+    return cfg, data, notes
 
 
 def load_config(uri: str | os.PathLike[str]) -> ReadmitConfig:
     """Read and validate a config from a local path or an ``s3://`` URI."""
+    return parse_config(read_config_text(uri), source=str(uri))
+
+
+def read_config_text(uri: str | os.PathLike[str]) -> bytes:
+    """The bytes of a config file (local path or ``s3://`` URI), or a ReadmitInputError saying why not."""
     from readmit.storage import open_uri
 
     uri = str(uri)
@@ -408,7 +688,7 @@ def load_config(uri: str | os.PathLike[str]) -> ReadmitConfig:
             source=uri,
             fix="pass the path of a readable JSON file with --config or READMIT_CONFIG",
         ) from exc
-    return parse_config(text, source=uri)
+    return text
 
 
 def config_schema() -> dict[str, Any]:

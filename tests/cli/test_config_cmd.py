@@ -48,3 +48,33 @@ def test_validate_refuses_duplicate_keys_with_exit_2(tmp_path):
     result = runner.invoke(app, ["config", "validate", str(path)])
     assert result.exit_code == 2
     assert "model_config.random_state: duplicate key" in result.output
+
+
+def test_validate_the_reference_projects_file_lists_what_each_key_became():
+    result = runner.invoke(app, ["config", "validate", str(CONFS / "reference" / "model_config.json")])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "13 translated, 6 not followed" in out
+    assert "model_config.model_registry_bucket -> model_config.registry_uri = s3://diab-readmit-123456-model-registry/models" in out
+    assert "inference_config.prediction_threshold -> training_config.threshold = fixed 0.5" in out
+    assert "monitoring_config.minimum_performance_threshold.auc_roc -> monitoring_config.min_auc = 0.7" in out
+    assert "warning training_config.class_weight -> not used: readmit fits without class weights" in out
+    assert "(Out-of-Time window: 1 year holdout" in out
+
+
+def test_translate_writes_readmits_own_keys_which_validate_unchanged(tmp_path):
+    out = tmp_path / "native.json"
+    result = runner.invoke(app, ["config", "translate", str(CONFS / "reference" / "model_config.json"),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "13 key(s) translated, 6 dropped" in result.stdout
+    assert result.stderr.count("warning:") == 6 and "training_config.feature_selection dropped" in result.stderr
+    native = json.loads(out.read_text())
+    assert native["model_config"] == {"random_state": 42,
+                                      "registry_uri": "s3://diab-readmit-123456-model-registry/models"}
+    assert native["training_config"]["threshold"] == {"rule": "fixed", "value": 0.5}
+    again = runner.invoke(app, ["config", "validate", str(out)])
+    assert again.exit_code == 0 and "reference project keys" not in again.output
+    shown = [json.loads(runner.invoke(app, ["config", "show", str(p)]).stdout)
+             for p in (out, CONFS / "reference" / "model_config.json")]
+    assert shown[0] == shown[1]

@@ -183,6 +183,7 @@ def profile_for(model: Any, metadata: dict[str, Any], train: pl.DataFrame, *, bi
     profile = build_profile(train, predict_proba(model, train), numeric, categorical, bins=bins)
     return {
         "model_name": metadata.get("model_name"),
+        "registered_model": metadata.get("registered_model"),
         "algorithm": metadata.get("algorithm"),
         "version": metadata.get("version"),
         "created_at": datetime.now(UTC).isoformat(),

@@ -83,7 +83,7 @@ def build_card(meta: dict[str, Any], sources: list[dict[str, Any]] | None = None
         }
     return {
         "model": {
-            "name": meta.get("model_name"), "algorithm": meta.get("algorithm"), "version": meta.get("version"),
+            "name": meta.get("registered_model"), "algorithm": meta.get("algorithm"), "version": meta.get("version"),
             "trained_at": meta.get("training_date"), "artifact_sha256": (meta.get("artifact") or {}).get("sha256"),
             "git_revision": meta.get("git_revision"), "library_versions": meta.get("versions") or NOT_RECORDED,
         },
