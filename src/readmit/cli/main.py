@@ -18,10 +18,21 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from readmit import __version__
+
+        typer.echo(f"readmit {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     debug: Annotated[bool, typer.Option(
         "--debug", help="Print the full traceback of an error (it always goes to a log file, named in the message).",
+    )] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print readmit's version and exit.",
     )] = False,
 ) -> None:
     """30-day readmission risk for diabetic patients: data, training, registry, orchestration."""
