@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from readmit.cli.common import set_debug, show_warnings
+from readmit.cli.common import hide_flag_types, set_debug, show_warnings
 
 app = typer.Typer(
     name="readmit",
@@ -53,6 +53,7 @@ _AREAS = (
 
 for _module in _AREAS:
     importlib.import_module(_module).register(app)
+hide_flag_types()
 
 
 def main() -> None:

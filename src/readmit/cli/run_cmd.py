@@ -25,7 +25,9 @@ from readmit.cli.common import (
     console,
     err_console,
     handle_errors,
+    month_flag,
     print_json,
+    progress_bars,
 )
 from readmit.cli.training_cmd import comparison_table
 from readmit.config import load_settings
@@ -45,8 +47,8 @@ from readmit.pipeline import (
     summarize,
 )
 
-StartOpt = Annotated[str | None, typer.Option("--start", help="First month to build, YYYY-MM (default: all).")]
-EndOpt = Annotated[str | None, typer.Option("--end", help="Last month to build, YYYY-MM (default: all).")]
+StartOpt = Annotated[str | None, typer.Option("--start", callback=month_flag, help="First month to build, YYYY-MM (default: all).")]
+EndOpt = Annotated[str | None, typer.Option("--end", callback=month_flag, help="Last month to build, YYYY-MM (default: all).")]
 
 
 class _Bars(Observer):
@@ -131,8 +133,7 @@ def run(
     preflight(settings, datamart=True, registry=True)
     parallel = default_parallel(settings) if parallel is None else parallel
     started = time.perf_counter()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err_console, transient=as_json, disable=as_json) as bar:
+    with progress_bars(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), quiet=as_json) as bar:
         outcomes = run_graphs(settings, params={"start_month": start, "end_month": end},
                               parallel=parallel, observer=_Bars(bar))
     elapsed = time.perf_counter() - started
