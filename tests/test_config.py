@@ -200,7 +200,8 @@ def test_relative_default_roots_are_resolved_once_at_load(tmp_path, monkeypatch)
 REFERENCE_CONFIG = CONFS / "reference" / "model_config.json"
 
 
-def test_the_reference_projects_own_config_is_accepted_and_honoured(caplog):
+def test_the_reference_projects_own_config_is_accepted_and_honoured(caplog, monkeypatch):
+    monkeypatch.setattr("readmit.config._WARNED", set())  # warnings are once per file and process
     cfg = load_config(REFERENCE_CONFIG)
     assert cfg.model.registry_uri == "s3://diab-readmit-123456-model-registry/models"  # bucket + prefix
     tc = cfg.training_config

@@ -37,22 +37,30 @@ MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each field's docstring (the string under it) is its description in `readmit config schema`
+    # and in docs/configuration.md (`readmit config docs`).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Window(_Strict):
     start_date: date
+    """First day of the window (inclusive); rows are assigned to a window by snapshot_date."""
     end_date: date
+    """Last day of the window (inclusive)."""
     description: str | None = None
+    """A note for people: shown by `readmit config validate` and kept in each model's metadata."""
 
 
 class TemporalSplits(_Strict):
     train: Window = Window(start_date=date(1999, 1, 1), end_date=date(2005, 12, 31),
                            description="fitting, tuning (cross-validation) and calibration")
+    """The training window: fitting, tuning (cross-validation) and calibration."""
     test: Window = Window(start_date=date(2006, 1, 1), end_date=date(2007, 12, 31),
                           description="choosing the model and its decision threshold")
+    """The test window: choosing the model (selection.window test) and the decision threshold."""
     oot: Window = Window(start_date=date(2008, 1, 1), end_date=date(2008, 12, 31),
                          description="out-of-time holdout: the unseen estimate, and promotion's window")
+    """The out-of-time window: the unseen estimate, and the window `readmit promote` scores on by default."""
 
 
 def model_name_problem(name: object) -> str | None:
@@ -66,9 +74,12 @@ def model_name_problem(name: object) -> str | None:
 class ModelSection(_Strict):
     model_name: str = Field("readmission", description="One folder under {registry_uri}/models/.")
     registry_uri: str = "./model_registry"
+    """Model registry root: a folder or s3://bucket/prefix (READMIT_REGISTRY_URI and --registry override it)."""
     # the label the models predict; readmit.training.split.TARGETS maps it to its gold column
     target: Literal["readmitted_within_30_days"] = "readmitted_within_30_days"
+    """The label the models predict (the only one: readmitted within 30 days)."""
     random_state: int = 42
+    """Seed of every random draw (folds, searches, bootstrap, sampling): same config and data, same models."""
     require_signature: bool = Field(False, description=(
         "Refuse registry versions that are not signed with READMIT_REGISTRY_KEY (HMAC-SHA256); "
         "see the README's Security section."))
@@ -89,11 +100,17 @@ class HyperparameterTuning(_Strict):
     fitting and validation; ``time``: expanding window by date; ``stratified``: rows at random)."""
 
     method: Literal["random_search", "none"] = "random_search"
+    """random_search (RandomizedSearchCV over search_spaces) or none (each algorithm's own hyperparameters, scored by cross-validation, no search)."""
     n_iter: StrictInt = Field(20, ge=1)
+    """Candidates drawn per algorithm by random_search."""
     cv_folds: StrictInt = Field(5, ge=2)
+    """Cross-validation folds of the training window."""
     scoring: Literal["roc_auc", "average_precision", "neg_brier_score", "neg_log_loss"] = "roc_auc"
+    """The scikit-learn scorer the search ranks candidates by."""
     cv_strategy: Literal["stratified", "group", "time"] = "group"
+    """How folds are built: group (a patient is never in both fitting and validation), time (expanding window by date) or stratified (rows at random)."""
     n_jobs: StrictInt = -1
+    """Parallel fits per search (-1: every core)."""
 
 
 class CalibrationSection(_Strict):
@@ -102,7 +119,9 @@ class CalibrationSection(_Strict):
     months of the training window (0: the whole window); never on test or out-of-time."""
 
     method: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    """isotonic, sigmoid (Platt) or none."""
     recent_months: int = Field(24, ge=0)
+    """Fit the calibrator on the last this-many months of the training window (0: the whole window)."""
 
 
 class SelectionSection(_Strict):
@@ -110,19 +129,25 @@ class SelectionSection(_Strict):
     holdout) or ``oot`` (the reference project's rule, labelled as such)."""
 
     window: Literal["test", "oot"] = "test"
+    """The window the comparison recommends on: test (out-of-time stays unseen) or oot (the reference project's rule)."""
 
 
 class BootstrapSection(_Strict):
     """Confidence intervals of ROC-AUC and Brier: ``resamples`` draws of patients (not rows)."""
 
     resamples: StrictInt = Field(300, ge=20, le=10000)
+    """Patient-level bootstrap draws behind each confidence interval."""
     level: float = Field(0.95, gt=0.5, lt=1)
+    """Confidence level of the intervals."""
 
 
 class ThresholdSection(_Strict):
     rule: Literal["best_f1", "target_recall", "fixed"] = "best_f1"
+    """How the flag's probability cut-off is set: best_f1 or target_recall (both chosen on the test window), or fixed (value)."""
     target_recall: float = Field(0.5, gt=0, lt=1)
+    """For rule target_recall: the highest cut-off whose recall on test reaches this."""
     value: float | None = Field(None, gt=0, lt=1)
+    """For rule fixed: the cut-off (the reference project's inference_config.prediction_threshold)."""
 
     @model_validator(mode="after")
     def _fixed_value(self) -> ThresholdSection:
@@ -135,17 +160,29 @@ class ThresholdSection(_Strict):
 
 class TrainingSection(_Strict):
     algorithms: list[Algorithm] = Field(default_factory=lambda: list(KNOWN_ALGORITHMS), min_length=1)
+    """The algorithms to train and compare, each at most once."""
     hyperparameter_tuning: HyperparameterTuning = HyperparameterTuning()
+    """How each algorithm is tuned (true/false: the reference project's switch)."""
     search_spaces: dict[Algorithm, dict[str, Any]] = Field(default_factory=dict)
+    """Per algorithm, parameters that replace or add to its default search space: a list of choices, one value, or {distribution, low, high}."""
     calibration: CalibrationSection = CalibrationSection()
+    """How the tuned model's scores become probabilities."""
     selection: SelectionSection = SelectionSection()
+    """Which window the comparison recommends on."""
     bootstrap: BootstrapSection = BootstrapSection()
+    """The patient-bootstrap confidence intervals of ROC-AUC and Brier."""
     threshold: ThresholdSection = ThresholdSection()
+    """The decision threshold of the flag and of the hard-label metrics."""
     exclude_death_hospice: bool = True
+    """Leave out encounters that end in death or hospice (they cannot be readmitted)."""
     min_train_partitions: StrictInt = Field(10, ge=1)
+    """Gate: the fewest monthly gold partitions the train window may have."""
     min_rows_per_window: StrictInt = Field(100, ge=1)
+    """Gate: the fewest labelled rows each window may have."""
     min_positives_per_window: StrictInt = Field(10, ge=1)
+    """Gate: the fewest positive labels each window may have."""
     label_maturity_days: StrictInt = Field(30, ge=0)
+    """Days after a snapshot before its 30-day label counts as known."""
     max_rows: StrictInt | None = Field(None, ge=1, description=(
         "At most about this many training-window rows: a larger window is sampled by patient (a stable "
         "hash of patient_nbr, so a patient is wholly in or out; readmit.training.split.sample_patients). "
@@ -162,15 +199,20 @@ class ABTest(_Strict):
     """A/B assignment at scoring time: a stable hash of ``salt`` + patient_nbr into 10,000 buckets."""
 
     enabled: bool = False
+    """Score a share of patients with the challenger instead of the champion."""
     challenger_share: float = Field(0.1, gt=0, lt=1)
+    """The share of patients (by hash) the challenger scores."""
     salt: str = Field("readmit-ab-1", min_length=1)
+    """Salt of the assignment hash; a new salt draws a new split."""
 
 
 class RiskBands(_Strict):
     """``risk_band`` of a prediction: risk < cut_points[0] -> labels[0], ..., else labels[-1]."""
 
     cut_points: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3], min_length=1)
+    """Increasing probabilities between the bands."""
     labels: list[str] = Field(default_factory=lambda: ["low", "moderate", "high", "very_high"])
+    """One name per band: one more than cut_points."""
 
     @model_validator(mode="after")
     def _consistent(self) -> RiskBands:
@@ -188,10 +230,15 @@ class InferenceSection(_Strict):
     # The candidate `readmit promote` considers: the comparison's recommended model, or the
     # latest version of `algorithm`.
     model_selection: Literal["recommended", "latest"] = "recommended"
+    """The candidate `readmit promote` considers: the comparison's recommended model, or the latest version of algorithm."""
     algorithm: Algorithm | None = None
+    """With model_selection latest: the algorithm whose latest version is the candidate."""
     ab_test: ABTest = ABTest()
+    """A/B assignment at scoring time."""
     risk_bands: RiskBands = RiskBands()
+    """The risk_band column of each prediction."""
     batch_size: StrictInt = Field(100_000, ge=1)
+    """Rows scored per chunk (peak memory about 1 GiB at 100,000 with XGBoost); the reference project's key."""
 
     @model_validator(mode="after")
     def _selection(self) -> InferenceSection:
@@ -204,6 +251,7 @@ class InferenceSection(_Strict):
 
 class LatestMonths(_Strict):
     latest_months: int = Field(ge=1)
+    """The N latest gold months whose labels are mature."""
 
 
 class GovernanceSection(_Strict):
@@ -212,9 +260,13 @@ class GovernanceSection(_Strict):
     # "oot": the configured out-of-time window; {"latest_months": N}: the N latest gold months
     # whose labels are mature (training_config.label_maturity_days).
     evaluation_window: Literal["oot"] | LatestMonths = "oot"
+    """Where candidate and champion are scored afresh: oot, or {"latest_months": N}."""
     min_auc_gain: float = Field(0.002, ge=0, lt=1)
+    """The ROC-AUC a candidate must gain over the champion."""
     brier_tolerance: float = Field(0.002, ge=0, lt=1)
+    """How much higher the candidate's Brier score may be than the champion's."""
     subgroup_auc_tolerance: float = Field(0.03, ge=0, lt=1)
+    """How much ROC-AUC the candidate may lose in any age, gender or race group."""
 
 
 class MonitoringSection(_Strict):
@@ -226,14 +278,23 @@ class MonitoringSection(_Strict):
     """
 
     psi_warning: float = Field(0.1, gt=0)
+    """PSI/CSI above this: watch (the reference project's drift_threshold)."""
     psi_alert: float = Field(0.25, gt=0)
+    """PSI/CSI above this: act."""
     auc_drop_alert: float = Field(0.05, gt=0)
+    """Alert when ROC-AUC falls this much below the model's own out-of-time ROC-AUC."""
     min_auc: float = Field(0.6, gt=0, lt=1)
+    """Alert, and retrain, below this ROC-AUC (the reference's minimum_performance_threshold.auc_roc)."""
     profile_bins: int = Field(10, ge=2, le=100)
+    """Quantile bins of each numeric feature in a model's reference profile."""
     observed_expected_low: float = Field(0.8, gt=0)
+    """Alert when observed / expected readmissions fall below this."""
     observed_expected_high: float = Field(1.25, gt=0)
+    """Alert when observed / expected readmissions rise above this."""
     auto_retrain: bool = False
+    """Let a monitoring run trigger training when it finds a retrain is needed."""
     bootstrap_samples: int = Field(1000, ge=100)
+    """Bootstrap draws behind the monitoring intervals."""
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringSection:
@@ -246,8 +307,11 @@ class MonitoringSection(_Strict):
 
 class DateDerivation(_Strict):
     method: Literal["encounter_order", "cyclic"] = "encounter_order"
+    """How snapshot_date is derived when the input has none: encounter_order (encounters ranked by encounter_id, spread over the range) or cyclic (the reference project's repeated daily dates)."""
     start_date: date = date(1999, 1, 1)
+    """First derived date."""
     end_date: date = date(2008, 12, 31)
+    """Last derived date."""
 
     @model_validator(mode="after")
     def _ordered(self) -> DateDerivation:
@@ -260,42 +324,61 @@ class SparkSection(_Strict):
     """Where ``engine: spark`` runs when ``SPARK_REMOTE`` (Spark Connect) is not set."""
 
     master: str = "local[*]"
+    """Spark master URL (local[*]: every core of this machine)."""
     config: dict[str, str] = {}
+    """Spark configuration options (spark.* keys)."""
 
 
 class DuckDBSection(_Strict):
     """DuckDB configuration options for ``engine: duckdb`` (e.g. memory_limit, threads, temp_directory)."""
 
     config: dict[str, str] = {}
+    """DuckDB settings (memory_limit, threads, temp_directory, ...)."""
 
 
 class DataSection(_Strict):
     raw_path: str | None = None
+    """Raw input: the UCI zip or a CSV, local or s3:// (READMIT_RAW and --raw override it); null: the copy `readmit data fetch` cached."""
     datamart_uri: str = "./datamart"
+    """Datamart root: a folder or s3://bucket/prefix (READMIT_DATAMART_URI and --datamart override it)."""
     date_derivation: DateDerivation = DateDerivation()
+    """Dates for inputs without a snapshot_date column."""
     quarantine: bool = False
+    """Set bad raw rows aside under rejected/ with their reason, instead of refusing the file."""
     # Training windows whose gold months come from different raw files: "fail" the
     # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
     mixed_sources: Literal["fail", "warn"] = "fail"
+    """Training windows whose months come from different raw files: fail the check_single_source gate, or only warn."""
     # Which engine runs silver's cleaning and gold's features and patient history (readmit.data.engines).
     engine: Literal["polars", "duckdb", "spark"] = "polars"
+    """The engine of silver and gold: polars, duckdb or spark (same results)."""
     duckdb: DuckDBSection = DuckDBSection()
+    """Options of the duckdb engine."""
     spark: SparkSection = SparkSection()
+    """Where the spark engine runs."""
 
 
 class ReadmitConfig(_Strict):
     # "absolute": temporal_splits are fixed calendar dates (the reference project's only mode);
     # rows are assigned to a window by snapshot_date (readmit.training.split.window_expr).
     temporal_window_mode: Literal["absolute"] = "absolute"
+    """absolute: temporal_splits are fixed calendar dates (the reference project's only mode)."""
     temporal_splits: TemporalSplits = TemporalSplits()
+    """The train, test and out-of-time windows (ordered, not overlapping)."""
     model_config_: ModelSection = Field(ModelSection(), alias="model_config")
+    """The model's name, its registry and the seed."""
     training_config: TrainingSection = TrainingSection()
+    """What is trained, how it is tuned, calibrated, chosen and gated."""
     inference_config: InferenceSection = InferenceSection()
+    """Which model scores, and how predictions are banded and A/B split."""
     monitoring_config: MonitoringSection = MonitoringSection()
+    """Drift bands, performance floors and what a monitoring run may do."""
     governance_config: GovernanceSection = GovernanceSection()
+    """The written rules `readmit promote` applies."""
     data_config: DataSection = DataSection()
+    """Where the data lives and how the medallion builds it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     @property
     def model(self) -> ModelSection:

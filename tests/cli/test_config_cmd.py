@@ -78,3 +78,29 @@ def test_translate_writes_readmits_own_keys_which_validate_unchanged(tmp_path):
     shown = [json.loads(runner.invoke(app, ["config", "show", str(p)]).stdout)
              for p in (out, CONFS / "reference" / "model_config.json")]
     assert shown[0] == shown[1]
+
+
+def test_every_key_of_the_schema_has_a_description():
+    schema = json.loads(runner.invoke(app, ["config", "schema"]).stdout)
+    defs, missing = schema["$defs"], []
+
+    def walk(obj, path):
+        for key, prop in obj.get("properties", {}).items():
+            if not prop.get("description"):
+                missing.append(path + key)
+            ref = prop.get("$ref") or next((p["$ref"] for p in prop.get("anyOf", []) if "$ref" in p), None)
+            if ref:
+                walk(defs[ref.split("/")[-1]], f"{path}{key}.")
+
+    walk(schema, "")
+    assert missing == []
+    assert len(json.dumps(schema)) > 10_000  # the ~90 keys, not a stub
+
+
+def test_docs_configuration_md_is_generated_from_the_models():
+    # after changing a key: readmit config docs --out docs/configuration.md
+    page = (CONFS.parents[1] / "docs" / "configuration.md").read_text()
+    result = runner.invoke(app, ["config", "docs"])
+    assert result.exit_code == 0
+    assert result.stdout == page, "docs/configuration.md is stale: run `readmit config docs --out docs/configuration.md`"
+    assert "| `min_auc` | number | `0.6` | Alert, and retrain, below this ROC-AUC" in page
