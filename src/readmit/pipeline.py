@@ -482,6 +482,20 @@ def fetch_data(cache_dir: Any = None, *, force: bool = False) -> Any:
     return fetch_uci(cache_dir, force=force)
 
 
+def version() -> str:
+    """readmit's version (``readmit --version``)."""
+    import readmit  # the package itself (its __init__ holds only the version)
+
+    return readmit.__version__
+
+
+def check_month(month: str) -> str:
+    """``month`` if it is a YYYY-MM month, else ReadmitInputError (the storage layer's one rule)."""
+    from readmit.storage import check_month as check
+
+    return check(month)
+
+
 def synthesize(out: Any, *, rows: int, seed: int, with_snapshot: bool) -> Any:
     """Write a synthetic CSV with the UCI schema; return its path."""
     from readmit.data.synth import write_synthetic

@@ -142,7 +142,7 @@ def handle_errors(func: F) -> F:
 def month_flag(value: str | None) -> str | None:
     """A month option's check (``--start``, ``--end``, ``--month``): YYYY-MM, or a usage error
     that names the flag (exit 2)."""
-    from readmit.storage import check_month
+    from readmit.pipeline import check_month
 
     if value is None:
         return None

@@ -20,9 +20,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from readmit import __version__
+        from readmit.pipeline import version
 
-        typer.echo(f"readmit {__version__}")
+        typer.echo(f"readmit {version()}")
         raise typer.Exit()
 
 
