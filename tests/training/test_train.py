@@ -350,7 +350,7 @@ def test_the_reference_keys_no_tuning_and_a_fixed_threshold_are_honoured(make_se
                               "inference_config": {"prediction_threshold": 0.3}})
     messages: list[str] = []
     meta = train_algorithm(settings, "logistic_regression", progress=messages.append)
-    assert any("searching 1 candidate(s)" in m for m in messages)
+    assert any("searching 1 candidate x 5 group folds" in m for m in messages)
     assert meta["cv"]["method"] == "none" and len(meta["cv"]["candidates"]) == 1
     assert meta["best_params"] == {} and meta["search_space"] == {}
     assert meta["threshold"] == {**meta["threshold"], "value": 0.3, "rule": "fixed", "chosen_on": "fixed"}

@@ -255,7 +255,7 @@ def tune(pipe: Any, space: dict[str, Any], X: pl.DataFrame, y: np.ndarray, folds
     candidates = 1 if tuning.method == "none" else tuning.n_iter
     jobs = max(1, min(resolve_n_jobs(tuning.n_jobs), candidates * len(folds)))
     search = make_searcher(pipe, space, folds, tuning, seed, jobs)
-    say(f"searching {candidates} candidate(s) x {len(folds)} {tuning.cv_strategy} folds "
+    say(f"searching {candidates} candidate{'s' if candidates != 1 else ''} x {len(folds)} {tuning.cv_strategy} folds "
         f"on {X.height} rows ({jobs} parallel fits, scoring {tuning.scoring})")
     started = time.perf_counter()
     with _quiet():
