@@ -132,7 +132,7 @@ FEATURE_DEFINITIONS: dict[str, str] = {
     ),
     "race": "Race as recorded; Missing when not recorded.",
     "gender": "Female, Male or Missing (UCI Unknown/Invalid).",
-    "admission_type": "admission_type_id as a string code (see IDs_mapping.csv); Missing if absent.",
+    "admission_type": "admission_type_id as a string code (see `IDs_mapping.csv` inside the UCI zip); Missing if absent.",
     "discharge_disposition": "discharge_disposition_id as a string code; Missing if absent.",
     "admission_source": "admission_source_id as a string code; Missing if absent.",
     "payer_group": "payer_code grouped: Medicare (MC), Medicaid (MD), SelfPay (SP), Missing, Private/Other.",
