@@ -211,7 +211,8 @@ def test_the_reference_projects_own_config_is_accepted_and_honoured(caplog, monk
     assert cfg.monitoring_config.min_auc == 0.70 and cfg.monitoring_config.psi_warning == 0.1
     assert cfg.temporal_splits.oot.description.startswith("Out-of-Time window")
     # one warning line per key whose meaning readmit deliberately does not follow, naming it
-    warned = sorted(r.getMessage().split(": ")[1] for r in caplog.records if r.levelname == "WARNING")
+    warned = sorted(r.getMessage().split(": ")[2] for r in caplog.records if r.levelname == "WARNING")
+    assert all(r.getMessage().startswith(f"warning: {REFERENCE_CONFIG}: ") for r in caplog.records)
     assert warned == ["model_config.experiment_name", "model_config.test_size",
                       "monitoring_config.minimum_performance_threshold.accuracy",
                       "training_config.class_weight", "training_config.feature_importance_threshold",

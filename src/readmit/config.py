@@ -668,17 +668,21 @@ def translate_reference(data: dict[str, Any]) -> tuple[dict[str, Any], list[KeyN
 
 
 def reference_warnings(notes: list[KeyNote], source: str) -> None:
-    """One warning line per key readmit deliberately does not follow (once per file and process)."""
+    """One warning line per key readmit deliberately does not follow: once per file and process,
+    and not again in the step processes `readmit run` starts (they get WARNED_ENV)."""
     import logging
 
+    if os.environ.get(WARNED_ENV) == source:
+        return
     log = logging.getLogger("readmit.config")
     for n in notes:
         if n.warning and (source, n.key) not in _WARNED:
             _WARNED.add((source, n.key))
-            log.warning("%s: %s: %s", source, n.key, n.became)
+            log.warning("warning: %s: %s: %s", source, n.key, n.became)
 
 
 _WARNED: set[tuple[str, str]] = set()
+WARNED_ENV = "READMIT_CONFIG_WARNED"  # the config file whose warnings the parent process printed
 
 
 def _keys_at(loc: tuple[Any, ...]) -> list[str]:
