@@ -355,3 +355,5 @@ def test_the_reference_keys_no_tuning_and_a_fixed_threshold_are_honoured(make_se
     assert meta["best_params"] == {} and meta["search_space"] == {}
     assert meta["threshold"] == {**meta["threshold"], "value": 0.3, "rule": "fixed", "chosen_on": "fixed"}
     assert meta["performance"]["oot"]["threshold"] == 0.3
+    # a window's description is a note: not part of the windows models are compared on
+    assert meta["temporal_splits"]["train"] == {"start_date": "1999-01-01", "end_date": "2005-12-31"}

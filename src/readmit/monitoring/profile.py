@@ -198,7 +198,8 @@ def _training_window(settings: Settings, metadata: dict[str, Any], data: Any = N
     from readmit.training.split import load_gold
 
     splits = metadata.get("temporal_splits")
-    if data is None or (splits and TemporalSplits.model_validate(splits) != settings.config.temporal_splits):
+    own = TemporalSplits.model_validate(splits).dates() if splits else None
+    if data is None or (own and own != settings.config.temporal_splits.dates()):
         if splits:
             config = settings.config.model_copy(update={"temporal_splits": TemporalSplits.model_validate(splits)})
             settings = replace(settings, config=config)

@@ -354,7 +354,7 @@ def build_metadata(settings: Settings, algorithm: str, data: GoldData, tuned: Tu
         "algorithm": algorithm,
         "training_date": datetime.now(UTC).isoformat(),
         "temporal_window_mode": cfg.temporal_window_mode,
-        "temporal_splits": cfg.temporal_splits.model_dump(mode="json"),
+        "temporal_splits": cfg.temporal_splits.dates(),
         "label": {"target": cfg.model.target, "column": LABEL, "label_maturity_days": tc.label_maturity_days,
                   "exclude_death_hospice": tc.exclude_death_hospice},
         "features": {"numeric": list(fs.numeric), "categorical": list(fs.categorical)},
