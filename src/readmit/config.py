@@ -60,12 +60,12 @@ class TemporalSplits(_Strict):
     """The test window: choosing the model (selection.window test) and the decision threshold."""
     oot: Window = Window(start_date=date(2008, 1, 1), end_date=date(2008, 12, 31),
                          description="out-of-time holdout: the unseen estimate, and promotion's window")
+    """The out-of-time window: the unseen estimate, and the window `readmit promote` scores on by default."""
 
     def dates(self) -> dict[str, Any]:
         """The windows' dates alone, as JSON: what model metadata records and comparisons compare
         (a description is a note for people; changing it changes no window)."""
         return self.model_dump(mode="json", exclude={name: {"description"} for name in ("train", "test", "oot")})
-    """The out-of-time window: the unseen estimate, and the window `readmit promote` scores on by default."""
 
 
 def model_name_problem(name: object) -> str | None:
