@@ -77,7 +77,9 @@ def model_name_problem(name: object) -> str | None:
 
 
 class ModelSection(_Strict):
-    model_name: str = Field("readmission", description="One folder under {registry_uri}/models/.")
+    model_name: str = Field("readmission", description=(
+        "The registry's model name: one folder under {registry_uri}/models/ (in each version's metadata: "
+        "registered_model; the metadata's model_name is the algorithm, as in the seed's contract)."))
     registry_uri: str = "./model_registry"
     """Model registry root: a folder or s3://bucket/prefix (READMIT_REGISTRY_URI and --registry override it)."""
     # the label the models predict; readmit.training.split.TARGETS maps it to its gold column
