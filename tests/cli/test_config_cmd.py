@@ -104,3 +104,29 @@ def test_docs_configuration_md_is_generated_from_the_models():
     assert result.exit_code == 0
     assert result.stdout == page, "docs/configuration.md is stale: run `readmit config docs --out docs/configuration.md`"
     assert "| `min_auc` | number | `0.6` | Alert, and retrain, below this ROC-AUC" in page
+
+
+def test_a_command_on_the_reference_config_warns_once_per_key_not_followed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from readmit.cli import main; main()", "check", "--config",
+         str(CONFS / "reference" / "model_config.json"), "--datamart", str(tmp_path / "dm")],
+        capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"})
+    assert done.returncode == 1  # no gold here; the config itself passes its gate
+    assert "model_config │ pass" in " ".join(done.stdout.split())
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 6, done.stderr
+    assert sum("training_config.class_weight: not used" in w for w in warnings) == 1
+
+
+def test_the_seeds_change_algorithms_example_validates_on_the_command_line(tmp_path):
+    path = tmp_path / "seed.json"
+    path.write_text(json.dumps({"training_config": {"algorithms": ["xgboost"], "hyperparameter_tuning": True}}))
+    result = runner.invoke(app, ["config", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "algorithms: xgboost" in result.output
+    assert "training_config.hyperparameter_tuning -> training_config.hyperparameter_tuning.method = random_search" \
+        in " ".join(result.output.split())
