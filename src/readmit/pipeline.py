@@ -17,8 +17,9 @@ Graphs:
   replaces the champion only if the written rules of ``governance_config`` say so (never forced).
 - ``inference``: two gates (a champion exists and verifies; the months' gold exists), then
   ``predict``: the champion (and the challenger, under an A/B test) scores gold months into
-  ``gold/model_predictions``. Monthly in Airflow; by default the latest gold month.
-- ``monitoring``: after inference, each month: a gate (the month has predictions), then the
+  ``gold/model_predictions``, then ``trigger_monitoring`` starts ``monitoring`` on the months
+  just scored. Monthly in Airflow; by default the latest gold month.
+- ``monitoring``: after inference (which triggers it), each month: a gate (the month has predictions), then the
   monitoring run (drift, performance, a keep/watch/retrain decision); a retrain decision
   triggers ``training`` when ``monitoring_config.auto_retrain`` is set.
 """
@@ -39,6 +40,7 @@ from typing import Any
 
 from readmit.config import WARNED_ENV, Settings
 from readmit.errors import ReadmitError, ReadmitInputError
+from readmit.jsonsafe import jsonable
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Step:
     doc: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)  # fixed keyword arguments of func
     triggers: str | None = None  # starts this graph: a TriggerDagRunOperator in Airflow, ``func`` locally
+    months_from: str | None = None  # with triggers: the triggered run gets the months this step's result lists
 
     def resolve(self) -> Callable[..., Any]:
         if callable(self.func):
@@ -221,6 +224,9 @@ INFERENCE = Graph(
              doc="Score the months with the champion (champion and challenger under an enabled "
                  "inference_config.ab_test): risk, flag, risk band, top reasons; each month's partition of "
                  "`gold/model_predictions` is replaced atomically."),
+        Step(id="trigger_monitoring", func="readmit.pipeline.monitor_months", depends_on=("predict",),
+             triggers="monitoring", months_from="predict",
+             doc="Start `diab_monitoring` on the months `predict` scored (drift, performance, decision)."),
     ),
 )
 
@@ -320,7 +326,7 @@ def summarize(result: Any) -> Any:
         result = result.as_dict()
     elif isinstance(result, list | tuple):
         result = [r.as_dict() if hasattr(r, "as_dict") else r for r in result]
-    return json.loads(json.dumps(result, default=str))
+    return jsonable(result)
 
 
 # -- the local runner ---------------------------------------------------------------------------
@@ -492,8 +498,8 @@ def version() -> str:
 
 
 def check_month(month: str) -> str:
-    """``month`` if it is a YYYY-MM month, else ReadmitInputError (the storage layer's one rule)."""
-    from readmit.storage import check_month as check
+    """``month`` if it is a YYYY-MM month, else ReadmitInputError (the one rule, readmit.months)."""
+    from readmit.months import check_month as check
 
     return check(month)
 
@@ -530,7 +536,7 @@ def check(settings: Settings, *, as_of: Any = None) -> list[Any]:
 
 def check_invalid_config(error: Any) -> list[Any]:
     """The gates' results when the config itself does not load: the first fails, the rest do not run."""
-    from readmit.training.gates import CheckResult
+    from readmit.checks import CheckResult
 
     first, *rest = gate_names()
     return [CheckResult(first, False, " ".join(str(error).split()), {"problems": getattr(error, "problems", [])})] + [
@@ -595,9 +601,19 @@ def retrain(settings: Settings) -> list[dict[str, Any]]:
     return [o.as_dict() for o in run_graphs(settings, ["training"])]
 
 
+def monitor_months(settings: Settings, start_month: str | None = None,
+                   end_month: str | None = None) -> list[dict[str, Any]]:
+    """Run the monitoring graph on this machine (what ``trigger_monitoring`` does outside Airflow);
+    an empty month means the monitoring graph's default, the data's last month."""
+    defaults = MONITORING.runtime_params(settings)
+    months = {"start_month": start_month or defaults["start_month"], "end_month": end_month or defaults["end_month"]}
+    return [o.as_dict() for o in run_graphs(settings, ["monitoring"], params=months)]
+
+
 def monitor(settings: Settings, *, start_month: str, end_month: str, as_of: Any = None,
-            alias: str = "champion", progress: Any = None) -> dict[str, Any]:
-    """Monitor the model an alias points at over a month range; write and return the record."""
+            alias: str = "champion", progress: Any = None) -> Any:
+    """Monitor the model an alias points at over a month range; write and return the record
+    (a :class:`readmit.monitoring.record.MonitoringRecord`)."""
     from readmit.monitoring.monitor import run_monitoring
 
     return run_monitoring(settings, start_month=start_month, end_month=end_month, as_of=as_of, alias=alias,
@@ -625,6 +641,13 @@ def promote(settings: Settings, *, candidate: str | None = None, force: bool = F
     from readmit.governance.promote import promote as run_promotion
 
     return run_promotion(settings, candidate=candidate, force=force, reason=reason)
+
+
+def name_challenger(settings: Settings, candidate: str, *, reason: str | None = None) -> dict[str, Any]:
+    """Make ``candidate`` the challenger (what an A/B test scores against the champion)."""
+    from readmit.governance.promote import name_challenger as run_name_challenger
+
+    return run_name_challenger(settings, candidate, reason=reason)
 
 
 def rollback(settings: Settings, *, reason: str | None = None) -> dict[str, Any]:
@@ -677,7 +700,7 @@ def default_parallel(settings: Settings) -> bool:
     algorithms side by side only adds contention: on 2 cores, the full UCI data and the default
     search (20 candidates x 5 folds), one after another took 88 s, in parallel 168 s.
     """
-    from readmit.training.train import available_cpus, resolve_n_jobs
+    from readmit.runtime import available_cpus, resolve_n_jobs
 
     tc = settings.config.training_config
     n_jobs = resolve_n_jobs(tc.hyperparameter_tuning.n_jobs)

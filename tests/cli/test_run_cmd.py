@@ -43,7 +43,7 @@ def test_step_list_shows_both_graphs_in_order():
     assert [s["step"] for s in training][-2:] == ["compare_models", "promote"]
     assert training[-2] == {**training[-2], "step": "compare_models", "kind": "light"}
     assert [s["step"] for s in steps if s["graph"] == "inference"] == [
-        "check_champion", "check_inference_gold", "predict"]
+        "check_champion", "check_inference_gold", "predict", "trigger_monitoring"]
     assert [s["step"] for s in steps if s["graph"] == "monitoring"] == [
         "check_predictions_exist", "monitor", "check_retrain_needed", "trigger_training"]
     assert {s["step"]: s["kind"] for s in steps}["train_xgboost"] == "heavy"
@@ -149,11 +149,11 @@ def test_run_end_to_end_then_rerun_in_parallel(where, tmp_path):
 ])
 def test_parallel_by_default_only_when_every_search_gets_its_own_cores(monkeypatch, cpus, n_jobs, algorithms,
                                                                         expected):
+    from readmit import runtime
     from readmit.cli.run_cmd import default_parallel
     from readmit.config import Settings, parse_config
-    from readmit.training import train
 
-    monkeypatch.setattr(train, "available_cpus", lambda: cpus)
+    monkeypatch.setattr(runtime, "available_cpus", lambda: cpus)
     cfg = parse_config({"training_config": {"algorithms": algorithms,
                                             "hyperparameter_tuning": {"n_jobs": n_jobs}}})
     settings = Settings(config=cfg, config_uri=None, raw_path=None, datamart_uri="d", registry_uri="r")

@@ -1,8 +1,8 @@
 """A served model on the real UCI data: gold, two calibrated models, aliases, 2008 predictions.
 
-Until the serving issue lands ``readmit predict``, the predictions are written here in its
-contract's schema (``gold/model_predictions``, one partition per month, real parquet through
-Storage): a champion (logistic regression) and a challenger (XGBoost), both trained at a small
+The predictions are written here by hand in ``readmit predict``'s schema
+(``gold/model_predictions``, one partition per month, real parquet through Storage), not by
+``readmit predict`` itself: a champion (logistic regression) and a challenger (XGBoost), both trained at a small
 budget by ``readmit.training.train_algorithm``, which calibrates them inside the training window
 (the out-of-time year stays unseen), patients split into the two arms by a
 stable hash of ``patient_nbr``. Loaded for the whole suite through ``pytest_plugins`` in
