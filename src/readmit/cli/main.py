@@ -20,9 +20,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from readmit.pipeline import version
+        import readmit  # the package itself: its __init__ holds only the version
 
-        typer.echo(f"readmit {version()}")
+        typer.echo(f"readmit {readmit.__version__}")
         raise typer.Exit()
 
 

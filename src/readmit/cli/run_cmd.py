@@ -84,13 +84,13 @@ def prepare_demo(folder: str) -> tuple[str, str]:
     import json
     from pathlib import Path
 
-    from readmit.pipeline import synthesize
+    from readmit.pipeline import write_synthetic
 
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     raw, config = root / "synthetic_diabetic_data.csv", root / "model_config.json"
     if not raw.exists():
-        synthesize(raw, rows=DEMO_ROWS, seed=42, with_snapshot=False)
+        write_synthetic(raw, rows=DEMO_ROWS, seed=42)
     config.write_text(json.dumps(DEMO_CONFIG, indent=2) + "\n")
     return str(raw), str(config)
 
@@ -167,7 +167,7 @@ def run(
         raise typer.Exit(1)
     locations = f"--datamart {settings.datamart_uri} --registry {settings.registry_uri}"
     if report:
-        from readmit.pipeline import report as build_report
+        from readmit.pipeline import build_report
 
         page = build_report(settings)
         if as_json:
