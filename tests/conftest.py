@@ -107,6 +107,35 @@ def uci_sample(uci_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# -- what makes a test slow ---------------------------------------------------------------------
+# A test that works on the whole real UCI file (through one of the fixtures below, directly or
+# through a fixture built on it), starts a Spark JVM or drives a browser is slow, whatever its
+# own marks say: the marker follows the fixture, so such a test cannot land in the fast loop by
+# forgetting `@pytest.mark.slow`. (``uci_zip`` alone is only a path: a test that reads a few lines
+# of the real file stays fast; one that reads all of it carries the mark itself.) Airflow
+# `dag.test()` runs and process pools carry the mark explicitly. `pytest -m "not slow"` is the
+# fast loop; CI runs everything.
+SLOW_FIXTURES: dict[str, str] = {
+    "uci_sample": "15% of the real data (the medallion and models built on it: uci_models, ...)",
+    "served": "the real data through the medallion, two models and a year of predictions",
+    "uci_bronze": "all real encounters as bronze",
+    "uci_raw": "the whole real file read",
+    "uci_zip_current_layout": "the whole real file repacked",
+    "uci_encounters": "the whole real file read",
+    "real_gold": "the medallion on the whole real file",
+    "cyclic_features": "the medallion on the whole real file",
+    "spark_session": "a local Spark session (a JVM)",
+    "chromium": "a headless Chromium",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(name in SLOW_FIXTURES for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 # -- a skip is a failure -----------------------------------------------------------------------
 # Every test here runs everywhere (the data is in ../shared/data, S3 is a local moto server,
 # Airflow is in the [airflow] extra), so a skip can only hide a broken set-up: the session fails.

@@ -58,12 +58,14 @@ def test_inference_dag_is_two_gates_then_predict_monthly(env):
                                                               "step_params": templated}
 
 
+@pytest.mark.slow  # dag.test()
 def test_without_a_champion_the_run_is_skipped_not_failed(env):
     run = inference_dag().test()
     assert states(run) == {"check_champion": "success", "check_inference_gold": "skipped", "predict": "skipped"}
     assert Storage(env.datamart).list_partitions(PREDICTIONS) == []
 
 
+@pytest.mark.slow  # dag.test()
 def test_a_month_without_gold_skips_the_scoring(env):
     crown(env)
     run = inference_dag().test(run_conf={"start_month": "2011-01", "end_month": "2011-01"})
@@ -71,6 +73,7 @@ def test_a_month_without_gold_skips_the_scoring(env):
     assert Storage(env.datamart).list_partitions(PREDICTIONS) == []
 
 
+@pytest.mark.slow  # dag.test()
 def test_a_tampered_champion_fails_its_gate_and_nothing_is_scored(env):
     crown(env)
     registry = Registry(env.registry)
