@@ -116,7 +116,7 @@ def uci_sample(uci_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 # `dag.test()` runs and process pools carry the mark explicitly. `pytest -m "not slow"` is the
 # fast loop; CI runs everything.
 SLOW_FIXTURES: dict[str, str] = {
-    "uci_sample": "15% of the real data (the medallion and models built on it: uci_models, ...)",
+    "uci_sample": "15% of the real data (and the medallion built on it)",
     "served": "the real data through the medallion, two models and a year of predictions",
     "uci_bronze": "all real encounters as bronze",
     "uci_raw": "the whole real file read",
@@ -169,11 +169,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 # Synthetic gold tables and small-budget training configs, shared by the training, checks,
 # registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings);
-# a trained and compared registry for the report and its CLI (fixtures: trained, registry_copy);
-# a model served on the real data with 2008 predictions, shared by the monitoring, CLI and
-# Airflow tests (fixtures: served, own_registry).
-# Real UCI gold with three trained models and no alias, for the serving, governance and inference
-# tests (fixtures: uci_models, uci_models_copy, uci_models_s3).
+# the small registry: synthetic gold with three models trained once and compared, no alias,
+# read-only, for the serving, governance, report, inference and CLI tests (fixtures:
+# small_models, small_models_copy, small_models_s3; the report's view: trained, registry_copy);
+# predictions written by the real scoring path, for the monitoring, CLI and Airflow tests: on the
+# small registry (fixtures: small_served, small_own_registry) and on the real data (fixtures:
+# served, own_registry).
 # A local Spark session and data_config per engine (fixtures: spark_session, engine_config).
-pytest_plugins = ("training.gold_fixtures", "report.report_fixtures", "monitoring.served_fixtures",
-                  "serving.model_fixtures", "data.spark_fixtures")
+pytest_plugins = ("training.gold_fixtures", "serving.model_fixtures", "report.report_fixtures",
+                  "monitoring.served_fixtures", "data.spark_fixtures")

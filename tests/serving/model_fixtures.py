@@ -1,18 +1,26 @@
-"""Real data, trained and ready to serve: gold from the UCI sample and a registry with 3 models.
+"""Trained and ready to serve: a small registry trained once per session, read-only, and copies.
 
 Loaded for the whole suite through ``pytest_plugins`` in tests/conftest.py (the serving,
-governance, CLI and Airflow tests share it). Built once per session: the medallion on the
-15% UCI sample, then logistic regression, XGBoost and random forest with a tiny search budget,
-then the comparison. No alias is set. Tests that change anything work on a copy
-(``uci_models_copy``).
+governance, report, monitoring, CLI and Airflow tests share it). Built once: synthetic gold
+(tests/training/gold_fixtures.py, 1999-2008), then logistic regression, XGBoost and random forest
+through ``pipeline.train`` (so each version has its profile and model card, as at registration)
+at the smallest budgets (1 candidate, 2 folds, the minimum bootstrap), then the comparison. No
+alias is set.
+
+``small_models`` is read-only on disk: its files and folders lose their write bits, and because
+root ignores those bits, its files are also fingerprinted when built and checked when the session
+ends (a test that wrote into it fails the run). Tests that change anything work on a copy
+(``small_models_copy``, ``small_models_s3``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import stat
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +28,15 @@ import pytest
 
 from readmit import pipeline
 from readmit.config import Settings, load_settings
+from training.gold_fixtures import SMALL_BUDGET, synthetic_gold_frames, write_gold
 
+ALGORITHMS = ["logistic_regression", "xgboost", "random_forest"]
 TINY_SERVING_BUDGET: dict[str, Any] = {
     "training_config": {
-        "algorithms": ["logistic_regression", "xgboost", "random_forest"],
+        **SMALL_BUDGET["training_config"],
+        "algorithms": ALGORITHMS,
         "hyperparameter_tuning": {"n_iter": 1, "cv_folds": 2, "n_jobs": 1},
-        "min_train_partitions": 3,
+        "bootstrap": {"resamples": 20},  # the smallest the config allows
     },
 }
 
@@ -35,7 +46,8 @@ class Served:
     config: str
     datamart: str
     registry: str
-    raw: str
+    raw: str | None = None
+    metadata: list[dict[str, Any]] = field(default_factory=list, compare=False)  # as pipeline.train returned it
 
     def settings(self, extra: dict[str, Any] | None = None, tmp: Path | None = None) -> Settings:
         config = self.config
@@ -58,38 +70,91 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# -- read-only on disk --------------------------------------------------------------------------
+
+_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
+def _tree(root: Path) -> list[Path]:
+    return [root, *sorted(root.rglob("*"))]
+
+
+def make_read_only(root: Path) -> None:
+    for path in _tree(root):
+        path.chmod(path.stat().st_mode & ~_WRITE)
+
+
+def make_writable(root: Path) -> None:
+    for path in _tree(root):
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file under ``root`` (folders by their listing)."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in _tree(root)[1:]}
+
+
+def writable_copy(source: str | Path, target: str | Path) -> Path:
+    """Copy a read-only tree; the copy is the test's own (writable, permissions not copied)."""
+    shutil.copytree(source, target, copy_function=shutil.copyfile)
+    make_writable(Path(target))
+    return Path(target)
+
+
+def changed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+# -- the small registry -------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="session")
-def uci_models(uci_sample, tmp_path_factory) -> Served:
-    """Gold (UCI sample) + 3 registered models + a comparison. Do not modify: use uci_models_copy."""
-    root = tmp_path_factory.mktemp("uci_models")
+def small_models(tmp_path_factory) -> Served:
+    """Synthetic gold + 3 registered models + a comparison, read-only: use small_models_copy to change anything."""
+    root = tmp_path_factory.mktemp("small_models")
     config = root / "model_config.json"
     config.write_text(json.dumps(TINY_SERVING_BUDGET))
-    s = Served(str(config), str(root / "datamart"), str(root / "registry"), str(uci_sample))
+    datamart, registry = root / "datamart", root / "registry"
+    write_gold(str(datamart), *synthetic_gold_frames())
+    s = Served(str(config), str(datamart), str(registry))
     settings = s.settings()
-    pipeline.medallion(settings, "all")
-    pipeline.train(settings)
+    metadata = pipeline.train(settings)
     pipeline.compare(settings)
-    return s
+    before = fingerprint(root)
+    make_read_only(root)
+    yield Served(s.config, s.datamart, s.registry, metadata=metadata)
+    make_writable(root)  # pytest may remove it later
+    changed = changed_files(before, fingerprint(root))
+    if changed:
+        pytest.fail(f"tests wrote into the shared read-only small_models ({root}): {', '.join(changed[:10])}; "
+                    "work on small_models_copy", pytrace=False)
 
 
 @pytest.fixture
-def uci_models_copy(uci_models, tmp_path) -> Served:
-    """A private copy of the uci_models datamart (gold only) and registry."""
-    shutil.copytree(uci_models.datamart + "/gold", tmp_path / "datamart" / "gold")
-    shutil.copytree(uci_models.registry, tmp_path / "registry")
-    return Served(uci_models.config, str(tmp_path / "datamart"), str(tmp_path / "registry"), uci_models.raw)
+def small_models_copy(small_models, tmp_path) -> Served:
+    """A private, writable copy of the small_models datamart (gold) and registry."""
+    writable_copy(Path(small_models.datamart) / "gold", tmp_path / "datamart" / "gold")
+    writable_copy(small_models.registry, tmp_path / "registry")
+    return Served(small_models.config, str(tmp_path / "datamart"), str(tmp_path / "registry"),
+                  metadata=small_models.metadata)
 
 
-@pytest.fixture
-def uci_models_s3(uci_models, s3_uri) -> Served:
-    """The uci_models registry and the 2008 gold (feature and label stores) on the moto S3 server."""
+def upload(local: Path, remote: str, keep=lambda rel: True) -> int:
+    """Every file under ``local`` to ``remote`` (bucket/prefix) in one bulk put; returns the count."""
     import s3fs
 
-    fs = s3fs.S3FileSystem()
+    files = {f"{remote}/{p.relative_to(local).as_posix()}": p.read_bytes() for p in sorted(local.rglob("*"))
+             if p.is_file() and keep(p.relative_to(local).as_posix())}
+    s3fs.S3FileSystem().pipe(files)
+    return len(files)
+
+
+@pytest.fixture
+def small_models_s3(small_models, s3_uri) -> Served:
+    """The small_models registry and the 2008 gold (feature and label stores) on the moto S3 server."""
     base = s3_uri.removeprefix("s3://")
-    for local, remote in ((Path(uci_models.datamart) / "gold", f"{base}/datamart/gold"),
-                          (Path(uci_models.registry), f"{base}/registry")):
-        files = {f"{remote}/{p.relative_to(local).as_posix()}": p.read_bytes() for p in sorted(local.rglob("*"))
-                 if p.is_file() and ("snapshot_month=" not in str(p) or "snapshot_month=2008-" in str(p))}
-        fs.pipe(files)
-    return Served(uci_models.config, f"{s3_uri}/datamart", f"{s3_uri}/registry", uci_models.raw)
+    upload(Path(small_models.datamart) / "gold", f"{base}/datamart/gold",
+           lambda rel: "snapshot_month=" not in rel or "snapshot_month=2008-" in rel)
+    upload(Path(small_models.registry), f"{base}/registry")
+    return Served(small_models.config, f"{s3_uri}/datamart", f"{s3_uri}/registry", metadata=small_models.metadata)
