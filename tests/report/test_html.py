@@ -262,18 +262,14 @@ def test_report_before_anything_exists(tmp_path, write_config):
     assert page.plots == {}
 
 
+@pytest.mark.slow  # the report reads every gold partition over S3: ~1,100 round trips to moto
 def test_report_on_s3(trained, s3_uri):
     """Registry and datamart on S3 (moto server): the same report, written to S3."""
-    import fsspec
-
     from readmit.config import load_settings
+    from serving.model_fixtures import upload
 
-    s3 = Storage(s3_uri).fs
-    local = fsspec.filesystem("file")
     for name in ("registry", "datamart"):
-        for path in local.find(str(trained[name])):
-            rel = Path(path).relative_to(trained[name]).as_posix()
-            s3.put_file(path, f"{s3_uri.removeprefix('s3://')}/{name}/{rel}")
+        upload(trained[name], f"{s3_uri.removeprefix('s3://')}/{name}")  # one bulk put, not a file at a time
     settings = load_settings(str(trained["config"]), datamart=f"{s3_uri}/datamart", registry=f"{s3_uri}/registry")
     result = pipeline.report(settings)
     assert result["path"].startswith(f"{s3_uri}/registry/reports/readmit_report_")
