@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -31,18 +34,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_moto(port: int, log: Path) -> subprocess.Popen:
+    """moto's S3 server in a process of its own (its work runs beside the tests, not under their GIL)."""
+    with log.open("wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"the moto S3 server did not start on port {port}: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
-def s3_endpoint():
-    """A real S3 endpoint over HTTP: moto's threaded server on 127.0.0.1.
+def s3_endpoint(tmp_path_factory):
+    """A real S3 endpoint over HTTP: one moto server for the session, on 127.0.0.1.
 
     The standard AWS environment variables point at it for the whole session, so the code under
     test reaches it exactly as it would reach AWS or MinIO (s3fs / boto3, AWS_ENDPOINT_URL).
     """
-    from moto.server import ThreadedMotoServer
-
     port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = _start_moto(port, tmp_path_factory.mktemp("moto") / "moto.log")
     url = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in (
         "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
@@ -56,7 +73,11 @@ def s3_endpoint():
     try:
         yield url
     finally:
-        server.stop()
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
