@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
+from read_only import writable_copy
 from readmit.config import Settings, load_settings
-from serving.model_fixtures import writable_copy
 
 OOT_MONTHS = [f"2008-{m:02d}" for m in range(1, 13)]
 AB_TEST = {"inference_config": {"ab_test": {"enabled": True, "challenger_share": 0.5}}}

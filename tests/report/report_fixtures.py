@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from read_only import writable_copy
 from readmit.config import load_settings
-from serving.model_fixtures import writable_copy
 
 
 @pytest.fixture(scope="session")

@@ -7,18 +7,14 @@ through ``pipeline.train`` (so each version has its profile and model card, as a
 at the smallest budgets (1 candidate, 2 folds, the minimum bootstrap), then the comparison. No
 alias is set.
 
-``small_models`` is read-only on disk: its files and folders lose their write bits, and because
-root ignores those bits, its files are also fingerprinted when built and checked when the session
-ends (a test that wrote into it fails the run). Tests that change anything work on a copy
-(``small_models_copy``, ``small_models_s3``).
+``small_models`` is read-only on disk (tests/read_only.py: no write bits, and fingerprinted, so
+a test that writes into it fails the session even as root). Tests that change anything work on
+a copy (``small_models_copy``, ``small_models_s3``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import stat
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from read_only import shared_read_only, writable_copy
 from readmit import pipeline
 from readmit.config import Settings, load_settings
 from training.gold_fixtures import SMALL_BUDGET, synthetic_gold_frames, write_gold
@@ -70,42 +67,6 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# -- read-only on disk --------------------------------------------------------------------------
-
-_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
-
-
-def _tree(root: Path) -> list[Path]:
-    return [root, *sorted(root.rglob("*"))]
-
-
-def make_read_only(root: Path) -> None:
-    for path in _tree(root):
-        path.chmod(path.stat().st_mode & ~_WRITE)
-
-
-def make_writable(root: Path) -> None:
-    for path in _tree(root):
-        path.chmod(path.stat().st_mode | stat.S_IWUSR)
-
-
-def fingerprint(root: Path) -> dict[str, str]:
-    """relative path -> sha256 of every file under ``root`` (folders by their listing)."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in _tree(root)[1:]}
-
-
-def writable_copy(source: str | Path, target: str | Path) -> Path:
-    """Copy a read-only tree; the copy is the test's own (writable, permissions not copied)."""
-    shutil.copytree(source, target, copy_function=shutil.copyfile)
-    make_writable(Path(target))
-    return Path(target)
-
-
-def changed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-
-
 # -- the small registry -------------------------------------------------------------------------
 
 
@@ -121,14 +82,8 @@ def small_models(tmp_path_factory) -> Served:
     settings = s.settings()
     metadata = pipeline.train(settings)
     pipeline.compare(settings)
-    before = fingerprint(root)
-    make_read_only(root)
-    yield Served(s.config, s.datamart, s.registry, metadata=metadata)
-    make_writable(root)  # pytest may remove it later
-    changed = changed_files(before, fingerprint(root))
-    if changed:
-        pytest.fail(f"tests wrote into the shared read-only small_models ({root}): {', '.join(changed[:10])}; "
-                    "work on small_models_copy", pytrace=False)
+    with shared_read_only(root, "small_models", "small_models_copy"):
+        yield Served(s.config, s.datamart, s.registry, metadata=metadata)
 
 
 @pytest.fixture
