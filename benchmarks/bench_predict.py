@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_predict.py SOURCE_DATAMART REGISTRY
         [--rows 1000000,3000000,10000000] [--rows-per-month 500000]
-        [--algorithms xgboost,logistic_regression,random_forest] [--one-pipeline] [--before-src SRC]
+        [--algorithms xgboost,logistic_regression,random_forest] [--before-src SRC]
         [--work DIR] [--out benchmarks/results/predict.json]
 
 SOURCE_DATAMART and REGISTRY come from ``readmit run`` on the full UCI data. The benchmark
@@ -13,13 +13,6 @@ real gold row drawn at random (with a fresh encounter_id), then scores the first
 with the latest model of each algorithm, in a fresh ``readmit predict`` process per measurement
 (wall time and peak RSS of that process). Memory should stay flat as N grows: scoring streams
 one month at a time.
-
-``--one-pipeline`` also scores, for every model saved with several fitted pipelines (scikit-learn's
-``CalibratedClassifierCV``, one per calibration fold: models trained before the one-pipeline
-calibration), a variant in the shape training saves now: ``CalibratedModel(pipeline,
-calibrator)`` with the first fold's pipeline and its isotonic calibrator (a sigmoid one keeps the
-scikit-learn shape, with that one pipeline). The variants are registered in a copy of REGISTRY
-under the scratch folder; REGISTRY itself is only read.
 
 ``--before-src SRC`` also scores every model with the ``readmit`` of another source tree (an
 earlier version's ``src/``), right after the current one, so both see the same load.
@@ -35,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -97,36 +89,6 @@ def latest_versions(registry: str) -> dict[str, str]:
     return out
 
 
-def one_pipeline_variants(registry: str, target: Path, versions: dict[str, str]) -> dict[str, str]:
-    """Copy ``registry`` to ``target`` and register, per model with several pipelines, a variant
-    with only its first pipeline + calibrator; returns algorithm -> variant version."""
-    import copy
-
-    from readmit.registry import Registry
-    from readmit.training import fitted_pipelines
-    from readmit.training.calibration import CalibratedModel
-
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(registry, target)
-    reg = Registry(str(target))
-    out = {}
-    for algorithm, version in versions.items():
-        model, meta = reg.load(algorithm, version)
-        if len(fitted_pipelines(model)) < 2:
-            continue
-        first = model.calibrated_classifiers_[0]
-        if first.method == "isotonic":
-            single = CalibratedModel(first.estimator, first.calibrators[0], "isotonic")
-        else:
-            single = copy.copy(model)
-            single.calibrated_classifiers_ = model.calibrated_classifiers_[:1]
-        saved = reg.save(algorithm, single, {**meta, "benchmark_variant": f"first of {len(fitted_pipelines(model))} "
-                                             f"pipelines of {algorithm}_v{version}"})
-        out[algorithm] = saved["version"]
-    return out
-
-
 def load() -> list[float]:
     return [round(x, 1) for x in os.getloadavg()]
 
@@ -138,8 +100,6 @@ def main() -> int:
     parser.add_argument("--rows", default="1000000,3000000,10000000")
     parser.add_argument("--rows-per-month", type=int, default=500_000)
     parser.add_argument("--algorithms", default="xgboost,logistic_regression,random_forest")
-    parser.add_argument("--one-pipeline", action="store_true",
-                        help="also score a one-pipeline variant of every calibrated model with several")
     parser.add_argument("--before-src", default=None, help="also score with the readmit of this src/ (an earlier version)")
     parser.add_argument("--work", default=None, help="scratch datamart (default: a temp folder, kept for reruns)")
     parser.add_argument("--out", default="benchmarks/results/predict.json")
@@ -156,10 +116,6 @@ def main() -> int:
     versions = latest_versions(args.registry)
     algorithms = args.algorithms.split(",")
     models = [(a, a, versions[a], args.registry) for a in algorithms]  # (label, algorithm, version, registry)
-    if args.one_pipeline:
-        variants_at = work / "registry_one_pipeline"
-        variants = one_pipeline_variants(args.registry, variants_at, {a: versions[a] for a in algorithms})
-        models += [(f"{a} (1 pipeline)", a, v, str(variants_at)) for a, v in variants.items()]
     env = {**os.environ, "READMIT_ACTOR": "bench"}
     rows = []
     for count in counts:

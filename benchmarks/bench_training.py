@@ -83,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from readmit.config import load_settings
+    from readmit.runtime import available_cpus
     from readmit.training import train_algorithm
     from readmit.training.compare import compare_models
     from readmit.training.split import load_gold
-    from readmit.training.train import available_cpus
 
     registry = args.registry or tempfile.mkdtemp(prefix="bench_registry_")
     settings = load_settings(args.config, datamart=args.datamart, registry=registry, raw=args.raw)

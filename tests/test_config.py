@@ -1,4 +1,5 @@
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,33 @@ def test_valid_configs_load(path):
 def test_shipped_config_equals_the_defaults():
     shipped = json.loads((REPO / "conf" / "model_config.json").read_text())
     assert shipped == ReadmitConfig().to_json_dict()
-    cfg = load_config(REPO / "conf" / "model_config.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the shipped file uses no deprecated key
+        cfg = load_config(REPO / "conf" / "model_config.json")
     assert cfg.training_config.hyperparameter_tuning.n_iter == 20
     assert cfg.training_config.hyperparameter_tuning.cv_folds == 5
     assert cfg.training_config.algorithms == ["logistic_regression", "random_forest", "xgboost"]
     assert str(cfg.temporal_splits.test.start_date) == "2006-01-01"
     assert str(cfg.temporal_splits.oot.end_date) == "2008-12-31"
+
+
+def test_the_old_bootstrap_key_is_still_read_with_a_warning_naming_the_new_one():
+    from readmit.config import DeprecatedKeyWarning
+
+    old = {"monitoring_config": {"bootstrap_samples": 500, "psi_alert": 0.3}}
+    with pytest.warns(DeprecatedKeyWarning, match="monitoring_config.bootstrap_samples is deprecated; read as "
+                      "training_config.bootstrap.resamples = 500"):
+        cfg = parse_config(old)
+    assert cfg.training_config.bootstrap.resamples == 500 and cfg.monitoring_config.psi_alert == 0.3
+    assert old == {"monitoring_config": {"bootstrap_samples": 500, "psi_alert": 0.3}}  # the input is not changed
+    assert "bootstrap_samples" not in cfg.to_json_dict()["monitoring_config"]
+    # a config copied from the old shipped file holds both keys: the new one is what counts
+    both = {"monitoring_config": {"bootstrap_samples": 1000}, "training_config": {"bootstrap": {"resamples": 300}}}
+    with pytest.warns(DeprecatedKeyWarning, match=r"ignored: training_config.bootstrap.resamples is also given "
+                      r"\(300\)"):
+        assert parse_config(both).training_config.bootstrap.resamples == 300
+    with pytest.warns(DeprecatedKeyWarning), pytest.raises(ConfigError, match="training_config.bootstrap.resamples"):
+        parse_config({"monitoring_config": {"bootstrap_samples": 5}})
 
 
 def test_overlapping_windows_are_rejected_with_their_path():

@@ -11,12 +11,16 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "readmit"
 
-GROUND = {"config", "storage", "errors"}
+# Ground-floor rooms of things every floor shares (months, JSON, cores, lineage, a gate's
+# result): each imports at most the errors.
+SHARED = {"months", "jsonsafe", "runtime", "lineage", "checks"}
+GROUND = {"config", "storage", "errors"} | SHARED
 # room -> the rooms it may import (its own room is always allowed)
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
-    "storage": {"errors"},
-    "config": {"errors", "storage"},
+    **{room: {"errors"} for room in SHARED},
+    "storage": {"errors"} | SHARED,
+    "config": {"errors", "storage"} | SHARED,
     "data": GROUND,
     "registry": GROUND,
     "training": GROUND | {"data", "registry"},
@@ -73,3 +77,19 @@ def test_the_command_line_reaches_the_layers_only_through_pipeline():
     for path in sorted((SRC / "cli").glob("*.py")):
         rooms = {_room(m) for m in _imports(path)}
         assert rooms <= {"cli", "pipeline", "config", "errors"}, (path.name, rooms)
+
+
+def test_no_floor_imports_training_for_a_shared_helper():
+    """What every floor needs (cores, JSON, lineage, a gate's result, months) lives on the ground
+    floor, so serving, monitoring and the report never reach into training's modules for it."""
+    shared = {"available_cpus", "resolve_n_jobs", "jsonable", "git_revision", "library_versions",
+              "CheckResult", "Progress", "months_between", "check_month", "is_mature"}
+    wrong = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.relative_to(SRC).parts[0] == "training":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("readmit.training"):
+                wrong += [f"{path.relative_to(SRC)} imports {a.name} from {node.module}"
+                          for a in node.names if a.name in shared]
+    assert not wrong, "\n".join(wrong)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -30,8 +31,10 @@ from pydantic import (
 from readmit.errors import ConfigError, ReadmitInputError
 
 DEFAULT_CONFIG_PATH = "conf/model_config.json"
+# The algorithms' names, in the order they train: the one list readmit.training.algorithms.ALGORITHMS
+# is built on (and checked against), kept here because the config cannot import training.
 KNOWN_ALGORITHMS = ("logistic_regression", "random_forest", "xgboost")
-Algorithm = Literal["logistic_regression", "random_forest", "xgboost"]
+Algorithm = Literal[KNOWN_ALGORITHMS]
 # A model name is one folder under ``{registry_uri}/models/``: never "." or "..", never a path.
 MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
@@ -109,7 +112,10 @@ class SelectionSection(_Strict):
 
 
 class BootstrapSection(_Strict):
-    """Confidence intervals of ROC-AUC and Brier: ``resamples`` draws of patients (not rows)."""
+    """The patient bootstrap of every interval readmit reports: ``resamples`` draws of patients
+    (not rows) for training's confidence intervals of ROC-AUC and Brier (at ``level``) and for the
+    A/B report's 95% intervals of the differences (it read ``monitoring_config.bootstrap_samples``
+    before, a key still accepted: see :data:`DEPRECATED_KEYS`)."""
 
     resamples: StrictInt = Field(300, ge=20, le=10000)
     level: float = Field(0.95, gt=0.5, lt=1)
@@ -219,7 +225,6 @@ class MonitoringSection(_Strict):
     observed_expected_low: float = Field(0.8, gt=0)
     observed_expected_high: float = Field(1.25, gt=0)
     auto_retrain: bool = False
-    bootstrap_samples: int = Field(1000, ge=100)
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringSection:
@@ -269,6 +274,43 @@ class DataSection(_Strict):
     spark: SparkSection = SparkSection()
 
 
+class DeprecatedKeyWarning(FutureWarning):
+    """A config key that is still read but has moved: the message names its new place.
+
+    A FutureWarning, so that it shows by default (a DeprecationWarning is hidden outside
+    ``__main__``): the person who reads it is the one who edits the config file."""
+
+
+# old key -> the key that replaces it: still read, mapped onto the new key, and warned about
+DEPRECATED_KEYS = {"monitoring_config.bootstrap_samples": "training_config.bootstrap.resamples"}
+
+
+def _move_deprecated_keys(data: Any) -> Any:
+    """``data`` (never changed itself) with ``monitoring_config.bootstrap_samples`` moved to
+    ``training_config.bootstrap.resamples``, the one key for the bootstrap's draws; the new key
+    wins when both are given. Warns with a :class:`DeprecatedKeyWarning`."""
+    monitoring = data.get("monitoring_config") if isinstance(data, dict) else None
+    if not isinstance(monitoring, dict) or "bootstrap_samples" not in monitoring:
+        return data
+    old, new = next(iter(DEPRECATED_KEYS.items()))
+    value = monitoring["bootstrap_samples"]
+    data = {**data, "monitoring_config": {k: v for k, v in monitoring.items() if k != "bootstrap_samples"}}
+    training = data.get("training_config", {})
+    bootstrap = training.get("bootstrap", {}) if isinstance(training, dict) else None
+    if not isinstance(bootstrap, dict):  # validation reports the malformed section
+        note = "not read, training_config.bootstrap being invalid"
+    elif "resamples" in bootstrap:
+        kept = bootstrap["resamples"]
+        note = f"ignored: {new} is also given ({kept!r}) and is the one used" if kept != value else \
+            f"{new} gives the same value"
+    else:
+        data["training_config"] = {**training, "bootstrap": {**bootstrap, "resamples": value}}
+        note = f"read as {new} = {value!r} (training's intervals and the A/B report's share it)"
+    warnings.warn(f"{old} is deprecated; {note}. Fix: write {new} instead and delete {old}",
+                  DeprecatedKeyWarning, stacklevel=2)
+    return data
+
+
 class ReadmitConfig(_Strict):
     # "absolute": temporal_splits are fixed calendar dates (the reference project's only mode);
     # rows are assigned to a window by snapshot_date (readmit.training.split.window_expr).
@@ -282,6 +324,11 @@ class ReadmitConfig(_Strict):
     data_config: DataSection = DataSection()
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_keys(cls, data: Any) -> Any:
+        return _move_deprecated_keys(data)
 
     @property
     def model(self) -> ModelSection:

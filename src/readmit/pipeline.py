@@ -39,6 +39,7 @@ from typing import Any
 
 from readmit.config import Settings
 from readmit.errors import ReadmitError, ReadmitInputError
+from readmit.jsonsafe import jsonable
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,7 @@ def summarize(result: Any) -> Any:
         result = result.as_dict()
     elif isinstance(result, list | tuple):
         result = [r.as_dict() if hasattr(r, "as_dict") else r for r in result]
-    return json.loads(json.dumps(result, default=str))
+    return jsonable(result)
 
 
 # -- the local runner ---------------------------------------------------------------------------
@@ -512,7 +513,7 @@ def check(settings: Settings, *, as_of: Any = None) -> list[Any]:
 
 def check_invalid_config(error: Any) -> list[Any]:
     """The gates' results when the config itself does not load: the first fails, the rest do not run."""
-    from readmit.training.gates import CheckResult
+    from readmit.checks import CheckResult
 
     first, *rest = gate_names()
     return [CheckResult(first, False, " ".join(str(error).split()), {"problems": getattr(error, "problems", [])})] + [
@@ -578,8 +579,9 @@ def retrain(settings: Settings) -> list[dict[str, Any]]:
 
 
 def monitor(settings: Settings, *, start_month: str, end_month: str, as_of: Any = None,
-            alias: str = "champion", progress: Any = None) -> dict[str, Any]:
-    """Monitor the model an alias points at over a month range; write and return the record."""
+            alias: str = "champion", progress: Any = None) -> Any:
+    """Monitor the model an alias points at over a month range; write and return the record
+    (a :class:`readmit.monitoring.record.MonitoringRecord`)."""
     from readmit.monitoring.monitor import run_monitoring
 
     return run_monitoring(settings, start_month=start_month, end_month=end_month, as_of=as_of, alias=alias,
@@ -659,7 +661,7 @@ def default_parallel(settings: Settings) -> bool:
     algorithms side by side only adds contention: on 2 cores, the full UCI data and the default
     search (20 candidates x 5 folds), one after another took 88 s, in parallel 168 s.
     """
-    from readmit.training.train import available_cpus, resolve_n_jobs
+    from readmit.runtime import available_cpus, resolve_n_jobs
 
     tc = settings.config.training_config
     n_jobs = resolve_n_jobs(tc.hyperparameter_tuning.n_jobs)

@@ -44,10 +44,11 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from readmit.errors import LocationError, ReadmitError, ReadmitInputError, StorageError
+from readmit.jsonsafe import dumps
+from readmit.months import check_month
 
 PARTITION_FILE = "data.parquet"
 _PARTITION_DIR = re.compile(r"^snapshot_month=(\d{4}-\d{2})$")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def is_remote(uri: str) -> bool:
@@ -275,37 +276,6 @@ def _link_exclusive(tmp: str, target: str, data: bytes) -> None:
             os.fsync(fh.fileno())
 
 
-def check_month(month: str) -> str:
-    if not _MONTH.match(month):
-        raise ReadmitInputError(
-            f"invalid month {month!r}", fix="write months as YYYY-MM, for example 2005-03"
-        )
-    return month
-
-
-def check_month_range(start: str | None, end: str | None) -> tuple[str | None, str | None]:
-    """Check a month range (``YYYY-MM`` or None = open): each month valid, start not after end."""
-    start = check_month(start) if start else None
-    end = check_month(end) if end else None
-    if start and end and start > end:
-        raise ReadmitInputError(
-            f"start month {start} is after end month {end}",
-            fix="give the start month before the end month",
-        )
-    return start, end
-
-
-def months_between(start: str, end: str) -> list[str]:
-    """Every month ``YYYY-MM`` from ``start`` to ``end``, both included (checked as
-    :func:`check_month_range` does)."""
-    start, end = check_month_range(start, end)
-    months, (y, m) = [], (int(start[:4]), int(start[5:]))
-    while f"{y:04d}-{m:02d}" <= end:
-        months.append(f"{y:04d}-{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return months
-
-
 class Storage:
     """A root location (local folder or ``s3://bucket/prefix``) and atomic I/O under it."""
 
@@ -399,7 +369,7 @@ class Storage:
         return json.loads(self.read_bytes(rel))
 
     def write_json(self, rel: str, obj: Any) -> None:
-        self.write_bytes(rel, json.dumps(obj, indent=2, sort_keys=False, default=str).encode())
+        self.write_bytes(rel, dumps(obj).encode())
 
     def listdir(self, rel: str = "") -> list[str]:
         """Names directly under ``rel`` (files and folders), sorted; [] when it does not exist

@@ -148,11 +148,11 @@ def test_run_end_to_end_then_rerun_in_parallel(where, tmp_path):
 ])
 def test_parallel_by_default_only_when_every_search_gets_its_own_cores(monkeypatch, cpus, n_jobs, algorithms,
                                                                         expected):
+    from readmit import runtime
     from readmit.cli.run_cmd import default_parallel
     from readmit.config import Settings, parse_config
-    from readmit.training import train
 
-    monkeypatch.setattr(train, "available_cpus", lambda: cpus)
+    monkeypatch.setattr(runtime, "available_cpus", lambda: cpus)
     cfg = parse_config({"training_config": {"algorithms": algorithms,
                                             "hyperparameter_tuning": {"n_jobs": n_jobs}}})
     settings = Settings(config=cfg, config_uri=None, raw_path=None, datamart_uri="d", registry_uri="r")

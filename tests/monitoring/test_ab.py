@@ -64,7 +64,7 @@ def ab_settings(tmp_path, write_config):
     def make(challenger_noise: bool):
         datamart = str(tmp_path / f"dm_{challenger_noise}")
         write_arms(datamart, challenger_noise)
-        cfg = write_config({"monitoring_config": {"bootstrap_samples": 300}})
+        cfg = write_config({"training_config": {"bootstrap": {"resamples": 300}}})
         return load_settings(cfg, datamart=datamart, registry=str(tmp_path / f"reg_{challenger_noise}"))
 
     return make

@@ -15,16 +15,18 @@ from readmit.data.layers import LABEL_STORE, PREDICTIONS
 from readmit.errors import ReadmitInputError
 from readmit.monitoring.monitor import run_monitoring
 from readmit.monitoring.performance import estimated_performance, observed_performance
+from readmit.monitoring.record import MonitoringRecord
 from readmit.storage import Storage
 
 OBSERVED = {"auc_roc", "pr_auc", "brier", "observed_expected", "slope"}
 
 
 def test_a_run_labels_months_mature_or_estimated_and_writes_the_record(own_registry, served):
-    record = run_monitoring(own_registry, start_month="2008-01", end_month="2008-12", as_of=date(2008, 10, 15))
+    typed = run_monitoring(own_registry, start_month="2008-01", end_month="2008-12", as_of=date(2008, 10, 15))
+    assert typed.summary.months_without_predictions == ["2008-12"] and typed.model.alias == "champion"
+    record = typed.as_dict()  # what `readmit monitor --json` prints: the file's content and its path
     months = {m["month"]: m for m in record["months"]}
     assert list(months) == [f"2008-{i:02d}" for i in range(1, 12)]  # 2008-12 has no predictions
-    assert record["summary"]["months_without_predictions"] == ["2008-12"]
     assert record["model"] == {**served.champion, "alias": "champion"}
     for name, m in months.items():
         assert 300 < m["rows"] < 600  # the champion arm: about half of a month's encounters
@@ -46,6 +48,7 @@ def test_a_run_labels_months_mature_or_estimated_and_writes_the_record(own_regis
     assert record["path"] == str(written)
     latest = json.loads((folder / "latest_monitoring.json").read_text())
     assert latest == json.loads(written.read_text()) == {k: v for k, v in record.items() if k != "path"}
+    assert MonitoringRecord.read(latest, str(written)) == typed.model_copy(update={"path": None})  # reads back
     assert {"run_at", "as_of", "start", "end", "model", "months", "decision"} <= set(latest)
     assert latest["as_of"] == "2008-10-15" and (latest["start"], latest["end"]) == ("2008-01", "2008-12")
 
@@ -56,7 +59,7 @@ def test_a_version_without_a_profile_gets_one_from_gold_on_first_use_and_keeps_i
         f"{champion['algorithm']}_v{champion['version']}_profile.json")
     assert not path.exists()
     first = run_monitoring(own_registry, start_month="2008-01", end_month="2008-01", as_of=date(2009, 1, 1))
-    assert first["summary"]["profile_source"] == "backfill"
+    assert first.summary.profile_source == "backfill"
     profile = json.loads(path.read_text())
     assert profile["source"] == "backfill" and profile["window"] == {"start_date": "1999-01-01",
                                                                        "end_date": "2005-12-31"}
@@ -104,8 +107,8 @@ def test_estimated_auc_tracks_the_observed_auc_on_matured_months(served):
 def test_monitoring_the_challenger_reads_only_its_arm(small_own_registry, small_served):
     record = run_monitoring(small_own_registry, start_month="2008-03", end_month="2008-04", as_of=date(2009, 1, 1),
                             alias="challenger")
-    assert record["model"] == {**small_served.challenger, "alias": "challenger"}
-    assert [m["labels"] for m in record["months"]] == ["mature", "mature"]
+    assert record.model.model_dump() == {**small_served.challenger, "alias": "challenger"}
+    assert [m.labels for m in record.months] == ["mature", "mature"]
 
 
 def test_a_range_without_predictions_is_an_input_error_naming_the_command(small_own_registry):

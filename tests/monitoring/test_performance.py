@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from readmit.monitoring.performance import (
-    calibration_slope,
     estimated_performance,
     expected_auc,
-    is_mature,
-    month_end,
     observed_performance,
 )
-
-
-def test_a_month_is_mature_label_maturity_days_after_its_last_day():
-    assert month_end("2008-02") == date(2008, 2, 29)
-    assert is_mature("2008-08", date(2008, 9, 30), 30)
-    assert not is_mature("2008-08", date(2008, 9, 29), 30)
-    assert is_mature("2008-08", date(2008, 8, 31), 0)
-    assert not is_mature("2008-12", date(2008, 12, 15), 0)
+from readmit.training.evaluate import calibration_slope
 
 
 def test_expected_auc_of_known_score_distributions():

@@ -1,9 +1,8 @@
 """The one-pass scoring path gives the numbers of the straightforward one: the model's
-``predict_proba`` and the reasons from its own contributions, for one or many pipelines."""
+``predict_proba`` and the reasons from its own contributions."""
 
 from __future__ import annotations
 
-import copy
 import pickle
 
 import numpy as np
@@ -29,12 +28,7 @@ def _month(small_models, month="2008-03"):
 @pytest.fixture(scope="module")
 def shapes(small_models):
     """The trained model and the other shapes a served XGBoost model can take, fitted on the
-    sample's training window: a sigmoid-calibrated one, scikit-learn's CalibratedClassifierCV with
-    several fold pipelines (models saved before the one-pipeline calibration) or with one, and the
-    bare pipeline."""
-    from sklearn.base import clone
-    from sklearn.calibration import CalibratedClassifierCV
-
+    sample's training window: a sigmoid-calibrated one and the bare pipeline."""
     from readmit.training.calibration import CalibratedModel, fit_calibrator
     from readmit.training.split import LABEL, load_gold
 
@@ -43,12 +37,8 @@ def shapes(small_models):
     data = load_gold(small_models.settings(), fingerprints=False)
     train = data.window("train")
     X, y = train.select(data.spec.features), train[LABEL].to_numpy().astype(int)
-    folds = CalibratedClassifierCV(clone(pipe), method="isotonic", cv=3, ensemble=True).fit(X, y)
-    one_fold = copy.copy(folds)
-    one_fold.calibrated_classifiers_ = folds.calibrated_classifiers_[:1]
     sigmoid = CalibratedModel(pipe, fit_calibrator(pipe.predict_proba(X)[:, 1], y, "sigmoid"), "sigmoid")
-    return {"as_trained": (trained, 1), "sigmoid": (sigmoid, 1), "sklearn_folds": (folds, 3),
-            "sklearn_one_fold": (one_fold, 1), "bare_pipeline": (pipe, 1)}
+    return {"as_trained": (trained, 1), "sigmoid": (sigmoid, 1), "bare_pipeline": (pipe, 1)}
 
 
 def _reference_reasons(model, frame):
@@ -56,7 +46,7 @@ def _reference_reasons(model, frame):
     return [[names[i] for i in np.argsort(-row, kind="stable") if row[i] > 0][:3] for row in values]
 
 
-@pytest.mark.parametrize("shape", ["as_trained", "sigmoid", "sklearn_folds", "sklearn_one_fold", "bare_pipeline"])
+@pytest.mark.parametrize("shape", ["as_trained", "sigmoid", "bare_pipeline"])
 def test_one_pass_risk_is_predict_proba_and_reasons_are_the_straightforward_ones(small_models, shapes, shape):
     model, pipelines = shapes[shape]
     frame = _month(small_models)
@@ -95,7 +85,7 @@ def test_other_models_are_scored_the_straightforward_way(small_models, which):
         assert found is None and reason_lists(found, 2).to_list() == [["unavailable"]] * 2
 
 
-@pytest.mark.parametrize("shape", ["as_trained", "sklearn_folds"])
+@pytest.mark.parametrize("shape", ["as_trained", "sigmoid"])
 def test_a_one_pass_shape_that_disagrees_with_predict_proba_is_dropped(small_models, shapes, shape):
     model, frame = shapes[shape][0], _month(small_models)
     scorer = Scorer(model)

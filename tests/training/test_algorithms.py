@@ -21,6 +21,18 @@ from readmit.training.algorithms import (
 )
 
 
+def test_the_config_accepts_exactly_the_algorithms_there_are_specs_for():
+    from typing import get_args
+
+    from readmit.config import KNOWN_ALGORITHMS, Algorithm, ReadmitConfig, TrainingSection
+
+    assert tuple(ALGORITHMS) == KNOWN_ALGORITHMS == get_args(Algorithm)
+    assert all(spec.name == name for name, spec in ALGORITHMS.items())
+    assert TrainingSection().algorithms == list(ALGORITHMS)
+    schema = ReadmitConfig.model_json_schema()
+    assert schema["$defs"]["TrainingSection"]["properties"]["algorithms"]["items"]["enum"] == list(ALGORITHMS)
+
+
 def _frame() -> pl.DataFrame:
     return pl.DataFrame({
         "a": [1, 2, None, 4, 5, 6],

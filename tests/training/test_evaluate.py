@@ -119,13 +119,13 @@ def test_calibration_metrics_of_true_probabilities_and_of_distorted_ones():
 def test_bootstrap_auc_matches_sklearn_and_resamples_patients():
     from sklearn.metrics import roc_auc_score
 
-    from readmit.training.evaluate import _weighted_auc, bootstrap_ci
+    from readmit.training.evaluate import bootstrap_ci, weighted_auc
 
     rng = np.random.default_rng(5)
     p = np.round(rng.random(3000), 2)  # ties
     y = (rng.random(3000) < p).astype(int)
     w = rng.integers(0, 3, (4, 3000)).astype(float)
-    np.testing.assert_allclose(_weighted_auc(y, p, w), [roc_auc_score(y, p, sample_weight=wi) for wi in w])
+    np.testing.assert_allclose(weighted_auc(y, p, w), [roc_auc_score(y, p, sample_weight=wi) for wi in w])
     # each patient repeated 10 times: resampling patients sees 300 units, resampling rows 3000
     p10, y10 = np.repeat(p[:300], 10), np.repeat(y[:300], 10)
     by_row = bootstrap_ci(y10, p10, np.arange(3000), resamples=200)

@@ -10,12 +10,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from readmit.checks import CheckResult
 from readmit.config import ReadmitConfig, Settings, load_settings
 from readmit.data.layers import FEATURE_STORE
 from readmit.storage import Storage
 from readmit.training.gates import (
     GATES,
-    CheckResult,
     check_gold_data_exists,
     check_model_config,
     check_single_source,

@@ -13,10 +13,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from readmit import pipeline
 from readmit.errors import ConfigError, ReadmitInputError
 from readmit.registry import Registry, sha256_hex
 from readmit.storage import Storage
-from readmit.training import MODEL_INPUT, predict_proba, train_algorithm, train_algorithms
+from readmit.training import MODEL_INPUT, predict_proba, train_algorithm
 from readmit.training.algorithms import make_pipeline
 from readmit.training.calibration import fit_with_out_of_fold_scores
 from readmit.training.split import load_gold, purge_expr
@@ -24,10 +25,8 @@ from readmit.training.train import (
     Tuned,
     fit_final,
     fitted_pipelines,
-    git_revision,
     make_folds,
     recent_rows,
-    resolve_n_jobs,
 )
 from training.gold_fixtures import synthetic_gold_frames, write_gold
 
@@ -250,13 +249,13 @@ def test_unknown_algorithm_and_empty_window(make_settings):
         train_algorithm(settings, "logistic_regression")
 
 
-def test_train_algorithms_reads_gold_once_and_trains_each(make_settings, monkeypatch):
-    import readmit.training.train as train_module
+def test_training_several_algorithms_reads_gold_once_and_trains_each(make_settings, monkeypatch):
+    import readmit.training.split as split
 
     calls = []
-    real = train_module.load_gold
-    monkeypatch.setattr(train_module, "load_gold", lambda *a, **k: calls.append(1) or real(*a, **k))
-    metas = train_algorithms(make_settings({"training_config": {"algorithms": ["logistic_regression", "xgboost"]}}))
+    real = split.load_gold
+    monkeypatch.setattr(split, "load_gold", lambda *a, **k: calls.append(1) or real(*a, **k))
+    metas = pipeline.train(make_settings({"training_config": {"algorithms": ["logistic_regression", "xgboost"]}}))
     assert [m["algorithm"] for m in metas] == ["logistic_regression", "xgboost"]
     assert len(calls) == 1
 
@@ -278,28 +277,6 @@ def test_train_with_datamart_and_registry_on_s3(s3_uri, make_settings, synthetic
     assert meta["paths"]["artifact"].startswith("s3://")
     model, loaded = Registry(settings.registry_uri).load("logistic_regression")
     assert loaded["artifact"]["sha256"] == meta["artifact"]["sha256"]
-
-
-def test_helpers(tmp_path, monkeypatch):
-    assert resolve_n_jobs(-1) >= 1 and resolve_n_jobs(1) == 1 and resolve_n_jobs(10_000) >= 1
-
-
-def test_git_revision_is_the_checkouts_commit_or_nothing(tmp_path, monkeypatch):
-    monkeypatch.delenv("READMIT_GIT_REVISION", raising=False)
-    repo = Path(__file__).resolve().parents[2]
-    # In a checkout git names this repo and its HEAD; in a source tarball (a packager's run) or
-    # without git at all there is no commit to name, and git_revision must say None.
-    try:
-        done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--show-toplevel", "HEAD"],
-                              capture_output=True, text=True, check=False)
-        lines = done.stdout.split() if done.returncode == 0 else []
-    except OSError:  # no git installed
-        lines = []
-    checkout = len(lines) == 2 and Path(lines[0]).resolve() == repo
-    assert git_revision(repo) == (lines[1] if checkout else None)
-    assert git_revision(tmp_path) is None  # not a checkout (an installed wheel, a container)
-    monkeypatch.setenv("READMIT_GIT_REVISION", "0123abc")  # set by whoever builds the image
-    assert git_revision(tmp_path) == "0123abc"
 
 
 # -- the real data ---------------------------------------------------------------------------
@@ -333,7 +310,7 @@ def test_real_uci_end_to_end_auc_is_honest(real_gold, write_config, tmp_path):
     results = run_checks(settings)
     assert all(r.passed for r in results), [r.as_dict() for r in results if not r.passed]
     started = time.perf_counter()
-    metas = train_algorithms(settings)
+    metas = pipeline.train(settings)
     seconds = time.perf_counter() - started
     summary = {m["algorithm"]: (m["performance"]["test"]["auc_roc"], m["performance"]["oot"]["auc_roc"])
                for m in metas}

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from readmit.errors import ReadmitError
+from readmit.pipeline import summarize
 
 console = Console()
 err_console = Console(stderr=True)
@@ -139,4 +140,5 @@ def handle_errors(func: F) -> F:
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    """``obj`` as JSON on stdout, made plain as every JSON readmit writes (``pipeline.summarize``)."""
+    sys.stdout.write(json.dumps(summarize(obj), indent=2, allow_nan=False) + "\n")

@@ -47,24 +47,27 @@ def _banded(value: Any, band: str | None) -> str:
     return f"[{_BAND_STYLE.get(band, 'dim')}]{_num(value)}[/]"
 
 
-def monitoring_table(record: dict[str, Any]) -> Table:
-    model = record["model"]
-    table = Table(title=f"Monitoring {model['algorithm']} v{model['version']} ({model.get('alias')}), "
-                        f"labels as of {record['as_of']}", box=box.SIMPLE_HEAD)
+def monitoring_table(record: Any) -> Table:
+    """The months of a monitoring record (``readmit.monitoring.record.MonitoringRecord``) as a table."""
+    model = record.model
+    table = Table(title=f"Monitoring {model.algorithm} v{model.version} ({model.alias}), "
+                        f"labels as of {record.as_of}", box=box.SIMPLE_HEAD)
     for col in ("Month", "Rows", "Score PSI", "Worst CSI", "Labels", "ROC-AUC", "PR-AUC", "Brier", "O/E", "Slope",
                 "Pos. rate"):
         table.add_column(col, no_wrap=True)
-    for m in record["months"]:
-        bands, obs, est = m["bands"], m.get("observed"), m.get("estimated")
-        worst = f"{_banded(bands['csi_max'], bands['csi_max_band'])} {bands['csi_max_feature'] or ''}"
+    for m in record.months:
+        bands, obs, est = m.bands, m.observed, m.estimated
+        worst = f"{_banded(bands.csi_max, bands.csi_max_band)} {bands.csi_max_feature or ''}"
         if obs:
-            perf = [_num(obs["auc_roc"]), _num(obs["pr_auc"]), _num(obs["brier"]), _num(obs["observed_expected"], 2),
-                    _num(obs["slope"], 2), _num(obs["positives"] / obs["labelled"] if obs["labelled"] else None)]
+            perf = [_num(obs.auc_roc), _num(obs.pr_auc), _num(obs.brier), _num(obs.observed_expected, 2),
+                    _num(obs.slope, 2), _num(obs.positive_rate)]
             labels = "mature"
-        else:
-            perf = [f"[cyan]~{_num(est['auc_roc'])}[/]", "-", "-", "-", "-", f"[cyan]~{_num(est['positive_rate'])}[/]"]
+        elif est:
+            perf = [f"[cyan]~{_num(est.auc_roc)}[/]", "-", "-", "-", "-", f"[cyan]~{_num(est.positive_rate)}[/]"]
             labels = "[cyan]estimated[/]"
-        table.add_row(m["month"], str(m["rows"]), _banded(m["score_psi"], bands["score_psi"]), worst, labels, *perf)
+        else:  # a mature month without a labelled row
+            perf, labels = ["-"] * 6, m.labels
+        table.add_row(m.month, str(m.rows), _banded(m.score_psi, bands.score_psi), worst, labels, *perf)
     return table
 
 
@@ -88,15 +91,15 @@ def monitor(
     console.print(monitoring_table(record))
     console.print("[dim]PSI/CSI bands: green stable, yellow watch, red act; ~ = estimated from the calibrated "
                   "risks (labels not mature yet)[/]", highlight=False)
-    summary = record["summary"]
-    if summary.get("months_without_predictions"):
-        console.print(f"no predictions for: {', '.join(summary['months_without_predictions'])}", highlight=False)
-    decision = record["decision"]
-    style = _ACTION_STYLE[decision["action"]]
-    console.print(f"Decision: [{style}]{decision['action'].upper()}[/]", highlight=False)
-    for reason in decision["reasons"]:
+    without = record.summary.months_without_predictions
+    if without:
+        console.print(f"no predictions for: {', '.join(without)}", highlight=False)
+    decision = record.decision
+    style = _ACTION_STYLE[decision.action]
+    console.print(f"Decision: [{style}]{decision.action.upper()}[/]", highlight=False)
+    for reason in decision.reasons:
         console.print(f"  - {reason}", highlight=False, soft_wrap=True)
-    console.print(f"Written to {record['path']}", highlight=False, soft_wrap=True)
+    console.print(f"Written to {record.path}", highlight=False, soft_wrap=True)
 
 
 @handle_errors

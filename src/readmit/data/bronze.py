@@ -28,7 +28,8 @@ import polars as pl
 from readmit.data.layers import BRONZE_TABLE, REJECTED_AREA, LayerResult
 from readmit.data.raw import DEFAULT_BATCH_ROWS, DEFAULT_END, DEFAULT_START, RawReader, open_raw
 from readmit.data.schema import SNAPSHOT_COLUMN
-from readmit.storage import Storage, check_month_range
+from readmit.months import check_month_range
+from readmit.storage import Storage
 
 STAGING_AREA = "bronze/_staging"
 _REJECTED_KEY = "_rejected"

@@ -38,6 +38,7 @@ import polars as pl
 
 from readmit.config import DataSection
 from readmit.errors import ReadmitError
+from readmit.months import month_number
 from readmit.storage import PARTITION_FILE, Storage
 
 ENGINES: tuple[str, ...] = ("polars", "duckdb", "spark")
@@ -71,14 +72,6 @@ def partition_key(path: nw.Expr) -> nw.Expr:
     end = len(PARTITION_FILE) + 1
     year, month = path.str.slice(-(end + 7), 4), path.str.slice(-(end + 2), 2)
     return (year.cast(nw.Int64) * 100 + month.cast(nw.Int64)).alias(MONTH_KEY)
-
-
-def month_of_key(key: int) -> str:
-    return f"{key // 100:04d}-{key % 100:02d}"
-
-
-def key_of_month(month: str) -> int:
-    return int(month.replace("-", ""))
 
 
 _SPARK_TYPES: dict[pl.DataType, str] = {
@@ -202,7 +195,7 @@ def engine_uri(storage: Storage, rel: str) -> str:
 
 def read_month(storage: Storage, rel: str, month: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """The rows an engine wrote for ``month`` under scratch folder ``rel``; empty (typed) if none."""
-    pattern = storage.path(f"{rel}/{MONTH_KEY}={key_of_month(month)}/*.parquet")
+    pattern = storage.path(f"{rel}/{MONTH_KEY}={month_number(month)}/*.parquet")
     files = sorted(storage.fs.glob(pattern))
     parts = []
     for found in files:

@@ -1,4 +1,4 @@
-"""Names of the medallion tables and the summary each layer step returns."""
+"""Names of the medallion tables, the label column, and the summary each layer step returns."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ BRONZE_TABLE = "bronze/encounters"
 SILVER_TABLE = "silver/encounters"
 FEATURE_STORE = "gold/feature_store"
 LABEL_STORE = "gold/label_store"
-PREDICTIONS = "gold/model_predictions"  # written by serving (`readmit predict`), read by monitoring
+PREDICTIONS = "gold/model_predictions"  # written by serving (`readmit predict`), read by monitoring and the report
 REJECTED_AREA = "rejected"
-PREDICTIONS = "gold/model_predictions"  # written by scoring (issue 10), read by the report
+
+LABEL = "label"  # label_store's column: readmitted within 30 days (1) or not (0)
 
 LAYERS = ("bronze", "silver", "gold")
 

@@ -12,10 +12,11 @@ from readmit.config import Settings
 from readmit.data.engines import ENGINES
 from readmit.data.layers import LAYERS, LayerResult
 from readmit.errors import ReadmitInputError
-from readmit.storage import Storage, check_month_range
+from readmit.months import check_month_range
+from readmit.storage import Storage
 
 # progress(layer, event, value): event "start" (value = None) or "partition" (value = month).
-Progress = Callable[[str, str, str | None], None]
+LayerProgress = Callable[[str, str, str | None], None]
 
 
 def resolve_layers(layer: str) -> tuple[str, ...]:
@@ -37,7 +38,7 @@ def run_medallion(
     quarantine: bool | None = None,
     cascade: bool = True,
     engine: str | None = None,
-    progress: Progress | None = None,
+    progress: LayerProgress | None = None,
 ) -> list[LayerResult]:
     """Build the chosen layers for months in [start_month, end_month] (inclusive; None = open).
 

@@ -50,13 +50,13 @@ from readmit.data.schema import (
     allowed_range,
 )
 from readmit.errors import ReadmitError, ReadmitInputError
-from readmit.storage import Storage, check_month_range
+from readmit.months import check_month_range
+from readmit.storage import Storage
 
 LINEAGE_COLUMNS: tuple[str, ...] = ("_source_sha256", "_ingested_at")
 BRONZE_SCHEMA: dict[str, pl.DataType] = {**RAW_SCHEMA, SNAPSHOT_COLUMN: pl.Date()}
 LINEAGE_SCHEMA: dict[str, pl.DataType] = {"_source_sha256": pl.String(), "_ingested_at": pl.Datetime("us", "UTC")}
 
-_FREE_TEXT = ("payer_code", "medical_specialty")
 OUT_OF_DOMAIN = "\x00"  # what a value outside its column's domain becomes, before clean() refuses it
 _DIAG = ("diag_1", "diag_2", "diag_3")
 

@@ -22,32 +22,28 @@ an event (:mod:`readmit.registry.aliases`). :func:`rollback` restores the previo
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from readmit.config import LatestMonths, Settings, Window
+from readmit.config import LatestMonths, Settings
 from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
-from readmit.data.layers import FEATURE_STORE, LABEL_STORE
+from readmit.data.layers import FEATURE_STORE, LABEL, LABEL_STORE
 from readmit.errors import ArtifactError, ReadmitInputError
+from readmit.months import first_day, is_mature, last_day, months_spanning
 from readmit.registry import Registry
 from readmit.registry.aliases import actor, champion_lineage, get_alias, set_alias, write_decision
 from readmit.storage import Storage
 from readmit.training import predict_proba
 from readmit.training.evaluate import LEAKAGE_AUC, evaluate_window
-from readmit.training.split import DATE, LABEL, months_of
+from readmit.training.split import DATE
 
 SUBGROUPS = ("age_band", "gender", "race")
 
 
 # -- the evaluation window -----------------------------------------------------------------------
-
-
-def _month_end(month: str) -> date:
-    y, m = int(month[:4]), int(month[5:])
-    return (date(y + (m == 12), m % 12 + 1, 1)) - timedelta(days=1)
 
 
 def evaluation_rows(settings: Settings, as_of: date | None = None) -> tuple[pl.DataFrame, dict[str, Any]]:
@@ -58,8 +54,7 @@ def evaluation_rows(settings: Settings, as_of: date | None = None) -> tuple[pl.D
     labelled = sorted(set(storage.list_partitions(FEATURE_STORE)) & set(storage.list_partitions(LABEL_STORE)))
     if isinstance(window, LatestMonths):
         as_of = as_of or datetime.now(UTC).date()
-        maturity = timedelta(days=cfg.training_config.label_maturity_days)
-        mature = [m for m in labelled if _month_end(m) + maturity <= as_of]
+        mature = [m for m in labelled if is_mature(m, as_of, cfg.training_config.label_maturity_days)]
         months = mature[-window.latest_months:]
         if not months:
             raise ReadmitInputError(
@@ -68,12 +63,12 @@ def evaluation_rows(settings: Settings, as_of: date | None = None) -> tuple[pl.D
                 source=storage.uri_of(LABEL_STORE),
                 fix="build gold (`readmit medallion`), or use governance_config.evaluation_window \"oot\"",
             )
-        start, end = date.fromisoformat(f"{months[0]}-01"), _month_end(months[-1])
+        start, end = first_day(months[0]), last_day(months[-1])
         description = {"kind": "latest_months", "latest_months": window.latest_months}
     else:
         oot = cfg.temporal_splits.oot
         start, end = oot.start_date, oot.end_date
-        months = [m for m in months_of(Window(start_date=start, end_date=end)) if m in labelled]
+        months = [m for m in months_spanning(start, end) if m in labelled]
         description = {"kind": "oot"}
         if not months:
             raise ReadmitInputError(

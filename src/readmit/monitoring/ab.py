@@ -5,8 +5,10 @@ patients, each scored by its own model. On the months whose labels are mature th
 each arm's ROC-AUC, Brier score and the precision / recall of its flag, and the difference
 (challenger - champion) with a 95% confidence interval from a **patient-level bootstrap**: each
 resample draws patients (with all their encounters) with replacement within each arm, because
-encounters of one patient are not independent. Resamples are weights on the rows, so all of them
-are computed at once with array operations (:func:`weighted_metrics`).
+encounters of one patient are not independent. The resamples are training's patient bootstrap
+(:func:`readmit.training.evaluate.patient_weights`, ``training_config.bootstrap.resamples`` of
+them): weights on the rows, so all of them are computed at once with array operations
+(:func:`weighted_metrics`).
 
 Verdict, on ROC-AUC: *challenger better* when the interval lies above 0, *challenger worse* when
 it lies below, otherwise *not enough evidence yet*, with the number of patients still needed for
@@ -17,7 +19,6 @@ an interval of this width to exclude 0 at the observed difference (the width shr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,12 +26,14 @@ import numpy as np
 import polars as pl
 
 from readmit.config import Settings
-from readmit.data.layers import LABEL_STORE, PREDICTIONS
+from readmit.data.layers import LABEL, LABEL_STORE, PREDICTIONS
 from readmit.errors import ReadmitInputError
+from readmit.jsonsafe import jsonable
 from readmit.monitoring.monitor import read_predictions, write_record
-from readmit.monitoring.performance import is_mature
-from readmit.storage import Storage, months_between
-from readmit.training.train import jsonable
+from readmit.months import is_mature, months_between
+from readmit.runtime import Progress
+from readmit.storage import Storage
+from readmit.training.evaluate import patient_weights, percentile_interval, weighted_auc
 
 ARMS = ("champion", "challenger")
 METRICS = ("auc_roc", "brier", "precision", "recall")
@@ -42,45 +45,33 @@ _CELLS_PER_CHUNK = 4_000_000  # bootstrap weights held at once (rows x resamples
 def weighted_metrics(p: np.ndarray, y: np.ndarray, flag: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
     """ROC-AUC, Brier, precision and recall of rows weighted by each row of ``w`` (resamples x rows).
 
-    ROC-AUC is the weighted Mann-Whitney statistic; tied scores count one half.
+    ROC-AUC is training's weighted Mann-Whitney statistic (:func:`~readmit.training.evaluate.weighted_auc`).
     """
     w = np.atleast_2d(w).astype(np.float64)
-    order = np.argsort(p, kind="stable")
-    ps, ys, fs, ws = p[order], y[order].astype(np.float64), flag[order].astype(np.float64), w[:, order]
-    starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])
-    pos = np.add.reduceat(ws * ys, starts, axis=1)
-    neg = np.add.reduceat(ws * (1 - ys), starts, axis=1)
-    below = np.cumsum(neg, axis=1) - neg
-    total_pos, total_neg = pos.sum(axis=1), neg.sum(axis=1)
+    ys, fs = np.asarray(y, dtype=np.float64), np.asarray(flag, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        auc = (pos * (below + 0.5 * neg)).sum(axis=1) / (total_pos * total_neg)
-        brier = (ws * (ps - ys) ** 2).sum(axis=1) / ws.sum(axis=1)
-        true_flags = (ws * fs * ys).sum(axis=1)
-        precision = true_flags / (ws * fs).sum(axis=1)
-        recall = true_flags / total_pos
-    return {"auc_roc": auc, "brier": brier, "precision": precision, "recall": recall}
+        brier = w @ (np.asarray(p, dtype=np.float64) - ys) ** 2 / w.sum(axis=1)
+        true_flags = w @ (fs * ys)
+        precision = true_flags / (w @ fs)
+        recall = true_flags / (w @ ys)
+    return {"auc_roc": weighted_auc(ys, np.asarray(p, dtype=np.float64), w), "brier": brier,
+            "precision": precision, "recall": recall}
 
 
 def _bootstrap(arm: pl.DataFrame, samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Each metric on ``samples`` patient-level resamples of one arm."""
-    p, y = arm["risk"].to_numpy(), arm["label"].to_numpy()
+    p, y = arm["risk"].to_numpy(), arm[LABEL].to_numpy()
     flag = arm["flag"].to_numpy()
-    _, patient = np.unique(arm["patient_nbr"].to_numpy(), return_inverse=True)
-    n_patients = int(patient.max()) + 1
     chunk = max(1, _CELLS_PER_CHUNK // max(arm.height, 1))
     parts: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
-    done = 0
-    while done < samples:
-        size = min(chunk, samples - done)
-        draws = rng.multinomial(n_patients, np.full(n_patients, 1 / n_patients), size=size)
-        for name, values in weighted_metrics(p, y, flag, draws[:, patient]).items():
+    for w in patient_weights(arm["patient_nbr"].to_numpy(), samples, rng, chunk=chunk):
+        for name, values in weighted_metrics(p, y, flag, w).items():
             parts[name].append(values)
-        done += size
     return {m: np.concatenate(v) for m, v in parts.items()}
 
 
 def _arm_summary(arm: pl.DataFrame) -> dict[str, Any]:
-    point = weighted_metrics(arm["risk"].to_numpy(), arm["label"].to_numpy(), arm["flag"].to_numpy(),
+    point = weighted_metrics(arm["risk"].to_numpy(), arm[LABEL].to_numpy(), arm["flag"].to_numpy(),
                              np.ones(arm.height))
     models = arm.group_by("algorithm", "version").len().sort("len", descending=True)
     top = models.row(0, named=True)
@@ -89,7 +80,7 @@ def _arm_summary(arm: pl.DataFrame) -> dict[str, Any]:
         "version": str(top["version"]),
         "patients": arm["patient_nbr"].n_unique(),
         "rows": arm.height,
-        "positives": int(arm["label"].sum()),
+        "positives": int(arm[LABEL].sum()),
         **{m: float(point[m][0]) for m in METRICS},
     }
 
@@ -112,7 +103,7 @@ def ab_report(
     start_month: str | None = None,
     end_month: str | None = None,
     as_of: date | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Compare the arms on mature months of [start_month, end_month] (default: every scored month)."""
     as_of = as_of or date.today()
@@ -134,9 +125,9 @@ def ab_report(
     if progress:
         progress(f"reading predictions and labels of {len(labelled_months)} month(s)")
     predictions = read_predictions(storage, labelled_months)
-    labels = storage.read_table(LABEL_STORE, labelled_months, columns=["encounter_id", "label"])
+    labels = storage.read_table(LABEL_STORE, labelled_months, columns=["encounter_id", LABEL])
     rows = predictions.join(labels.unique("encounter_id"), on="encounter_id", how="inner").filter(
-        pl.col("label").is_not_null())
+        pl.col(LABEL).is_not_null())
     empty = [a for a in ARMS if "arm" not in rows.columns or rows.filter(pl.col("arm") == a).height == 0]
     if empty:
         raise ReadmitInputError(
@@ -147,7 +138,7 @@ def ab_report(
         )
     arms = {a: rows.filter(pl.col("arm") == a) for a in ARMS}
     summary = {a: _arm_summary(frame) for a, frame in arms.items()}
-    samples = cfg.monitoring_config.bootstrap_samples
+    samples = cfg.training_config.bootstrap.resamples
     if progress:
         progress(f"patient-level bootstrap, {samples} resamples")
     rng = np.random.default_rng(cfg.model.random_state)
@@ -156,7 +147,7 @@ def ab_report(
     for m in METRICS:
         delta = boots["challenger"][m] - boots["champion"][m]
         delta = delta[np.isfinite(delta)]
-        low, high = np.percentile(delta, [2.5, 97.5]) if delta.size else (float("nan"), float("nan"))
+        low, high = percentile_interval(delta, 0.95)
         difference[m] = {"value": summary["challenger"][m] - summary["champion"][m], "ci95": [float(low), float(high)],
                          "se": float(delta.std(ddof=1)) if delta.size > 1 else None}
     patients = sum(s["patients"] for s in summary.values())

@@ -18,11 +18,12 @@ Otherwise ``keep``. Every reason names the value, the month(s) and the limit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from readmit.config import MonitoringSection
+from readmit.monitoring.record import Decision, MonthResult, Summary
 
-ACTIONS = ("keep", "watch", "retrain")
 MAX_LISTED = 5
 
 
@@ -37,15 +38,15 @@ def band(value: float | None, cfg: MonitoringSection) -> str | None:
     return "stable"
 
 
-def _drift_reasons(months: list[dict[str, Any]], cfg: MonitoringSection, wanted: str) -> list[str]:
+def _drift_reasons(months: list[MonthResult], cfg: MonitoringSection, wanted: str) -> list[str]:
     """One reason for the score and one for the features whose PSI/CSI falls in band ``wanted``."""
     limit = f"> {cfg.psi_alert}" if wanted == "act" else f"{cfg.psi_warning}-{cfg.psi_alert}"
     hits: dict[str, list[tuple[float, str]]] = {}
     for m in months:
-        values = {"score": m.get("score_psi"), **(m.get("csi") or {})}
+        values = {"score": m.score_psi, **m.csi}
         for name, value in values.items():
             if band(value, cfg) == wanted:
-                hits.setdefault(name, []).append((value, m["month"]))
+                hits.setdefault(name, []).append((value, m.month))
     reasons = []
     if "score" in hits:
         found = hits.pop("score")
@@ -66,48 +67,51 @@ def _span(months: list[str]) -> str:
 
 
 def decide(
-    months: list[dict[str, Any]],
-    summary: dict[str, Any],
+    months: Sequence[MonthResult | Mapping[str, Any]],
+    summary: Summary | Mapping[str, Any],
     cfg: MonitoringSection,
     *,
     test_auc: float | None,
-) -> dict[str, Any]:
-    """The decision of a run: ``{"action", "reasons"}``.
+) -> Decision:
+    """The decision of a run: its action and the reasons.
 
-    ``months`` are the record's month entries; ``summary`` holds the pooled ``observed`` (mature
-    months) and ``estimated`` (immature months) metrics with their month lists.
+    ``months`` are the record's months; ``summary`` holds the pooled ``observed`` (mature months)
+    and ``estimated`` (immature months) metrics with their month lists (either may be given as
+    their JSON).
     """
+    months = [MonthResult.model_validate(m) for m in months]
+    summary = Summary.model_validate(summary)
     retrain: list[str] = []
     watch: list[str] = []
-    observed, estimated = summary.get("observed"), summary.get("estimated")
-    if observed and observed.get("auc_roc") is not None:
-        span, value = _span(summary["mature_months"]), observed["auc_roc"]
+    observed, estimated = summary.observed, summary.estimated
+    if observed and observed.auc_roc is not None:
+        span, value = _span(summary.mature_months), observed.auc_roc
         if value < cfg.min_auc:
             retrain.append(f"observed ROC-AUC {value:.3f} on {span} is under the floor min_auc {cfg.min_auc}")
         if test_auc is not None and test_auc - value > cfg.auc_drop_alert:
             retrain.append(f"observed ROC-AUC {value:.3f} on {span} is {test_auc - value:.3f} under the model's "
                            f"test ROC-AUC {test_auc:.3f} (auc_drop_alert {cfg.auc_drop_alert})")
-    if observed and observed.get("observed_expected") is not None:
-        oe = observed["observed_expected"]
+    if observed and observed.observed_expected is not None:
+        oe = observed.observed_expected
         if not cfg.observed_expected_low <= oe <= cfg.observed_expected_high:
-            retrain.append(f"calibration off: observed/expected {oe:.2f} on {_span(summary['mature_months'])} is "
+            retrain.append(f"calibration off: observed/expected {oe:.2f} on {_span(summary.mature_months)} is "
                            f"outside {cfg.observed_expected_low}-{cfg.observed_expected_high}")
     retrain += _drift_reasons(months, cfg, "act")
     watch += _drift_reasons(months, cfg, "watch")
-    if estimated and estimated.get("auc_roc") is not None:
-        span, value = _span(summary["immature_months"]), estimated["auc_roc"]
+    if estimated and estimated.auc_roc is not None:
+        span, value = _span(summary.immature_months), estimated.auc_roc
         if value < cfg.min_auc:
             watch.append(f"estimated ROC-AUC {value:.3f} on {span} (labels not mature yet) is under min_auc {cfg.min_auc}")
         elif test_auc is not None and test_auc - value > cfg.auc_drop_alert:
             watch.append(f"estimated ROC-AUC {value:.3f} on {span} (labels not mature yet) is {test_auc - value:.3f} "
                          f"under the test ROC-AUC {test_auc:.3f}")
     if retrain:
-        return {"action": "retrain", "reasons": retrain + watch}
+        return Decision(action="retrain", reasons=retrain + watch)
     if watch:
-        return {"action": "watch", "reasons": watch}
+        return Decision(action="watch", reasons=watch)
     checked = [f"PSI/CSI under {cfg.psi_warning}"]
-    if observed and observed.get("auc_roc") is not None:
-        checked.append(f"observed ROC-AUC {observed['auc_roc']:.3f} within limits")
-    if estimated and estimated.get("auc_roc") is not None:
-        checked.append(f"estimated ROC-AUC {estimated['auc_roc']:.3f} within limits")
-    return {"action": "keep", "reasons": ["every check within its band: " + "; ".join(checked)]}
+    if observed and observed.auc_roc is not None:
+        checked.append(f"observed ROC-AUC {observed.auc_roc:.3f} within limits")
+    if estimated and estimated.auc_roc is not None:
+        checked.append(f"estimated ROC-AUC {estimated.auc_roc:.3f} within limits")
+    return Decision(action="keep", reasons=["every check within its band: " + "; ".join(checked)])

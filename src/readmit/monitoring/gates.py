@@ -1,14 +1,14 @@
 """The monitoring graph's gates: predictions exist for the months; a retrain is asked for.
 
-Each returns a :class:`~readmit.training.gates.CheckResult` and never raises (Airflow's
+Each returns a :class:`~readmit.checks.CheckResult` and never raises (Airflow's
 ShortCircuitOperator skips what follows a failed gate).
 """
 
 from __future__ import annotations
 
+from readmit.checks import CheckResult
 from readmit.config import Settings
 from readmit.errors import ReadmitError
-from readmit.training.gates import CheckResult
 
 
 def check_predictions_exist(settings: Settings, *, start_month: str, end_month: str) -> CheckResult:
@@ -39,7 +39,7 @@ def check_retrain_needed(settings: Settings) -> CheckResult:
         record = read_latest(settings)
     except (ReadmitError, ValueError) as exc:
         return CheckResult(name, False, f"cannot read the latest monitoring record ({exc})")
-    action = ((record or {}).get("decision") or {}).get("action")
+    action = record.decision.action if record else None
     if action != "retrain":
         return CheckResult(name, False, f"the decision is {action or 'not made yet'}: no retraining",
                            {"action": action})
@@ -48,4 +48,4 @@ def check_retrain_needed(settings: Settings) -> CheckResult:
                            "a person decides (`readmit train` and `readmit compare`, or trigger diab_model_training)",
                            {"action": action})
     return CheckResult(name, True, "the decision is retrain and auto_retrain is on: starting training",
-                       {"action": action, "reasons": record["decision"]["reasons"]})
+                       {"action": action, "reasons": record.decision.reasons})

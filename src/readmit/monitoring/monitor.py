@@ -7,34 +7,41 @@ mature months; writes one record per run under ``{registry_uri}/monitoring/{mode
     monitoring_{YYYYMMDDTHHMMSS}.json   this run (never rewritten)
     latest_monitoring.json              a copy of the latest run
 
-The record: ``run_at, as_of, start, end, model {algorithm, version, alias}, months [...],
-summary {...}, decision {action, reasons}`` (see :func:`run_monitoring`).
+The record is a :class:`~readmit.monitoring.record.MonitoringRecord` (its module describes the
+shape); the functions below each do one part of a run, :func:`run_monitoring` strings them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
 
-from readmit.config import Settings
-from readmit.data.layers import FEATURE_STORE, LABEL_STORE, PREDICTIONS
+from readmit.config import MonitoringSection, Settings
+from readmit.data.layers import FEATURE_STORE, LABEL, LABEL_STORE, PREDICTIONS
 from readmit.errors import ReadmitInputError
+from readmit.jsonsafe import jsonable
 from readmit.monitoring.decisions import band, decide
 from readmit.monitoring.drift import MONTH, drift_by_month
-from readmit.monitoring.performance import estimated_performance, is_mature, observed_performance
+from readmit.monitoring.performance import estimated_performance, observed_performance
 from readmit.monitoring.profile import ensure_profile
-from readmit.storage import Storage, months_between
-from readmit.training.train import jsonable
+from readmit.monitoring.record import (
+    Bands,
+    Estimated,
+    ModelRef,
+    MonitoringRecord,
+    MonthResult,
+    Observed,
+    Summary,
+)
+from readmit.months import is_mature, months_between
+from readmit.runtime import Progress
+from readmit.storage import Storage
 
 LATEST = "latest_monitoring.json"
-LABEL = "label"
 _PREDICTION_COLUMNS = ["encounter_id", "patient_nbr", "risk", "flag", "algorithm", "version", "alias", "arm",
                        "scored_at"]
-
-Progress = Callable[[str], None]
 
 
 def monitoring_folder(model_name: str) -> str:
@@ -97,33 +104,19 @@ def resolve_model(registry: Any, alias: str, predictions: pl.DataFrame) -> tuple
     )
 
 
-def _pooled(frame: pl.DataFrame, labelled: bool) -> dict[str, Any] | None:
+def _pooled(frame: pl.DataFrame, labelled: bool) -> Observed | Estimated | None:
     if frame.height == 0:
         return None
     p = frame["risk"].to_numpy()
-    return observed_performance(frame[LABEL].to_numpy(), p) if labelled else estimated_performance(p)
+    if labelled:
+        return Observed.model_validate(jsonable(observed_performance(frame[LABEL].to_numpy(), p)))
+    return Estimated.model_validate(jsonable(estimated_performance(p)))
 
 
-def run_monitoring(
-    settings: Settings,
-    *,
-    start_month: str,
-    end_month: str,
-    as_of: date | None = None,
-    alias: str = "champion",
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Monitor the model ``alias`` points at over [start_month, end_month]; write and return the record."""
-    from readmit.registry import Registry
-
-    def say(message: str) -> None:
-        if progress:
-            progress(message)
-
-    as_of = as_of or date.today()
-    cfg = settings.config
-    storage = Storage(settings.datamart_uri)
-    registry = Registry.for_settings(settings)
+def _scored_rows(settings: Settings, storage: Storage, registry: Any, start_month: str, end_month: str,
+                 alias: str, say: Progress) -> tuple[pl.DataFrame, str, str, list[str], list[str]]:
+    """(the rows the alias's model scored, its algorithm, its version, months without predictions,
+    months scored by another model)."""
     months, without = prediction_months(settings, start_month, end_month)
     if not months:
         raise ReadmitInputError(
@@ -135,88 +128,121 @@ def run_monitoring(
     predictions = read_predictions(storage, months)
     algorithm, version = resolve_model(registry, alias, predictions)
     scored = predictions.filter((pl.col("algorithm") == algorithm) & (pl.col("version").cast(pl.String) == version))
-    months_scored = sorted(set(scored[MONTH].to_list()))
-    other = [m for m in months if m not in months_scored]
-    if not months_scored:
+    if scored.height == 0:
         raise ReadmitInputError(
             f"no prediction of {start_month}..{end_month} was made by {algorithm} v{version} ({alias})",
             source=storage.uri_of(PREDICTIONS),
             fix=f"rescore the months with it (`readmit predict --start {start_month} --end {end_month}`)",
         )
-    model, metadata = registry.load(algorithm, version)
-    say(f"reference profile of {algorithm} v{version}")
-    profile = ensure_profile(settings, registry, algorithm, version, model, metadata)
-    features = [*profile["numeric"], *profile["categorical"]]
-    no_gold = sorted(set(months_scored) - set(storage.list_partitions(FEATURE_STORE)))
+    other = [m for m in months if m not in set(scored[MONTH].to_list())]
+    return scored, algorithm, version, without, other
+
+
+def _with_features(storage: Storage, scored: pl.DataFrame, months: list[str], features: list[str]) -> pl.DataFrame:
+    """The scored rows joined to their gold features (for the drift)."""
+    no_gold = sorted(set(months) - set(storage.list_partitions(FEATURE_STORE)))
     if no_gold:
         raise ReadmitInputError(
             f"predictions of {', '.join(no_gold)} have no gold feature_store partition to compare features with",
             source=storage.uri_of(FEATURE_STORE),
             fix=f"rebuild gold for them (`readmit medallion --start {no_gold[0]} --end {no_gold[-1]}`)",
         )
-    gold = storage.read_table(FEATURE_STORE, months_scored, columns=["encounter_id", *features])
-    frame = scored.join(gold, on="encounter_id", how="left")
-    say(f"drift of {frame.height} rows x {len(features)} features")
+    gold = storage.read_table(FEATURE_STORE, months, columns=["encounter_id", *features])
+    return scored.join(gold, on="encounter_id", how="left")
+
+
+def _labelled(storage: Storage, scored: pl.DataFrame, mature: list[str]) -> pl.DataFrame:
+    """The scored rows of mature months joined to their labels (rows without one dropped)."""
+    label_months = [m for m in mature if m in set(storage.list_partitions(LABEL_STORE))]
+    if not label_months:
+        return pl.DataFrame(schema={"encounter_id": pl.Int64, LABEL: pl.Int8})
+    labels = storage.read_table(LABEL_STORE, label_months, columns=["encounter_id", LABEL])
+    return scored.filter(pl.col(MONTH).is_in(label_months)).join(
+        labels.unique("encounter_id"), on="encounter_id", how="inner").filter(pl.col(LABEL).is_not_null())
+
+
+def month_results(months: list[str], drift: dict[str, dict[str, Any]], mature: list[str], scored: pl.DataFrame,
+                  labelled: pl.DataFrame, cfg: MonitoringSection) -> list[MonthResult]:
+    """Each month's drift with its bands, and its observed (mature) or estimated performance."""
+    results = []
+    for m in months:
+        entry = MonthResult.model_validate({"month": m, **jsonable(drift[m])})
+        worst = max(entry.csi.items(), key=lambda kv: kv[1] if kv[1] is not None else -1.0, default=(None, None))
+        entry.bands = Bands(score_psi=band(entry.score_psi, cfg), csi_max_feature=worst[0], csi_max=worst[1],
+                            csi_max_band=band(worst[1], cfg))
+        if m in mature:
+            entry.labels, entry.observed = "mature", _pooled(labelled.filter(pl.col(MONTH) == m), True)
+        else:
+            entry.labels, entry.estimated = "immature", _pooled(scored.filter(pl.col(MONTH) == m), False)
+        results.append(entry)
+    return results
+
+
+def run_monitoring(
+    settings: Settings,
+    *,
+    start_month: str,
+    end_month: str,
+    as_of: date | None = None,
+    alias: str = "champion",
+    progress: Progress | None = None,
+) -> MonitoringRecord:
+    """Monitor the model ``alias`` points at over [start_month, end_month]; write and return the record."""
+    from readmit.registry import Registry
+
+    def say(message: str) -> None:
+        if progress:
+            progress(message)
+
+    as_of = as_of or date.today()
+    cfg = settings.config
+    storage = Storage(settings.datamart_uri)
+    registry = Registry.for_settings(settings)
+    scored, algorithm, version, without, other = _scored_rows(settings, storage, registry, start_month, end_month,
+                                                              alias, say)
+    months_scored = sorted(set(scored[MONTH].to_list()))
+    model, metadata = registry.load(algorithm, version)
+    say(f"reference profile of {algorithm} v{version}")
+    profile = ensure_profile(settings, registry, algorithm, version, model, metadata)
+    frame = _with_features(storage, scored, months_scored, [*profile["numeric"], *profile["categorical"]])
+    say(f"drift of {frame.height} rows x {len(profile['numeric']) + len(profile['categorical'])} features")
     drift = drift_by_month(frame, profile, score="risk")
 
-    maturity = cfg.training_config.label_maturity_days
-    mature = [m for m in months_scored if is_mature(m, as_of, maturity)]
+    mature = [m for m in months_scored if is_mature(m, as_of, cfg.training_config.label_maturity_days)]
     immature = [m for m in months_scored if m not in mature]
-    labelled = pl.DataFrame(schema={"encounter_id": pl.Int64, LABEL: pl.Int8})
-    label_months = [m for m in mature if m in set(storage.list_partitions(LABEL_STORE))]
-    if label_months:
-        labels = storage.read_table(LABEL_STORE, label_months, columns=["encounter_id", LABEL])
-        labelled = scored.filter(pl.col(MONTH).is_in(label_months)).join(
-            labels.unique("encounter_id"), on="encounter_id", how="inner").filter(pl.col(LABEL).is_not_null())
-    record_months = []
-    mcfg = cfg.monitoring_config
-    for m in months_scored:
-        entry = {"month": m, **drift[m]}
-        worst = max(entry["csi"].items(), key=lambda kv: kv[1], default=(None, None))
-        entry["bands"] = {"score_psi": band(entry["score_psi"], mcfg), "csi_max_feature": worst[0],
-                          "csi_max": worst[1], "csi_max_band": band(worst[1], mcfg)}
-        if m in mature:
-            rows = labelled.filter(pl.col(MONTH) == m)
-            entry |= {"labels": "mature", "observed": _pooled(rows, True), "estimated": None}
-        else:
-            rows = scored.filter(pl.col(MONTH) == m)
-            entry |= {"labels": "immature", "observed": None, "estimated": _pooled(rows, False)}
-        record_months.append(entry)
-    summary = {
-        "mature_months": mature,
-        "immature_months": immature,
-        "observed": _pooled(labelled, True) if labelled.height else None,
-        "estimated": _pooled(scored.filter(pl.col(MONTH).is_in(immature)), False) if immature else None,
-        "test_auc_roc": ((metadata.get("performance") or {}).get("test") or {}).get("auc_roc"),
-        "months_without_predictions": without,
-        "months_scored_by_another_model": other,
-        "profile_source": profile.get("source"),
-    }
-    decision = decide(record_months, summary, cfg.monitoring_config, test_auc=summary["test_auc_roc"])
+    labelled = _labelled(storage, scored, mature)
+    months = month_results(months_scored, drift, mature, scored, labelled, cfg.monitoring_config)
+    summary = Summary(
+        mature_months=mature,
+        immature_months=immature,
+        observed=_pooled(labelled, True) if labelled.height else None,
+        estimated=_pooled(scored.filter(pl.col(MONTH).is_in(immature)), False) if immature else None,
+        test_auc_roc=((metadata.get("performance") or {}).get("test") or {}).get("auc_roc"),
+        months_without_predictions=without,
+        months_scored_by_another_model=other,
+        profile_source=profile.get("source"),
+    )
+    decision = decide(months, summary, cfg.monitoring_config, test_auc=summary.test_auc_roc)
     run_at = datetime.now(UTC)
-    record = {
-        "run_at": run_at.isoformat(),
-        "as_of": as_of.isoformat(),
-        "start": start_month,
-        "end": end_month,
-        "model": {"algorithm": algorithm, "version": version, "alias": alias},
-        "months": record_months,
-        "summary": summary,
-        "decision": decision,
-        "thresholds": cfg.monitoring_config.model_dump(mode="json"),
-    }
-    record = write_record(settings, "monitoring", LATEST, run_at, jsonable(record))
-    say(f"decision: {decision['action']} ({'; '.join(decision['reasons'])})")
+    record = MonitoringRecord(
+        run_at=run_at.isoformat(), as_of=as_of.isoformat(), start=start_month, end=end_month,
+        model=ModelRef(algorithm=algorithm, version=version, alias=alias), months=months, summary=summary,
+        decision=decision, thresholds=cfg.monitoring_config.model_dump(mode="json"),
+    )
+    record.path = write_record(settings, "monitoring", LATEST, run_at, record.file_content())["path"]
+    say(f"decision: {decision.action} ({'; '.join(decision.reasons)})")
     return record
 
 
-def read_latest(settings: Settings) -> dict[str, Any] | None:
+def read_latest(settings: Settings) -> MonitoringRecord | None:
     """The latest monitoring record, or None before the first run."""
+    storage = Storage(settings.registry_uri)
+    rel = f"{monitoring_folder(settings.config.model.model_name)}/{LATEST}"
     try:
-        return Storage(settings.registry_uri).read_json(f"{monitoring_folder(settings.config.model.model_name)}/{LATEST}")
+        data = storage.read_json(rel)
     except FileNotFoundError:
         return None
-
+    return MonitoringRecord.read(data, storage.uri_of(rel))
 
 
 def monitor_step(settings: Settings, *, start_month: str, end_month: str,
@@ -224,9 +250,9 @@ def monitor_step(settings: Settings, *, start_month: str, end_month: str,
     """The monitoring graph's step: a run as of today for the champion; returns the decision."""
     record = run_monitoring(settings, start_month=start_month, end_month=end_month, progress=progress)
     return {
-        "action": record["decision"]["action"],
-        "reasons": record["decision"]["reasons"],
-        "model": record["model"],
-        "months": [m["month"] for m in record["months"]],
-        "record": record["path"],
+        "action": record.decision.action,
+        "reasons": record.decision.reasons,
+        "model": record.model.model_dump(),
+        "months": [m.month for m in record.months],
+        "record": record.path,
     }

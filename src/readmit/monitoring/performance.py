@@ -19,21 +19,9 @@ checks.
 
 from __future__ import annotations
 
-import calendar
-from datetime import date
 from typing import Any
 
 import numpy as np
-
-
-def month_end(month: str) -> date:
-    year, mon = int(month[:4]), int(month[5:7])
-    return date(year, mon, calendar.monthrange(year, mon)[1])
-
-
-def is_mature(month: str, as_of: date, maturity_days: int) -> bool:
-    """Whether every label of ``month`` is known on ``as_of``."""
-    return (as_of - month_end(month)).days >= maturity_days
 
 
 def expected_auc(p: np.ndarray) -> float | None:
@@ -60,24 +48,11 @@ def estimated_performance(p: np.ndarray) -> dict[str, Any]:
     return {"auc_roc": expected_auc(p), "positive_rate": float(p.mean()) if p.size else None}
 
 
-def calibration_slope(y: np.ndarray, p: np.ndarray) -> float | None:
-    """Slope of the logistic recalibration ``logit P(y=1) = a + b * logit(p)`` (1 = well calibrated)."""
-    from sklearn.linear_model import LogisticRegression
-
-    y = np.asarray(y).astype(int)
-    if y.size == 0 or y.min() == y.max():
-        return None
-    q = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    logit = np.log(q / (1 - q)).reshape(-1, 1)
-    fit = LogisticRegression(C=np.inf, max_iter=1000).fit(logit, y)  # C=inf: unpenalised
-    return float(fit.coef_[0, 0])
-
-
 def observed_performance(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     """ROC-AUC, PR-AUC, Brier, observed/expected and calibration slope of labelled rows."""
     from sklearn.metrics import average_precision_score, brier_score_loss
 
-    from readmit.training.evaluate import auc
+    from readmit.training.evaluate import auc, calibration_slope
 
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=np.float64)

@@ -19,7 +19,6 @@ artifact before unpickling it; an alias never bypasses that check.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import re
 import uuid
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from readmit.errors import ArtifactError, ReadmitInputError
+from readmit.jsonsafe import dumps
 from readmit.registry.store import Registry
 from readmit.registry.versions import check_algorithm, check_version, create_exclusive
 
@@ -94,7 +94,7 @@ def record_event(registry: Registry, event: dict[str, Any], *, now: datetime | N
     name = f"{_stamp(now)}_{uuid.uuid4().hex[:8]}.json"
     rel = registry.rel(f"{EVENTS_DIR}/{name}")
     record = {**event, "at": event.get("at") or now.isoformat()}
-    create_exclusive(registry.storage, rel, json.dumps(record, indent=2, default=str).encode())  # never overwrites
+    create_exclusive(registry.storage, rel, dumps(record).encode())  # never overwrites
     return {**record, "path": registry.storage.uri_of(rel)}
 
 
@@ -197,7 +197,7 @@ def write_decision(registry: Registry, decision: dict[str, Any], *, now: datetim
     now = now or datetime.now(UTC)
     rel = registry.rel(f"{DECISIONS_DIR}/promotion_{_stamp(now)}.json")
     location = registry.storage.uri_of(rel)
-    create_exclusive(registry.storage, rel, json.dumps({**decision, "path": location}, indent=2, default=str).encode())
+    create_exclusive(registry.storage, rel, dumps({**decision, "path": location}).encode())
     return location
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from readmit.config import ENV_REGISTRY_KEY, from_env
 from readmit.errors import ArtifactError
+from readmit.jsonsafe import jsonable
 
 SIGNATURE_ALGORITHM = "hmac-sha256"
 KEY_ENV = ENV_REGISTRY_KEY[0]
@@ -50,7 +51,7 @@ def canonical(metadata: dict[str, Any]) -> bytes:
 
 def sign(metadata: dict[str, Any], key: bytes) -> dict[str, Any]:
     """``metadata`` (JSON-normalised) with its signature added."""
-    plain = json.loads(json.dumps(metadata, default=str))  # sign exactly what will be read back
+    plain = jsonable(metadata)  # sign exactly what will be read back
     plain.pop("signature", None)
     value = hmac.new(key, canonical(plain), hashlib.sha256).hexdigest()
     return {**plain, "signature": {"algorithm": SIGNATURE_ALGORITHM, "value": value}}

@@ -53,6 +53,7 @@ from typing import Any
 
 from readmit.config import Settings, model_name_problem
 from readmit.errors import ArtifactError, ReadmitError, ReadmitInputError
+from readmit.jsonsafe import jsonable
 from readmit.registry.artifacts import check_signature, sha256_hex, sign, signing_key
 from readmit.registry.versions import (
     MAX_CLAIM_ATTEMPTS,
@@ -201,7 +202,7 @@ class Registry:
             "saved_at": datetime.now(UTC).isoformat(),
             "artifact": {"file": artifact_name(algorithm, version), "sha256": digest, "bytes": len(payload)},
         })
-        meta = sign(meta, self._key) if self._key else json.loads(json.dumps(meta, default=str))
+        meta = sign(meta, self._key) if self._key else jsonable(meta)
         meta_bytes = json.dumps(meta, indent=2).encode()
         try:
             self._write(metadata_name(algorithm, version), meta_bytes, exclusive=True)

@@ -9,12 +9,13 @@ of gold afresh, so every curve is computed from the registered artifact, not cop
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from readmit.config import Settings
+from readmit.data.layers import LABEL
 from readmit.errors import ReadmitError
+from readmit.lineage import git_revision, library_versions
 from readmit.registry import Registry
 from readmit.report import analysis
 from readmit.report.cards import card_names, read_or_write_card
@@ -27,10 +28,11 @@ from readmit.report.inputs import (
     rejected_files,
     source_files,
 )
+from readmit.runtime import Progress
 from readmit.storage import Storage
 from readmit.training import predict_proba
 from readmit.training.evaluate import subgroup_columns
-from readmit.training.split import LABEL, load_gold
+from readmit.training.split import load_gold
 
 REPORTS_DIR = "reports"
 LATEST_REPORT = "readmit_report_latest.html"
@@ -43,7 +45,7 @@ def report_name(now: datetime) -> str:
 
 
 def build_report(settings: Settings, *, now: datetime | None = None,
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None) -> dict[str, Any]:
     """Write the report; return where it is, its size, the seconds it took and each section's status."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
@@ -51,8 +53,6 @@ def build_report(settings: Settings, *, now: datetime | None = None,
     cfg = settings.config
     registry = Registry.for_settings(settings)
     datamart = Storage(settings.datamart_uri)
-    from readmit.training.train import git_revision, library_versions
-
     say("reading the registry and the datamart")
     state = registry_state(registry)
     data = ReportData(
@@ -60,7 +60,7 @@ def build_report(settings: Settings, *, now: datetime | None = None,
         generated_at=now.isoformat(timespec="seconds"),
         registry_uri=registry.storage.uri,
         datamart_uri=datamart.uri,
-        config=cfg.to_json_dict(),
+        config=cfg,
         splits=cfg.temporal_splits.model_dump(mode="json"),
         date_method=cfg.data_config.date_derivation.method,
         state=state,

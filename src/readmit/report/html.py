@@ -13,7 +13,6 @@ Machine-readable hooks for tests and scrapers: ``<section data-section=ID>``,
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from readmit.config import ReadmitConfig
+from readmit.jsonsafe import dumps
+from readmit.monitoring.record import MonitoringRecord
 from readmit.report import analysis, plots
 from readmit.report.inputs import RegistryState, label_of
 
@@ -66,7 +68,7 @@ class ReportData:
     generated_at: str
     registry_uri: str
     datamart_uri: str
-    config: dict[str, Any]
+    config: ReadmitConfig  # the typed config: every threshold shown is the one monitoring applies
     splits: dict[str, dict[str, str]]
     date_method: str
     state: RegistryState
@@ -77,7 +79,7 @@ class ReportData:
     groups: dict[str, list[Any]] = field(default_factory=dict)  # oot subgroup columns
     importance: dict[str, Any] | None = None  # {"kind": "native"|"permutation", "values": {feature: {mean, std}}}
     predictions: tuple[str, Any] | None = None
-    monitoring: dict[str, Any] | None = None
+    monitoring: MonitoringRecord | None = None
     ab_report: dict[str, Any] | None = None
     current_partitions: dict[str, dict[str, str]] | None = None
     current_versions: dict[str, Any] = field(default_factory=dict)
@@ -149,7 +151,7 @@ def kpis(items: Sequence[tuple[str, Any]]) -> str:
 
 
 def _pre(obj: Any) -> str:
-    return f"<pre>{escape(json.dumps(obj, indent=2, default=str))}</pre>"
+    return f"<pre>{escape(dumps(obj))}</pre>"
 
 
 def _window_months(split: dict[str, str]) -> tuple[str, str]:
@@ -389,7 +391,7 @@ def fairness_section(d: ReportData) -> str:
 
 def over_time_section(d: ReportData) -> str:
     out = []
-    cfg = d.config.get("monitoring_config", {})
+    cfg = d.config.monitoring_config
     series: dict[str, dict[str, float | None]] = {}
     champ = d.state.champion
     if champ:
@@ -398,36 +400,32 @@ def over_time_section(d: ReportData) -> str:
             series[f"{w} (at training)"] = {m: v.get("auc_roc") for m, v in by_month.items()}
     mon = d.monitoring
     if mon:
-        months = mon.get("months") or []
-        series["monitored observed"] = {m["month"]: (m.get("observed") or {}).get("auc_roc") for m in months}
-        series["monitored estimated"] = {m["month"]: (m.get("estimated") or {}).get("auc_roc") for m in months}
+        series["monitored observed"] = {m.month: m.observed.auc_roc if m.observed else None for m in mon.months}
+        series["monitored estimated"] = {m.month: m.estimated.auc_roc if m.estimated else None for m in mon.months}
     if any(v is not None for s in series.values() for v in s.values()):
-        out.append(figure("auc-over-time", plots.auc_over_time(series, cfg.get("min_auc")),
+        out.append(figure("auc-over-time", plots.auc_over_time(series, cfg.min_auc),
                           "ROC-AUC per month: at training (test and out-of-time windows) and, once monitored, "
                           "observed where labels are mature and estimated (dashed) where not."))
     if not mon:
         out.append(missing("No monitoring record yet: `readmit monitor` writes one (score PSI, feature CSI, "
                            "observed and estimated ROC-AUC per month, and a decision)."))
         return "".join(out)
-    months = mon.get("months") or []
+    months = mon.months
     csi_max: Counter[str] = Counter()
     for m in months:
-        for feature, value in (m.get("csi") or {}).items():
+        for feature, value in m.csi.items():
             if value is not None:
                 csi_max[feature] = max(csi_max[feature], value)
     top = [f for f, _ in csi_max.most_common(TOP_CSI)]
-    out.append(figure("drift", plots.drift([m["month"] for m in months], [m.get("score_psi") for m in months],
-                                           {f: [(m.get("csi") or {}).get(f) for m in months] for f in top},
-                                           cfg.get("psi_warning", 0.1), cfg.get("psi_alert", 0.2)),
+    out.append(figure("drift", plots.drift([m.month for m in months], [m.score_psi for m in months],
+                                           {f: [m.csi.get(f) for m in months] for f in top},
+                                           cfg.psi_warning, cfg.psi_alert),
                       "Score PSI and the most drifting features' CSI per month against the reference; yellow: "
                       "warning band, red: alert band."))
-    decision = mon.get("decision") or {}
-    action = str(decision.get("action", "unknown"))
-    out.append(f'<p data-decision="{escape(action)}">Latest monitoring decision ({escape(str(mon.get("run_at")))}, '
-               f'model {escape(str((mon.get("model") or {}).get("algorithm")))} '
-               f'v{escape(str((mon.get("model") or {}).get("version")))}): <b>{escape(action)}</b>'
-               + (": " + escape("; ".join(map(str, decision.get("reasons") or []))) if decision.get("reasons") else "")
-               + "</p>")
+    action, reasons = mon.decision.action, mon.decision.reasons
+    out.append(f'<p data-decision="{escape(action)}">Latest monitoring decision ({escape(mon.run_at)}, '
+               f'model {escape(mon.model.algorithm)} v{escape(mon.model.version)}): <b>{escape(action)}</b>'
+               + (": " + escape("; ".join(reasons)) if reasons else "") + "</p>")
     return "".join(out)
 
 
@@ -511,10 +509,10 @@ def lineage_section(d: ReportData) -> str:
     out.append(para(f"git revision: champion {(champ or {}).get('git_revision') or 'unknown'}; "
                     f"report {d.current_git or 'unknown'}."))
     out.append("<h3>Configuration in use</h3>")
-    same = champ is not None and champ.get("config") == d.config
+    same = champ is not None and champ.get("config") == d.config.to_json_dict()
     out.append(para("Equal to the champion's training config." if same else
                     "Differs from the champion's training config (or the champion is unknown)."))
-    out.append(_pre(d.config))
+    out.append(_pre(d.config.to_json_dict()))
     out.append("<h3>Models and cards</h3>")
     rows = [(lab, m.get("version"), (m.get("artifact") or {}).get("sha256"),
              d.card_links.get(lab, "–").rsplit("/", 1)[-1]) for lab, m in d.labels.items()]

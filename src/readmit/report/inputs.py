@@ -21,6 +21,7 @@ from readmit.errors import ArtifactError, ReadmitInputError
 from readmit.monitoring.ab import LATEST as LATEST_AB_REPORT
 from readmit.monitoring.monitor import LATEST as LATEST_MONITORING
 from readmit.monitoring.monitor import monitoring_folder
+from readmit.monitoring.record import MonitoringRecord
 from readmit.registry import Registry
 from readmit.registry.aliases import alias_history, get_aliases, list_decisions
 from readmit.storage import Storage
@@ -165,9 +166,11 @@ def registry_state(registry: Registry) -> RegistryState:
     )
 
 
-def monitoring_records(registry: Registry) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def monitoring_records(registry: Registry) -> tuple[MonitoringRecord | None, dict[str, Any] | None]:
     """The latest monitoring record and the latest A/B report (None when not written yet)."""
     folder = monitoring_folder(registry.model_name)
-    return (_json(registry.storage, f"{folder}/{LATEST_MONITORING}"),
+    rel = f"{folder}/{LATEST_MONITORING}"
+    record = _json(registry.storage, rel)
+    return (None if record is None else MonitoringRecord.read(record, registry.storage.uri_of(rel)),
             _json(registry.storage, f"{folder}/{LATEST_AB_REPORT}"))
 

@@ -1,6 +1,6 @@
 """The gates of the inference graph: a champion exists and verifies; the months' gold exists.
 
-Each returns a :class:`~readmit.training.gates.CheckResult` and never raises: a failed gate
+Each returns a :class:`~readmit.checks.CheckResult` and never raises: a failed gate
 skips the scoring (in Airflow the run ends *skipped*, not failed).
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from readmit.checks import CheckResult
 from readmit.config import Settings
 from readmit.errors import ReadmitError
 from readmit.registry import Registry
 from readmit.registry.aliases import get_alias
 from readmit.storage import Storage
-from readmit.training.gates import CheckResult
 
 
 def _guarded(name: str, check: Callable[[], CheckResult]) -> CheckResult:

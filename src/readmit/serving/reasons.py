@@ -12,8 +12,7 @@
 Only positive contributions count, so a row may have fewer than three reasons. A calibration
 step after the model (Platt or isotonic) is monotone: it changes the probability, not which
 features push it up, so the reasons are read from the uncalibrated model inside the artifact
-(:func:`base_pipelines` finds it however the artifact wraps it; a model saved with one pipeline
-per calibration fold averages their contributions as it averages their predictions).
+(:func:`base_pipelines` finds it however the artifact wraps it).
 :mod:`readmit.serving.scoring` computes the same contributions and the risk in one pass.
 """
 
@@ -25,7 +24,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from readmit.training.train import available_cpus, fitted_pipelines
+from readmit.runtime import available_cpus
+from readmit.training import fitted_pipelines
 
 UNAVAILABLE = "unavailable"
 _INPUT_INDEX = re.compile(r"(?:missingindicator_)?f(\d+)")
@@ -38,9 +38,9 @@ def _is_pipeline(obj: Any) -> bool:
 
 
 def base_pipelines(model: Any, depth: int = 4) -> list[Any]:
-    """The fitted ``Pipeline(frame, prep, model)``s inside ``model``: a calibrated model's one (or,
-    saved before, one per calibration fold: :func:`readmit.training.fitted_pipelines`), the model
-    itself when it is one, or those of a model it wraps; [] when there is none."""
+    """The fitted ``Pipeline(frame, prep, model)``s inside ``model``: a calibrated model's one
+    (:func:`readmit.training.fitted_pipelines`), the model itself when it is one, or those of a
+    model it wraps; [] when there is none."""
     pipes = [p for p in fitted_pipelines(model) if _is_pipeline(p)]
     if pipes or depth == 0:
         return pipes
@@ -129,8 +129,9 @@ def feature_names(pipe: Any) -> list[str]:
 
 
 def add_up(total: np.ndarray | None, values: np.ndarray) -> np.ndarray:
-    """A calibrated model averages its pipelines' predictions, so the reasons average their
-    contributions (log-odds): the running sum, one pipeline at a time, then / the count."""
+    """The running sum of contributions (log-odds) over a model's pipelines, then / the count: a
+    model holding several averages their predictions, so the reasons average their contributions
+    (every model training saves holds one)."""
     return values if total is None else total + values
 
 

@@ -6,19 +6,15 @@ for XGBoost, predicts from one matrix and builds a second ``DMatrix`` for the co
 each pipeline encodes the frame once and builds one ``DMatrix`` (with every core), and both the
 probability and the contributions are read from it. The calibrated risk is then computed from
 that probability the way the model's own ``predict_proba`` computes it (training's
-``CalibratedModel.calibrate``; for scikit-learn's ``CalibratedClassifierCV`` each pipeline's
-calibrator, the near-1 clip and the mean over its pipelines), so it is the same number, not an
-approximation.
+``CalibratedModel.calibrate``), so it is the same number, not an approximation.
 
 Why not the margin from the contributions (they add up to it, so the prediction would be free):
 their float32 row sums differ from XGBoost's own margin by up to ~1e-6, so the risk would too. A
 plain prediction from the shared ``DMatrix`` costs about a fifth of the contributions.
 
-The one-pass path knows three shapes around XGBoost ``Pipeline(frame, prep, model)``s: training's
-:class:`readmit.training.calibration.CalibratedModel` (one pipeline + its ``calibrate``), a sigmoid
-or isotonic scikit-learn ``CalibratedClassifierCV`` with one or more pipelines (models saved before
-that; a ``FrozenEstimator`` around the pipeline is seen through), and the bare pipeline. Any other
-model (logistic regression, random forest, a wrapper it does not know) is scored the
+The one-pass path knows two shapes around an XGBoost ``Pipeline(frame, prep, model)``: training's
+:class:`readmit.training.calibration.CalibratedModel` (one pipeline + its ``calibrate``) and the
+bare pipeline (``calibration: none``). Any other model (logistic regression, random forest, a wrapper it does not know) is scored the
 straightforward way. :class:`Scorer` also checks the one-pass risk against
 ``predict_proba`` on the first rows it scores, and scores the straightforward way if they differ.
 """
@@ -43,7 +39,6 @@ from readmit.training import predict_proba
 
 CHECK_ROWS = 256  # rows of the first frame scored both ways by a Scorer
 TOLERANCE = 1e-9  # largest difference in risk the check accepts
-_NEAR_ONE = 1e-5  # scikit-learn clips probabilities in (1, 1 + 1e-5] to 1
 
 
 @dataclass(frozen=True)
@@ -54,27 +49,9 @@ class Part:
     calibrate: Callable[[np.ndarray], np.ndarray] | None
 
 
-@dataclass(frozen=True)
-class SklearnCalibration:
-    """One ``CalibratedClassifierCV`` member's step: its calibrator, then the near-1 clip (a class,
-    not a closure, so a scorer pickles: Spark ships it to the executors)."""
-
-    calibrator: Any
-
-    def __call__(self, proba: np.ndarray) -> np.ndarray:
-        calibrated = np.asarray(self.calibrator.predict(proba), dtype=np.float64)
-        calibrated[(1.0 < calibrated) & (calibrated <= 1.0 + _NEAR_ONE)] = 1.0
-        return calibrated
-
-
 def _is_xgboost_pipeline(obj: Any) -> bool:
     steps = getattr(obj, "named_steps", None)
     return steps is not None and {"frame", "model"} <= set(steps) and hasattr(steps["model"], "get_booster")
-
-
-def _unfrozen(estimator: Any) -> Any:
-    """The estimator a ``FrozenEstimator`` delegates to (its probabilities are the inner one's)."""
-    return estimator.estimator if type(estimator).__name__ == "FrozenEstimator" else estimator
 
 
 def one_pass_parts(model: Any) -> list[Part] | None:
@@ -85,18 +62,7 @@ def one_pass_parts(model: Any) -> list[Part] | None:
         return [Part(model, None)]
     if type(model) is CalibratedModel:
         return [Part(model.pipeline, model.calibrate)] if _is_xgboost_pipeline(model.pipeline) else None
-    calibrated = getattr(model, "calibrated_classifiers_", None)
-    if type(model).__name__ != "CalibratedClassifierCV" or not calibrated:
-        return None
-    parts = []
-    for c in calibrated:
-        pipe = _unfrozen(c.estimator)
-        if (getattr(c, "method", None) not in ("sigmoid", "isotonic") or len(c.calibrators) != 1
-                or list(c.classes) != [0, 1] or not _is_xgboost_pipeline(pipe)
-                or list(pipe.classes_) != [0, 1]):
-            return None
-        parts.append(Part(pipe, SklearnCalibration(c.calibrators[0])))
-    return parts
+    return None
 
 
 def _iteration_range(estimator: Any) -> tuple[int, int]:

@@ -32,13 +32,13 @@ from readmit.config import InferenceSection, Settings
 from readmit.data.engines import (
     MONTH_KEY,
     engine_uri,
-    key_of_month,
     month_key,
     open_engine,
     read_month,
     scratch,
 )
 from readmit.data.layers import FEATURE_STORE
+from readmit.months import month_number
 from readmit.serving.predict import (
     PREDICTION_SCHEMA,
     SORT,
@@ -121,4 +121,4 @@ def score_on_spark(
                     progress(f"writing {month}")
                 part = read_month(storage, rel, month, SCORED_SCHEMA)
                 predictions = part.drop(UNSEEN).sort(*SORT)
-                yield month, rows.get(key_of_month(month), 0), predictions, _unseen_total(part[UNSEEN])
+                yield month, rows.get(month_number(month), 0), predictions, _unseen_total(part[UNSEEN])

@@ -4,10 +4,9 @@ Importing this package is light (no scikit-learn, no xgboost): the heavy librari
 function runs. Public entry points:
 
 - :func:`train_algorithm` - train, evaluate and register one algorithm; returns its metadata.
-- :func:`train_algorithms` - several algorithms in sequence, reading gold once.
 - :func:`predict_proba` - calibrated P(readmitted < 30 days) from a saved model and a gold feature frame.
-- :func:`fitted_pipelines` - the fitted ``frame + prep + model`` pipelines inside a saved model
-  (one per calibration fold), for feature importances and reasons.
+- :func:`fitted_pipelines` - the fitted ``frame + prep + model`` pipeline inside a saved model
+  (the calibrated model's one, or the model itself), for feature importances and reasons.
 """
 
 from readmit.training.train import (
@@ -15,7 +14,6 @@ from readmit.training.train import (
     fitted_pipelines,
     predict_proba,
     train_algorithm,
-    train_algorithms,
 )
 
-__all__ = ["MODEL_INPUT", "fitted_pipelines", "predict_proba", "train_algorithm", "train_algorithms"]
+__all__ = ["MODEL_INPUT", "fitted_pipelines", "predict_proba", "train_algorithm"]

@@ -18,13 +18,15 @@ reliability table over ``RELIABILITY_BINS`` bins of equal count (deciles of pred
 
 Confidence intervals (``ci``) come from a bootstrap that resamples **patients**, not rows: a
 patient's encounters are correlated, so resampling rows would give intervals that are too narrow.
-Each draw weights every encounter by how often its patient was drawn; ROC-AUC and Brier are
-computed for all draws at once (rank-based AUC in numpy).
+Each draw weights every encounter by how often its patient was drawn (:func:`patient_weights`,
+the one patient bootstrap: the A/B report draws its resamples here too); ROC-AUC and Brier are
+computed for all draws at once (rank-based AUC in numpy, :func:`weighted_auc`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -193,6 +195,15 @@ def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = RELIABILITY_BINS
     return rows
 
 
+def calibration_slope(y: np.ndarray, p: np.ndarray) -> float | None:
+    """Slope of the logistic recalibration ``logit P(y=1) = a + b * logit(p)`` (1 = well
+    calibrated; below 1 the scores are too extreme); None without both classes."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.size == 0 or y.min() == y.max():
+        return None
+    return _logistic_fit(logit(p), y, slope=True)[1]
+
+
 def calibration_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     """How far the scores are from probabilities (see the module doc)."""
     y = np.asarray(y, dtype=np.float64)
@@ -205,7 +216,7 @@ def calibration_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     table = reliability_table(y, p)
     both = 0 < prevalence < 1
     intercept = _logistic_fit(logit(p), y, slope=False)[0] if both else None
-    slope = _logistic_fit(logit(p), y, slope=True)[1] if both else None
+    slope = calibration_slope(y, p)
     return {
         "brier": brier,
         "brier_baseline": baseline,
@@ -221,8 +232,9 @@ def calibration_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
 # -- patient bootstrap ------------------------------------------------------------------------
 
 
-def _weighted_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """ROC-AUC of every row of ``weights`` (draws x rows); ties count one half."""
+def weighted_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC-AUC of every row of ``weights`` (draws x rows): the weighted Mann-Whitney statistic;
+    ties count one half."""
     order = np.argsort(p, kind="stable")
     ps, ys, ws = p[order], y[order].astype(bool), weights[:, order]
     starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])
@@ -234,34 +246,44 @@ def _weighted_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarr
         return (pos * (below + 0.5 * neg)).sum(axis=1) / total
 
 
-def bootstrap_ci(y: np.ndarray, p: np.ndarray, patients: np.ndarray, *, resamples: int = 300,
-                 level: float = 0.95, seed: int = 0, chunk: int = 50) -> dict[str, Any]:
-    """Percentile intervals of ROC-AUC and Brier over ``resamples`` draws of patients."""
-    y = np.asarray(y, dtype=np.float64)
-    p = np.asarray(p, dtype=np.float64)
+def patient_weights(patients: np.ndarray, resamples: int, rng: np.random.Generator, *,
+                    chunk: int = 50) -> Iterator[np.ndarray]:
+    """The patient bootstrap, ``chunk`` draws at a time: weights (draws x rows) giving each row the
+    number of times its patient was drawn, patients drawn with replacement as many as there are."""
     _, index = np.unique(np.asarray(patients), return_inverse=True)
     n_patients = int(index.max()) + 1 if index.size else 0
-    if y.size == 0 or y.min() == y.max():
-        return {"auc_roc": None, "brier": None, "resamples": 0, "level": level, "unit": "patient"}
-    rng = np.random.default_rng(seed)
-    aucs, briers = [], []
-    sq = (p - y) ** 2
     for done in range(0, resamples, chunk):
         b = min(chunk, resamples - done)
         draws = rng.integers(0, n_patients, size=(b, n_patients))
         offsets = (np.arange(b)[:, None] * n_patients + draws).ravel()
         counts = np.bincount(offsets, minlength=b * n_patients).reshape(b, n_patients).astype(np.float64)
-        w = counts[:, index]
-        aucs.append(_weighted_auc(y, p, w))
-        briers.append(w @ sq / w.sum(axis=1))
+        yield counts[:, index]
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]:
+    """The central ``level`` interval of the finite ``values`` (a draw can have no positive)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return [float("nan"), float("nan")]
     lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+    return [float(np.quantile(v, lo)), float(np.quantile(v, hi))]
 
-    def interval(values: list[np.ndarray]) -> list[float]:
-        v = np.concatenate(values)
-        v = v[np.isfinite(v)]
-        return [float(np.quantile(v, lo)), float(np.quantile(v, hi))]
 
-    return {"auc_roc": interval(aucs), "brier": interval(briers), "resamples": resamples, "level": level,
+def bootstrap_ci(y: np.ndarray, p: np.ndarray, patients: np.ndarray, *, resamples: int = 300,
+                 level: float = 0.95, seed: int = 0, chunk: int = 50) -> dict[str, Any]:
+    """Percentile intervals of ROC-AUC and Brier over ``resamples`` draws of patients."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if y.size == 0 or y.min() == y.max():
+        return {"auc_roc": None, "brier": None, "resamples": 0, "level": level, "unit": "patient"}
+    aucs, briers = [], []
+    sq = (p - y) ** 2
+    for w in patient_weights(patients, resamples, np.random.default_rng(seed), chunk=chunk):
+        aucs.append(weighted_auc(y, p, w))
+        briers.append(w @ sq / w.sum(axis=1))
+    return {"auc_roc": percentile_interval(np.concatenate(aucs), level),
+            "brier": percentile_interval(np.concatenate(briers), level), "resamples": resamples, "level": level,
             "unit": "patient"}
 
 
@@ -331,11 +353,15 @@ __all__ = [
     "binary_metrics",
     "bootstrap_ci",
     "calibration_metrics",
+    "calibration_slope",
     "choose_threshold",
     "evaluate_window",
     "grouped_auc",
     "leakage_warnings",
+    "patient_weights",
+    "percentile_interval",
     "reliability_table",
     "subgroup_columns",
     "unseen_patients_metrics",
+    "weighted_auc",
 ]

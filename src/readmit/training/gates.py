@@ -1,7 +1,7 @@
 """The gates that must pass before training: config, gold present, enough data, no temporal leakage,
 one raw source.
 
-Each gate takes the :class:`~readmit.config.Settings` and returns a :class:`CheckResult`; a failed
+Each gate takes the :class:`~readmit.config.Settings` and returns a :class:`~readmit.checks.CheckResult`; a failed
 gate's ``reason`` says what is wrong and how to fix it. :data:`GATES` lists them in the order they
 run; :func:`run_checks` runs all of them.
 
@@ -17,12 +17,12 @@ Light on purpose (polars only at import): Airflow imports this module to parse D
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import polars as pl
 
+from readmit.checks import CheckResult
 from readmit.config import Settings, load_config, window_problems
 from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
@@ -31,17 +31,6 @@ from readmit.storage import Storage
 from readmit.training.split import WINDOWS, months_of, purge_expr, window_expr
 
 _MEDALLION_FIX = "build the gold tables (`readmit medallion`), or point --datamart / READMIT_DATAMART_URI at the datamart that has them"
-
-
-@dataclass
-class CheckResult:
-    name: str
-    passed: bool
-    reason: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _expected_findings(name: str):

@@ -24,7 +24,6 @@ Light on purpose (polars only): Airflow parses DAGs that import readmit.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +33,13 @@ import polars as pl
 from readmit.config import Settings, TemporalSplits, Window
 from readmit.data import features
 from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
-from readmit.data.layers import FEATURE_STORE, LABEL_STORE
+from readmit.data.layers import FEATURE_STORE, LABEL, LABEL_STORE
 from readmit.errors import ReadmitInputError
-from readmit.storage import Storage, months_between
+from readmit.months import months_spanning
+from readmit.runtime import Progress
+from readmit.storage import Storage
 
 WINDOWS: tuple[str, ...] = ("train", "test", "oot")
-LABEL = "label"
 # model_config.target -> the label_store column holding it (one target today)
 TARGETS: dict[str, str] = {"readmitted_within_30_days": LABEL}
 DATE = "snapshot_date"
@@ -67,7 +67,7 @@ class FeatureSpec:
 
 def months_of(window: Window) -> list[str]:
     """Every calendar month ``YYYY-MM`` that overlaps the window."""
-    return months_between(window.start_date.strftime("%Y-%m"), window.end_date.strftime("%Y-%m"))
+    return months_spanning(window.start_date, window.end_date)
 
 
 def window_expr(splits: TemporalSplits) -> pl.Expr:
@@ -122,7 +122,7 @@ def load_gold(
     settings: Settings,
     *,
     fingerprints: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> GoldData:
     """Read every gold partition overlapping a window, join labels, tag rows with their window."""
     cfg = settings.config

@@ -27,26 +27,24 @@ Heavy libraries (scikit-learn, xgboost) are imported inside functions: importing
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from readmit.config import KNOWN_ALGORITHMS, HyperparameterTuning, Settings, TrainingSection
+from readmit.data.layers import LABEL
 from readmit.errors import ReadmitInputError
-from readmit.training.split import LABEL, WINDOWS, GoldData, describe_sample, load_gold, sample_patients
-
-Progress = Callable[[str], None]
+from readmit.jsonsafe import jsonable
+from readmit.lineage import git_revision, library_versions
+from readmit.runtime import Progress, resolve_n_jobs
+from readmit.training.split import WINDOWS, GoldData, describe_sample, load_gold, sample_patients
 
 MODEL_INPUT = (
     "a polars DataFrame (or pyarrow Table) of gold/feature_store rows holding every column in "
@@ -59,94 +57,20 @@ MODEL_INPUT = (
 # -- small helpers ------------------------------------------------------------------------------
 
 
-def available_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def resolve_n_jobs(n_jobs: int) -> int:
-    """``-1`` (or 0) = every available core; otherwise at most the available cores."""
-    cpus = available_cpus()
-    if n_jobs is None or n_jobs <= 0:
-        return cpus if n_jobs in (None, 0, -1) else max(1, cpus + 1 + n_jobs)
-    return min(n_jobs, cpus)
-
-
-def jsonable(value: Any) -> Any:
-    """numpy scalars / arrays and other odd values -> plain JSON types."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return jsonable(value.item())
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-def git_revision(start: Path | None = None) -> str | None:
-    """The commit of the readmit checkout this code runs from (``git rev-parse HEAD``), or None.
-
-    ``READMIT_GIT_REVISION`` wins (an image has no ``.git``); an installed wheel, or a checkout
-    of another project around it, gives None. Never fails.
-    """
-    env = os.environ.get("READMIT_GIT_REVISION")
-    if env:
-        return env
-
-    here = (start or Path(__file__)).resolve()
-    folder = here if here.is_dir() else here.parent
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
-                                  timeout=10, check=False)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return (done.stdout.strip() or None) if done.returncode == 0 else None
-
-    top = git("rev-parse", "--show-toplevel")
-    if top is None or not (Path(top) / "src" / "readmit").is_dir():
-        return None
-    return git("rev-parse", "HEAD")
-
-
-def library_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in ("readmit", "scikit-learn", "xgboost", "numpy", "scipy", "polars", "pyarrow", "joblib"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
 def predict_proba(model: Any, frame: Any) -> np.ndarray:
     """P(readmitted within 30 days) for every row of a gold feature frame (see ``MODEL_INPUT``)."""
     return np.asarray(model.predict_proba(frame))[:, 1]
 
 
 def fitted_pipelines(model: Any) -> list[Any]:
-    """The fitted ``frame + prep + model`` pipelines inside a saved model, for feature importances
-    and reasons: a calibrated model's one pipeline (:mod:`readmit.training.calibration`), the
-    model itself when it is not calibrated, or one per fold in a model saved by earlier 0.1.0
-    development builds (scikit-learn's ``CalibratedClassifierCV``)."""
+    """The fitted ``frame + prep + model`` pipeline inside a saved model, for feature importances
+    and reasons: a calibrated model's one pipeline (:mod:`readmit.training.calibration`), or the
+    model itself when it is not calibrated (``calibration: none``). A list, so that a caller sums
+    over whatever a wrapper holds."""
     pipeline = getattr(model, "pipeline", None)
     if pipeline is not None and hasattr(model, "calibrator"):
         return [pipeline]
-    calibrated = getattr(model, "calibrated_classifiers_", None)
-    if calibrated is None:
-        return [model]
-    return [c.estimator for c in calibrated]
+    return [model]
 
 
 @contextmanager
@@ -403,7 +327,7 @@ def train_algorithm(
 ) -> dict[str, Any]:
     """Load gold, split, tune, calibrate, evaluate and register ``algorithm``; return the metadata written.
 
-    ``data`` lets a caller training several algorithms read gold once (:func:`train_algorithms`).
+    ``data`` lets a caller training several algorithms read gold once (``readmit.pipeline.train``).
     """
     from readmit.registry import Registry
     from readmit.training.algorithms import build_search_space, get_algorithm, make_pipeline, release_caches
@@ -459,18 +383,3 @@ def train_algorithm(
         f"oot ROC-AUC {performance['oot']['auc_roc']:.4f}, {metadata['training_seconds']:.1f}s)")
     return saved
 
-
-def train_algorithms(
-    settings: Settings,
-    algorithms: Sequence[str] | None = None,
-    *,
-    progress: Progress | None = None,
-) -> list[dict[str, Any]]:
-    """Train several algorithms one after the other (default: every configured one), reading gold once."""
-    chosen = list(algorithms or settings.config.training_config.algorithms)
-    for name in chosen:
-        _check_algorithm(name)
-    if progress:
-        progress("loading gold")
-    data = load_gold(settings, progress=progress)
-    return [train_algorithm(settings, name, progress=progress, data=data) for name in chosen]
