@@ -52,14 +52,29 @@ def test_medallion_graph_is_one_step_per_layer_with_the_config_month_range():
     assert GRAPHS["training"].runtime_params(s) == {}
 
 
-def test_inference_graph_is_two_gates_then_predict_on_the_latest_month_by_default():
+def test_inference_graph_is_two_gates_then_predict_then_monitoring_on_the_latest_month_by_default():
     steps = graph_steps("inference", settings_for())
     assert [(s.id, s.depends_on, s.gate) for s in steps] == [
         ("check_champion", (), True), ("check_inference_gold", ("check_champion",), True),
-        ("predict", ("check_inference_gold",), False)]
+        ("predict", ("check_inference_gold",), False), ("trigger_monitoring", ("predict",), False)]
+    assert (steps[-1].triggers, steps[-1].months_from) == ("monitoring", "predict")
+    assert GRAPHS[steps[-1].triggers].dag_id == "diab_monitoring"
     graph = GRAPHS["inference"]
     assert graph.dag_id == "diab_inference" and graph.schedule == "@monthly"
     assert graph.runtime_params(settings_for()) == {"start_month": "", "end_month": ""}
+
+
+def test_trigger_monitoring_outside_airflow_runs_the_monitoring_graph_on_the_months(tmp_path):
+    from dataclasses import replace
+
+    settings = replace(settings_for(), datamart_uri=str(tmp_path / "dm"), registry_uri=str(tmp_path / "reg"))
+    outcomes = run_step("trigger_monitoring", settings, start_month="2008-03", end_month="2008-04")
+    assert [(o["step"], o["status"]) for o in outcomes] == [
+        ("check_predictions_exist", "failed"), ("monitor", "skipped"), ("check_retrain_needed", "skipped"),
+        ("trigger_training", "skipped")]
+    assert "2008-03" in outcomes[0]["result"]["reason"]
+    # An empty range (the inference graph's default) is the monitoring graph's: the data's last month.
+    assert "2008-12" in run_step("trigger_monitoring", settings, start_month="", end_month="")[0]["result"]["reason"]
 
 
 def test_step_ids_are_unique_across_graphs_and_every_function_resolves():

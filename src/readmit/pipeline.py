@@ -17,8 +17,9 @@ Graphs:
   replaces the champion only if the written rules of ``governance_config`` say so (never forced).
 - ``inference``: two gates (a champion exists and verifies; the months' gold exists), then
   ``predict``: the champion (and the challenger, under an A/B test) scores gold months into
-  ``gold/model_predictions``. Monthly in Airflow; by default the latest gold month.
-- ``monitoring``: after inference, each month: a gate (the month has predictions), then the
+  ``gold/model_predictions``, then ``trigger_monitoring`` starts ``monitoring`` on the months
+  just scored. Monthly in Airflow; by default the latest gold month.
+- ``monitoring``: after inference (which triggers it), each month: a gate (the month has predictions), then the
   monitoring run (drift, performance, a keep/watch/retrain decision); a retrain decision
   triggers ``training`` when ``monitoring_config.auto_retrain`` is set.
 """
@@ -59,6 +60,7 @@ class Step:
     doc: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)  # fixed keyword arguments of func
     triggers: str | None = None  # starts this graph: a TriggerDagRunOperator in Airflow, ``func`` locally
+    months_from: str | None = None  # with triggers: the triggered run gets the months this step's result lists
 
     def resolve(self) -> Callable[..., Any]:
         if callable(self.func):
@@ -220,6 +222,9 @@ INFERENCE = Graph(
              doc="Score the months with the champion (champion and challenger under an enabled "
                  "inference_config.ab_test): risk, flag, risk band, top reasons; each month's partition of "
                  "`gold/model_predictions` is replaced atomically."),
+        Step(id="trigger_monitoring", func="readmit.pipeline.monitor_months", depends_on=("predict",),
+             triggers="monitoring", months_from="predict",
+             doc="Start `diab_monitoring` on the months `predict` scored (drift, performance, decision)."),
     ),
 )
 
@@ -578,6 +583,15 @@ def retrain(settings: Settings) -> list[dict[str, Any]]:
     return [o.as_dict() for o in run_graphs(settings, ["training"])]
 
 
+def monitor_months(settings: Settings, start_month: str | None = None,
+                   end_month: str | None = None) -> list[dict[str, Any]]:
+    """Run the monitoring graph on this machine (what ``trigger_monitoring`` does outside Airflow);
+    an empty month means the monitoring graph's default, the data's last month."""
+    defaults = MONITORING.runtime_params(settings)
+    months = {"start_month": start_month or defaults["start_month"], "end_month": end_month or defaults["end_month"]}
+    return [o.as_dict() for o in run_graphs(settings, ["monitoring"], params=months)]
+
+
 def monitor(settings: Settings, *, start_month: str, end_month: str, as_of: Any = None,
             alias: str = "champion", progress: Any = None) -> Any:
     """Monitor the model an alias points at over a month range; write and return the record
@@ -609,6 +623,13 @@ def promote(settings: Settings, *, candidate: str | None = None, force: bool = F
     from readmit.governance.promote import promote as run_promotion
 
     return run_promotion(settings, candidate=candidate, force=force, reason=reason)
+
+
+def name_challenger(settings: Settings, candidate: str, *, reason: str | None = None) -> dict[str, Any]:
+    """Make ``candidate`` the challenger (what an A/B test scores against the champion)."""
+    from readmit.governance.promote import name_challenger as run_name_challenger
+
+    return run_name_challenger(settings, candidate, reason=reason)
 
 
 def rollback(settings: Settings, *, reason: str | None = None) -> dict[str, Any]:

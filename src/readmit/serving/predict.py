@@ -215,8 +215,8 @@ def resolve_models(
         raise ArtifactError(
             "inference_config.ab_test is enabled but there is no challenger",
             source=registry.location("aliases/challenger.json"),
-            fix="set one (`readmit promote --candidate VERSION`: a candidate the rules reject becomes the "
-                "challenger), or disable inference_config.ab_test",
+            fix="name one (`readmit promote --candidate VERSION --as challenger`), or disable "
+                "inference_config.ab_test",
         )
     c_model, c_meta, _ = load_alias(registry, "challenger")
     state = ab.start_or_check(registry, test)
