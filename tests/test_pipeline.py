@@ -11,7 +11,17 @@ import pytest
 from readmit import pipeline
 from readmit.config import ReadmitConfig, Settings, parse_config
 from readmit.errors import ReadmitInputError
-from readmit.pipeline import GRAPHS, Graph, Step, find_step, graph_steps, run_graphs, run_step, summarize
+from readmit.pipeline import (
+    GRAPHS,
+    Graph,
+    Step,
+    find_step,
+    graph_steps,
+    run_graphs,
+    run_step,
+    runner,
+    summarize,
+)
 
 GATES = ["check_model_config", "check_gold_data_exists", "check_sufficient_training_data",
          "check_temporal_leakage", "check_single_source"]
@@ -91,7 +101,7 @@ def test_gate_order_matches_the_gates_module():
     from readmit.training import gates
 
     assert [g.__name__ for g in gates.GATES] == GATES
-    assert pipeline.gate_names() == [g.removeprefix("check_") for g in GATES]
+    assert [s.id for s in pipeline.get_graph("training").steps if s.gate] == GATES
 
 
 def test_run_step_calls_the_function_with_fixed_and_runtime_params(monkeypatch):
@@ -198,7 +208,7 @@ def test_parallel_steps_run_as_readmit_step_run_processes(tmp_path):
                  datamart_uri=str(tmp_path / "empty"), registry_uri=str(tmp_path / "registry"))
     trains = [x for x in graph_steps("training", s) if x.per_algorithm][:2]
     with pytest.raises(ReadmitInputError) as err:
-        list(pipeline._run_ready(trains, s, {}, True, pipeline.Observer()))
+        list(runner._run_ready(trains, s, {}, True, pipeline.Observer()))
     assert "failed in its own process (exit 2)" in str(err.value)
     assert str(tmp_path / "empty") in str(err.value).replace("\n", "")
     assert not (tmp_path / "registry").exists()
@@ -232,3 +242,58 @@ def test_a_runtime_parameter_goes_only_to_steps_that_take_it():
     step = Step(id="x", func=lambda settings, *, start_month: taken.append(start_month))
     pipeline.call_step(step, settings_for(), start_month="2008-01", end_month="2008-02", progress=None)
     assert taken == ["2008-01"]
+
+
+def test_registering_a_model_writes_its_metadata_profile_and_card(make_settings, tmp_path):
+    """pipeline.train_algorithm is the one registration: the version comes with everything
+    monitoring and the report read, not patched up later."""
+    from readmit.monitoring.profile import profile_name
+    from readmit.report.cards import card_names
+
+    settings = make_settings(registry=str(tmp_path / "registry"))
+    saved = pipeline.train_algorithm(settings, "logistic_regression")
+    folder = tmp_path / "registry" / "models" / "readmission"
+    version = saved["version"]
+    written = {p.name for p in folder.iterdir()}
+    expected = {f"logistic_regression_v{version}_metadata.json", profile_name("logistic_regression", version),
+                *card_names("logistic_regression", version)}
+    assert expected <= written, sorted(written)
+
+
+def test_only_the_registration_saves_a_model_into_the_registry():
+    """No floor below pipeline calls Registry.save, so no caller gets a version without its
+    reference profile and model card."""
+    import ast
+    from pathlib import Path
+
+    src = Path(pipeline.__file__).resolve().parents[1]
+    callers = sorted(
+        str(path.relative_to(src)) for path in src.rglob("*.py") if path.parent.name != "registry"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "save"
+    )
+    assert callers == ["pipeline/register.py"]
+
+
+def test_the_cli_names_resolve_to_the_layers_own_functions():
+    from readmit.data.medallion import run_medallion
+
+    assert pipeline.run_medallion is run_medallion
+    for name in pipeline.LAYER_FUNCTIONS:
+        assert name in pipeline.__all__, name
+        assert getattr(pipeline, name).__name__ == name
+    with pytest.raises(AttributeError):
+        pipeline.not_a_layer_function  # noqa: B018
+
+
+def test_importing_the_pipeline_imports_no_layer():
+    """The graph, the runner and the CLI names load no layer (nor polars) until a step runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, readmit.pipeline, readmit.cli.main; print(sorted(m for m in sys.modules if m == 'polars' "
+            "or m.split('.')[:2] in [['readmit', r] for r in ('data', 'training', 'serving', 'monitoring', "
+            "'governance', 'report', 'registry')]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -7,8 +7,9 @@ monitoring tests read exactly what production writes (``risk_band`` from the con
 reasons, arms) and a change in that output can fail them; 2008-12 is left unscored.
 
 - ``served``: the full UCI data through the medallion, the two models trained at a small budget
-  by ``readmit.training.train_algorithm`` (calibrated inside the training window; no reference
-  profile, so monitoring backfills one). Slow (tests/conftest.py SLOW_FIXTURES).
+  and registered by ``readmit.pipeline.train_algorithm`` (calibrated inside the training window;
+  their reference profiles removed, so monitoring backfills one). Slow (tests/conftest.py
+  SLOW_FIXTURES).
 - ``small_served``: a copy of the small registry (tests/serving/model_fixtures.py, synthetic
   gold), for the fast loop.
 
@@ -62,9 +63,13 @@ def write_predictions(settings: Settings, months: list[str]) -> None:
 
 
 def served_on(root: Path, raw: Path) -> Served:
-    """The real data through the medallion; LR and XGBoost trained (calibrated, no profile), crowned, scoring 2008."""
+    """The real data through the medallion; LR and XGBoost registered (calibrated), crowned, scoring 2008.
+
+    Their reference profiles are removed, as for versions registered before profiles existed:
+    monitoring must backfill one from gold on first use (the tests check that it does).
+    """
     from readmit.data.medallion import run_medallion
-    from readmit.training import train_algorithm
+    from readmit.pipeline import train_algorithm
 
     config = root / "config.json"
     config.write_text(json.dumps(SMALL))
@@ -72,6 +77,9 @@ def served_on(root: Path, raw: Path) -> Served:
                              registry=str(root / "registry"))
     run_medallion(settings)
     champion, challenger = (train_algorithm(settings, a) for a in ("logistic_regression", "xgboost"))
+    for saved in (champion, challenger):
+        (Path(settings.registry_uri) / "models" / settings.config.model.model_name
+         / f"{saved['algorithm']}_v{saved['version']}_profile.json").unlink()
     served = Served(settings, crown(settings, "champion", champion["algorithm"], champion["version"]),
                     crown(settings, "challenger", challenger["algorithm"], challenger["version"]))
     write_predictions(settings, OOT_MONTHS[:11])  # 2008-12 is left unscored

@@ -56,7 +56,7 @@ class Served:
 
     def models(self) -> dict[str, str]:
         """algorithm -> the version trained for this session."""
-        reg = pipeline.open_registry(self.settings())
+        reg = pipeline.Registry.for_settings(self.settings())
         return {m["algorithm"]: m["version"] for m in reg.list_models()}
 
 
@@ -81,7 +81,7 @@ def small_models(tmp_path_factory) -> Served:
     s = Served(str(config), str(datamart), str(registry))
     settings = s.settings()
     metadata = pipeline.train(settings)
-    pipeline.compare(settings)
+    pipeline.compare_models(settings)
     with shared_read_only(root, "small_models", "small_models_copy"):
         yield Served(s.config, s.datamart, s.registry, metadata=metadata)
 

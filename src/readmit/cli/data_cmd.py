@@ -40,7 +40,7 @@ def fetch(
     force: Annotated[bool, typer.Option(help="Download again even when a valid copy is cached.")] = False,
 ) -> None:
     """Download the official UCI zip, check it is the expected data, and cache it."""
-    path = pipeline.fetch_data(cache_dir, force=force)
+    path = pipeline.fetch_uci(cache_dir, force=force)
     console.print(f"[green]UCI data ready[/]: {path}")
 
 
@@ -54,7 +54,7 @@ def synth(
 ) -> None:
     """Write a synthetic CSV with the UCI schema and a learnable signal (demos, scale benchmarks)."""
     started = time.perf_counter()
-    path = pipeline.synthesize(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
+    path = pipeline.write_synthetic(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
     console.print(f"[green]wrote[/] {rows:,} synthetic encounters to {path} in {time.perf_counter() - started:.1f}s")
 
 
@@ -101,9 +101,9 @@ def medallion(
             else:
                 bar.update(tasks[layer_name], advance=1, description=f"{layer_name:6s} {month}")
 
-        results = pipeline.medallion(settings, layer, start_month=start, end_month=end,
-                                quarantine=quarantine, cascade=cascade, engine=engine,
-                                progress=progress)
+        results = pipeline.run_medallion(settings, layers=pipeline.resolve_layers(layer), start_month=start,
+                                         end_month=end, quarantine=quarantine, cascade=cascade, engine=engine,
+                                         progress=progress)
     elapsed = time.perf_counter() - started
     if as_json:
         print_json({"datamart": settings.datamart_uri, "seconds": round(elapsed, 2),

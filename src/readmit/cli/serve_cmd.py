@@ -179,7 +179,7 @@ def predict(
             err_console.print(f"[dim]{message}[/]", highlight=False)
 
     summary = pipeline.predict(settings, month or start, month or end, alias=alias, version=model, engine=engine,
-                               progress=progress)
+                               progress=progress).as_dict()
     if as_json:
         print_json(summary)
         return
@@ -215,7 +215,7 @@ def predict(
 @handle_errors
 def registry_aliases(config: ConfigOpt = None, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
     """The champion and challenger aliases and the versions they point at."""
-    found = pipeline.aliases(load_settings(config, registry=registry))
+    found = pipeline.get_aliases(pipeline.Registry.for_settings(load_settings(config, registry=registry)))
     if as_json:
         print_json(found)
         return
@@ -231,7 +231,7 @@ def registry_aliases(config: ConfigOpt = None, registry: RegistryOpt = None, as_
 @handle_errors
 def registry_history(config: ConfigOpt = None, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
     """Every alias change (set, promotion, rollback), oldest first."""
-    events = pipeline.alias_history(load_settings(config, registry=registry))
+    events = pipeline.alias_history(pipeline.Registry.for_settings(load_settings(config, registry=registry)))
     if as_json:
         print_json(events)
         return
