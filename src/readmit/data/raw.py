@@ -86,8 +86,9 @@ _ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 _BLOCK_BYTES = 1 << 20  # pyarrow parses 1 MiB blocks fastest; batches are regrouped after
 _EPOCH = date(1970, 1, 1)
 _QUARANTINE_FIX = (
-    "correct the value(s) in the file, or rerun with --quarantine to load the good rows and set "
-    "the bad ones aside under rejected/"
+    "correct the value(s) in the file, or load the good rows and set the bad ones aside under "
+    "rejected/: `readmit medallion --quarantine`, or data_config.quarantine: true in the config "
+    "(for `readmit run` and Airflow)"
 )
 
 
