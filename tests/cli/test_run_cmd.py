@@ -98,7 +98,7 @@ def test_run_end_to_end_then_rerun_in_parallel(where, tmp_path):
     assert report["parallel"] is False and report["failed_gate"] is None
     assert [s["step"] for s in report["steps"]] == [
         "bronze", "silver", "gold", "check_model_config", "check_gold_data_exists",
-        "check_sufficient_training_data", "check_temporal_leakage", "check_single_source",
+        "check_sufficient_training_data", "build_history_store", "check_temporal_leakage", "check_single_source",
         *[f"train_{a}" for a in ALGORITHMS], "compare_models", "promote"]
     assert {s["status"] for s in report["steps"]} == {"done"}
     assert report["recommended"]["algorithm"] in ALGORITHMS and report["recommended"]["reason"]

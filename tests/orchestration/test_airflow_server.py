@@ -37,7 +37,7 @@ DAGS_FOLDER = REPO / "airflow" / "dags"
 ALGORITHMS = ["logistic_regression", "xgboost"]
 GATES = ["check_model_config", "check_gold_data_exists", "check_sufficient_training_data",
          "check_temporal_leakage", "check_single_source"]
-AFTER_GATES = [*(f"train_{a}" for a in ALGORITHMS), "compare_models", "promote"]
+AFTER_GATES = [*(f"train_{a}" for a in ALGORITHMS), "compare_models", "promote", "build_history_store"]
 DAGS = ("diab_medallion", "diab_model_training", "diab_inference", "diab_monitoring")
 RUN_TIMEOUT = 420  # seconds one DAG run may take on a loaded 2-core machine
 
@@ -205,7 +205,7 @@ def test_training_without_gold_then_medallion_training_and_inference_through_the
     airflow.call("PATCH", "/api/v2/dags/diab_inference", {"is_paused": False})
     states = airflow.wait("diab_inference", run_id)
     assert states == {"check_champion": "success", "check_inference_gold": "success", "predict": "success",
-                      "trigger_monitoring": "success"}, states
+                      "trigger_monitoring": "success", "refresh_history_store": "success"}, states
     assert {p.name for p in (airflow.datamart / "gold" / "model_predictions").iterdir()} >= {
         "snapshot_month=2008-11", "snapshot_month=2008-12"}
     monitoring = _wait_for("the triggered diab_monitoring run",

@@ -18,6 +18,7 @@ import httpx
 import polars as pl
 import pytest
 
+from read_only import writable_copy
 from readmit.data.layers import BRONZE_TABLE
 from readmit.data.schema import RAW_SCHEMA, SNAPSHOT_COLUMN
 from readmit.storage import Storage
@@ -85,7 +86,7 @@ def raw_records(datamart: str, months: list[str]) -> list[dict[str, Any]]:
 def copy_datamart(source: str, target: Path, *, silver_until: str | None = None) -> str:
     """A private copy of a datamart's bronze, silver and gold (silver only up to ``silver_until``)."""
     for layer in ("bronze", "silver", "gold"):
-        shutil.copytree(Path(source) / layer, target / layer)
+        writable_copy(Path(source) / layer, target / layer)
     if silver_until:
         for part in (target / "silver").rglob("snapshot_month=*"):
             if part.name.removeprefix("snapshot_month=") > silver_until:
@@ -140,3 +141,25 @@ def redis_server(tmp_path):
     yield server
     if server.process.poll() is None:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def serve_models(tmp_path_factory):
+    """Synthetic raw encounters (readmit data synth: the UCI columns, repeat patients) from bronze
+    to gold (the service reads bronze rows as requests and silver for its history store) and
+    three models at the smallest budget, no alias. Tests copy it (test_service.py ``served``);
+    the real data's parity is tests/service/test_parity_uci.py (slow)."""
+    import json
+
+    from readmit import pipeline
+    from serving.model_fixtures import TINY_SERVING_BUDGET, Served
+
+    root = tmp_path_factory.mktemp("serve_models")
+    raw = pipeline.write_synthetic(root / "raw.csv", rows=20_000, seed=19)
+    config = root / "model_config.json"
+    config.write_text(json.dumps(TINY_SERVING_BUDGET))
+    s = Served(str(config), str(root / "datamart"), str(root / "registry"), str(raw))
+    settings = s.settings()
+    pipeline.run_medallion(settings)
+    pipeline.train(settings)
+    return s

@@ -11,11 +11,11 @@ request no encounter can lean on another, every history comes from the store.
 from __future__ import annotations
 
 import json
-import shutil
 
 import polars as pl
 import pytest
 
+from read_only import writable_copy
 from readmit import pipeline
 from readmit.config import load_settings
 from readmit.data.layers import PREDICTIONS
@@ -53,7 +53,7 @@ def test_every_2008_encounter_over_http_gets_the_batch_answer(backend, served, t
         "ab_test": {"enabled": True, "challenger_share": 0.5, "salt": "parity"}}}))
     source = served.settings.datamart_uri
     batch_mart = copy_datamart(source, tmp_path / "batch")  # batch: every month
-    shutil.copytree(served.settings.registry_uri, tmp_path / "registry")
+    writable_copy(served.settings.registry_uri, tmp_path / "registry")
     batch = load_settings(str(config), datamart=batch_mart, registry=str(tmp_path / "registry"))
     pipeline.predict(batch, OOT[0], OOT[-1])
     storage = Storage(batch_mart)

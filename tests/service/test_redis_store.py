@@ -12,15 +12,15 @@ from readmit.service.app import create_app
 from readmit.serving.history import RedisHistoryStore
 from readmit.storage import Storage
 from service.live_server import LiveServer, auth, raw_records
-from service.test_service import AB, MONTH, served  # noqa: F401  (the fixture)
+from service.test_service import AB, MONTH, deployed  # noqa: F401  (the fixture)
 
 
 def redis_config(url: str) -> dict:
     return {**AB, "serve_config": {"history_backend": "redis", "redis_url": url}}
 
 
-def test_a_month_over_http_with_redis_gets_what_batch_wrote(served, redis_server, tmp_path):  # noqa: F811
-    settings = served.settings(redis_config(redis_server.url), tmp=tmp_path)
+def test_a_month_over_http_with_redis_gets_what_batch_wrote(deployed, redis_server, tmp_path):  # noqa: F811
+    settings = deployed.settings(redis_config(redis_server.url), tmp=tmp_path)
     built = pipeline.build_history_store(settings)
     assert built.rebuilt and built.silver_rows > 10_000
     assert not pipeline.build_history_store(settings).rebuilt
@@ -42,8 +42,8 @@ def test_a_month_over_http_with_redis_gets_what_batch_wrote(served, redis_server
         assert (joined[column] == joined[f"{column}_online"]).all(), column
 
 
-def test_redis_down_is_503_and_not_ready_and_it_recovers_by_itself(served, redis_server, tmp_path):  # noqa: F811
-    settings = served.settings(redis_config(redis_server.url), tmp=tmp_path)
+def test_redis_down_is_503_and_not_ready_and_it_recovers_by_itself(deployed, redis_server, tmp_path):  # noqa: F811
+    settings = deployed.settings(redis_config(redis_server.url), tmp=tmp_path)
     live = LiveServer(create_app(settings))
     try:
         assert live.wait_ready().status_code == 200
@@ -65,8 +65,8 @@ def test_redis_down_is_503_and_not_ready_and_it_recovers_by_itself(served, redis
         live.stop()
 
 
-def test_an_emptied_redis_refuses_rather_than_answers_from_no_history(served, redis_server, tmp_path):  # noqa: F811
-    settings = served.settings(redis_config(redis_server.url), tmp=tmp_path)
+def test_an_emptied_redis_refuses_rather_than_answers_from_no_history(deployed, redis_server, tmp_path):  # noqa: F811
+    settings = deployed.settings(redis_config(redis_server.url), tmp=tmp_path)
     live = LiveServer(create_app(settings))
     try:
         assert live.wait_ready().status_code == 200

@@ -1,4 +1,4 @@
-"""``readmit serve`` over real HTTP (uvicorn on loopback, httpx) on the UCI sample's models."""
+"""``readmit serve`` over real HTTP (uvicorn on loopback, httpx) on models of synthetic raw data."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from read_only import writable_copy
 from readmit import pipeline
 from readmit.data.layers import PREDICTIONS
 from readmit.errors import ReadmitInputError
@@ -27,12 +28,12 @@ MONTH = "2008-12"
 
 
 @pytest.fixture
-def served(uci_models, tmp_path, monkeypatch) -> Served:
+def deployed(serve_models, tmp_path, monkeypatch) -> Served:
     """A copy of the sample's datamart (bronze, silver, gold) and registry: champion XGBoost,
     challenger logistic regression, an A/B test, one token of every scope in the environment."""
-    datamart = copy_datamart(uci_models.datamart, tmp_path / "datamart")
-    shutil.copytree(uci_models.registry, tmp_path / "registry")
-    s = Served(uci_models.config, datamart, str(tmp_path / "registry"), uci_models.raw)
+    datamart = copy_datamart(serve_models.datamart, tmp_path / "datamart")
+    writable_copy(serve_models.registry, tmp_path / "registry")
+    s = Served(serve_models.config, datamart, str(tmp_path / "registry"), serve_models.raw)
     registry = Registry(s.registry)
     versions = s.models()
     set_alias(registry, "champion", "xgboost", versions["xgboost"], reason="tests", by="tests")
@@ -43,8 +44,8 @@ def served(uci_models, tmp_path, monkeypatch) -> Served:
 
 
 @pytest.fixture
-def server(served, tmp_path):
-    settings = served.settings({**AB, **reader_config()}, tmp=tmp_path)
+def server(deployed, tmp_path):
+    settings = deployed.settings({**AB, **reader_config()}, tmp=tmp_path)
     live = LiveServer(create_app(settings))
     assert live.wait_ready().status_code == 200
     live.settings = settings
@@ -147,43 +148,43 @@ def test_every_answer_has_an_audit_record_without_identifiers(server):
     assert [row["risk"] for row in record["rows"]] == [p["risk"] for p in answer["predictions"]]
 
 
-def test_no_token_no_listening_beyond_loopback(served, monkeypatch):
+def test_no_token_no_listening_beyond_loopback(deployed, monkeypatch):
     monkeypatch.delenv("READMIT_API_TOKENS")
     with pytest.raises(ReadmitInputError, match="will not listen on 0.0.0.0"):
-        pipeline.serve(served.settings(), host="0.0.0.0", port=1)
+        pipeline.serve(deployed.settings(), host="0.0.0.0", port=1)
 
 
-def test_not_ready_without_a_champion_and_says_why(served, tmp_path):
-    Registry(served.registry).storage.delete(Registry(served.registry).rel("aliases/champion.json"))
-    live = LiveServer(create_app(served.settings()))
+def test_not_ready_without_a_champion_and_says_why(deployed, tmp_path):
+    Registry(deployed.registry).storage.delete(Registry(deployed.registry).rel("aliases/champion.json"))
+    live = LiveServer(create_app(deployed.settings()))
     try:
         answer = live.wait_ready(timeout=5)
         assert answer.status_code == 503 and "no champion" in answer.json()["problem"]
         assert live.client.get("/v1/health/live").status_code == 200
-        record = raw_records(served.datamart, [MONTH])[0]
+        record = raw_records(deployed.datamart, [MONTH])[0]
         assert live.client.post("/v1/score", json=record, headers=auth()).status_code == 503
     finally:
         live.stop()
 
 
-def test_the_store_is_built_from_silver_and_rebuilt_only_when_silver_changed(served):
-    settings = served.settings()
+def test_the_store_is_built_from_silver_and_rebuilt_only_when_silver_changed(deployed):
+    settings = deployed.settings()
     first = pipeline.build_history_store(settings)
     assert first.rebuilt and first.silver_rows == sum(
-        Storage(served.datamart).read_partition("silver/encounters", m).height for m in first.months)
+        Storage(deployed.datamart).read_partition("silver/encounters", m).height for m in first.months)
     assert not pipeline.build_history_store(settings).rebuilt
-    shutil.rmtree(Path(served.datamart) / "silver" / "encounters" / f"snapshot_month={MONTH}")
+    shutil.rmtree(Path(deployed.datamart) / "silver" / "encounters" / f"snapshot_month={MONTH}")
     again = pipeline.build_history_store(settings)
     assert again.rebuilt and MONTH not in again.months
 
 
-def test_the_service_follows_the_champion_and_refuses_a_tampered_one(served, tmp_path):
-    registry = Registry(served.registry)
-    versions = served.models()
-    live = LiveServer(create_app(served.settings({"serve_config": {"reload_seconds": 0.2}}, tmp=tmp_path)))
+def test_the_service_follows_the_champion_and_refuses_a_tampered_one(deployed, tmp_path):
+    registry = Registry(deployed.registry)
+    versions = deployed.models()
+    live = LiveServer(create_app(deployed.settings({"serve_config": {"reload_seconds": 0.2}}, tmp=tmp_path)))
     try:
         assert live.wait_ready().status_code == 200
-        record = raw_records(served.datamart, [MONTH])[0]
+        record = raw_records(deployed.datamart, [MONTH])[0]
 
         def champion() -> dict:
             return live.client.get("/v1/model", headers=auth()).json()
@@ -234,8 +235,8 @@ def test_the_openapi_schema_has_the_encounter_with_an_example(server):
     assert {"/v1/score", "/v1/encounters", "/v1/model", "/invocations"} <= set(schema["paths"])
 
 
-def test_a_token_past_its_rate_gets_429_and_the_others_do_not(served, tmp_path):
-    live = LiveServer(create_app(served.settings({**reader_config(), "serve_config": {
+def test_a_token_past_its_rate_gets_429_and_the_others_do_not(deployed, tmp_path):
+    live = LiveServer(create_app(deployed.settings({**reader_config(), "serve_config": {
         **reader_config()["serve_config"], "rate_per_token": 3}}, tmp=tmp_path)))
     try:
         assert live.wait_ready().status_code == 200
@@ -248,7 +249,7 @@ def test_a_token_past_its_rate_gets_429_and_the_others_do_not(served, tmp_path):
         live.stop()
 
 
-def test_readmit_serve_with_two_workers_from_the_command_line(served, tmp_path):
+def test_readmit_serve_with_two_workers_from_the_command_line(deployed, tmp_path):
     import os
     import subprocess
     import sys
@@ -260,8 +261,8 @@ def test_readmit_serve_with_two_workers_from_the_command_line(served, tmp_path):
     port = free_port()
     env = {**os.environ, "READMIT_API_TOKENS": f"tests={TOKEN}", "PYTHONPATH": os.pathsep.join(sys.path)}
     command = [sys.executable, "-c", "from readmit.cli import main; main()", "serve", "--port", str(port),
-               "--workers", "2", "--config", served.config, "--datamart", served.datamart,
-               "--registry", served.registry]
+               "--workers", "2", "--config", deployed.config, "--datamart", deployed.datamart,
+               "--registry", deployed.registry]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -274,11 +275,11 @@ def test_readmit_serve_with_two_workers_from_the_command_line(served, tmp_path):
                 ready = 0
             assert time.monotonic() < deadline and process.poll() is None, "readmit serve did not become ready"
             time.sleep(0.05)
-        record = raw_records(served.datamart, [MONTH])[0]
+        record = raw_records(deployed.datamart, [MONTH])[0]
         answers = [httpx.post(f"{url}/v1/score", json=record, headers=auth()).json()["predictions"][0]["risk"]
                    for _ in range(6)]
         assert len(set(answers)) == 1 and 0 < answers[0] < 1
-        assert Path(store_path(served.datamart)).exists()
+        assert Path(store_path(deployed.datamart)).exists()
 
         # a worker killed under load: the other one answers, and a new one takes its place
         import psutil
@@ -333,23 +334,23 @@ def test_a_death_or_hospice_encounter_is_not_scored_as_in_batch(server):
     assert prediction["scored"] is False and prediction["excluded"] == "death_or_hospice" and prediction["risk"] is None
 
 
-def test_a_registry_gone_at_a_reload_keeps_the_verified_model(served, tmp_path):
-    live = LiveServer(create_app(served.settings({"serve_config": {"reload_seconds": 0.2}}, tmp=tmp_path)))
+def test_a_registry_gone_at_a_reload_keeps_the_verified_model(deployed, tmp_path):
+    live = LiveServer(create_app(deployed.settings({"serve_config": {"reload_seconds": 0.2}}, tmp=tmp_path)))
     try:
         assert live.wait_ready().status_code == 200
         before = live.client.get("/v1/model", headers=auth()).json()["models"]
-        moved = Path(served.registry).rename(tmp_path / "registry-away")
+        moved = Path(deployed.registry).rename(tmp_path / "registry-away")
         deadline = time.monotonic() + 20
         while live.client.get("/v1/model", headers=auth()).json()["reload_problem"] is None:
             assert time.monotonic() < deadline, "the lost registry was never noticed"
             time.sleep(0.1)
         info = live.client.get("/v1/model", headers=auth()).json()
         assert info["models"] == before and "champion" in info["reload_problem"]
-        moved.rename(served.registry)
+        moved.rename(deployed.registry)
         while live.client.get("/v1/model", headers=auth()).json()["reload_problem"] is not None:
             assert time.monotonic() < deadline + 20
             time.sleep(0.1)
-        record = raw_records(served.datamart, [MONTH])[0]
+        record = raw_records(deployed.datamart, [MONTH])[0]
         assert live.client.post("/v1/score", json=record, headers=auth()).status_code == 200
     finally:
         live.stop()
@@ -365,11 +366,11 @@ def test_a_category_never_seen_in_training_is_scored_and_reported(server):
     assert prediction["unseen_categories"] == ["admission_source"]
 
 
-def test_a_request_past_its_time_is_504_and_the_service_keeps_serving(served, tmp_path):
-    live = LiveServer(create_app(served.settings({"serve_config": {"request_timeout_s": 0.001}}, tmp=tmp_path)))
+def test_a_request_past_its_time_is_504_and_the_service_keeps_serving(deployed, tmp_path):
+    live = LiveServer(create_app(deployed.settings({"serve_config": {"request_timeout_s": 0.001}}, tmp=tmp_path)))
     try:
         assert live.wait_ready().status_code == 200
-        records = raw_records(served.datamart, [MONTH])[:200]
+        records = raw_records(deployed.datamart, [MONTH])[:200]
         late = live.client.post("/v1/score", json={"encounters": records}, headers=auth())
         assert late.status_code == 504 and "request_timeout_s" in late.json()["error"]
         assert live.client.get("/v1/health/ready").status_code == 200

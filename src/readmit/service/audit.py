@@ -25,6 +25,7 @@ from readmit.registry import Registry
 ENV_SALT = "READMIT_AUDIT_SALT"
 AUDIT_DIR = "audit/online"
 SALT_FILE = "audit/salt"
+_SCORED = ("scored", "excluded", "risk", "risk_band", "flag", "algorithm", "version", "alias", "arm")
 
 
 def audit_salt(registry: Registry) -> bytes:
@@ -58,8 +59,8 @@ class AuditLog:
         for row in rows:
             entry = {"encounter": self.pseudonym("encounter", row["encounter_id"]),
                      "patient": self.pseudonym("patient", patients[row["encounter_id"]])}
-            entry.update({k: row.get(k) for k in ("scored", "excluded", "risk", "risk_band", "flag",
-                                                   "algorithm", "version", "alias", "arm", "recorded") if k in row})
+            keys = _SCORED if "scored" in row else ("recorded",)
+            entry.update({k: row.get(k) for k in keys})
             entries.append(entry)
         record = {"request_id": request_id, "at": when.isoformat(), "token": caller, "endpoint": endpoint,
                   "rows": entries}
