@@ -488,6 +488,15 @@ def synthesize(out: Any, *, rows: int, seed: int, with_snapshot: bool) -> Any:
     return write_synthetic(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
 
 
+def check_extract(settings: Settings, path: str) -> Any:
+    """Validate one extract against the input contract, writing nothing (``readmit data check``);
+    dates are derived as ``data_config.date_derivation`` says when the file has none."""
+    from readmit.data.extract import check_extract as check
+
+    derivation = settings.config.data_config.date_derivation
+    return check(path, derivation=derivation.method, start=derivation.start_date, end=derivation.end_date)
+
+
 def medallion(settings: Settings, layer: str = "all", *, cascade: bool = True, **kwargs: Any) -> list[Any]:
     """Build the given medallion layer(s) (``bronze|silver|gold|all``) for a month range.
 

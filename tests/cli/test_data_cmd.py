@@ -95,3 +95,23 @@ def test_medallion_engine_flag_runs_gold_on_duckdb_and_refuses_an_unknown_engine
                                  "--datamart", str(tmp_path / "x"), "--engine", "pandas"])
     assert result.exit_code == 2
     assert "unknown engine 'pandas'" in result.output and "polars, duckdb, spark" in result.output
+
+
+def test_data_check_prints_the_summary_and_exits_2_on_a_bad_row(uci_zip: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(uci_zip) as zf, zf.open("dataset_diabetes/diabetic_data.csv") as fh:
+        lines = [next(fh).decode() for _ in range(51)]
+    good = tmp_path / "good.csv"
+    good.write_text("".join(lines))
+    result = runner.invoke(app, ["data", "check", str(good), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["ok"] and summary["rows"] == 50 and summary["code_systems"] == ["icd9"]
+    bad = tmp_path / "bad.csv"
+    fields = lines[20].split(",")
+    fields[2] = "Martian"  # race
+    bad.write_text("".join(lines[:20]) + ",".join(fields) + "".join(lines[21:]))
+    result = runner.invoke(app, ["data", "check", str(bad)])
+    assert result.exit_code == 2
+    assert "row 20: race: 'Martian' is not one of" in result.stdout
+    assert str(bad) in result.stderr and "data rows 20" in result.stderr and "Fix:" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "good.csv"]

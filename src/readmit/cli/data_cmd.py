@@ -58,6 +58,50 @@ def synth(
     console.print(f"[green]wrote[/] {rows:,} synthetic encounters to {path} in {time.perf_counter() - started:.1f}s")
 
 
+@data_app.command("check")
+@handle_errors
+def check(
+    file: Annotated[str, typer.Argument(help="The extract to check: a CSV or zip (local or s3://).")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate an extract against the input contract (docs/input_contract.md); writes nothing.
+
+    Prints rows, months, label coverage, the diagnosis code systems found and the problems with
+    their row numbers; exit 2 when a row breaks the contract.
+    """
+    found = pipeline.check_extract(load_settings(config), file)
+    if as_json:
+        print_json(found.as_dict())
+    else:
+        _print_check(found)
+    if not found.ok:
+        raise found.refusal()
+
+
+def _print_check(found) -> None:
+    table = Table(title=f"data check: {found.source}", show_header=False)
+    months = list(found.months)
+    labelled = f"{found.labelled:,} of {found.rows_ok:,}" + (
+        f" ({found.labelled / found.rows_ok:.1%})" if found.rows_ok else "")
+    shapes = ", ".join(f"{k} {v:,}" for k, v in found.code_shapes.items() if v)
+    for name, value in (
+        ("rows", f"{found.rows:,} ({found.rows_ok:,} ok, {found.rows_rejected:,} with problems)"),
+        ("dates", "the file's snapshot_date" if found.dates == "input" else f"derived ({found.dates})"),
+        ("months", f"{len(months)}: {months[0]}..{months[-1]}" if months else "none"),
+        ("labelled", labelled),
+        ("code systems", ", ".join(found.code_systems) or "none"),
+        ("code shapes", shapes or "none"),
+        ("absent optional columns", ", ".join(found.absent_columns) or "none"),
+    ):
+        table.add_row(name, value)
+    console.print(table)
+    for name, what in found.absent_columns.items():
+        console.print(f"  {name} absent: {what}")
+    for p in found.problems:
+        console.print(f"  row {p['row']}: {p['reason']}", highlight=False)
+
+
 def _summary_table(results) -> Table:
     table = Table(title="medallion")
     for col in ("layer", "partitions", "range", "rows in", "rows out", "rejected", "duplicates"):

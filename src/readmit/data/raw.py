@@ -53,6 +53,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from readmit.data.codes import INVALID_CODE_REASON, invalid_code_problems
+from readmit.data.contract import absent_optional, prepare_chunk
 from readmit.data.schema import (
     DOMAINS,
     INT_COLUMNS,
@@ -132,7 +134,12 @@ class RawReader:
     def text_columns(self) -> list[str]:
         """The columns kept from the file, in schema order (rejected rows carry these)."""
         extra = [SNAPSHOT_COLUMN] if self.snapshot_source == "input" else []
-        return list(REQUIRED_COLUMNS) + extra
+        return list(RAW_SCHEMA) + extra
+
+    @property
+    def absent(self) -> list[str]:
+        """The optional columns the file lacks: read as missing in every row."""
+        return absent_optional(self.header)
 
     def batches(self) -> Iterator[RawBatch]:
         """Yield checked batches of about ``batch_rows`` rows, in file order.
@@ -145,9 +152,11 @@ class RawReader:
         offset = 0
         n_days = (self.end - self.start).days + 1
         with _native_csv(self.path) as stream, closing(
-            _csv_chunks(stream, self.header, self.text_columns, self.batch_rows, self.source)
+            _csv_chunks(stream, self.header, [c for c in self.text_columns if c in self.header],
+                        self.batch_rows, self.source)
         ) as chunks:
             for chunk in chunks:
+                chunk = prepare_chunk(chunk, self.absent)
                 n = chunk.height
                 good, bad = _split(
                     chunk.with_columns(
@@ -211,7 +220,7 @@ def open_raw(
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if len(missing) == len(REQUIRED_COLUMNS):
         raise ReadmitInputError(
-            f"not the UCI encounters CSV: none of its {len(REQUIRED_COLUMNS)} columns is in the "
+            f"not the UCI encounters CSV: none of its {len(RAW_SCHEMA)} columns is in the "
             f"header (which starts {', '.join(header[:3])!r})",
             source=source,
             fix="give the UCI zip or its diabetic_data.csv",
@@ -221,8 +230,8 @@ def open_raw(
             f"missing required column{'s' if len(missing) != 1 else ''} "
             f"({len(missing)}): {', '.join(missing)}",
             source=source,
-            fix="use the UCI diabetic_data.csv with its original 50-column header "
-            "(see readmit.data.schema.RAW_SCHEMA)",
+            fix="add the column(s) to the extract, named as in docs/input_contract.md "
+            "(`readmit data check FILE` lists what else is wrong)",
         )
     snapshot_source = "input" if SNAPSHOT_COLUMN in header else derivation
     ids = _scan_ids(path, header, batch_rows, source)
@@ -590,6 +599,7 @@ def _split(
         _problem(~readmitted.is_in(sorted(READMITTED_VALUES)),
                  "readmitted: '", readmitted, "' is not one of <30, >30, NO")
     )
+    problems += [_problem(cond, f"{c}: '", pl.col(c), f"' {INVALID_CODE_REASON}") for cond, c in invalid_code_problems()]
     if snapshot_source == "input":
         problems.append(
             _problem(pl.col("_snapshot").is_null(), f"{SNAPSHOT_COLUMN}: '",

@@ -1,0 +1,55 @@
+"""``check_extract``: the summary of a real extract and of a broken one, with nothing written."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from readmit.data.extract import check_extract
+
+MEMBER = "dataset_diabetes/diabetic_data.csv"
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_the_real_file_checks_clean_and_nothing_is_written(uci_zip: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = _tree(uci_zip.parent), os.listdir(tmp_path)
+    found = check_extract(str(uci_zip))
+    assert (_tree(uci_zip.parent), os.listdir(tmp_path)) == before
+    assert found.ok and found.problems == [] and found.rows == found.rows_ok == 101_766
+    assert len(found.months) == 120 and sum(found.months.values()) == 101_766
+    assert list(found.months)[0] == "1999-01" and list(found.months)[-1] == "2008-12"
+    assert (found.labelled, found.unlabelled) == (101_766, 0)
+    assert found.code_systems == ["icd9"] and found.code_shapes["icd10"] == 0 == found.code_shapes["invalid"]
+    assert found.code_shapes["icd9"] + found.code_shapes["either"] == 294_257 + 9_239
+    assert found.absent_columns == {} and found.dates == "encounter_order"
+
+
+def test_a_broken_extract_lists_its_problems_by_row(uci_zip: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(uci_zip) as zf, zf.open(MEMBER) as fh:
+        lines = [next(fh).decode().rstrip("\r\n").split(",") for _ in range(101)]
+    header = lines[0]
+    lines[3][header.index("diag_1")] = "ABC"
+    lines[8][header.index("num_procedures")] = "two"
+    lines[9][header.index("diag_2")] = "E11.9"  # a valid ICD-10 code: no problem, an ICD-10 shape
+    keep = [i for i, name in enumerate(header) if name != "weight"]
+    path = tmp_path / "extract.csv"
+    path.write_text("".join(",".join(line[i] for i in keep) + "\n" for line in lines))
+    found = check_extract(str(path))
+    assert not found.ok and found.problem_count == found.rows_rejected == 2 and found.rows_ok == 98
+    assert [p["row"] for p in found.problems] == [3, 8]
+    assert "diag_1: 'ABC' is neither an ICD-9-CM nor an ICD-10-CM code" in found.problems[0]["reason"]
+    assert "num_procedures: 'two' is not an integer" in found.problems[1]["reason"]
+    assert found.invalid_codes == 1 and found.code_shapes["icd10"] == 1
+    assert found.code_systems == ["icd9", "icd10"]
+    assert list(found.absent_columns) == ["weight"]
+    message = str(found.refusal())
+    assert str(path) in message and "data rows 3, 8" in message and "Fix:" in message
+    assert os.listdir(tmp_path) == ["extract.csv"]
