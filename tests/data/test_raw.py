@@ -314,7 +314,7 @@ def test_quarantine_sets_bad_rows_aside_with_reasons(
         lines = with_value(lines, row, column, value)
     lines = with_value(lines, 260, "encounter_id", uci_lines[10][0])  # duplicate of row 10
     lines = with_value(lines, 261, "num_procedures", "one")  # two problems on one row:
-    lines = with_value(lines, 261, "readmitted", "")
+    lines = with_value(lines, 261, "readmitted", "maybe")
     path = write_csv(tmp_path / "d.csv", lines)
     result = read_raw(str(path), quarantine=True, batch_rows=64)
     rejected = result.rejected
@@ -327,7 +327,7 @@ def test_quarantine_sets_bad_rows_aside_with_reasons(
     reasons = rejected["_reason"].to_list()
     assert reasons[4].endswith("repeats an earlier row's encounter_id")
     assert reasons[5] == (
-        "num_procedures: 'one' is not an integer; readmitted: '' is not one of <30, >30, NO"
+        "num_procedures: 'one' is not an integer; readmitted: 'maybe' is not one of <30, >30, NO (or blank: outcome not known yet)"
     )
     kept_ids = result.frame["encounter_id"].to_list()
     assert int(uci_lines[10][0]) in kept_ids  # the first occurrence stays

@@ -79,7 +79,8 @@ def label_frame(silver: pl.DataFrame) -> pl.DataFrame:
     ordered = silver.sort("snapshot_date", "encounter_id", maintain_order=True)
     if SOURCE_COLUMN not in ordered.columns:
         ordered = ordered.with_columns(pl.lit(None, dtype=pl.String).alias(SOURCE_COLUMN))
-    return nw.from_native(ordered).select(*KEY_COLUMNS, *label_exprs()).to_native()
+    known = ordered.filter(pl.col("readmitted").is_not_null())  # the label store holds known outcomes only
+    return nw.from_native(known).select(*KEY_COLUMNS, *label_exprs()).to_native()
 
 
 def history_fingerprint(rows: pl.DataFrame) -> str:
@@ -222,8 +223,11 @@ def _write_month(
     storage.write_partition(FEATURE_STORE, month, features, metadata={HISTORY_INPUTS_KEY: json.dumps(built_from)})
     storage.write_partition(LABEL_STORE, month, labels)
     result.partitions.append(month)
-    result.rows_in += labels.height
-    result.rows_out += labels.height
+    result.rows_in += features.height
+    result.rows_out += features.height
+    if unknown := features.height - labels.height:
+        result.notes.append(f"{month}: {unknown} encounter(s) without a known outcome (blank readmitted): "
+                            "in the feature store, not in the label store")
     if on_partition is not None:
         on_partition(month)
 
@@ -270,7 +274,8 @@ def _write_months_on_engine(
             month = month_key(nw.col("snapshot_date"))
             features = gold_features(silver.select(*SILVER_COLUMNS), pool).with_columns(month)
             eng.write_by_month(features, engine_uri(storage, f"{out}features"))
-            eng.write_by_month(silver.select(*KEY_COLUMNS, *label_exprs(), month), engine_uri(storage, f"{out}labels"))
+            known = silver.filter(~nw.col("readmitted").is_null())  # known outcomes only
+            eng.write_by_month(known.select(*KEY_COLUMNS, *label_exprs(), month), engine_uri(storage, f"{out}labels"))
             order = ["snapshot_date", "encounter_id"]
             for m in chosen:
                 features = read_month(storage, f"{out}features", m, FEATURE_SCHEMA).sort(order)

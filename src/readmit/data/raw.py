@@ -596,8 +596,8 @@ def _split(
             )
     readmitted = pl.col("readmitted")
     problems.append(
-        _problem(~readmitted.is_in(sorted(READMITTED_VALUES)),
-                 "readmitted: '", readmitted, "' is not one of <30, >30, NO")
+        _problem(~readmitted.is_in([*sorted(READMITTED_VALUES), "", "?"]),  # blank: not known yet
+                 "readmitted: '", readmitted, "' is not one of <30, >30, NO (or blank: outcome not known yet)")
     )
     problems += [_problem(cond, f"{c}: '", pl.col(c), f"' {INVALID_CODE_REASON}") for cond, c in invalid_code_problems()]
     if snapshot_source == "input":
