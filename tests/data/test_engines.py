@@ -142,12 +142,11 @@ def test_silver_keeps_the_first_of_repeated_encounters_on_every_engine(engine, b
 
 
 @pytest.mark.parametrize("engine", OTHER_ENGINES)
-@pytest.mark.parametrize("bad", ["domain", "range", "label", "month"])
+@pytest.mark.parametrize("bad", ["domain", "range", "month"])
 def test_silver_refuses_bad_input_with_polars_message_on_every_engine(engine, bad, bronze_rows, engine_config,
                                                                        tmp_path) -> None:
     """The same ReadmitInputError (exit 2: file, column, fix) on every engine; earlier months written."""
-    row = {"domain": {"race": "Martian"}, "range": {"time_in_hospital": 15}, "label": {"readmitted": None},
-           "month": {}}[bad]
+    row = {"domain": {"race": "Martian"}, "range": {"time_in_hospital": 15}, "month": {}}[bad]
     errors = {}
     for name in ("polars", engine):
         storage = Storage(tmp_path / name)
@@ -163,8 +162,27 @@ def test_silver_refuses_bad_input_with_polars_message_on_every_engine(engine, ba
         assert storage.list_partitions(SILVER_TABLE) == ["2001-01"]
     assert errors[engine] == errors["polars"]
     assert "snapshot_month=2001-02" in errors[engine] and err.value.exit_code == 2
-    assert {"domain": "race", "range": "time_in_hospital", "label": "readmitted", "month": "outside 2001-02"}[bad] \
+    assert {"domain": "race", "range": "time_in_hospital", "month": "outside 2001-02"}[bad] \
         in errors[engine]
+
+
+@pytest.mark.parametrize("engine", OTHER_ENGINES)
+def test_an_unknown_outcome_reaches_features_not_labels_on_every_engine(engine, bronze_rows, engine_config,
+                                                                        tmp_path) -> None:
+    """A blank readmitted (not known yet): the same feature and label stores as Polars."""
+    got = {}
+    for name in ("polars", engine):
+        storage = Storage(tmp_path / name)
+        _two_months(bronze_rows, storage, [{"encounter_id": 1}],
+                    [{"encounter_id": 2}, {"encounter_id": 3, "readmitted": None}])
+        build_silver(storage, data_config=engine_config(name))
+        build_gold(storage, data_config=engine_config(name))
+        got[name] = _gold(storage)
+    features, labels = got[engine]
+    assert features["encounter_id"].to_list() == [1, 2, 3] and labels["encounter_id"].to_list() == [1, 2]
+    assert labels["label_learned_at"].null_count() == 0
+    _assert_same(features, got["polars"][0])
+    _assert_same(labels, got["polars"][1])
 
 
 def test_engines_refuse_bronze_of_another_type(bronze_rows, engine_config, tmp_path) -> None:
