@@ -79,3 +79,9 @@ def test_unlabelled_months_reach_the_feature_store_and_are_scored(uci_models, tm
     assert all(months[m].labels == "mature" for m in months)
     assert all(months[m].observed is not None and months[m].estimated is None for m in ("2008-07", "2008-08", "2008-09"))
     assert all(months[m].observed is None and months[m].estimated is not None for m in BLANKED)
+    assert all(months[m].observed.labelled == months[m].rows > 0 for m in ("2008-07", "2008-08", "2008-09"))
+
+    # the gates count labelled rows only and say how many they left out
+    enough = next(r for r in pipeline.check(settings) if r.name == "sufficient_training_data")
+    assert enough.details["windows"]["oot"]["unlabelled_left_out"] == len(blanked)
+    assert enough.details["windows"]["train"]["unlabelled_left_out"] == 0
