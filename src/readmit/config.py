@@ -265,6 +265,9 @@ class DataSection(_Strict):
     datamart_uri: str = "./datamart"
     date_derivation: DateDerivation = DateDerivation()
     quarantine: bool = False
+    # The extract's diagnosis code system (readmit.data.codes): auto decides per file from the
+    # codes only one system has; icd9 / icd10 declare it (the other system's codes are bad rows).
+    diagnosis_codes: Literal["auto", "icd9", "icd10"] = "auto"
     # Training windows whose gold months come from different raw files: "fail" the
     # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
     mixed_sources: Literal["fail", "warn"] = "fail"

@@ -493,8 +493,10 @@ def check_extract(settings: Settings, path: str) -> Any:
     dates are derived as ``data_config.date_derivation`` says when the file has none."""
     from readmit.data.extract import check_extract as check
 
-    derivation = settings.config.data_config.date_derivation
-    return check(path, derivation=derivation.method, start=derivation.start_date, end=derivation.end_date)
+    data = settings.config.data_config
+    derivation = data.date_derivation
+    return check(path, derivation=derivation.method, start=derivation.start_date, end=derivation.end_date,
+                 diagnosis_codes=data.diagnosis_codes)
 
 
 def medallion(settings: Settings, layer: str = "all", *, cascade: bool = True, **kwargs: Any) -> list[Any]:

@@ -185,6 +185,24 @@ def test_an_unknown_outcome_reaches_features_not_labels_on_every_engine(engine, 
     _assert_same(labels, got["polars"][1])
 
 
+@pytest.mark.parametrize("engine", OTHER_ENGINES)
+def test_icd10_groups_on_every_engine_equal_polars(engine, bronze_rows, engine_config, tmp_path) -> None:
+    """The one definition of the groups (readmit.data.codes) gives the same gold on every engine."""
+    codes = ["E11.9", "I50.9", "J44.1", "K21.9", "S72.001A", "M54.5", "N39.0", "C4A.9", "R06.02", "Z99.89", "V57"]
+    rows = [{"encounter_id": i + 1, "diag_1": c, "diag_2": codes[-1 - i], "diag_3": None} for i, c in enumerate(codes)]
+    got = {}
+    for name in ("polars", engine):
+        storage = Storage(tmp_path / name)
+        _two_months(bronze_rows, storage, rows[:5], rows[5:])
+        build_silver(storage, data_config=engine_config(name))
+        build_gold(storage, data_config=engine_config(name))
+        got[name] = _gold(storage)[0]
+    assert got["polars"]["diag_1_group"].to_list() == [
+        "Diabetes", "Circulatory", "Respiratory", "Digestive", "Injury", "Musculoskeletal", "Genitourinary",
+        "Neoplasms", "Respiratory", "Other", "Other"]
+    _assert_same(got[engine], got["polars"])
+
+
 def test_engines_refuse_bronze_of_another_type(bronze_rows, engine_config, tmp_path) -> None:
     storage = Storage(tmp_path)
     bronze = bronze_rows([{"encounter_id": 1}])

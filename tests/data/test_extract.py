@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from readmit.data.extract import check_extract
+from readmit.errors import ReadmitInputError
 
 MEMBER = "dataset_diabetes/diabetic_data.csv"
 
@@ -38,7 +39,7 @@ def test_a_broken_extract_lists_its_problems_by_row(uci_zip: Path, tmp_path: Pat
     header = lines[0]
     lines[3][header.index("diag_1")] = "ABC"
     lines[8][header.index("num_procedures")] = "two"
-    lines[9][header.index("diag_2")] = "E11.9"  # a valid ICD-10 code: no problem, an ICD-10 shape
+    lines[9][header.index("diag_2")] = "V57"  # a shape both systems have: no problem
     keep = [i for i, name in enumerate(header) if name != "weight"]
     path = tmp_path / "extract.csv"
     path.write_text("".join(",".join(line[i] for i in keep) + "\n" for line in lines))
@@ -47,9 +48,26 @@ def test_a_broken_extract_lists_its_problems_by_row(uci_zip: Path, tmp_path: Pat
     assert [p["row"] for p in found.problems] == [3, 8]
     assert "diag_1: 'ABC' is neither an ICD-9-CM nor an ICD-10-CM code" in found.problems[0]["reason"]
     assert "num_procedures: 'two' is not an integer" in found.problems[1]["reason"]
-    assert found.invalid_codes == 1 and found.code_shapes["icd10"] == 1
-    assert found.code_systems == ["icd9", "icd10"]
+    assert found.invalid_codes == 1 and found.code_shapes["icd10"] == 0 and found.code_shapes["either"] >= 1
+    assert found.code_systems == ["icd9"] and found.code_system == "icd9"
     assert list(found.absent_columns) == ["weight"]
     message = str(found.refusal())
     assert str(path) in message and "data rows 3, 8" in message and "Fix:" in message
     assert os.listdir(tmp_path) == ["extract.csv"]
+
+
+def test_an_icd10_extract_is_read_as_icd10_and_a_mixed_one_refused(uci_zip: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(uci_zip) as zf, zf.open(MEMBER) as fh:
+        lines = [next(fh).decode().rstrip("\r\n").split(",") for _ in range(21)]
+    diag = [lines[0].index(c) for c in ("diag_1", "diag_2", "diag_3")]
+    icd10 = [lines[0]] + [[("E11.9" if i in diag else v) for i, v in enumerate(line)] for line in lines[1:]]
+    path = tmp_path / "icd10.csv"
+    path.write_text("".join(",".join(line) + "\n" for line in icd10))
+    found = check_extract(str(path))
+    assert found.ok and found.code_system == "icd10" and found.code_shapes["icd10"] == 60
+    mixed = icd10[:10] + lines[10:]
+    path.write_text("".join(",".join(line) + "\n" for line in mixed))
+    with pytest.raises(ReadmitInputError, match=r"ICD-9-CM only codes in data rows 10, 11, 12\.\.\. and "
+                       r"ICD-10-CM only codes in data rows 1, 2, 3\.\.\."):
+        check_extract(str(path))
+    assert check_extract(str(path), diagnosis_codes="icd10").rows_rejected == 11

@@ -90,7 +90,8 @@ def _print_check(found) -> None:
         ("dates", "the file's snapshot_date" if found.dates == "input" else f"derived ({found.dates})"),
         ("months", f"{len(months)}: {months[0]}..{months[-1]}" if months else "none"),
         ("labelled", labelled),
-        ("code systems", ", ".join(found.code_systems) or "none"),
+        ("code systems", f"read as {found.code_system}; codes only one system has: "
+         f"{', '.join(found.code_systems) or 'none'}"),
         ("code shapes", shapes or "none"),
         ("absent optional columns", ", ".join(found.absent_columns) or "none"),
     ):
@@ -126,6 +127,9 @@ def medallion(
         "(a backfill); --no-cascade refuses (exit 2) instead of leaving them stale.")] = True,
     engine: Annotated[str | None, typer.Option(
         help="Engine for silver and gold: polars, duckdb or spark (default: data_config.engine).")] = None,
+    diagnosis_codes: Annotated[str | None, typer.Option(
+        help="The extract's diagnosis codes: icd9, icd10, or auto (decided from codes only one system has; "
+        "default: data_config.diagnosis_codes).")] = None,
     config: ConfigOpt = None,
     raw: RawOpt = None,
     datamart: DatamartOpt = None,
@@ -147,6 +151,7 @@ def medallion(
 
         results = pipeline.medallion(settings, layer, start_month=start, end_month=end,
                                 quarantine=quarantine, cascade=cascade, engine=engine,
+                                diagnosis_codes=diagnosis_codes,
                                 progress=progress)
     elapsed = time.perf_counter() - started
     if as_json:

@@ -92,6 +92,7 @@ def build_bronze(
     quarantine: bool = False,
     on_partition: Callable[[str], None] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    diagnosis_codes: str = "auto",
 ) -> LayerResult:
     """Read ``raw_path`` and write its bronze partitions for the months in range.
 
@@ -102,7 +103,7 @@ def build_bronze(
     first, last = check_month_range(start_month, end_month)
     reader = open_raw(
         raw_path, derivation=derivation, start=start_date, end=end_date,
-        quarantine=quarantine, batch_rows=batch_rows,
+        quarantine=quarantine, batch_rows=batch_rows, diagnosis_codes=diagnosis_codes,
     )
     ingested_at = datetime.now(UTC)
     stamp = f"{ingested_at:%Y%m%dT%H%M%S%f}Z"
@@ -186,5 +187,8 @@ def _notes(reader: RawReader, start_date: date, end_date: date, first: str | Non
                      "were not written")
     if not wrote:
         notes.append("no rows in the requested months: no partition written")
+    notes.append(f"diagnosis codes read as {reader.code_system}")
+    if reader.absent:
+        notes.append(f"optional column(s) absent, read as missing: {', '.join(reader.absent)}")
     notes.append(f"source {reader.source} sha256 {reader.source_sha256}")
     return notes

@@ -4,19 +4,28 @@ An extract's ``diag_1..3`` are ICD-9-CM (the UCI file, US data before October 20
 ICD-10-CM (US data since). The shapes overlap only in part:
 
 - ICD-9: a number of 1 to 3 digits with up to 2 decimals (``428.0``; the UCI file drops
-  leading zeros, so ``38`` is ``038``), ``V`` + 2 digits (``V57.1``) or ``E`` + 3 digits with up
-  to 1 decimal (``E885.9``);
+  leading zeros, so ``38`` is ``038``), ``V`` + 2 digits (``V57.1``) or an E code, ``E000``-``E030``
+  or ``E800``-``E999``, with up to 1 decimal (``E885.9``);
 - ICD-10-CM: a letter, a digit, a letter or digit, then up to 4 more letters or digits, dotted
   after the third character or not (``E11.9``, ``I509``).
 
-So ``428.0`` and ``E885.9`` can only be ICD-9, ``E11.9`` and ``I50.9`` only ICD-10, and a bare
-``V57`` or ``E885`` fits both. A code that fits neither is invalid.
+So ``428.0`` and ``E885.9`` can only be ICD-9, ``E11.9``, ``E119`` and ``I50.9`` only ICD-10, and a
+bare ``V57`` or ``E885`` fits both. A code that fits neither is invalid.
+
+**Groups** (Strack et al. 2014, :func:`diagnosis_group`): a code of an ICD-10-only shape is
+grouped by the ICD-10-CM rule, every other code by the ICD-9 rule. A code that fits both shapes
+falls in ``Other`` under either rule (ICD-9 ``V``/``E`` codes are supplementary and external
+causes; ICD-10 ``V`` codes are transport accidents, ``E00``-``E03``/``E80``-``E89`` thyroid and
+metabolic disorders, none of them in a Strack group), so a code's group never depends on which
+system the file was declared in: the same encounter coded in ICD-9 or ICD-10 gets the same
+features. ``tests/data/test_codes.py`` holds that as a property over every shared shape.
 
 Every rule is a narwhals expression, so the same definition runs on every engine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import narwhals as nw
@@ -28,7 +37,7 @@ EITHER = "either"  # fits both systems' shapes (``V57``, ``E885``)
 INVALID = "invalid"  # fits neither
 SHAPES: tuple[str, ...] = (ICD9, ICD10, EITHER, INVALID)
 
-ICD9_PATTERN = r"^([0-9]{1,3}(\.[0-9]{1,2})?|V[0-9]{2}(\.[0-9]{1,2})?|E[0-9]{3}(\.[0-9])?)$"
+ICD9_PATTERN = r"^([0-9]{1,3}(\.[0-9]{1,2})?|V[0-9]{2}(\.[0-9]{1,2})?|E(0[0-2][0-9]|030|[89][0-9]{2})(\.[0-9])?)$"
 ICD10_PATTERN = r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$"
 
 DIAGNOSIS_COLUMNS: tuple[str, ...] = ("diag_1", "diag_2", "diag_3")
@@ -55,6 +64,45 @@ def code_shape(code: nw.Expr) -> nw.Expr:
     )
 
 
+# ICD-10-CM chapters and blocks of each Strack group: (letter, first two-digit block, last).
+ICD10_GROUPS: dict[str, tuple[tuple[str, int, int], ...]] = {
+    "Diabetes": (("E", 8, 13),),
+    "Circulatory": (("I", 0, 99), ("R", 0, 1), ("R", 57, 57), ("R", 59, 59)),
+    "Respiratory": (("J", 0, 99), ("R", 4, 7), ("R", 9, 9)),
+    "Digestive": (("K", 0, 95), ("R", 10, 19)),
+    "Injury": (("S", 0, 99), ("T", 0, 88)),
+    "Musculoskeletal": (("M", 0, 99),),
+    "Genitourinary": (("N", 0, 99), ("R", 30, 39)),
+    "Neoplasms": (("C", 0, 99), ("D", 0, 49)),
+}
+# The symptom blocks (R00-R01, R04-R07, R09, R10-R19, R30-R39, R57, R59) mirror the ICD-9 symptom
+# codes Strack's groups take in: 785 circulatory, 786 respiratory, 787 digestive, 788 urinary.
+
+
+def icd10_group(code: nw.Expr) -> nw.Expr:
+    """Strack group of a standardised ICD-10-CM code (``Other`` when in none of them)."""
+    letter = code.str.slice(0, 1)
+    # The two-digit block; a letter in third place (C4A, D3A) sits within its first digit's tens.
+    block = (
+        nw.when(code.str.contains(r"^[A-Z][0-9]{2}")).then(code.str.slice(1, 2))
+        .when(code.str.contains(r"^[A-Z][0-9][A-Z]")).then(nw.concat_str(code.str.slice(1, 1), nw.lit("0")))
+        .cast(nw.Int64)
+    )
+    chain = None
+    for group, ranges in ICD10_GROUPS.items():
+        cond = None
+        for first, lo, hi in ranges:
+            part = (letter == first) & block.is_between(lo, hi)
+            cond = part if cond is None else cond | part
+        chain = nw.when(cond).then(nw.lit(group)) if chain is None else chain.when(cond).then(nw.lit(group))
+    return chain.otherwise(nw.lit("Other"))
+
+
+def is_icd10_only(code: nw.Expr) -> nw.Expr:
+    """True for a standardised code of an ICD-10-only shape (grouped by the ICD-10 rule)."""
+    return code.str.contains(ICD10_PATTERN) & ~code.str.contains(ICD9_PATTERN)
+
+
 def shape_columns(frame: Any) -> Any:
     """``frame`` with ``_shape_diag_1..3`` added (narwhals or native frame in, same kind out)."""
     is_native = not isinstance(frame, nw.DataFrame | nw.LazyFrame)
@@ -74,13 +122,61 @@ def shape_counts(frame: pl.DataFrame) -> dict[str, int]:
 
 
 INVALID_CODE_REASON = "is neither an ICD-9-CM nor an ICD-10-CM code"
+CODE_SYSTEMS: tuple[str, ...] = ("auto", ICD9, ICD10)  # --diagnosis-codes, data_config.diagnosis_codes
+_NAMES = {ICD9: "ICD-9-CM", ICD10: "ICD-10-CM"}
 
 
-def invalid_code_problems() -> list[tuple[pl.Expr, str]]:
-    """Polars conditions, one per diagnosis column, true where the code has neither shape
-    (what the raw reader refuses or quarantines), with the column named."""
+def _polars(expr: nw.Expr) -> pl.Expr:
     namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
-    return [
-        ((code_shape(nw.col(c)) == INVALID)._to_compliant_expr(namespace).native.fill_null(False), c)
-        for c in DIAGNOSIS_COLUMNS
-    ]
+    return expr._to_compliant_expr(namespace).native
+
+
+def invalid_code_problems(system: str | None = None) -> list[tuple[pl.Expr, str, str]]:
+    """Polars (condition, column, reason) per diagnosis column: a code of neither system, or,
+    for a file of ``system`` (``icd9``/``icd10``), a code only the other system has."""
+    out = []
+    for c in DIAGNOSIS_COLUMNS:
+        shape = code_shape(nw.col(c))
+        out.append((_polars(shape == INVALID).fill_null(False), c, INVALID_CODE_REASON))
+        if system in _NAMES:
+            other = ICD10 if system == ICD9 else ICD9
+            out.append((_polars(shape == other).fill_null(False), c,
+                        f"is an {_NAMES[other]} code in an {_NAMES[system]} extract"))
+    return out
+
+
+def decide_system(chunks: Callable[[], Iterable[pl.DataFrame]], declared: str, source: str) -> str:
+    """The code system of a whole extract (``chunks()``: its diag columns as text, in file order,
+    read only for ``auto``).
+
+    ``icd9``/``icd10`` as declared; ``auto``: ICD-10 when a code only ICD-10 has is present, else
+    ICD-9 (a file of shared shapes only groups the same either way). A file holding codes only
+    ICD-9 has and codes only ICD-10 has is refused, naming rows of each.
+    """
+    from readmit.errors import ReadmitInputError
+
+    if declared not in CODE_SYSTEMS:
+        raise ReadmitInputError(f"unknown diagnosis code system {declared!r}", fix=f"use one of: {', '.join(CODE_SYSTEMS)}")
+    if declared != "auto":
+        return declared
+    rows: dict[str, list[int]] = {ICD9: [], ICD10: []}
+    offset = 0
+    for chunk in chunks():
+        shapes = shape_columns(chunk.select(DIAGNOSIS_COLUMNS)).select(
+            *[pl.any_horizontal(pl.col(f"_shape_{c}") == s for c in DIAGNOSIS_COLUMNS).fill_null(False).alias(s)
+              for s in (ICD9, ICD10)]
+        ).with_row_index("row", offset=offset + 1)
+        for s in (ICD9, ICD10):
+            if len(rows[s]) < 3:
+                rows[s] += shapes.filter(pl.col(s))["row"].head(3 - len(rows[s])).to_list()
+        offset += chunk.height
+    if rows[ICD9] and rows[ICD10]:
+        raise ReadmitInputError(
+            f"the diagnosis codes mix two systems: ICD-9-CM only codes in data rows "
+            f"{', '.join(map(str, rows[ICD9]))}... and ICD-10-CM only codes in data rows "
+            f"{', '.join(map(str, rows[ICD10]))}...",
+            source=source,
+            fix="split the extract by code system, or declare the system "
+            "(`readmit medallion --diagnosis-codes icd9|icd10`) to refuse or quarantine the other one's rows",
+        )
+    return ICD10 if rows[ICD10] else ICD9

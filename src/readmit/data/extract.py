@@ -39,7 +39,8 @@ class ExtractCheck:
     unlabelled: int = 0
     absent_columns: dict[str, str] = field(default_factory=dict)
     code_shapes: dict[str, int] = field(default_factory=dict)
-    code_systems: list[str] = field(default_factory=list)
+    code_systems: list[str] = field(default_factory=list)  # the systems whose only-own codes occur
+    code_system: str = ""  # the system the file is read in (declared, or decided by auto)
     invalid_codes: int = 0  # rows refused for a code of neither system (in problems too)
     problems: list[dict[str, Any]] = field(default_factory=list)
     problem_count: int = 0
@@ -71,12 +72,14 @@ def check_extract(
     derivation: str = "encounter_order",
     start: date = DEFAULT_START,
     end: date = DEFAULT_END,
+    diagnosis_codes: str = "auto",
 ) -> ExtractCheck:
     """Read and check every row of ``path``; write nothing. Structural problems (no such file,
     a required column missing) raise ``ReadmitInputError`` as the medallion would."""
-    reader = open_raw(path, derivation=derivation, start=start, end=end, quarantine=True)
+    reader = open_raw(path, derivation=derivation, start=start, end=end, quarantine=True,
+                      diagnosis_codes=diagnosis_codes)
     found = ExtractCheck(source=reader.source, rows=reader.rows_in, rows_ok=0, rows_rejected=0,
-                         dates=reader.snapshot_source,
+                         dates=reader.snapshot_source, code_system=reader.code_system,
                          absent_columns={c: OPTIONAL_COLUMNS[c] for c in reader.absent},
                          code_shapes=dict.fromkeys(SHAPES, 0))
     problems: list[pl.DataFrame] = []

@@ -53,7 +53,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from readmit.data.codes import INVALID_CODE_REASON, invalid_code_problems
+from readmit.data.codes import DIAGNOSIS_COLUMNS, decide_system, invalid_code_problems
 from readmit.data.contract import absent_optional, prepare_chunk
 from readmit.data.schema import (
     DOMAINS,
@@ -127,6 +127,7 @@ class RawReader:
     end: date
     quarantine: bool
     batch_rows: int
+    code_system: str  # the extract's diagnosis code system: icd9 or icd10 (readmit.data.codes)
     _days: pl.Series | None = field(repr=False)
     _duplicate: pl.Series = field(repr=False)
 
@@ -165,6 +166,7 @@ class RawReader:
                     duplicate=self._duplicate.slice(offset, n),
                     days=None if self._days is None else self._days.slice(offset, n),
                     snapshot_source=self.snapshot_source,
+                    code_system=self.code_system,
                     start=self.start,
                     n_days=n_days,
                     want_good=self.quarantine or (first_bad is None),
@@ -197,6 +199,7 @@ def open_raw(
     end: date = DEFAULT_END,
     quarantine: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    diagnosis_codes: str = "auto",
 ) -> RawReader:
     """Check the file's structure and scan its ``encounter_id`` column; return a batch reader.
 
@@ -235,6 +238,8 @@ def open_raw(
         )
     snapshot_source = "input" if SNAPSHOT_COLUMN in header else derivation
     ids = _scan_ids(path, header, batch_rows, source)
+    code_system = decide_system(lambda: _scan_text(path, header, list(DIAGNOSIS_COLUMNS), batch_rows, source),
+                                diagnosis_codes, source)
     if ids.len() == 0:
         raise ReadmitInputError(
             "the file has a header but no data rows",
@@ -261,6 +266,7 @@ def open_raw(
         end=end,
         quarantine=quarantine,
         batch_rows=batch_rows,
+        code_system=code_system,
         _days=days,
         _duplicate=ids.is_not_null() & ~keep,
     )
@@ -274,11 +280,12 @@ def read_raw(
     end: date = DEFAULT_END,
     quarantine: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    diagnosis_codes: str = "auto",
 ) -> RawResult:
     """Read the whole raw input into one frame (see the module docstring for the rules)."""
     reader = open_raw(
         path, derivation=derivation, start=start, end=end, quarantine=quarantine,
-        batch_rows=batch_rows,
+        batch_rows=batch_rows, diagnosis_codes=diagnosis_codes,
     )
     frames: list[pl.DataFrame] = []
     rejected: list[pl.DataFrame] = []
@@ -497,6 +504,12 @@ def _csv_chunks(
             reader.close()
 
 
+def _scan_text(path: str, header: list[str], columns: list[str], batch_rows: int, source: str) -> Iterator[pl.DataFrame]:
+    """A pass over some columns of the file, as text chunks."""
+    with _native_csv(path) as stream, closing(_csv_chunks(stream, header, columns, batch_rows, source)) as chunks:
+        yield from chunks
+
+
 def _scan_ids(path: str, header: list[str], batch_rows: int, source: str) -> pl.Series:
     """First pass: every row's ``encounter_id`` as Int64 (null when missing or not a number)."""
     parts: list[pl.Series] = []
@@ -537,6 +550,7 @@ def _split(
     start: date,
     n_days: int,
     want_good: bool = True,
+    code_system: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split an all-text chunk into typed good rows and text bad rows (with ``_reason``).
 
@@ -599,7 +613,7 @@ def _split(
         _problem(~readmitted.is_in([*sorted(READMITTED_VALUES), "", "?"]),  # blank: not known yet
                  "readmitted: '", readmitted, "' is not one of <30, >30, NO (or blank: outcome not known yet)")
     )
-    problems += [_problem(cond, f"{c}: '", pl.col(c), f"' {INVALID_CODE_REASON}") for cond, c in invalid_code_problems()]
+    problems += [_problem(cond, f"{c}: '", pl.col(c), f"' {why}") for cond, c, why in invalid_code_problems(code_system)]
     if snapshot_source == "input":
         problems.append(
             _problem(pl.col("_snapshot").is_null(), f"{SNAPSHOT_COLUMN}: '",
