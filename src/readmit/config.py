@@ -268,6 +268,9 @@ class DataSection(_Strict):
     # The extract's diagnosis code system (readmit.data.codes): auto decides per file from the
     # codes only one system has; icd9 / icd10 declare it (the other system's codes are bad rows).
     diagnosis_codes: Literal["auto", "icd9", "icd10"] = "auto"
+    # A historical extract whose outcomes are all known: a blank readmitted is then a bad row
+    # (by default it is an encounter whose outcome is not known yet).
+    require_labels: bool = False
     # Training windows whose gold months come from different raw files: "fail" the
     # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
     mixed_sources: Literal["fail", "warn"] = "fail"

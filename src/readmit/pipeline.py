@@ -488,7 +488,8 @@ def synthesize(out: Any, *, rows: int, seed: int, with_snapshot: bool) -> Any:
     return write_synthetic(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
 
 
-def check_extract(settings: Settings, path: str) -> Any:
+def check_extract(settings: Settings, path: str, *, diagnosis_codes: str | None = None,
+                  require_labels: bool | None = None) -> Any:
     """Validate one extract against the input contract, writing nothing (``readmit data check``);
     dates are derived as ``data_config.date_derivation`` says when the file has none."""
     from readmit.data.extract import check_extract as check
@@ -496,7 +497,8 @@ def check_extract(settings: Settings, path: str) -> Any:
     data = settings.config.data_config
     derivation = data.date_derivation
     return check(path, derivation=derivation.method, start=derivation.start_date, end=derivation.end_date,
-                 diagnosis_codes=data.diagnosis_codes)
+                 diagnosis_codes=diagnosis_codes or data.diagnosis_codes,
+                 require_labels=data.require_labels if require_labels is None else require_labels)
 
 
 def medallion(settings: Settings, layer: str = "all", *, cascade: bool = True, **kwargs: Any) -> list[Any]:

@@ -117,3 +117,51 @@ def test_data_check_prints_the_summary_and_exits_2_on_a_bad_row(uci_zip: Path, t
     assert "row 20: race: 'Martian' is not one of" in result.stdout
     assert str(bad) in result.stderr and "data rows 20" in result.stderr and "Fix:" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "good.csv"]
+
+
+def _uci_head(uci_zip: Path, n: int) -> list[list[str]]:
+    with zipfile.ZipFile(uci_zip) as zf, zf.open("dataset_diabetes/diabetic_data.csv") as fh:
+        return [next(fh).decode().rstrip("\r\n").split(",") for _ in range(n + 1)]
+
+
+def test_medallion_refuses_blank_labels_in_an_extract_declared_labelled(uci_zip: Path, tmp_path: Path) -> None:
+    lines = _uci_head(uci_zip, 60)
+    for row in (12, 40):
+        lines[row][lines[0].index("readmitted")] = ""
+    raw = tmp_path / "history.csv"
+    raw.write_text("".join(",".join(line) + "\n" for line in lines))
+    datamart = tmp_path / "dm"
+    base = ["medallion", "--config", str(_config(tmp_path)), "--raw", str(raw), "--datamart", str(datamart)]
+    refused = runner.invoke(app, [*base, "--require-labels"])
+    assert refused.exit_code == 2
+    message = refused.stderr.replace("\n", "")
+    assert str(raw) in message and "2 bad rows; the first is data row 12" in message
+    assert "readmitted is blank, but the extract is declared labelled" in message and "Fix:" in message
+    assert not datamart.exists() or not any(p.is_file() for p in datamart.rglob("*"))  # nothing written
+    checked = runner.invoke(app, ["data", "check", str(raw), "--require-labels", "--json"])
+    assert checked.exit_code == 2 and [p["row"] for p in json.loads(checked.stdout)["problems"]] == [12, 40]
+    # by default they are encounters whose outcome is not known yet
+    built = runner.invoke(app, [*base, "--json"])
+    assert built.exit_code == 0, built.output
+    assert Storage(datamart).read_table(FEATURE_STORE).height == 60
+    assert Storage(datamart).read_table(LABEL_STORE).height == 58
+
+
+def test_medallion_diagnosis_codes_option_reads_an_icd10_extract(uci_zip: Path, tmp_path: Path) -> None:
+    lines = _uci_head(uci_zip, 30)
+    diag = [lines[0].index(c) for c in ("diag_1", "diag_2", "diag_3")]
+    lines = [lines[0]] + [[("I50.9" if i in diag else v) for i, v in enumerate(line)] for line in lines[1:]]
+    lines[5][diag[0]] = "428.0"  # an ICD-9 code in an ICD-10 extract
+    raw = tmp_path / "icd10.csv"
+    raw.write_text("".join(",".join(line) + "\n" for line in lines))
+    base = ["medallion", "--config", str(_config(tmp_path)), "--raw", str(raw), "--datamart", str(tmp_path / "dm")]
+    mixed = runner.invoke(app, base)
+    assert mixed.exit_code == 2 and "mix two systems" in mixed.stderr and "data rows 5..." in mixed.stderr
+    declared = runner.invoke(app, [*base, "--diagnosis-codes", "icd10", "--quarantine", "--json"])
+    assert declared.exit_code == 0, declared.output
+    bronze = json.loads(declared.stdout)["layers"][0]
+    assert bronze["rows_rejected"] == 1 and "diagnosis codes read as icd10" in bronze["notes"]
+    groups = Storage(tmp_path / "dm").read_table(FEATURE_STORE)["diag_1_group"]
+    assert groups.to_list() == ["Circulatory"] * 29
+    bad = runner.invoke(app, [*base, "--diagnosis-codes", "icd11"])
+    assert bad.exit_code == 2 and "unknown diagnosis code system 'icd11'" in bad.stderr

@@ -62,6 +62,11 @@ def synth(
 @handle_errors
 def check(
     file: Annotated[str, typer.Argument(help="The extract to check: a CSV or zip (local or s3://).")],
+    diagnosis_codes: Annotated[str | None, typer.Option(
+        help="icd9, icd10 or auto (default: data_config.diagnosis_codes).")] = None,
+    require_labels: Annotated[bool | None, typer.Option(
+        "--require-labels/--allow-unlabelled",
+        help="A blank readmitted is a bad row (default: data_config.require_labels).")] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -70,7 +75,8 @@ def check(
     Prints rows, months, label coverage, the diagnosis code systems found and the problems with
     their row numbers; exit 2 when a row breaks the contract.
     """
-    found = pipeline.check_extract(load_settings(config), file)
+    found = pipeline.check_extract(load_settings(config), file, diagnosis_codes=diagnosis_codes,
+                                   require_labels=require_labels)
     if as_json:
         print_json(found.as_dict())
     else:
@@ -130,6 +136,10 @@ def medallion(
     diagnosis_codes: Annotated[str | None, typer.Option(
         help="The extract's diagnosis codes: icd9, icd10, or auto (decided from codes only one system has; "
         "default: data_config.diagnosis_codes).")] = None,
+    require_labels: Annotated[bool | None, typer.Option(
+        "--require-labels/--allow-unlabelled",
+        help="The extract is historical, every outcome known: a blank readmitted is a bad row "
+        "(default: data_config.require_labels; otherwise it is an encounter not known yet).")] = None,
     config: ConfigOpt = None,
     raw: RawOpt = None,
     datamart: DatamartOpt = None,
@@ -151,7 +161,7 @@ def medallion(
 
         results = pipeline.medallion(settings, layer, start_month=start, end_month=end,
                                 quarantine=quarantine, cascade=cascade, engine=engine,
-                                diagnosis_codes=diagnosis_codes,
+                                diagnosis_codes=diagnosis_codes, require_labels=require_labels,
                                 progress=progress)
     elapsed = time.perf_counter() - started
     if as_json:

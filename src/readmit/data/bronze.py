@@ -93,6 +93,7 @@ def build_bronze(
     on_partition: Callable[[str], None] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     diagnosis_codes: str = "auto",
+    require_labels: bool = False,
 ) -> LayerResult:
     """Read ``raw_path`` and write its bronze partitions for the months in range.
 
@@ -104,6 +105,7 @@ def build_bronze(
     reader = open_raw(
         raw_path, derivation=derivation, start=start_date, end=end_date,
         quarantine=quarantine, batch_rows=batch_rows, diagnosis_codes=diagnosis_codes,
+        require_labels=require_labels,
     )
     ingested_at = datetime.now(UTC)
     stamp = f"{ingested_at:%Y%m%dT%H%M%S%f}Z"

@@ -73,11 +73,12 @@ def check_extract(
     start: date = DEFAULT_START,
     end: date = DEFAULT_END,
     diagnosis_codes: str = "auto",
+    require_labels: bool = False,
 ) -> ExtractCheck:
     """Read and check every row of ``path``; write nothing. Structural problems (no such file,
     a required column missing) raise ``ReadmitInputError`` as the medallion would."""
     reader = open_raw(path, derivation=derivation, start=start, end=end, quarantine=True,
-                      diagnosis_codes=diagnosis_codes)
+                      diagnosis_codes=diagnosis_codes, require_labels=require_labels)
     found = ExtractCheck(source=reader.source, rows=reader.rows_in, rows_ok=0, rows_rejected=0,
                          dates=reader.snapshot_source, code_system=reader.code_system,
                          absent_columns={c: OPTIONAL_COLUMNS[c] for c in reader.absent},

@@ -87,6 +87,7 @@ _SNIFF_BYTES = 1 << 16
 _ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 _BLOCK_BYTES = 1 << 20  # pyarrow parses 1 MiB blocks fastest; batches are regrouped after
 _EPOCH = date(1970, 1, 1)
+LABELLED = "declared labelled (--require-labels / data_config.require_labels)"
 _QUARANTINE_FIX = (
     "correct the value(s) in the file, or rerun with --quarantine to load the good rows and set "
     "the bad ones aside under rejected/"
@@ -128,6 +129,7 @@ class RawReader:
     quarantine: bool
     batch_rows: int
     code_system: str  # the extract's diagnosis code system: icd9 or icd10 (readmit.data.codes)
+    require_labels: bool  # declared labelled: a blank readmitted is a bad row
     _days: pl.Series | None = field(repr=False)
     _duplicate: pl.Series = field(repr=False)
 
@@ -167,6 +169,7 @@ class RawReader:
                     days=None if self._days is None else self._days.slice(offset, n),
                     snapshot_source=self.snapshot_source,
                     code_system=self.code_system,
+                    require_labels=self.require_labels,
                     start=self.start,
                     n_days=n_days,
                     want_good=self.quarantine or (first_bad is None),
@@ -200,6 +203,7 @@ def open_raw(
     quarantine: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     diagnosis_codes: str = "auto",
+    require_labels: bool = False,
 ) -> RawReader:
     """Check the file's structure and scan its ``encounter_id`` column; return a batch reader.
 
@@ -267,6 +271,7 @@ def open_raw(
         quarantine=quarantine,
         batch_rows=batch_rows,
         code_system=code_system,
+        require_labels=require_labels,
         _days=days,
         _duplicate=ids.is_not_null() & ~keep,
     )
@@ -281,11 +286,12 @@ def read_raw(
     quarantine: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     diagnosis_codes: str = "auto",
+    require_labels: bool = False,
 ) -> RawResult:
     """Read the whole raw input into one frame (see the module docstring for the rules)."""
     reader = open_raw(
         path, derivation=derivation, start=start, end=end, quarantine=quarantine,
-        batch_rows=batch_rows, diagnosis_codes=diagnosis_codes,
+        batch_rows=batch_rows, diagnosis_codes=diagnosis_codes, require_labels=require_labels,
     )
     frames: list[pl.DataFrame] = []
     rejected: list[pl.DataFrame] = []
@@ -551,6 +557,7 @@ def _split(
     n_days: int,
     want_good: bool = True,
     code_system: str | None = None,
+    require_labels: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split an all-text chunk into typed good rows and text bad rows (with ``_reason``).
 
@@ -613,6 +620,8 @@ def _split(
         _problem(~readmitted.is_in([*sorted(READMITTED_VALUES), "", "?"]),  # blank: not known yet
                  "readmitted: '", readmitted, "' is not one of <30, >30, NO (or blank: outcome not known yet)")
     )
+    if require_labels:
+        problems.append(_problem(readmitted.is_in(["", "?"]), f"readmitted is blank, but the extract is {LABELLED}"))
     problems += [_problem(cond, f"{c}: '", pl.col(c), f"' {why}") for cond, c, why in invalid_code_problems(code_system)]
     if snapshot_source == "input":
         problems.append(
