@@ -152,6 +152,7 @@ def test_medallion_diagnosis_codes_option_reads_an_icd10_extract(uci_zip: Path, 
     diag = [lines[0].index(c) for c in ("diag_1", "diag_2", "diag_3")]
     lines = [lines[0]] + [[("I50.9" if i in diag else v) for i, v in enumerate(line)] for line in lines[1:]]
     lines[5][diag[0]] = "428.0"  # an ICD-9 code in an ICD-10 extract
+    lines[9][diag[1]] = "12345"  # a code of neither system
     raw = tmp_path / "icd10.csv"
     raw.write_text("".join(",".join(line) + "\n" for line in lines))
     base = ["medallion", "--config", str(_config(tmp_path)), "--raw", str(raw), "--datamart", str(tmp_path / "dm")]
@@ -160,8 +161,10 @@ def test_medallion_diagnosis_codes_option_reads_an_icd10_extract(uci_zip: Path, 
     declared = runner.invoke(app, [*base, "--diagnosis-codes", "icd10", "--quarantine", "--json"])
     assert declared.exit_code == 0, declared.output
     bronze = json.loads(declared.stdout)["layers"][0]
-    assert bronze["rows_rejected"] == 1 and "diagnosis codes read as icd10" in bronze["notes"]
+    assert bronze["rows_rejected"] == 2 and "diagnosis codes read as icd10" in bronze["notes"]
+    by_month = [n for n in bronze["notes"] if n.startswith("rows rejected for a diagnosis code of neither")]
+    assert len(by_month) == 1 and by_month[0].endswith(": 1") and "2001-0" in by_month[0]
     groups = Storage(tmp_path / "dm").read_table(FEATURE_STORE)["diag_1_group"]
-    assert groups.to_list() == ["Circulatory"] * 29
+    assert groups.to_list() == ["Circulatory"] * 28
     bad = runner.invoke(app, [*base, "--diagnosis-codes", "icd11"])
     assert bad.exit_code == 2 and "unknown diagnosis code system 'icd11'" in bad.stderr

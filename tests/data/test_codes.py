@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
+import zipfile
+from pathlib import Path
 
+import narwhals as nw
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from readmit.data.codes import EITHER, ICD9, ICD10, INVALID, shape_counts
+from readmit import pipeline
+from readmit.config import load_settings
+from readmit.data.codes import (
+    EITHER,
+    ICD9,
+    ICD9_PATTERN,
+    ICD10,
+    ICD10_PATTERN,
+    INVALID,
+    decide_system,
+    icd10_group,
+    shape_counts,
+)
+from readmit.data.features import icd9_group
+from readmit.data.layers import FEATURE_STORE, LABEL_STORE
+from readmit.data.raw import read_raw
+from readmit.errors import ReadmitInputError
+from readmit.storage import Storage
 
 
 @pytest.mark.parametrize(
@@ -25,24 +49,6 @@ def test_a_code_has_the_shape_its_system_gives_it(code: str, shape: str) -> None
 
 
 # -- groups ----------------------------------------------------------------------------------
-
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
-import zipfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import narwhals as nw  # noqa: E402
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from readmit import pipeline  # noqa: E402
-from readmit.config import load_settings  # noqa: E402
-from readmit.data.codes import ICD9_PATTERN, ICD10_PATTERN, decide_system, icd10_group  # noqa: E402
-from readmit.data.features import icd9_group  # noqa: E402
-from readmit.data.layers import FEATURE_STORE, LABEL_STORE  # noqa: E402
-from readmit.data.raw import read_raw  # noqa: E402
-from readmit.errors import ReadmitInputError  # noqa: E402
-from readmit.storage import Storage  # noqa: E402
-
 
 def _groups(codes: list[str | None]) -> list[str]:
     frame = nw.from_native(pl.DataFrame({"c": codes}, schema={"c": pl.String}))

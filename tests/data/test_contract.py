@@ -5,7 +5,6 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from readmit.data.contract import contract_columns, render_input_contract

@@ -6,9 +6,11 @@ import os
 import zipfile
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from readmit.data.extract import check_extract
+from readmit.data.raw import read_raw
 from readmit.errors import ReadmitInputError
 
 MEMBER = "dataset_diabetes/diabetic_data.csv"
@@ -48,12 +50,19 @@ def test_a_broken_extract_lists_its_problems_by_row(uci_zip: Path, tmp_path: Pat
     assert [p["row"] for p in found.problems] == [3, 8]
     assert "diag_1: 'ABC' is neither an ICD-9-CM nor an ICD-10-CM code" in found.problems[0]["reason"]
     assert "num_procedures: 'two' is not an integer" in found.problems[1]["reason"]
-    assert found.invalid_codes == 1 and found.code_shapes["icd10"] == 0 and found.code_shapes["either"] >= 1
+    # row 3's month: the one its encounter gets once the code is fixed (dates follow encounter_id rank)
+    fixed = tmp_path / "fixed" / "extract.csv"
+    fixed.parent.mkdir()
+    fixed.write_text(path.read_text().replace(",ABC,", ",250,", 1))
+    dated = read_raw(str(fixed), quarantine=True).frame
+    month = dated.filter(pl.col("encounter_id") == int(lines[3][0]))["snapshot_date"].dt.strftime("%Y-%m").item()
+    assert found.invalid_codes == 1 and found.invalid_codes_by_month == {month: 1}
+    assert found.code_shapes["icd10"] == 0 and found.code_shapes["either"] >= 1
     assert found.code_systems == ["icd9"] and found.code_system == "icd9"
     assert list(found.absent_columns) == ["weight"]
     message = str(found.refusal())
     assert str(path) in message and "data rows 3, 8" in message and "Fix:" in message
-    assert os.listdir(tmp_path) == ["extract.csv"]
+    assert sorted(os.listdir(tmp_path)) == ["extract.csv", "fixed"]
 
 
 def test_an_icd10_extract_is_read_as_icd10_and_a_mixed_one_refused(uci_zip: Path, tmp_path: Path) -> None:

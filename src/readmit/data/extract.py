@@ -18,7 +18,7 @@ import polars as pl
 
 from readmit.data.codes import DIAGNOSIS_COLUMNS, ICD9, ICD10, INVALID_CODE_REASON, SHAPES, shape_columns
 from readmit.data.contract import CONTRACT_DOC
-from readmit.data.raw import DEFAULT_END, DEFAULT_START, REASON_COLUMN, ROW_COLUMN, open_raw
+from readmit.data.raw import DEFAULT_END, DEFAULT_START, REASON_COLUMN, ROW_COLUMN, RawReader, open_raw
 from readmit.data.schema import OPTIONAL_COLUMNS, SNAPSHOT_COLUMN
 from readmit.errors import ReadmitInputError
 
@@ -42,6 +42,7 @@ class ExtractCheck:
     code_systems: list[str] = field(default_factory=list)  # the systems whose only-own codes occur
     code_system: str = ""  # the system the file is read in (declared, or decided by auto)
     invalid_codes: int = 0  # rows refused for a code of neither system (in problems too)
+    invalid_codes_by_month: dict[str, int] = field(default_factory=dict)  # "unknown": month not derivable
     problems: list[dict[str, Any]] = field(default_factory=list)
     problem_count: int = 0
 
@@ -89,15 +90,41 @@ def check_extract(
             _count(found, batch.frame)
             if batch.rejected.height:
                 found.rows_rejected += batch.rejected.height
-                found.invalid_codes += int(batch.rejected[REASON_COLUMN].str.contains(INVALID_CODE_REASON, literal=True).sum())
+                count_invalid_codes(reader, batch.rejected, found.invalid_codes_by_month)
                 problems.append(batch.rejected.select(ROW_COLUMN, REASON_COLUMN).head(PROBLEMS_SHOWN))
     found.months = dict(sorted(found.months.items()))
+    found.invalid_codes_by_month = dict(sorted(found.invalid_codes_by_month.items()))
+    found.invalid_codes = sum(found.invalid_codes_by_month.values())
     found.code_systems = [s for s in (ICD9, ICD10) if found.code_shapes[s]]
     found.problem_count = found.rows_rejected
     if problems:
         shown = pl.concat(problems).head(PROBLEMS_SHOWN)
         found.problems = [{"row": r, "reason": why} for r, why in shown.iter_rows()]
     return found
+
+
+def rejected_months(reader: RawReader, rejected: pl.DataFrame) -> pl.Series:
+    """The month (YYYY-MM) each rejected row has: its snapshot_date, or the date the derivation
+    gives its row; ``unknown`` when neither can be told (an unreadable date, a repeated id)."""
+    rows = rejected[ROW_COLUMN]
+    if reader.snapshot_source == "input":
+        text = rejected[SNAPSHOT_COLUMN]
+        months = pl.select(pl.when(text.str.contains(r"^\d{4}-\d{2}")).then(text.str.slice(0, 7))).to_series()
+    else:
+        if reader.snapshot_source == "cyclic":
+            days = (rows - 1) % ((reader.end - reader.start).days + 1)
+        else:
+            days = reader.derived_days(rows)
+        months = pl.select((pl.lit(reader.start) + pl.duration(days=days)).dt.strftime("%Y-%m")).to_series()
+    return months.fill_null("unknown")
+
+
+def count_invalid_codes(reader: RawReader, rejected: pl.DataFrame, counts: dict[str, int]) -> None:
+    """Add the rejected rows holding a code of neither system to ``counts``, by month."""
+    invalid = rejected.filter(pl.col(REASON_COLUMN).str.contains(INVALID_CODE_REASON, literal=True))
+    if invalid.height:
+        for month, n in rejected_months(reader, invalid).value_counts().iter_rows():
+            counts[month] = counts.get(month, 0) + n
 
 
 def _count(found: ExtractCheck, frame: pl.DataFrame) -> None:

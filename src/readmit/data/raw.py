@@ -139,6 +139,11 @@ class RawReader:
         extra = [SNAPSHOT_COLUMN] if self.snapshot_source == "input" else []
         return list(RAW_SCHEMA) + extra
 
+    def derived_days(self, rows: pl.Series) -> pl.Series:
+        """Days after ``start`` the ``encounter_order`` derivation gives data rows ``rows`` (1-based)."""
+        assert self._days is not None
+        return self._days.gather(rows - 1)
+
     @property
     def absent(self) -> list[str]:
         """The optional columns the file lacks: read as missing in every row."""
