@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from readmit.config import load_settings
+    from readmit.pipeline import train_algorithm
     from readmit.runtime import available_cpus
-    from readmit.training import train_algorithm
     from readmit.training.compare import compare_models
     from readmit.training.split import load_gold
 

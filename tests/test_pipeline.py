@@ -11,7 +11,17 @@ import pytest
 from readmit import pipeline
 from readmit.config import ReadmitConfig, Settings, parse_config
 from readmit.errors import ReadmitInputError
-from readmit.pipeline import GRAPHS, Graph, Step, find_step, graph_steps, run_graphs, run_step, summarize
+from readmit.pipeline import (
+    GRAPHS,
+    Graph,
+    Step,
+    find_step,
+    graph_steps,
+    run_graphs,
+    run_step,
+    runner,
+    summarize,
+)
 
 GATES = ["check_model_config", "check_gold_data_exists", "check_sufficient_training_data",
          "check_temporal_leakage", "check_single_source"]
@@ -52,14 +62,29 @@ def test_medallion_graph_is_one_step_per_layer_with_the_config_month_range():
     assert GRAPHS["training"].runtime_params(s) == {}
 
 
-def test_inference_graph_is_two_gates_then_predict_on_the_latest_month_by_default():
+def test_inference_graph_is_two_gates_then_predict_then_monitoring_on_the_latest_month_by_default():
     steps = graph_steps("inference", settings_for())
     assert [(s.id, s.depends_on, s.gate) for s in steps] == [
         ("check_champion", (), True), ("check_inference_gold", ("check_champion",), True),
-        ("predict", ("check_inference_gold",), False)]
+        ("predict", ("check_inference_gold",), False), ("trigger_monitoring", ("predict",), False)]
+    assert (steps[-1].triggers, steps[-1].months_from) == ("monitoring", "predict")
+    assert GRAPHS[steps[-1].triggers].dag_id == "diab_monitoring"
     graph = GRAPHS["inference"]
     assert graph.dag_id == "diab_inference" and graph.schedule == "@monthly"
     assert graph.runtime_params(settings_for()) == {"start_month": "", "end_month": ""}
+
+
+def test_trigger_monitoring_outside_airflow_runs_the_monitoring_graph_on_the_months(tmp_path):
+    from dataclasses import replace
+
+    settings = replace(settings_for(), datamart_uri=str(tmp_path / "dm"), registry_uri=str(tmp_path / "reg"))
+    outcomes = run_step("trigger_monitoring", settings, start_month="2008-03", end_month="2008-04")
+    assert [(o["step"], o["status"]) for o in outcomes] == [
+        ("check_predictions_exist", "failed"), ("monitor", "skipped"), ("check_retrain_needed", "skipped"),
+        ("trigger_training", "skipped")]
+    assert "2008-03" in outcomes[0]["result"]["reason"]
+    # An empty range (the inference graph's default) is the monitoring graph's: the data's last month.
+    assert "2008-12" in run_step("trigger_monitoring", settings, start_month="", end_month="")[0]["result"]["reason"]
 
 
 def test_step_ids_are_unique_across_graphs_and_every_function_resolves():
@@ -76,7 +101,7 @@ def test_gate_order_matches_the_gates_module():
     from readmit.training import gates
 
     assert [g.__name__ for g in gates.GATES] == GATES
-    assert pipeline.gate_names() == [g.removeprefix("check_") for g in GATES]
+    assert [s.id for s in pipeline.get_graph("training").steps if s.gate] == GATES
 
 
 def test_run_step_calls_the_function_with_fixed_and_runtime_params(monkeypatch):
@@ -183,7 +208,7 @@ def test_parallel_steps_run_as_readmit_step_run_processes(tmp_path):
                  datamart_uri=str(tmp_path / "empty"), registry_uri=str(tmp_path / "registry"))
     trains = [x for x in graph_steps("training", s) if x.per_algorithm][:2]
     with pytest.raises(ReadmitInputError) as err:
-        list(pipeline._run_ready(trains, s, {}, True, pipeline.Observer()))
+        list(runner._run_ready(trains, s, {}, True, pipeline.Observer()))
     assert "failed in its own process (exit 2)" in str(err.value)
     assert str(tmp_path / "empty") in str(err.value).replace("\n", "")
     assert not (tmp_path / "registry").exists()
@@ -217,3 +242,58 @@ def test_a_runtime_parameter_goes_only_to_steps_that_take_it():
     step = Step(id="x", func=lambda settings, *, start_month: taken.append(start_month))
     pipeline.call_step(step, settings_for(), start_month="2008-01", end_month="2008-02", progress=None)
     assert taken == ["2008-01"]
+
+
+def test_registering_a_model_writes_its_metadata_profile_and_card(make_settings, tmp_path):
+    """pipeline.train_algorithm is the one registration: the version comes with everything
+    monitoring and the report read, not patched up later."""
+    from readmit.monitoring.profile import profile_name
+    from readmit.report.cards import card_names
+
+    settings = make_settings(registry=str(tmp_path / "registry"))
+    saved = pipeline.train_algorithm(settings, "logistic_regression")
+    folder = tmp_path / "registry" / "models" / "readmission"
+    version = saved["version"]
+    written = {p.name for p in folder.iterdir()}
+    expected = {f"logistic_regression_v{version}_metadata.json", profile_name("logistic_regression", version),
+                *card_names("logistic_regression", version)}
+    assert expected <= written, sorted(written)
+
+
+def test_only_the_registration_saves_a_model_into_the_registry():
+    """No floor below pipeline calls Registry.save, so no caller gets a version without its
+    reference profile and model card."""
+    import ast
+    from pathlib import Path
+
+    src = Path(pipeline.__file__).resolve().parents[1]
+    callers = sorted(
+        str(path.relative_to(src)) for path in src.rglob("*.py") if path.parent.name != "registry"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "save"
+    )
+    assert callers == ["pipeline/register.py"]
+
+
+def test_the_cli_names_resolve_to_the_layers_own_functions():
+    from readmit.data.medallion import run_medallion
+
+    assert pipeline.run_medallion is run_medallion
+    for name in pipeline.LAYER_FUNCTIONS:
+        assert name in pipeline.__all__, name
+        assert getattr(pipeline, name).__name__ == name
+    with pytest.raises(AttributeError):
+        pipeline.not_a_layer_function  # noqa: B018
+
+
+def test_importing_the_pipeline_imports_no_layer():
+    """The graph, the runner and the CLI names load no layer (nor polars) until a step runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, readmit.pipeline, readmit.cli.main; print(sorted(m for m in sys.modules if m == 'polars' "
+            "or m.split('.')[:2] in [['readmit', r] for r in ('data', 'training', 'serving', 'monitoring', "
+            "'governance', 'report', 'registry')]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

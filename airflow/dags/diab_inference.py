@@ -2,7 +2,8 @@
 
 Gates: a champion exists and verifies; the month's gold exists (otherwise skipped, not failed).
 Default: the latest gold month; conf {"start_month": "YYYY-MM", "end_month": "YYYY-MM"} scores a
-range. Run diab_medallion and diab_model_training first. The graph lives in readmit.pipeline.
+range. Then it triggers diab_monitoring on the months scored. Run diab_medallion and
+diab_model_training first. The graph lives in readmit.pipeline.
 """
 
 from readmit.orchestration.airflow_dags import build_dag

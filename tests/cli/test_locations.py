@@ -15,7 +15,7 @@ def test_run_summary_shows_the_absolute_default_roots(tmp_path, monkeypatch):
                  "MODEL_CONFIG_S3_URI"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    pipeline.synthesize("raw.csv", rows=400, seed=1, with_snapshot=False)  # too small: a gate stops it
+    pipeline.write_synthetic("raw.csv", rows=400, seed=1, with_snapshot=False)  # too small: a gate stops it
     result = CliRunner().invoke(app, ["run", "--raw", "raw.csv", "--no-parallel"])
     assert result.exit_code == 1, result.output
     summary = " ".join(result.stdout.split())

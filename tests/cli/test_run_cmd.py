@@ -43,7 +43,7 @@ def test_step_list_shows_both_graphs_in_order():
     assert [s["step"] for s in training][-2:] == ["compare_models", "promote"]
     assert training[-2] == {**training[-2], "step": "compare_models", "kind": "light"}
     assert [s["step"] for s in steps if s["graph"] == "inference"] == [
-        "check_champion", "check_inference_gold", "predict"]
+        "check_champion", "check_inference_gold", "predict", "trigger_monitoring"]
     assert [s["step"] for s in steps if s["graph"] == "monitoring"] == [
         "check_predictions_exist", "monitor", "check_retrain_needed", "trigger_training"]
     assert {s["step"]: s["kind"] for s in steps}["train_xgboost"] == "heavy"

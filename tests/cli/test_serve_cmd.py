@@ -12,6 +12,7 @@ from readmit.data.layers import PREDICTIONS
 from readmit.storage import Storage
 
 runner = CliRunner()
+ALGORITHMS = ("logistic_regression", "xgboost", "random_forest")
 
 
 def _args(uci_models) -> list[str]:
@@ -91,3 +92,71 @@ def test_predict_on_spark_from_the_command_line(uci_models_copy, spark_session):
     assert result.exit_code == 0, result.output
     assert "(scored by spark)" in result.stdout and "2008-01" in result.stdout
     assert Storage(uci_models_copy.datamart).list_partitions(PREDICTIONS) == ["2008-01"]
+
+
+def test_an_ab_test_starts_when_the_user_names_the_challenger(uci_models_copy, tmp_path):
+    config = tmp_path / "ab.json"
+    base = json.loads(open(uci_models_copy.config).read())
+    config.write_text(json.dumps({**base, "inference_config": {"ab_test": {"enabled": True, "challenger_share": 0.5,
+                                                                           "salt": "rf-vs-champion"}}}))
+    args = ["--config", str(config), "--datamart", uci_models_copy.datamart, "--registry", uci_models_copy.registry]
+    reg_args = ["--config", str(config), "--registry", uci_models_copy.registry]
+    models = uci_models_copy.models()
+    assert runner.invoke(app, ["promote", *args]).exit_code == 0  # the rules choose the champion
+    champion = json.loads(runner.invoke(app, ["registry", "aliases", "--json", *reg_args]).stdout)["champion"]
+    other = next(a for a in ("random_forest", "logistic_regression") if a != champion["algorithm"])
+
+    result = runner.invoke(app, ["predict", "--month", "2008-01", *args])
+    assert result.exit_code == 2 and "no challenger" in result.stderr
+    assert "readmit promote --candidate VERSION --as challenger" in result.stderr
+
+    result = runner.invoke(app, ["promote", "--as", "challenger", *args])
+    assert result.exit_code == 2 and "--as challenger needs --candidate VERSION" in result.stderr
+    result = runner.invoke(app, ["promote", "--candidate", champion["version"], "--as", "challenger", *args])
+    assert result.exit_code == 2 and "is the champion; it cannot also be the challenger" in result.stderr
+    result = runner.invoke(app, ["promote", "--candidate", models[other], "--as", "challenger", "--force",
+                                 "--reason", "x", *args])
+    assert result.exit_code == 2 and "takes no --rollback or --force" in result.stderr
+    result = runner.invoke(app, ["promote", "--candidate", models[other], "--as", "rival", *args])
+    assert result.exit_code == 2 and "rival" in result.output
+    assert runner.invoke(app, ["registry", "aliases", "--json", *reg_args]).stdout.count('"challenger": null') == 1
+
+    # No --reason: the event still says why (the default); the rules are not consulted.
+    result = runner.invoke(app, ["promote", "--candidate", models[other], "--as", "challenger", *args])
+    assert result.exit_code == 0, result.output
+    assert f"CHALLENGER SET: challenger - -> {other} v{models[other]}" in result.stdout
+    assert "named the challenger by hand" in result.stdout and "event: " in result.stdout
+    result = runner.invoke(app, ["promote", "--candidate", models[other], "--as", "challenger", *args])
+    assert result.exit_code == 0 and "UNCHANGED" in result.stdout and "already the challenger" in result.stdout
+    result = runner.invoke(app, ["promote", "--candidate", f"xgboost_v{models['xgboost']}", "--as", "challenger",
+                                 "--reason", "A/B the booster", "--json", *args])
+    if champion["algorithm"] == "xgboost":
+        assert result.exit_code == 2
+    else:
+        assert result.exit_code == 0 and json.loads(result.stdout)["reason"] == "A/B the booster"
+        result = runner.invoke(app, ["promote", "--candidate", models[other], "--as", "challenger",
+                                     "--reason", "back to the first rival", *args])
+        assert result.exit_code == 0
+    events = json.loads(runner.invoke(app, ["registry", "history", "--json", *reg_args]).stdout)
+    named = [e for e in events if e["alias"] == "challenger"]
+    assert named[0]["event"] == "alias_set" and named[0]["named"] is True
+    assert named[0]["to"] == {"algorithm": other, "version": models[other]} and named[0]["by"]
+    assert named[0]["reason"] == "named the challenger by hand (readmit promote --as challenger)"
+    aliases = json.loads(runner.invoke(app, ["registry", "aliases", "--json", *reg_args]).stdout)
+    assert aliases["challenger"]["version"] == models[other] and aliases["champion"] == champion
+
+    result = runner.invoke(app, ["predict", "--month", "2008-01", "--json", *args])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert [(m["arm"], m["algorithm"]) for m in summary["models"]] == [
+        ("champion", champion["algorithm"]), ("challenger", other)]
+    assert summary["ab_test"]["salt"] == "rf-vs-champion" and set(summary["arms"]) == {"champion", "challenger"}
+    frame = Storage(uci_models_copy.datamart).read_table(PREDICTIONS, ["2008-01"])
+    assert sorted(frame["algorithm"].unique()) == sorted({champion["algorithm"], other})
+
+    # Swapping the challenger while the test runs is allowed, and says what it does to the arms.
+    third = next(a for a in ALGORITHMS if a not in (champion["algorithm"], other))
+    result = runner.invoke(app, ["promote", "--candidate", models[third], "--as", "challenger", *args])
+    assert result.exit_code == 0, result.output
+    assert "the A/B test with salt 'rf-vs-champion' has run since" in result.stderr
+    assert "Change inference_config.ab_test.salt to start a new test" in result.stderr

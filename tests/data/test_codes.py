@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from readmit import pipeline
 from readmit.config import load_settings
 from readmit.data.codes import (
     EITHER,
@@ -29,6 +28,7 @@ from readmit.data.codes import (
 )
 from readmit.data.features import icd9_group
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
+from readmit.data.medallion import run_medallion
 from readmit.data.raw import read_raw
 from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
@@ -138,7 +138,7 @@ def test_the_same_encounters_coded_in_icd9_and_icd10_get_the_same_features(uci_z
         raw = tmp_path / f"{name}.csv"
         raw.write_text("".join(",".join(r) + "\n" for r in rows))
         settings_ = load_settings(str(config), raw=str(raw), datamart=str(tmp_path / name))
-        results = pipeline.medallion(settings_, "all", diagnosis_codes=system)
+        results = run_medallion(settings_, diagnosis_codes=system)
         assert f"diagnosis codes read as {'icd9' if name == 'icd9' else 'icd10'}" in results[0].notes
         storage = Storage(settings_.datamart_uri)
         gold[name] = storage.read_table(FEATURE_STORE), storage.read_table(LABEL_STORE).drop("_source_sha256",

@@ -219,3 +219,21 @@ def test_day_number_is_the_days_since_1970_of_every_date() -> None:
     dates = pl.DataFrame({"d": pl.date_range(dt.date(1899, 12, 25), dt.date(2101, 3, 5), "1d", eager=True)})
     got = nw.from_native(dates).select(day_number(nw.col("d")).alias("n")).to_native()["n"]
     assert got.to_list() == dates["d"].cast(pl.Int64).to_list()
+
+
+def test_the_polars_translation_still_reaches_narwhals_internals_and_matches_narwhals(bronze_rows) -> None:
+    """polars_exprs uses narwhals' private API; when narwhals changes it this fails (the code
+    then falls back to the narwhals expressions, slower), and the translation must equal them."""
+    from readmit.data import features
+    from readmit.data import silver as silver_module
+
+    assert features._polars_encounter_exprs() is not None, "narwhals changed: see features.polars_exprs"
+    assert all(step is not None for step in silver_module._polars_cleaning())
+    rows, _ = clean(bronze_rows([{"diag_1": "250.83", "payer_code": "SP", "metformin": "Up"},
+                                 {"diag_1": None, "race": None, "medical_specialty": "?"}]))
+    through_narwhals = (nw.from_native(rows).with_columns(*features._parsed_exprs())
+                        .select(*features._encounter_exprs()).to_native())
+    assert encounter_features(rows).equals(through_narwhals)
+    for exprs in (silver_module._standard_exprs(), silver_module._fill_exprs()):
+        translated = features.polars_exprs(exprs)
+        assert features.with_columns(rows, exprs, translated).equals(features.with_columns(rows, exprs, None))

@@ -3,7 +3,7 @@
 The predictions are written here by hand in ``readmit predict``'s schema
 (``gold/model_predictions``, one partition per month, real parquet through Storage), not by
 ``readmit predict`` itself: a champion (logistic regression) and a challenger (XGBoost), both trained at a small
-budget by ``readmit.training.train_algorithm``, which calibrates them inside the training window
+budget by ``readmit.pipeline.train_algorithm``, which calibrates them inside the training window
 (the out-of-time year stays unseen), patients split into the two arms by a
 stable hash of ``patient_nbr``. Loaded for the whole suite through ``pytest_plugins`` in
 tests/conftest.py.
@@ -43,8 +43,8 @@ class Served:
 def calibrate(settings: Settings, algorithm: str) -> tuple[Any, dict[str, Any]]:
     """Train ``algorithm`` at a small budget and register it: training itself calibrates the
     probabilities (cross-fitted inside the training window), as every served model is."""
+    from readmit.pipeline import train_algorithm
     from readmit.registry import Registry
-    from readmit.training import train_algorithm
 
     saved = train_algorithm(settings, algorithm)
     model, _ = Registry(settings.registry_uri, settings.config.model.model_name).load(algorithm, saved["version"])

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from readmit.monitoring.drift import EPSILON, drift_by_month, psi
-from readmit.monitoring.profile import build_profile, quantile_edges
+from readmit.monitoring.profile import build_profile, quantile_edges, reference_edges
 
 
 def by_hand(expected, actual):
@@ -78,7 +78,8 @@ def test_quantile_edges_and_reference_shares_of_a_known_distribution():
     assert quantile_edges(values, 4) == [25.0, 50.0, 75.0]
     frame = pl.DataFrame({"x": np.arange(1, 101), "c": ["a"] * 70 + ["b"] * 20 + ["Missing"] * 10})
     profile = build_profile(frame, np.linspace(0, 1, 100), ["x"], ["c"], bins=4)
-    assert profile["numeric"]["x"] == {"edges": [25.0, 50.0, 75.0], "shares": [0.25] * 4, "missing": 0.0}
+    assert profile["numeric"]["x"] == {"edges": [25.0, 50.0, 75.0], "shares": [0.25] * 4, "missing": 0.0,
+                                       "binning": "quantile"}
     assert profile["categorical"]["c"] == {"shares": {"a": 0.7, "b": 0.2}, "missing": pytest.approx(0.1)}
     assert profile["rows"] == 100 and len(profile["score"]["shares"]) == 4
     # A month drawn from the reference itself is stable.
@@ -91,3 +92,45 @@ def test_a_discrete_feature_gets_one_edge_per_distinct_quantile():
     values = pl.Series("flag", [0] * 90 + [1] * 10)
     assert quantile_edges(values, 10) == [0.0]  # every inner decile is 0: bins "0" and "above 0"
     assert quantile_edges(pl.Series("empty", [None, None], dtype=pl.Float64), 10) == []
+
+
+# A code like discharge_severity: 0 (unknown) is rare, 1 (home) common. Deciles start at 1, so
+# quantile bins put 0 and 1 together and a fall of the unknown code cannot be seen.
+CODES = [0] * 7 + [1] * 60 + [2] * 13 + [3] * 15 + [4] * 5
+
+
+def test_a_feature_with_few_values_gets_one_bin_per_value():
+    values = pl.Series("code", CODES)
+    assert quantile_edges(values, 10) == [1.0, 2.0, 3.0]  # 0 and 1 share bin "<= 1"
+    assert reference_edges(values, 10) == ([0.0, 1.0, 2.0, 3.0], "per_value")
+    assert reference_edges(values, 4) == ([1.0, 2.0], "quantile")  # 5 values > 4 bins: quartiles
+    assert reference_edges(pl.Series("flag", [0] * 90 + [1] * 10), 10) == ([0.0], "per_value")
+    assert reference_edges(pl.Series("one", [3, 3, None]), 10) == ([], "per_value")
+    assert reference_edges(pl.Series("empty", [None, None], dtype=pl.Float64), 10) == ([], "per_value")
+    frame = pl.DataFrame({"code": CODES})
+    profile = build_profile(frame, np.linspace(0, 1, 100), ["code"], [], bins=10)
+    assert profile["numeric"]["code"] == {"edges": [0.0, 1.0, 2.0, 3.0], "shares": pytest.approx([0.07, 0.6, 0.13,
+                                          0.15, 0.05]), "missing": 0.0, "binning": "per_value"}
+    assert profile["score"]["binning"] == "quantile" and len(profile["score"]["edges"]) == 9
+
+
+def test_a_rare_code_that_vanishes_is_drift_with_per_value_bins():
+    frame = pl.DataFrame({"code": CODES})
+    profile = build_profile(frame, np.linspace(0, 1, 100), ["code"], [], bins=10)
+    # The unknown code's 7% moves to "home".
+    month = pl.DataFrame({"month": ["2008-01"] * 100, "risk": np.linspace(0, 1, 100),
+                          "code": [1] * 67 + [2] * 13 + [3] * 15 + [4] * 5})
+    csi = drift_by_month(month, profile)["2008-01"]["csi"]["code"]
+    assert csi == pytest.approx(by_hand([0.07, 0.6, 0.13, 0.15, 0.05, EPSILON], [EPSILON, 0.67, 0.13, 0.15, 0.05,
+                                                                              EPSILON]))
+    assert csi > 0.25  # "act"
+
+    # A profile written before per-value bins (quantile edges, no "binning" key) keeps working, as it was.
+    old = {"rows": 100, "bins": 10,
+           "score": {"edges": quantile_edges(pl.Series(np.linspace(0, 1, 100)), 10), "shares": [0.1] * 10,
+                     "missing": 0.0},
+           "numeric": {"code": {"edges": [1.0, 2.0, 3.0], "shares": [0.67, 0.13, 0.15, 0.05], "missing": 0.0}},
+           "categorical": {}}
+    hidden = drift_by_month(month, old)["2008-01"]
+    assert hidden["csi"]["code"] == pytest.approx(0.0, abs=1e-12)  # the merged bin hides the change
+    assert hidden["score_psi"] == pytest.approx(0.0, abs=1e-12)

@@ -125,7 +125,8 @@ def test_local_mode_needs_no_provider_beyond_core_airflow(local_env):
         "from readmit.orchestration.airflow_dags import build_dag\n"
         "assert {t.task_type for t in build_dag('training').tasks} == {'ShortCircuitOperator', 'PythonOperator'}\n"
         "assert {t.task_type for t in build_dag('medallion').tasks} == {'PythonOperator'}\n"
-        "assert {t.task_type for t in build_dag('inference').tasks} == {'ShortCircuitOperator', 'PythonOperator'}\n"
+        "assert {t.task_type for t in build_dag('inference').tasks} == {'ShortCircuitOperator', 'PythonOperator',"
+        " 'TriggerDagRunOperator'}\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('sklearn', 'xgboost')]\n"
         "assert not heavy, heavy\n"
     )

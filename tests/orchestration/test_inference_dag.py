@@ -14,7 +14,7 @@ from readmit.storage import Storage
 pytestmark = [pytest.mark.airflow, pytest.mark.usefixtures("airflow_home")]
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "airflow" / "dags"
-TASKS = ["check_champion", "check_inference_gold", "predict"]
+TASKS = ["check_champion", "check_inference_gold", "predict", "trigger_monitoring"]
 
 
 @pytest.fixture
@@ -43,14 +43,19 @@ def crown(uci_models, algorithm="xgboost"):
     set_alias(Registry(uci_models.registry), "champion", algorithm, uci_models.models()[algorithm], reason="t", by="tests")
 
 
-def test_inference_dag_is_two_gates_then_predict_monthly(env):
+def test_inference_dag_is_two_gates_then_predict_then_monitoring_monthly(env):
     from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
     dag = inference_dag()
     assert [t.task_id for t in dag.topological_sort()] == TASKS
     assert type(dag.get_task("check_champion")) is ShortCircuitOperator
     assert type(dag.get_task("check_inference_gold")) is ShortCircuitOperator
     assert type(dag.get_task("predict")) is PythonOperator
+    trigger = dag.get_task("trigger_monitoring")
+    assert type(trigger) is TriggerDagRunOperator and trigger.trigger_dag_id == "diab_monitoring"
+    assert "xcom_pull(task_ids='predict')" in trigger.conf["start_month"]
+    assert "params.end_month or '2008-12'" in trigger.conf["end_month"]  # no XCom (a container): the run's months
     assert dag.schedule == "@monthly" and dag.catchup is False
     assert {k: dag.params[k] for k in ("start_month", "end_month")} == {"start_month": "", "end_month": ""}
     templated = {"start_month": "{{ params.start_month }}", "end_month": "{{ params.end_month }}"}
@@ -60,14 +65,16 @@ def test_inference_dag_is_two_gates_then_predict_monthly(env):
 
 def test_without_a_champion_the_run_is_skipped_not_failed(env):
     run = inference_dag().test()
-    assert states(run) == {"check_champion": "success", "check_inference_gold": "skipped", "predict": "skipped"}
+    assert states(run) == {"check_champion": "success", "check_inference_gold": "skipped", "predict": "skipped",
+                           "trigger_monitoring": "skipped"}
     assert Storage(env.datamart).list_partitions(PREDICTIONS) == []
 
 
 def test_a_month_without_gold_skips_the_scoring(env):
     crown(env)
     run = inference_dag().test(run_conf={"start_month": "2011-01", "end_month": "2011-01"})
-    assert states(run) == {"check_champion": "success", "check_inference_gold": "success", "predict": "skipped"}
+    assert states(run) == {"check_champion": "success", "check_inference_gold": "success", "predict": "skipped",
+                           "trigger_monitoring": "skipped"}
     assert Storage(env.datamart).list_partitions(PREDICTIONS) == []
 
 
@@ -80,15 +87,25 @@ def test_a_tampered_champion_fails_its_gate_and_nothing_is_scored(env):
     assert Storage(env.datamart).list_partitions(PREDICTIONS) == []
 
 
+def monitoring_confs() -> list[dict]:
+    from airflow.models.dagrun import DagRun
+
+    return [r.conf for r in sorted(DagRun.find(dag_id="diab_monitoring"), key=lambda r: r.id)]
+
+
 @pytest.mark.slow
-def test_the_champion_scores_the_requested_months_and_by_default_the_latest(env):
+def test_the_champion_scores_the_requested_months_and_by_default_the_latest_then_monitoring_starts(env):
     crown(env)
+    before = monitoring_confs()
     run = inference_dag().test(run_conf={"start_month": "2008-01", "end_month": "2008-02"})
     assert set(states(run).values()) == {"success"}, states(run)
     storage = Storage(env.datamart)
     assert storage.list_partitions(PREDICTIONS) == ["2008-01", "2008-02"]
     assert set(storage.read_partition(PREDICTIONS, "2008-02")["alias"]) == {"champion"}
+    # diab_monitoring was triggered on the months just scored
+    assert monitoring_confs()[len(before):] == [{"start_month": "2008-01", "end_month": "2008-02"}]
 
     run = inference_dag().test()
     assert set(states(run).values()) == {"success"}, states(run)
     assert storage.list_partitions(PREDICTIONS) == ["2008-01", "2008-02", "2008-12"]
+    assert monitoring_confs()[len(before) + 1:] == [{"start_month": "2008-12", "end_month": "2008-12"}]

@@ -66,7 +66,8 @@ def test_spark_mode_submits_the_medallion_layers_and_leaves_the_rest_in_the_work
     assert "spark" in dag.tags
     training = build_dag("training")
     assert {t.task_type for t in training.tasks} == {"ShortCircuitOperator", "PythonOperator"}
-    assert {t.task_type for t in build_dag("inference").tasks} == {"ShortCircuitOperator", "PythonOperator"}
+    assert {t.task_type for t in build_dag("inference").tasks} == {"ShortCircuitOperator", "PythonOperator",
+                                                                   "TriggerDagRunOperator"}
 
 
 def test_spark_settings_come_from_the_environment(spark_env, monkeypatch):

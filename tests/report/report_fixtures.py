@@ -28,7 +28,7 @@ def trained(tmp_path_factory) -> dict:
         **SMALL_BUDGET["training_config"], "algorithms": ALGORITHMS}}))
     settings = load_settings(str(config), datamart=str(datamart), registry=str(registry))
     metadata = pipeline.train(settings)
-    pipeline.compare(settings)
+    pipeline.compare_models(settings)
     return {"datamart": datamart, "registry": registry, "config": config, "metadata": metadata}
 
 

@@ -46,7 +46,7 @@ def test_the_probe_sees_requests_and_errors(chromium, tmp_path):
 
 
 def test_report_renders_without_errors_or_network(chromium, registry_copy, tmp_path):
-    result = pipeline.report(registry_copy)
+    result = pipeline.build_report(registry_copy)
     path = Path(result["path"])
     visit = open_page(path.as_uri(), width=1280)
     assert visit.loaded

@@ -92,7 +92,7 @@ class Page(HTMLParser):
 
 
 def _report(settings) -> tuple[dict, str, Page]:
-    result = pipeline.report(settings)
+    result = pipeline.build_report(settings)
     text = Path(result["path"]).read_text()
     return result, text, Page(text)
 
@@ -248,7 +248,7 @@ def test_a_corrupt_monitoring_record_names_the_file(registry_copy):
     path.parent.mkdir(parents=True)
     path.write_text('{"months": [')
     with pytest.raises(ArtifactError, match="latest_monitoring.json"):
-        pipeline.report(registry_copy)
+        pipeline.build_report(registry_copy)
 
 
 def test_report_before_anything_exists(tmp_path, write_config):
@@ -275,7 +275,7 @@ def test_report_on_s3(trained, s3_uri):
             rel = Path(path).relative_to(trained[name]).as_posix()
             s3.put_file(path, f"{s3_uri.removeprefix('s3://')}/{name}/{rel}")
     settings = load_settings(str(trained["config"]), datamart=f"{s3_uri}/datamart", registry=f"{s3_uri}/registry")
-    result = pipeline.report(settings)
+    result = pipeline.build_report(settings)
     assert result["path"].startswith(f"{s3_uri}/registry/reports/readmit_report_")
     text = Storage(f"{s3_uri}/registry").read_bytes("reports/readmit_report_latest.html").decode()
     page = Page(text)

@@ -47,7 +47,7 @@ class Served:
 
     def models(self) -> dict[str, str]:
         """algorithm -> the version trained for this session."""
-        reg = pipeline.open_registry(self.settings())
+        reg = pipeline.Registry.for_settings(self.settings())
         return {m["algorithm"]: m["version"] for m in reg.list_models()}
 
 
@@ -66,9 +66,9 @@ def uci_models(uci_sample, tmp_path_factory) -> Served:
     config.write_text(json.dumps(TINY_SERVING_BUDGET))
     s = Served(str(config), str(root / "datamart"), str(root / "registry"), str(uci_sample))
     settings = s.settings()
-    pipeline.medallion(settings, "all")
+    pipeline.run_medallion(settings)
     pipeline.train(settings)
-    pipeline.compare(settings)
+    pipeline.compare_models(settings)
     return s
 
 

@@ -11,7 +11,8 @@ from readmit.data.layers import FEATURE_STORE, LABEL_STORE, PREDICTIONS
 from readmit.errors import ArtifactError, ReadmitInputError
 from readmit.registry import Registry
 from readmit.registry.aliases import set_alias
-from readmit.serving.predict import PREDICTION_COLUMNS, predict
+from readmit.serving.batch import PREDICTION_COLUMNS
+from readmit.serving.predict import predict
 from readmit.storage import Storage
 from readmit.training import predict_proba
 
@@ -145,7 +146,7 @@ def test_scoring_by_version_and_without_a_champion(uci_models_copy):
 
 def test_the_default_month_is_the_latest_gold_month(uci_models_copy):
     settings = champion(uci_models_copy)
-    result = pipeline.predict(settings)
+    result = pipeline.predict(settings).as_dict()
     assert [m["month"] for m in result["months"]] == ["2008-12"]
 
 

@@ -12,7 +12,8 @@ from readmit.data.layers import PREDICTIONS
 from readmit.errors import ReadmitInputError
 from readmit.registry import Registry
 from readmit.registry.aliases import set_alias
-from readmit.serving.predict import PREDICTION_SCHEMA, predict
+from readmit.serving.batch import PREDICTION_SCHEMA
+from readmit.serving.predict import predict
 from readmit.storage import Storage
 
 MONTHS = ("2008-01", "2008-04")

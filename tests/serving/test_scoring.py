@@ -109,3 +109,23 @@ def test_reason_lists_order_ties_and_non_positive_contributions():
     assert got.to_list() == [["b", "c", "d"], ["a", "b", "d"], [], ["d"]]
     assert reason_lists((values[:, :2], names[:2]), 4, top=3).to_list() == [["b", "a"], ["a", "b"], [], []]
     assert reason_lists((values[:0], names), 0).to_list() == []
+
+
+def test_the_iteration_range_is_xgboosts_own_and_its_public_rule_agrees():
+    """scoring.iteration_range calls XGBoost's private _get_iteration_range: this fails when
+    XGBoost drops or changes it, and checks the public fallback gives the same trees."""
+    from xgboost import XGBClassifier
+
+    from readmit.serving.scoring import iteration_range, public_iteration_range
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 4))
+    y = (X[:, 0] + rng.normal(size=600) > 0.5).astype(int)
+    plain = XGBClassifier(n_estimators=12, max_depth=2, n_jobs=1).fit(X, y)
+    stopped = XGBClassifier(n_estimators=200, max_depth=2, learning_rate=0.5, early_stopping_rounds=2,
+                            n_jobs=1).fit(X[:400], y[:400], eval_set=[(X[400:], 1 - y[400:])], verbose=False)
+    assert hasattr(plain, "_get_iteration_range"), "XGBoost dropped _get_iteration_range: see serving.scoring"
+    assert iteration_range(plain) == public_iteration_range(plain) == (0, 0)
+    best = stopped.best_iteration
+    assert best < 199
+    assert iteration_range(stopped) == public_iteration_range(stopped) == (0, best + 1)

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import polars as pl
 
-from readmit import pipeline
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE, PREDICTIONS
+from readmit.data.medallion import run_medallion
 from readmit.data.raw import read_raw
+from readmit.monitoring.monitor import run_monitoring
 from readmit.registry import Registry
 from readmit.registry.aliases import set_alias
+from readmit.serving.predict import predict
 from readmit.storage import Storage
+from readmit.training.gates import run_checks
 
 BLANKED = ("2008-10", "2008-11", "2008-12")
 
@@ -46,7 +49,7 @@ def test_unlabelled_months_reach_the_feature_store_and_are_scored(uci_models, tm
     served = type(uci_models)(uci_models.config, str(tmp_path / "datamart"), str(tmp_path / "registry"),
                               str(tmp_path / "today.csv"))
     settings = served.settings()
-    results = pipeline.medallion(settings, "all")
+    results = run_medallion(settings)
     gold = next(r for r in results if r.layer == "gold")
     assert gold.rows_out == full.read_table(FEATURE_STORE).height  # every encounter, labelled or not
     assert any(note.startswith("2008-12: ") and "without a known outcome" in note for note in gold.notes)
@@ -64,7 +67,7 @@ def test_unlabelled_months_reach_the_feature_store_and_are_scored(uci_models, tm
 
     # the months without a single label are scored like any other
     version = served.models()["xgboost"]
-    result = pipeline.predict(settings, BLANKED[0], BLANKED[-1], version=version)
+    result = predict(settings, BLANKED[0], BLANKED[-1], version=version).as_dict()
     assert [m["month"] for m in result["months"]] == list(BLANKED)
     scored = storage.read_table(PREDICTIONS)
     features = storage.read_table(FEATURE_STORE, list(BLANKED)).filter(~pl.col("death_or_hospice"))
@@ -73,8 +76,8 @@ def test_unlabelled_months_reach_the_feature_store_and_are_scored(uci_models, tm
 
     # monitoring: the labelled mature months are observed, the blanked ones (mature by date) estimated
     set_alias(Registry(settings.registry_uri), "champion", "xgboost", version, reason="test", by="tests")
-    pipeline.predict(settings, "2008-07", "2008-09", version=version)
-    record = pipeline.monitor(settings, start_month="2008-07", end_month="2008-12", as_of=dt.date(2009, 6, 30))
+    predict(settings, "2008-07", "2008-09", version=version)
+    record = run_monitoring(settings, start_month="2008-07", end_month="2008-12", as_of=dt.date(2009, 6, 30))
     months = {m.month: m for m in record.months}
     assert all(months[m].labels == "mature" for m in months)
     assert all(months[m].observed is not None and months[m].estimated is None for m in ("2008-07", "2008-08", "2008-09"))
@@ -82,6 +85,6 @@ def test_unlabelled_months_reach_the_feature_store_and_are_scored(uci_models, tm
     assert all(months[m].observed.labelled == months[m].rows > 0 for m in ("2008-07", "2008-08", "2008-09"))
 
     # the gates count labelled rows only and say how many they left out
-    enough = next(r for r in pipeline.check(settings) if r.name == "sufficient_training_data")
+    enough = next(r for r in run_checks(settings) if r.name == "sufficient_training_data")
     assert enough.details["windows"]["oot"]["unlabelled_left_out"] == len(blanked)
     assert enough.details["windows"]["train"]["unlabelled_left_out"] == 0

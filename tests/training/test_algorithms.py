@@ -183,8 +183,10 @@ def test_xgboost_reusing_the_sketch_equals_plain_xgboost():
     through clone and pickle; another matrix or other labels get their own bins."""
     from xgboost import XGBClassifier
 
-    from readmit.training.xgb import _SKETCHES, SketchReusingXGBClassifier, forget_sketches
+    from readmit.training.xgb import _SKETCHES, SketchReusingXGBClassifier, forget_sketches, private_hook_fits
 
+    # the reuse hooks XGBoost's private _create_dmatrix: when XGBoost changes it, this fails first
+    assert private_hook_fits(), "XGBoost changed _create_dmatrix: see readmit.training.xgb"
     rng = np.random.default_rng(0)
     X = rng.normal(size=(5000, 12)).astype(np.float32)
     X[rng.random(X.shape) < 0.05] = np.nan

@@ -20,8 +20,8 @@ from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 
 from readmit.data import features as F
+from readmit.pipeline import train_algorithm
 from readmit.registry import Registry
-from readmit.training import train_algorithm
 from readmit.training.algorithms import FrameEncoder
 from readmit.training.split import load_gold
 from training.gold_fixtures import synthetic_gold_frames, write_gold

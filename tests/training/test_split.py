@@ -149,7 +149,7 @@ def test_max_rows_is_a_positive_integer_or_null():
 
 
 def test_training_uses_the_patient_sample_and_records_it(make_settings):
-    from readmit.training import train_algorithm
+    from readmit.pipeline import train_algorithm
 
     settings = make_settings({"training_config": {"max_rows": 2000}})
     window = load_gold(settings, fingerprints=False).window("train")

@@ -15,9 +15,10 @@ import pytest
 
 from readmit import pipeline
 from readmit.errors import ConfigError, ReadmitInputError
+from readmit.pipeline import train_algorithm
 from readmit.registry import Registry, sha256_hex
 from readmit.storage import Storage
-from readmit.training import MODEL_INPUT, predict_proba, train_algorithm
+from readmit.training import MODEL_INPUT, predict_proba
 from readmit.training.algorithms import make_pipeline
 from readmit.training.calibration import fit_with_out_of_fold_scores
 from readmit.training.split import load_gold, purge_expr

@@ -40,7 +40,7 @@ def fetch(
     force: Annotated[bool, typer.Option(help="Download again even when a valid copy is cached.")] = False,
 ) -> None:
     """Download the official UCI zip, check it is the expected data, and cache it."""
-    path = pipeline.fetch_data(cache_dir, force=force)
+    path = pipeline.fetch_uci(cache_dir, force=force)
     console.print(f"[green]UCI data ready[/]: {path}")
 
 
@@ -54,7 +54,7 @@ def synth(
 ) -> None:
     """Write a synthetic CSV with the UCI schema and a learnable signal (demos, scale benchmarks)."""
     started = time.perf_counter()
-    path = pipeline.synthesize(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
+    path = pipeline.write_synthetic(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
     console.print(f"[green]wrote[/] {rows:,} synthetic encounters to {path} in {time.perf_counter() - started:.1f}s")
 
 
@@ -75,8 +75,12 @@ def check(
     Prints rows, months, label coverage, the diagnosis code systems found and the problems with
     their row numbers; exit 2 when a row breaks the contract.
     """
-    found = pipeline.check_extract(load_settings(config), file, diagnosis_codes=diagnosis_codes,
-                                   require_labels=require_labels)
+    data = load_settings(config).config.data_config
+    dates = data.date_derivation
+    found = pipeline.check_extract(
+        file, derivation=dates.method, start=dates.start_date, end=dates.end_date,
+        diagnosis_codes=diagnosis_codes or data.diagnosis_codes,
+        require_labels=data.require_labels if require_labels is None else require_labels)
     if as_json:
         print_json(found.as_dict())
     else:
@@ -159,10 +163,10 @@ def medallion(
             else:
                 bar.update(tasks[layer_name], advance=1, description=f"{layer_name:6s} {month}")
 
-        results = pipeline.medallion(settings, layer, start_month=start, end_month=end,
-                                quarantine=quarantine, cascade=cascade, engine=engine,
-                                diagnosis_codes=diagnosis_codes, require_labels=require_labels,
-                                progress=progress)
+        results = pipeline.run_medallion(settings, layers=pipeline.resolve_layers(layer), start_month=start,
+                                         end_month=end, quarantine=quarantine, cascade=cascade, engine=engine,
+                                         diagnosis_codes=diagnosis_codes, require_labels=require_labels,
+                                         progress=progress)
     elapsed = time.perf_counter() - started
     if as_json:
         print_json({"datamart": settings.datamart_uri, "seconds": round(elapsed, 2),

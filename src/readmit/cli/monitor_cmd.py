@@ -84,7 +84,7 @@ def monitor(
 ) -> None:
     """Drift, performance (observed where labels are mature, estimated where not) and a decision."""
     settings = load_settings(config, datamart=datamart, registry=registry)
-    record = pipeline.monitor(settings, start_month=start, end_month=end, as_of=_as_of(as_of), alias=alias)
+    record = pipeline.run_monitoring(settings, start_month=start, end_month=end, as_of=_as_of(as_of), alias=alias)
     if as_json:
         print_json(record)
         return

@@ -32,7 +32,7 @@ def report(
     def progress(message: str) -> None:
         err_console.print(f"[dim]report: {message}[/]", highlight=False, soft_wrap=True)
 
-    result = pipeline.report(settings, progress=None if as_json else progress)
+    result = pipeline.build_report(settings, progress=None if as_json else progress)
     if as_json:
         print_json(result)
         return

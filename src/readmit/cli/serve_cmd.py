@@ -1,11 +1,13 @@
 """``readmit promote | predict | registry aliases | registry history``.
 
 ``promote`` exits 0 when the candidate is promoted (or already champion) or rolled back, 1 when
-the rules reject it (the decision is recorded either way), 2 on bad input.
+the rules reject it (the decision is recorded either way), 2 on bad input. ``promote --candidate
+VERSION --as challenger`` names the challenger (no rules; an event records who and why), exit 0.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -45,21 +47,55 @@ def _model(pointer: dict[str, Any] | None) -> str:
 # -- promote -----------------------------------------------------------------------------------
 
 
+class PromoteAs(StrEnum):
+    champion = "champion"
+    challenger = "challenger"
+
+
 @handle_errors
 def promote(
     candidate: Annotated[str | None, typer.Option(
         "--candidate", help="Version to consider (VERSION or ALGORITHM_vVERSION). Default: per "
                             "inference_config.model_selection, the recommended model of the latest comparison.")] = None,
+    as_alias: Annotated[PromoteAs, typer.Option(
+        "--as", help="champion: the rules decide. challenger: make --candidate the challenger an A/B test "
+                     "scores against the champion (no rules; recorded with --reason).")] = PromoteAs.champion,
     force: Annotated[bool, typer.Option("--force", help="Promote even if rules fail (needs --reason; recorded as forced).")] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (required with --force; recorded).")] = None,
+    reason: Annotated[str | None, typer.Option(
+        "--reason", help="Why (required with --force; recorded). With --as challenger, default: "
+                         "'named the challenger by hand'.")] = None,
     rollback: Annotated[bool, typer.Option("--rollback", help="Restore the previous champion instead.")] = False,
     config: ConfigOpt = None,
     datamart: DatamartOpt = None,
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Make the candidate champion if the written rules (governance_config) hold; or roll back."""
+    """Make the candidate champion if the written rules (governance_config) hold; name the challenger; or roll back."""
     settings = load_settings(config, datamart=datamart, registry=registry)
+    if as_alias is PromoteAs.challenger:
+        if rollback or force:
+            raise ReadmitInputError("--as challenger takes no --rollback or --force (no rules decide a challenger)",
+                                    fix="drop them")
+        if not candidate:
+            raise ReadmitInputError("--as challenger needs --candidate VERSION",
+                                    fix="name the version (`readmit registry list`): "
+                                        "readmit promote --candidate VERSION --as challenger")
+        result = pipeline.name_challenger(settings, candidate, reason=reason)
+        if as_json:
+            print_json(result)
+            return
+        if result["decision"] == "UNCHANGED":
+            console.print(f"[bold]UNCHANGED[/]: {result['reason']}", highlight=False, soft_wrap=True)
+            return
+        console.print(f"[bold]CHALLENGER SET[/]: challenger {_model(result['from'])} -> {_model(result['to'])} "
+                      f"by {result['by']}: {result['reason']}", highlight=False, soft_wrap=True)
+        console.print(f"event: {result['event']}", highlight=False, soft_wrap=True)
+        for warning in result["warnings"]:
+            err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        if not settings.config.inference_config.ab_test.enabled:
+            err_console.print("inference_config.ab_test is disabled: `readmit predict` scores with the champion "
+                              "only until it is enabled", highlight=False, soft_wrap=True)
+        return
     if rollback:
         if candidate or force:
             raise ReadmitInputError("--rollback takes no --candidate or --force", fix="drop them")
@@ -143,7 +179,7 @@ def predict(
             err_console.print(f"[dim]{message}[/]", highlight=False)
 
     summary = pipeline.predict(settings, month or start, month or end, alias=alias, version=model, engine=engine,
-                               progress=progress)
+                               progress=progress).as_dict()
     if as_json:
         print_json(summary)
         return
@@ -179,7 +215,7 @@ def predict(
 @handle_errors
 def registry_aliases(config: ConfigOpt = None, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
     """The champion and challenger aliases and the versions they point at."""
-    found = pipeline.aliases(load_settings(config, registry=registry))
+    found = pipeline.get_aliases(pipeline.Registry.for_settings(load_settings(config, registry=registry)))
     if as_json:
         print_json(found)
         return
@@ -195,7 +231,7 @@ def registry_aliases(config: ConfigOpt = None, registry: RegistryOpt = None, as_
 @handle_errors
 def registry_history(config: ConfigOpt = None, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
     """Every alias change (set, promotion, rollback), oldest first."""
-    events = pipeline.alias_history(load_settings(config, registry=registry))
+    events = pipeline.alias_history(pipeline.Registry.for_settings(load_settings(config, registry=registry)))
     if as_json:
         print_json(events)
         return

@@ -60,9 +60,9 @@ def check(
         settings = load_settings(config, datamart=datamart, registry=registry)
     except ConfigError as exc:
         # The config itself is the failed gate; the others cannot run without it.
-        results = pipeline.check_invalid_config(exc)
+        results = pipeline.invalid_config_results(exc)
     else:
-        results = pipeline.check(settings, as_of=as_of_date)
+        results = pipeline.run_checks(settings, as_of=as_of_date)
     failed = [r for r in results if not r.passed]
     if as_json:
         print_json({"passed": not failed, "checks": [r.as_dict() for r in results]})
@@ -191,7 +191,7 @@ def compare(
 ) -> None:
     """Compare the latest model of each configured algorithm and recommend one."""
     settings = load_settings(config, registry=registry)
-    result = pipeline.compare(settings)
+    result = pipeline.compare_models(settings)
     if as_json:
         print_json(result)
         return
@@ -215,7 +215,7 @@ def compare(
 
 
 def _registry(config: str | None, registry: str | None):
-    return pipeline.open_registry(load_settings(config, registry=registry))
+    return pipeline.Registry.for_settings(load_settings(config, registry=registry))
 
 
 @registry_app.command("list")
@@ -297,7 +297,7 @@ def registry_gc(
 ) -> None:
     """Remove temporaries left by killed runs and list orphaned files; never touches a complete version."""
     settings = load_settings(config, registry=registry)
-    result = pipeline.registry_gc(settings, older_than_seconds=older_than * 3600, dry_run=dry_run)
+    result = pipeline.Registry.for_settings(settings).gc(older_than_seconds=older_than * 3600, dry_run=dry_run)
     if as_json:
         print_json(result)
         return

@@ -50,7 +50,8 @@ def _allowed(name: str) -> str:
     if name in INT_RANGES:
         return f"integer {allowed_range(name)}; `?` or empty = missing"
     if name == "readmitted":
-        return "`<30`, `>30`, `NO` (exactly)"
+        return ("`<30`, `>30`, `NO` (exactly); blank (`?` or empty) = outcome not known yet: built and scored, "
+                "not in the label store (a bad row with `--require-labels`)")
     if name == "age":
         return f"{', '.join(f'`{a}`' for a in AGES)}, or whole years 0..99 (mapped to their band); `?` or empty = missing"
     if name in DOMAINS:

@@ -16,7 +16,9 @@ Two kinds of features:
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import narwhals as nw
 import polars as pl
@@ -61,96 +63,138 @@ SPECIALTY_EXACT: dict[str, str] = {
     MISSING.lower(): MISSING,
 }
 
-# -- feature names -------------------------------------------------------------------------
-MED_FEATURES: dict[str, str] = {f"med_{d.replace('-', '_')}": d for d in DRUG_COLUMNS}
-RAW_COUNT_FEATURES: tuple[str, ...] = (
-    "time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications",
-    "number_outpatient", "number_emergency", "number_inpatient", "number_diagnoses",
-)
-HISTORY_FEATURES: tuple[str, ...] = (
-    "prior_encounters", "prior_inpatient_days", "prior_emergency_encounters",
-    "days_since_prior_encounter",
-)
-NUMERIC_FEATURES: tuple[str, ...] = (
-    "age_midpoint", *RAW_COUNT_FEATURES, "total_visits", "utilisation",
-    "admission_severity", "discharge_severity", "admission_source_risk",
-    "glucose_ordinal", "a1c_ordinal", "medication_change", "diabetes_med",
-    "num_medications_changed", "num_diabetes_drugs", *MED_FEATURES, *HISTORY_FEATURES,
-)
-CATEGORICAL_FEATURES: tuple[str, ...] = (
-    "race", "gender", "admission_type", "discharge_disposition", "admission_source",
-    "payer_group", "specialty_group", "diag_1_group", "diag_2_group", "diag_3_group",
-)
-FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+# -- the features: one record each ---------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class Feature:
+    """One gold feature: its name, kind, data-dictionary definition and how it is computed.
+
+    ``expr`` builds the feature from the encounter's own silver row (the diagnosis codes' parts
+    ``_code_i``/``_whole_i`` are there too, :func:`_parsed_exprs`); None for patient history,
+    which :func:`count_history` counts. Adding a feature is one record in :data:`FEATURES` (and,
+    for history, its count in :func:`count_history`); docs/data_dictionary.md is regenerated from
+    the table (``tests/data/test_features.py`` says when).
+    """
+
+    name: str
+    kind: Literal["numeric", "categorical"]  # Int64 or String in gold
+    definition: str
+    expr: Callable[[], nw.Expr] | None = None
+
+
+def _numeric(name: str, definition: str, expr: Callable[[], nw.Expr] | None) -> Feature:
+    return Feature(name, "numeric", definition, expr)
+
+
+def _categorical(name: str, definition: str, expr: Callable[[], nw.Expr]) -> Feature:
+    return Feature(name, "categorical", definition, expr)
+
+
+def _count(column: str, definition: str) -> Feature:
+    return _numeric(column, definition, lambda: nw.col(column).cast(nw.Int64))
+
+
+def _visits() -> nw.Expr:
+    return nw.sum_horizontal(
+        *[nw.col(c).cast(nw.Int64) for c in ("number_outpatient", "number_emergency", "number_inpatient")]
+    )
+
+
+def _drug_count(values: list[str]) -> nw.Expr:
+    return nw.sum_horizontal([nw.col(d).is_in(values).cast(nw.Int64).fill_null(0) for d in DRUG_COLUMNS])
+
+
+MED_FEATURES: dict[str, str] = {f"med_{d.replace('-', '_')}": d for d in DRUG_COLUMNS}
+_DIAGNOSES = (1, 2, 3)
+
+FEATURES: tuple[Feature, ...] = (
+    _numeric("age_midpoint", "Midpoint of the 10-year age band (`[70-80)` -> 75); null if the age is missing.",
+             lambda: _ordinal("age", AGE_MIDPOINTS)),
+    _count("time_in_hospital", "Days from admission to discharge (1-14), as recorded."),
+    _count("num_lab_procedures", "Number of lab tests performed during the encounter."),
+    _count("num_procedures", "Number of procedures other than lab tests during the encounter."),
+    _count("num_medications", "Number of distinct generic medications given during the encounter."),
+    _count("number_outpatient", "Outpatient visits of the patient in the year before the encounter (source field)."),
+    _count("number_emergency", "Emergency visits of the patient in the year before the encounter (source field)."),
+    _count("number_inpatient", "Inpatient visits of the patient in the year before the encounter (source field)."),
+    _count("number_diagnoses", "Number of diagnoses entered for the encounter."),
+    _numeric("total_visits", "number_outpatient + number_emergency + number_inpatient.", _visits),
+    _numeric("utilisation",
+             "Care load in days: time_in_hospital + 7 * total_visits (each prior-year visit counted as a week).",
+             lambda: 7 * _visits() + nw.col("time_in_hospital").cast(nw.Int64)),
+    _numeric("admission_severity",
+             "admission_type_id as severity: 3 emergency/trauma, 2 urgent, 1 elective/newborn, 0 unknown.",
+             lambda: _ordinal("admission_type_id", ADMISSION_SEVERITY, 0)),
+    _numeric("discharge_severity",
+             "discharge_disposition_id as care need: 1 home, 2 home with services, 3 transferred to other "
+             "care, 4 left against medical advice, 5 hospice or expired, 0 unknown.",
+             lambda: _ordinal("discharge_disposition_id", DISCHARGE_SEVERITY, 0)),
+    _numeric("admission_source_risk",
+             "admission_source_id as risk: 3 emergency room, 2 transfer from another facility, "
+             "1 referral or other known route, 0 unknown.",
+             lambda: _ordinal("admission_source_id", ADMISSION_SOURCE_RISK, 0)),
+    _numeric("glucose_ordinal", "max_glu_serum: 0 not measured (None/Missing), 1 Norm, 2 >200, 3 >300.",
+             lambda: _ordinal("max_glu_serum", GLUCOSE_ORDINAL)),
+    _numeric("a1c_ordinal", "A1Cresult: 0 not measured (None/Missing), 1 Norm, 2 >7, 3 >8.",
+             lambda: _ordinal("A1Cresult", A1C_ORDINAL)),
+    _numeric("medication_change", "1 if diabetes medication was changed (change == Ch), else 0.",
+             lambda: (nw.col("change") == "Ch").cast(nw.Int64)),
+    _numeric("diabetes_med", "1 if any diabetes medication was prescribed (diabetesMed == Yes), else 0.",
+             lambda: (nw.col("diabetesMed") == "Yes").cast(nw.Int64)),
+    _numeric("num_medications_changed", "Number of the 23 diabetes drugs whose dose went Up or Down.",
+             lambda: _drug_count(["Up", "Down"])),
+    _numeric("num_diabetes_drugs", "Number of the 23 diabetes drugs prescribed (Steady, Up or Down).",
+             lambda: _drug_count(["Steady", "Up", "Down"])),
+    *[_numeric(name, f"{drug}: 0 not prescribed (No/Missing), 1 dose Down, 2 Steady, 3 dose Up.",
+               lambda drug=drug: _ordinal(drug, DRUG_ORDINAL))
+      for name, drug in MED_FEATURES.items()],
+    _numeric("prior_encounters",
+             "Number of this patient's earlier encounters: a lower encounter_id and a snapshot_date on or "
+             "before this one's (both orders must agree, so a later stay is never counted).", None),
+    _numeric("prior_inpatient_days",
+             "Sum of time_in_hospital over this patient's earlier encounters (as in prior_encounters).", None),
+    _numeric("prior_emergency_encounters",
+             "Earlier encounters of this patient (as in prior_encounters) with admission_type_id 1 (Emergency).",
+             None),
+    _numeric("days_since_prior_encounter",
+             "Days from the latest snapshot_date among the patient's earlier encounters (as in "
+             "prior_encounters) to this one's; null when there is none (prior_encounters == 0).", None),
+    _categorical("race", "Race as recorded; Missing when not recorded.", lambda: nw.col("race").fill_null(MISSING)),
+    _categorical("gender", "Female, Male or Missing (UCI Unknown/Invalid).",
+                 lambda: nw.col("gender").fill_null(MISSING)),
+    _categorical("admission_type", "admission_type_id as a string code (see IDs_mapping.csv); Missing if absent.",
+                 lambda: _code("admission_type_id")),
+    _categorical("discharge_disposition", "discharge_disposition_id as a string code; Missing if absent.",
+                 lambda: _code("discharge_disposition_id")),
+    _categorical("admission_source", "admission_source_id as a string code; Missing if absent.",
+                 lambda: _code("admission_source_id")),
+    _categorical("payer_group",
+                 "payer_code grouped: Medicare (MC), Medicaid (MD), SelfPay (SP), Missing, Private/Other.",
+                 lambda: payer_group(nw.col("payer_code"))),
+    _categorical("specialty_group",
+                 "medical_specialty grouped: InternalMedicine, Family/GeneralPractice, Emergency/Trauma, "
+                 "Cardiology, Surgery (Surgery-*, Surgeon, SurgicalSpecialty), Orthopedics (Orthopedics*), "
+                 "Nephrology, Missing, Other.",
+                 lambda: specialty_group(nw.col("medical_specialty"))),
+    *[_categorical(f"diag_{i}_group",
+                   f"diag_{i} ICD-9 or ICD-10-CM code in Strack et al. (2014) groups: Circulatory, Respiratory, "
+                   "Digestive, Diabetes, Injury, Musculoskeletal, Genitourinary, Neoplasms, Other (incl. ICD-9 V/E "
+                   "codes), Missing (ICD-10 blocks: readmit.data.codes.ICD10_GROUPS).",
+                   lambda i=i: icd9_group(nw.col(f"_code_{i}"), nw.col(f"_whole_{i}")))
+      for i in _DIAGNOSES],
+)
+
+# -- views of the table ----------------------------------------------------------------------
+NUMERIC_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "numeric")
+CATEGORICAL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "categorical")
+HISTORY_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.expr is None)
+FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 FEATURE_DTYPES: dict[str, pl.DataType] = {
     **{name: pl.Int64() for name in NUMERIC_FEATURES},
     **{name: pl.String() for name in CATEGORICAL_FEATURES},
 }
-
-FEATURE_DEFINITIONS: dict[str, str] = {
-    "age_midpoint": "Midpoint of the 10-year age band (`[70-80)` -> 75); null if the age is missing.",
-    "time_in_hospital": "Days from admission to discharge (1-14), as recorded.",
-    "num_lab_procedures": "Number of lab tests performed during the encounter.",
-    "num_procedures": "Number of procedures other than lab tests during the encounter.",
-    "num_medications": "Number of distinct generic medications given during the encounter.",
-    "number_outpatient": "Outpatient visits of the patient in the year before the encounter (source field).",
-    "number_emergency": "Emergency visits of the patient in the year before the encounter (source field).",
-    "number_inpatient": "Inpatient visits of the patient in the year before the encounter (source field).",
-    "number_diagnoses": "Number of diagnoses entered for the encounter.",
-    "total_visits": "number_outpatient + number_emergency + number_inpatient.",
-    "utilisation": (
-        "Care load in days: time_in_hospital + 7 * total_visits (each prior-year visit counted as a week)."
-    ),
-    "admission_severity": "admission_type_id as severity: 3 emergency/trauma, 2 urgent, 1 elective/newborn, 0 unknown.",
-    "discharge_severity": (
-        "discharge_disposition_id as care need: 1 home, 2 home with services, 3 transferred to other "
-        "care, 4 left against medical advice, 5 hospice or expired, 0 unknown."
-    ),
-    "admission_source_risk": (
-        "admission_source_id as risk: 3 emergency room, 2 transfer from another facility, "
-        "1 referral or other known route, 0 unknown."
-    ),
-    "glucose_ordinal": "max_glu_serum: 0 not measured (None/Missing), 1 Norm, 2 >200, 3 >300.",
-    "a1c_ordinal": "A1Cresult: 0 not measured (None/Missing), 1 Norm, 2 >7, 3 >8.",
-    "medication_change": "1 if diabetes medication was changed (change == Ch), else 0.",
-    "diabetes_med": "1 if any diabetes medication was prescribed (diabetesMed == Yes), else 0.",
-    "num_medications_changed": "Number of the 23 diabetes drugs whose dose went Up or Down.",
-    "num_diabetes_drugs": "Number of the 23 diabetes drugs prescribed (Steady, Up or Down).",
-    **{
-        name: f"{drug}: 0 not prescribed (No/Missing), 1 dose Down, 2 Steady, 3 dose Up."
-        for name, drug in MED_FEATURES.items()
-    },
-    "prior_encounters": (
-        "Number of this patient's earlier encounters: a lower encounter_id and a snapshot_date on or "
-        "before this one's (both orders must agree, so a later stay is never counted)."
-    ),
-    "prior_inpatient_days": "Sum of time_in_hospital over this patient's earlier encounters (as in prior_encounters).",
-    "prior_emergency_encounters": "Earlier encounters of this patient (as in prior_encounters) with admission_type_id 1 (Emergency).",
-    "days_since_prior_encounter": (
-        "Days from the latest snapshot_date among the patient's earlier encounters (as in "
-        "prior_encounters) to this one's; null when there is none (prior_encounters == 0)."
-    ),
-    "race": "Race as recorded; Missing when not recorded.",
-    "gender": "Female, Male or Missing (UCI Unknown/Invalid).",
-    "admission_type": "admission_type_id as a string code (see IDs_mapping.csv); Missing if absent.",
-    "discharge_disposition": "discharge_disposition_id as a string code; Missing if absent.",
-    "admission_source": "admission_source_id as a string code; Missing if absent.",
-    "payer_group": "payer_code grouped: Medicare (MC), Medicaid (MD), SelfPay (SP), Missing, Private/Other.",
-    "specialty_group": (
-        "medical_specialty grouped: InternalMedicine, Family/GeneralPractice, Emergency/Trauma, "
-        "Cardiology, Surgery (Surgery-*, Surgeon, SurgicalSpecialty), Orthopedics (Orthopedics*), "
-        "Nephrology, Missing, Other."
-    ),
-    **{
-        f"diag_{i}_group": (
-            f"diag_{i} ICD-9 or ICD-10-CM code in Strack et al. (2014) groups: Circulatory, Respiratory, "
-            "Digestive, Diabetes, Injury, Musculoskeletal, Genitourinary, Neoplasms, Other (incl. ICD-9 V/E codes), "
-            "Missing (ICD-10 blocks: readmit.data.codes.ICD10_GROUPS)."
-        )
-        for i in (1, 2, 3)
-    },
-}
+FEATURE_DEFINITIONS: dict[str, str] = {f.name: f.definition for f in FEATURES}
 
 FLAG_DEFINITIONS: dict[str, str] = {
     DEATH_OR_HOSPICE: (
@@ -283,19 +327,37 @@ def day_number(date: nw.Expr) -> nw.Expr:
     return era * 146097 + day_of_era - 719468
 
 
-def polars_exprs(exprs: tuple[nw.Expr, ...]) -> list[pl.Expr]:
+def polars_exprs(exprs: tuple[nw.Expr, ...]) -> list[pl.Expr] | None:
     """The Polars expressions narwhals builds for ``exprs``, translated once (cache the result).
 
     Polars runs the medallion month by month on small frames, where translating ~80 expressions
     on every call costs as much as computing them; the definitions stay the narwhals ones.
+
+    The translation goes through narwhals' private ``__narwhals_namespace__`` and
+    ``_to_compliant_expr`` (narwhals 2.x; pyproject.toml bounds it ``<3``): the only place that
+    does. None when they are gone or changed, and the caller runs the narwhals expressions
+    themselves (:func:`with_columns`: the same result, slower on small frames);
+    ``tests/data/test_features.py`` fails then, so the change is seen.
     """
-    namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
-    return [expr._to_compliant_expr(namespace).native for expr in exprs]
+    try:
+        namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
+        translated = [expr._to_compliant_expr(namespace).native for expr in exprs]
+    except (AttributeError, TypeError):
+        return None
+    return translated if all(isinstance(e, pl.Expr) for e in translated) else None
+
+
+def with_columns(frame: pl.DataFrame, exprs: tuple[nw.Expr, ...], translated: list[pl.Expr] | None) -> pl.DataFrame:
+    """``frame`` with ``exprs`` added: their Polars translation (:func:`polars_exprs`) when there is one."""
+    if translated is None:
+        return nw.from_native(frame).with_columns(*exprs).to_native()
+    return frame.with_columns(translated)
 
 
 @functools.cache
-def _polars_encounter_exprs() -> tuple[list[pl.Expr], list[pl.Expr]]:
-    return polars_exprs(_parsed_exprs()), polars_exprs(_encounter_exprs())
+def _polars_encounter_exprs() -> tuple[list[pl.Expr], list[pl.Expr]] | None:
+    parsed, features = polars_exprs(_parsed_exprs()), polars_exprs(_encounter_exprs())
+    return None if parsed is None or features is None else (parsed, features)
 
 
 def _frame(frame: Any) -> tuple[Any, bool]:
@@ -305,7 +367,6 @@ def _frame(frame: Any) -> tuple[Any, bool]:
 
 
 # -- encounter features --------------------------------------------------------------------
-_DIAGNOSES = (1, 2, 3)
 
 
 @functools.cache
@@ -317,38 +378,10 @@ def _parsed_exprs() -> tuple[nw.Expr, ...]:
 
 @functools.cache
 def _encounter_exprs() -> tuple[nw.Expr, ...]:
-    drugs = [nw.col(d) for d in DRUG_COLUMNS]
-
-    def drug_count(values: list[str]) -> nw.Expr:
-        return nw.sum_horizontal([d.is_in(values).cast(nw.Int64).fill_null(0) for d in drugs])
-
-    visits = nw.sum_horizontal(
-        *[nw.col(c).cast(nw.Int64) for c in ("number_outpatient", "number_emergency", "number_inpatient")]
-    )
+    """KEY_COLUMNS, the encounter features of :data:`FEATURES` in order, and the flags."""
     return (
         *[nw.col(c) for c in KEY_COLUMNS],
-        _ordinal("age", AGE_MIDPOINTS).alias("age_midpoint"),
-        *[nw.col(c).cast(nw.Int64) for c in RAW_COUNT_FEATURES],
-        visits.alias("total_visits"),
-        (7 * visits + nw.col("time_in_hospital").cast(nw.Int64)).alias("utilisation"),
-        _ordinal("admission_type_id", ADMISSION_SEVERITY, 0).alias("admission_severity"),
-        _ordinal("discharge_disposition_id", DISCHARGE_SEVERITY, 0).alias("discharge_severity"),
-        _ordinal("admission_source_id", ADMISSION_SOURCE_RISK, 0).alias("admission_source_risk"),
-        _ordinal("max_glu_serum", GLUCOSE_ORDINAL).alias("glucose_ordinal"),
-        _ordinal("A1Cresult", A1C_ORDINAL).alias("a1c_ordinal"),
-        (nw.col("change") == "Ch").cast(nw.Int64).alias("medication_change"),
-        (nw.col("diabetesMed") == "Yes").cast(nw.Int64).alias("diabetes_med"),
-        drug_count(["Up", "Down"]).alias("num_medications_changed"),
-        drug_count(["Steady", "Up", "Down"]).alias("num_diabetes_drugs"),
-        *[_ordinal(drug, DRUG_ORDINAL).alias(name) for name, drug in MED_FEATURES.items()],
-        nw.col("race").fill_null(MISSING),
-        nw.col("gender").fill_null(MISSING),
-        _code("admission_type_id").alias("admission_type"),
-        _code("discharge_disposition_id").alias("discharge_disposition"),
-        _code("admission_source_id").alias("admission_source"),
-        payer_group(nw.col("payer_code")).alias("payer_group"),
-        specialty_group(nw.col("medical_specialty")).alias("specialty_group"),
-        *[icd9_group(nw.col(f"_code_{i}"), nw.col(f"_whole_{i}")).alias(f"diag_{i}_group") for i in _DIAGNOSES],
+        *[f.expr().alias(f.name) for f in FEATURES if f.expr is not None],
         nw.col("discharge_disposition_id").is_in(sorted(DEATH_OR_HOSPICE_DISPOSITIONS))
         .fill_null(False).alias(DEATH_OR_HOSPICE),
     )
@@ -361,8 +394,9 @@ def encounter_features(silver: Any) -> Any:
     of the same kind.
     """
     frame, native = _frame(silver)
-    if frame.implementation.is_polars():  # the same expressions, translated once
-        parsed, features = _polars_encounter_exprs()
+    translated = _polars_encounter_exprs() if frame.implementation.is_polars() else None
+    if translated is not None:  # the same expressions, translated once
+        parsed, features = translated
         out = nw.from_native(frame.to_native().with_columns(parsed).select(features))
     else:
         out = frame.with_columns(*_parsed_exprs()).select(*_encounter_exprs())

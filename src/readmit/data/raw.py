@@ -552,40 +552,25 @@ def _int(name: str) -> str:
     return f"_int_{name}"
 
 
-def _split(
-    chunk: pl.DataFrame,
-    *,
-    duplicate: pl.Series,
-    days: pl.Series | None,
-    snapshot_source: str,
-    start: date,
-    n_days: int,
-    want_good: bool = True,
-    code_system: str | None = None,
-    require_labels: bool = False,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split an all-text chunk into typed good rows and text bad rows (with ``_reason``).
-
-    The reasons are spelled out for the bad rows only; ``want_good=False`` skips casting the
-    good ones (when they would be thrown away anyway).
-    """
+def _snapshot(snapshot_source: str, days: pl.Series | None, start: date, n_days: int) -> pl.Expr:
+    """Each row's snapshot date: the input's own column, or derived from its place in the file."""
     start_day = (start - _EPOCH).days
     if snapshot_source == "input":
         text = pl.col(SNAPSHOT_COLUMN)
-        snapshot = pl.when(text.str.contains(_ISO_DATE)).then(
+        return pl.when(text.str.contains(_ISO_DATE)).then(
             text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
         )
-    elif snapshot_source == "cyclic":
-        snapshot = (start_day + (pl.col(ROW_COLUMN) - 1) % n_days).cast(pl.Int32).cast(pl.Date)
-    else:
-        assert days is not None
-        snapshot = (start_day + pl.lit(days)).cast(pl.Int32).cast(pl.Date)
-    chunk = chunk.with_columns(
-        *[pl.col(name).cast(pl.Int64, strict=False).alias(_int(name)) for name in INT_COLUMNS],
-        snapshot.alias("_snapshot"),
-        pl.lit(duplicate).alias("_duplicate"),
-    )
+    if snapshot_source == "cyclic":
+        return (start_day + (pl.col(ROW_COLUMN) - 1) % n_days).cast(pl.Int32).cast(pl.Date)
+    assert days is not None
+    return (start_day + pl.lit(days)).cast(pl.Int32).cast(pl.Date)
 
+
+def _row_problems(chunk: pl.DataFrame, snapshot_source: str, code_system: str | None = None,
+                  require_labels: bool = False) -> list[tuple[pl.Expr, pl.Expr]]:
+    """Every rule a raw row can break, as (condition, explanation); ``chunk`` carries the
+    ``_int_*``, ``_snapshot`` and ``_duplicate`` columns. ``code_system``: the extract's diagnosis
+    codes (the other system's are bad); ``require_labels``: a blank readmitted is bad."""
     problems: list[tuple[pl.Expr, pl.Expr]] = []
     for name in INT_COLUMNS:
         value = pl.col(name)
@@ -633,7 +618,32 @@ def _split(
             _problem(pl.col("_snapshot").is_null(), f"{SNAPSHOT_COLUMN}: '",
                      pl.col(SNAPSHOT_COLUMN), "' is not an ISO date (YYYY-MM-DD)")
         )
+    return problems
 
+
+def _split(
+    chunk: pl.DataFrame,
+    *,
+    duplicate: pl.Series,
+    days: pl.Series | None,
+    snapshot_source: str,
+    start: date,
+    n_days: int,
+    want_good: bool = True,
+    code_system: str | None = None,
+    require_labels: bool = False,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split an all-text chunk into typed good rows and text bad rows (with ``_reason``).
+
+    The reasons are spelled out for the bad rows only; ``want_good=False`` skips casting the
+    good ones (when they would be thrown away anyway).
+    """
+    chunk = chunk.with_columns(
+        *[pl.col(name).cast(pl.Int64, strict=False).alias(_int(name)) for name in INT_COLUMNS],
+        _snapshot(snapshot_source, days, start, n_days).alias("_snapshot"),
+        pl.lit(duplicate).alias("_duplicate"),
+    )
+    problems = _row_problems(chunk, snapshot_source, code_system, require_labels)
     is_bad = chunk.select(pl.any_horizontal([cond for cond, _ in problems])).to_series()
     if is_bad.any():
         bad = chunk.filter(is_bad).with_columns(

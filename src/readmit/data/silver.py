@@ -37,7 +37,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from readmit.config import DataSection
-from readmit.data.features import polars_exprs
+from readmit.data.features import polars_exprs, with_columns
 from readmit.data.layers import BRONZE_TABLE, SILVER_TABLE, LayerResult
 from readmit.data.schema import (
     DOMAINS,
@@ -110,7 +110,7 @@ def _fill_exprs() -> tuple[nw.Expr, ...]:
 
 
 @functools.cache
-def _polars_cleaning() -> tuple[list[pl.Expr], ...]:
+def _polars_cleaning() -> tuple[list[pl.Expr] | None, ...]:
     """The cleaning expressions translated to Polars once (see features.polars_exprs)."""
     return tuple(polars_exprs(step) for step in (_standard_exprs(), _canonical_exprs(), _fill_exprs()))
 
@@ -167,7 +167,8 @@ def clean(bronze: pl.DataFrame, *, source: str = "bronze") -> tuple[pl.DataFrame
                 "bronze sets them aside)",
             )
     standard, canonical, fill = _polars_cleaning()
-    canon = bronze.with_columns(standard).with_columns(canonical).drop([_lower(c) for c in DOMAINS])
+    canon = with_columns(with_columns(bronze, _standard_exprs(), standard), _canonical_exprs(), canonical).drop(
+        [_lower(c) for c in DOMAINS])
     flags = canon.select((pl.col(c) == OUT_OF_DOMAIN).any() for c in DOMAINS).row(0)
     if any(flags):
         col = next(c for c, bad in zip(DOMAINS, flags, strict=True) if bad)
@@ -177,7 +178,7 @@ def clean(bronze: pl.DataFrame, *, source: str = "bronze") -> tuple[pl.DataFrame
             source=source,
             fix="correct or remove those rows in the raw file and rerun bronze",
         )
-    cleaned = canon.with_columns(fill)
+    cleaned = with_columns(canon, _fill_exprs(), fill)
     lineage = [c for c in LINEAGE_COLUMNS if c in bronze.columns]
     cleaned = cleaned.select(*RAW_SCHEMA, SNAPSHOT_COLUMN, *lineage)
     deduped = cleaned.unique(subset="encounter_id", keep="first", maintain_order=True)

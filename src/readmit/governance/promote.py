@@ -14,7 +14,8 @@ mature). The candidate is PROMOTED when every rule holds:
   its ROC-AUC fall below the champion's by more than ``subgroup_auc_tolerance``.
 
 With no champion yet, the floors alone decide. A REJECTED candidate becomes the ``challenger``
-(what an A/B test scores against the champion). ``force`` promotes despite failed rules and is
+(what an A/B test scores against the champion); :func:`name_challenger` makes any version the
+challenger, rules aside, when a person says so. ``force`` promotes despite failed rules and is
 recorded as forced, with its reason. Every decision, with each rule's value and verdict, is
 written to ``models/{model_name}/decisions/promotion_{timestamp}.json``; every alias change is
 an event (:mod:`readmit.registry.aliases`). :func:`rollback` restores the previous champion.
@@ -231,6 +232,56 @@ def promote(
             set_alias(registry, "challenger", cand["algorithm"], cand["version"], by=by, extra=extra,
                       reason=f"rejected for champion ({', '.join(failed)}); kept as the challenger")
     return decision
+
+
+NAMED_CHALLENGER_REASON = "named the challenger by hand (readmit promote --as challenger)"
+
+
+def name_challenger(settings: Settings, candidate: str, *, reason: str | None = None,
+                    by: str | None = None) -> dict[str, Any]:
+    """Point the ``challenger`` alias at ``candidate``, as a person decides (no rules: MLflow's aliases
+    are set explicitly too); the event records who and why (``reason`` defaults to
+    :data:`NAMED_CHALLENGER_REASON`). The champion cannot also be the challenger: an A/B test would
+    compare a model with itself."""
+    registry = Registry.for_settings(settings)
+    meta = registry.metadata(candidate)
+    pointer = {"algorithm": meta["algorithm"], "version": meta["version"]}
+    champion = get_alias(registry, "champion")
+    if champion is not None and _pointer_of(champion) == pointer:
+        raise ReadmitInputError(
+            f"{meta['algorithm']} v{meta['version']} is the champion; it cannot also be the challenger",
+            source=registry.location("aliases/champion.json"),
+            fix="name another version (`readmit registry list`)")
+    current = get_alias(registry, "challenger")
+    if current is not None and _pointer_of(current) == pointer:
+        return {"decision": "UNCHANGED", "alias": "challenger", "from": pointer, "to": pointer, "by": current.get("by"),
+                "at": current.get("set_at"), "reason": f"{meta['algorithm']} v{meta['version']} is already the "
+                                                        "challenger", "event": None, "warnings": []}
+    event = set_alias(registry, "challenger", meta["algorithm"], meta["version"], by=by or actor(),
+                      reason=(reason or "").strip() or NAMED_CHALLENGER_REASON, extra={"named": True})
+    warnings = []
+    running = _running_ab_test(registry)
+    if current is not None and running is not None:
+        warnings.append(
+            f"the A/B test with salt {running.get('salt')!r} has run since {running.get('started_at')} with "
+            f"{current['algorithm']} v{current['version']} as the challenger; months scored from now on use the new "
+            "one under the same arm. Change inference_config.ab_test.salt to start a new test")
+    return {"decision": "CHALLENGER_SET", "alias": "challenger", "from": event["from"], "to": event["to"],
+            "by": event["by"], "at": event["at"], "reason": event["reason"], "event": event["path"],
+            "warnings": warnings}
+
+
+def _running_ab_test(registry: Registry) -> dict[str, Any] | None:
+    from readmit.serving.ab import STATE_FILE
+
+    try:
+        return registry.storage.read_json(registry.rel(STATE_FILE))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _pointer_of(record: dict[str, Any]) -> dict[str, str]:
+    return {"algorithm": record["algorithm"], "version": record["version"]}
 
 
 def rollback(settings: Settings, *, reason: str | None = None, by: str | None = None) -> dict[str, Any]:

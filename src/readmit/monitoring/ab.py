@@ -133,8 +133,8 @@ def ab_report(
         raise ReadmitInputError(
             f"no labelled {' or '.join(empty)} arm in the predictions of {labelled_months[0]}..{labelled_months[-1]}",
             source=storage.uri_of(PREDICTIONS),
-            fix="set a challenger (`readmit promote` records one), enable inference_config.ab_test and "
-                "rescore the months (`readmit predict`)",
+            fix="name a challenger (`readmit promote --candidate VERSION --as challenger`), enable "
+                "inference_config.ab_test and rescore the months (`readmit predict`)",
         )
     arms = {a: rows.filter(pl.col("arm") == a) for a in ARMS}
     summary = {a: _arm_summary(frame) for a, frame in arms.items()}

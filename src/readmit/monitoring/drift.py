@@ -6,8 +6,9 @@ The population stability index of two distributions over the same bins, with ref
     PSI = sum_i (a_i - e_i) * ln(a_i / e_i)
 
 The characteristic stability index (CSI) is the same formula applied to one input feature.
-Bins come from the reference profile (:mod:`readmit.monitoring.profile`): quantile bins plus a
-missing bin for numeric columns; for categorical ones every reference value, a missing bin and a
+Bins come from the reference profile (:mod:`readmit.monitoring.profile`): for numeric columns one
+bin per value (a column with at most ``profile_bins`` distinct values) or quantile bins, plus a
+missing bin; for categorical ones every reference value, a missing bin and a
 bin for values never seen in the reference. Empty-bin smoothing: a share of 0 on either side is
 replaced by ``EPSILON`` (0.0001) so an empty bin adds a large but finite term instead of an
 infinite one.

@@ -5,16 +5,24 @@ monitoring never needs the training data again::
 
     {"model_name", "algorithm", "version", "created_at", "source": "training" | "backfill",
      "window": {"start_date", "end_date"}, "rows", "bins",
-     "score":       {"edges": [...], "shares": [...], "missing": 0.0},
-     "numeric":     {feature: {"edges": [...], "shares": [...], "missing": share}},
+     "score":       {"edges": [...], "shares": [...], "missing": 0.0, "binning": "quantile"},
+     "numeric":     {feature: {"edges": [...], "shares": [...], "missing": share,
+                               "binning": "per_value" | "quantile"}},
      "categorical": {feature: {"shares": {value: share}, "missing": share}}}
 
-Numeric bins are right-closed quantile bins of the reference: with edges ``e1 < ... < ek`` bin 0
-is ``x <= e1``, bin i is ``e_i < x <= e_(i+1)``, bin k is ``x > ek`` (``k + 1`` bins; repeated
-quantiles of a discrete feature collapse into one edge). Missing values (null, NaN) are a bin of
-their own (``missing``). Categorical shares are per value; a missing categorical is a null or
-gold's explicit ``Missing`` category. Every share is a fraction of all rows, so for a feature
-``sum(shares) + missing == 1`` for numeric ones and ``sum(shares) == 1`` for categorical ones.
+Numeric bins are right-closed: with edges ``e1 < ... < ek`` bin 0 is ``x <= e1``, bin i is
+``e_i < x <= e_(i+1)``, bin k is ``x > ek`` (``k + 1`` bins). A column with no more distinct
+values than ``bins`` (a code such as ``discharge_severity``, a 0/1 flag) gets one bin per value:
+its edges are its values but the largest (``"binning": "per_value"``; a later value outside the
+reference's range counts with the nearest end). Quantile edges would merge a rare value with a
+common neighbour and hide its change: the unknown discharge code, 6.8% of the 1999-2005
+training window's encounters and 0.1% of 2008's, shared a bin with "home". Any other column
+gets the distinct inner quantiles of the reference (``"binning": "quantile"``). Profiles written
+before ``binning`` existed have quantile edges throughout and are read as they are: drift needs
+only the edges. Missing values (null, NaN) are a bin of their own (``missing``). Categorical
+shares are per value; a missing categorical is a null or gold's explicit ``Missing`` category.
+Every share is a fraction of all rows, so for a feature ``sum(shares) + missing == 1`` for
+numeric ones and ``sum(shares) == 1`` for categorical ones.
 
 A version registered before profiles existed gets one on first use (:func:`ensure_profile`),
 computed from the gold training window of that version's ``temporal_splits`` and marked
@@ -57,6 +65,15 @@ def quantile_edges(values: pl.Series, bins: int) -> list[float]:
         return []
     qs = np.quantile(clean.to_numpy(), np.arange(1, bins) / bins, method="lower")
     return sorted({float(q) for q in qs})
+
+
+def reference_edges(values: pl.Series, bins: int) -> tuple[list[float], str]:
+    """(edges, binning) of one reference column: one bin per value when it has at most ``bins``
+    distinct values (``"per_value"``), else :func:`quantile_edges` (``"quantile"``)."""
+    distinct = values.cast(pl.Float64).fill_nan(None).drop_nulls().unique().sort().to_list()
+    if len(distinct) <= bins:
+        return [float(v) for v in distinct[:-1]], "per_value"
+    return quantile_edges(values, bins), "quantile"
 
 
 def numeric_bin(column: str, edges: Sequence[float], *, is_float: bool = True) -> pl.Expr:
@@ -145,12 +162,13 @@ def build_profile(
     """The profile of one reference frame (gold feature rows) and the model's scores on it."""
     data = frame.select(*numeric, *categorical).with_columns(pl.Series(SCORE, np.asarray(scores, dtype=np.float64)))
     rows = data.height
-    edges = {c: quantile_edges(data[c], bins) for c in (SCORE, *numeric)}
+    chosen = {c: reference_edges(data[c], bins) for c in (SCORE, *numeric)}
+    edges = {c: e for c, (e, _) in chosen.items()}
     counts = count_bins(data, edges, categorical)
     binned: dict[str, dict[str, Any]] = {}
     for column in (SCORE, *numeric):
         shares, missing = numeric_shares(counts[column], column, len(edges[column]), rows)
-        binned[column] = {"edges": edges[column], "shares": shares, "missing": missing}
+        binned[column] = {"edges": edges[column], "shares": shares, "missing": missing, "binning": chosen[column][1]}
     cats = {}
     for column in categorical:
         shares, missing = categorical_shares(counts[column], column, rows)

@@ -18,7 +18,9 @@ Which operator runs a step depends on the executor mode, ``READMIT_EXECUTOR``:
 
 Gates are always ShortCircuitOperators in the worker (they are cheap): a failed gate logs its
 reason and skips everything downstream, so the run ends with those tasks *skipped*, not failed.
-A step that starts another graph (``Step.triggers``) is a TriggerDagRunOperator.
+A step that starts another graph (``Step.triggers``) is a TriggerDagRunOperator; with
+``Step.months_from`` the triggered run's conf is the first and last month that step's result
+(its XCom) lists: ``diab_inference`` starts ``diab_monitoring`` on the months it scored.
 
 Parsing a DAG file reads the config (``READMIT_CONFIG``, for the list of algorithms and the
 default month range) and the executor's environment variables; it imports no provider the mode
@@ -70,6 +72,16 @@ def dag_params(graph: Graph, settings: Settings) -> dict[str, Param]:
     }
 
 
+def months_conf(task_id: str, defaults: dict[str, str]) -> dict[str, str]:
+    """A triggered run's month range (Jinja): the first and last ``months[].month`` of ``task_id``'s
+    XCom; where the task ran in a container (no XCom), the run's own ``start_month``/``end_month``,
+    and where those are empty, the triggered graph's ``defaults``."""
+    pull = f"{{% set r = ti.xcom_pull(task_ids={task_id!r}) %}}"
+    return {name: f"{pull}{{{{ r['months'][{index}]['month'] if r and r['months'] else "
+                  f"(params.{name} or {defaults[name]!r}) }}}}"
+            for name, index in (("start_month", 0), ("end_month", -1))}
+
+
 def build_dag(graph_name: str, *, settings: Settings | None = None, executor: str | None = None) -> DAG:
     """The DAG of graph ``graph_name`` for the configured algorithms and the executor mode."""
     graph = get_graph(graph_name)
@@ -90,7 +102,9 @@ def build_dag(graph_name: str, *, settings: Settings | None = None, executor: st
         if step.triggers:
             from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
-            return TriggerDagRunOperator(trigger_dag_id=get_graph(step.triggers).dag_id, **common)
+            triggered = get_graph(step.triggers)
+            conf = months_conf(step.months_from, triggered.runtime_params(settings)) if step.months_from else None
+            return TriggerDagRunOperator(trigger_dag_id=triggered.dag_id, conf=conf, **common)
         if container is not None and step.heavy:
             return container(step, common)
         return PythonOperator(python_callable=run_task, op_kwargs=op_kwargs, **common)

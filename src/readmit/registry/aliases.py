@@ -186,7 +186,7 @@ def load_alias(registry: Registry, alias: str) -> tuple[Any, dict[str, Any], dic
             source=registry.storage.uri_of(alias_path(registry, alias)),
             fix="promote one (`readmit promote` after `readmit train` and `readmit compare`)"
             if alias == "champion" else
-            "a candidate the rules reject becomes the challenger (`readmit promote`); or use --alias champion",
+            "name one (`readmit promote --candidate VERSION --as challenger`); or use --alias champion",
         )
     model, meta = registry.load(record["algorithm"], record["version"])
     return model, meta, record

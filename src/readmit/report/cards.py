@@ -71,16 +71,6 @@ def build_card(meta: dict[str, Any], sources: list[dict[str, Any]] | None = None
     derivation = (config.get("data_config") or {}).get("date_derivation") or {}
     excluded = meta.get("excluded_death_hospice_by_window") or {}
     calibrated = any(isinstance((perf.get(w) or {}).get("calibration"), dict) for w in ("test", "oot"))
-    performance = {}
-    for w in ("test", "oot"):
-        p = perf.get(w) or {}
-        performance[w] = {
-            "auc_roc": p.get("auc_roc"), "auc_roc_ci95": _ci(p, "auc_roc"),
-            "pr_auc": p.get("pr_auc"), "brier": p.get("brier"), "brier_ci95": _ci(p, "brier"),
-            "calibration": p.get("calibration") or NOT_RECORDED,
-            "at_threshold": {k: p.get(k) for k in ("precision", "recall", "predicted_positive_rate")},
-            "unseen_patients": p.get("unseen_patients") or NOT_RECORDED,
-        }
     return {
         "model": {
             "name": meta.get("model_name"), "algorithm": meta.get("algorithm"), "version": meta.get("version"),
@@ -122,24 +112,38 @@ def build_card(meta: dict[str, Any], sources: list[dict[str, Any]] | None = None
                 "event_rate": (positives.get(w) / rows[w]) if rows.get(w) and positives.get(w) is not None else None}
             for w in WINDOWS
         },
-        "tuning": {
-            "method": f"random search, {(meta.get('cv') or {}).get('n_iter', '?')} candidates x "
-                      f"{(meta.get('cv') or {}).get('folds', '?')} {(meta.get('cv') or {}).get('strategy', '?')} "
-                      "folds on the training window, scored by ROC-AUC",
-            "cv_auc_roc": (meta.get("cv") or {}).get("best_mean_score",
-                                                    (meta.get("cv") or {}).get("best_mean_auc_roc")),
-            "best_params": meta.get("best_params"),
-            "class_imbalance": "class weights inside each fit, no resampling",
-        },
+        "tuning": _tuning(meta),
         "calibration_method": meta.get("calibration_method") or (meta.get("calibration") or {}).get("method")
         or NOT_RECORDED,
         "threshold": meta.get("threshold") or NOT_RECORDED,
-        "performance": performance,
+        "performance": {w: _performance(perf.get(w) or {}) for w in ("test", "oot")},
         "subgroups": {w: (perf.get(w) or {}).get("auc_roc_by_group") or NOT_RECORDED for w in ("test", "oot")},
         "intended_use": INTENDED_USE,
         "limitations": list(LIMITATIONS) + ([] if calibrated else [UNCALIBRATED]),
         "warnings": meta.get("warnings") or [],
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _performance(p: dict[str, Any]) -> dict[str, Any]:
+    """One window's discrimination, calibration and figures at the threshold, from its metadata."""
+    return {
+        "auc_roc": p.get("auc_roc"), "auc_roc_ci95": _ci(p, "auc_roc"),
+        "pr_auc": p.get("pr_auc"), "brier": p.get("brier"), "brier_ci95": _ci(p, "brier"),
+        "calibration": p.get("calibration") or NOT_RECORDED,
+        "at_threshold": {k: p.get(k) for k in ("precision", "recall", "predicted_positive_rate")},
+        "unseen_patients": p.get("unseen_patients") or NOT_RECORDED,
+    }
+
+
+def _tuning(meta: dict[str, Any]) -> dict[str, Any]:
+    cv = meta.get("cv") or {}
+    return {
+        "method": f"random search, {cv.get('n_iter', '?')} candidates x {cv.get('folds', '?')} "
+                  f"{cv.get('strategy', '?')} folds on the training window, scored by ROC-AUC",
+        "cv_auc_roc": cv.get("best_mean_score", cv.get("best_mean_auc_roc")),
+        "best_params": meta.get("best_params"),
+        "class_imbalance": "class weights inside each fit, no resampling",
     }
 
 
@@ -174,17 +178,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         "## Source of data and dates",
         f"- Data: {src['data_set']}.",
     ]
-    if isinstance(src["raw_files"], list):
-        for f in src["raw_files"]:
-            origin = "the original UCI file" if f.get("uci_original") else "not the published UCI file"
-            lines.append(f"- Raw file sha256 `{f['sha256']}` ({origin}), {_f(f['rows'])} rows, ingested {f['ingested_at']}.")
-    else:
-        lines.append(f"- Raw file sha256: {NOT_RECORDED}.")
-    lines.append(f"- Dates: {src['dates']}.")
-    windows = src["windows"]
-    if isinstance(windows, dict):
-        lines.append("- Windows: " + "; ".join(
-            f"{w} {windows[w]['start_date']}..{windows[w]['end_date']}" for w in WINDOWS if w in windows) + ".")
+    lines += _md_sources(src)
     lines += [
         "",
         "## Eligibility",
@@ -228,28 +222,50 @@ def render_markdown(card: dict[str, Any]) -> str:
         "| window | ROC-AUC | PR-AUC | Brier | observed/expected | calibration slope | precision at threshold | recall at threshold |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for w, p in card["performance"].items():
-        cal = p["calibration"] if isinstance(p["calibration"], dict) else {}
-        at = p["at_threshold"]
-        lines.append(
-            f"| {WINDOW_NAMES[w]} | {_with_ci(p['auc_roc'], p['auc_roc_ci95'])} | {_f(p['pr_auc'])} | "
-            f"{_with_ci(p['brier'], p['brier_ci95'])} | {_f(cal.get('observed_expected'))} | {_f(cal.get('slope'))} | "
-            f"{_f(at.get('precision'))} | {_f(at.get('recall'))} |")
-    lines += ["", "## Subgroups (ROC-AUC, out-of-time window)"]
-    groups = card["subgroups"].get("oot")
-    if isinstance(groups, dict):
-        lines += ["| attribute | group | rows | events | ROC-AUC |", "|---|---|---|---|---|"]
-        for attribute, values in groups.items():
-            for group, g in values.items():
-                auc = _f(g.get("auc_roc")) if g.get("auc_roc") is not None else "too few events to judge"
-                lines.append(f"| {attribute} | {group} | {_f(g.get('samples'))} | {_f(g.get('positives'))} | {auc} |")
-    else:
-        lines.append(NOT_RECORDED)
+    lines += [_md_performance_row(w, p) for w, p in card["performance"].items()]
+    lines += ["", "## Subgroups (ROC-AUC, out-of-time window)", *_md_subgroups(card["subgroups"].get("oot"))]
     lines += ["", "## Limitations", *[f"- {item}" for item in card["limitations"]]]
     if card["warnings"]:
         lines += ["", "## Warnings", *[f"- {w}" for w in card["warnings"]]]
     lines += ["", f"_Generated {card['generated_at']} by readmit from the version's metadata._", ""]
     return "\n".join(lines)
+
+
+def _md_sources(src: dict[str, Any]) -> list[str]:
+    """The raw files, dates and windows lines of "Source of data and dates"."""
+    lines = []
+    if isinstance(src["raw_files"], list):
+        for f in src["raw_files"]:
+            origin = "the original UCI file" if f.get("uci_original") else "not the published UCI file"
+            lines.append(f"- Raw file sha256 `{f['sha256']}` ({origin}), {_f(f['rows'])} rows, ingested {f['ingested_at']}.")
+    else:
+        lines.append(f"- Raw file sha256: {NOT_RECORDED}.")
+    lines.append(f"- Dates: {src['dates']}.")
+    windows = src["windows"]
+    if isinstance(windows, dict):
+        lines.append("- Windows: " + "; ".join(
+            f"{w} {windows[w]['start_date']}..{windows[w]['end_date']}" for w in WINDOWS if w in windows) + ".")
+    return lines
+
+
+def _md_performance_row(window: str, p: dict[str, Any]) -> str:
+    cal = p["calibration"] if isinstance(p["calibration"], dict) else {}
+    at = p["at_threshold"]
+    return (f"| {WINDOW_NAMES[window]} | {_with_ci(p['auc_roc'], p['auc_roc_ci95'])} | {_f(p['pr_auc'])} | "
+            f"{_with_ci(p['brier'], p['brier_ci95'])} | {_f(cal.get('observed_expected'))} | {_f(cal.get('slope'))} | "
+            f"{_f(at.get('precision'))} | {_f(at.get('recall'))} |")
+
+
+def _md_subgroups(groups: Any) -> list[str]:
+    """The subgroup table of one window (``not recorded`` when the metadata has none)."""
+    if not isinstance(groups, dict):
+        return [NOT_RECORDED]
+    lines = ["| attribute | group | rows | events | ROC-AUC |", "|---|---|---|---|---|"]
+    for attribute, values in groups.items():
+        for group, g in values.items():
+            auc = _f(g.get("auc_roc")) if g.get("auc_roc") is not None else "too few events to judge"
+            lines.append(f"| {attribute} | {group} | {_f(g.get('samples'))} | {_f(g.get('positives'))} | {auc} |")
+    return lines
 
 
 def write_model_card(registry: Registry, meta: dict[str, Any],

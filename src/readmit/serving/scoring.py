@@ -65,10 +65,25 @@ def one_pass_parts(model: Any) -> list[Part] | None:
     return None
 
 
-def _iteration_range(estimator: Any) -> tuple[int, int]:
-    """The trees ``XGBClassifier.predict_proba`` uses (all, or up to the best iteration)."""
+def iteration_range(estimator: Any) -> tuple[int, int]:
+    """The trees ``XGBClassifier.predict_proba`` uses (all, or up to the best iteration).
+
+    XGBoost's own private ``_get_iteration_range`` (xgboost 2.1-3.x; pyproject.toml bounds it
+    ``<4``) when it has one, else :func:`public_iteration_range`, its rule written with the public
+    ``best_iteration``; ``tests/serving/test_scoring.py`` fails when the private one goes or the two differ.
+    """
     get = getattr(estimator, "_get_iteration_range", None)
-    return tuple(get(None)) if get is not None else (0, 0)
+    return tuple(get(None)) if get is not None else public_iteration_range(estimator)
+
+
+def public_iteration_range(estimator: Any) -> tuple[int, int]:
+    """(0, best iteration + 1) after early stopping, (0, 0) (every tree) otherwise or for ``gblinear``."""
+    if getattr(estimator, "booster", None) == "gblinear":
+        return (0, 0)
+    try:
+        return (0, int(estimator.best_iteration) + 1)
+    except AttributeError:
+        return (0, 0)
 
 
 def _encoding_key(encoder: Any) -> tuple:
@@ -91,7 +106,7 @@ def score_one_pass(parts: list[Part], frame: Any) -> tuple[np.ndarray, tuple[np.
             X, last_key = None, key
             X = encoder.transform(frame)
         matrix = xgboost_matrix(estimator, prep.transform(X) if prep != "passthrough" else X)
-        proba = estimator.get_booster().predict(matrix, iteration_range=_iteration_range(estimator))
+        proba = estimator.get_booster().predict(matrix, iteration_range=iteration_range(estimator))
         total = add_up(total, xgboost_contributions(estimator, matrix))
         del matrix
         risk += proba if part.calibrate is None else part.calibrate(proba)

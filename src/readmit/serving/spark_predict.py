@@ -4,7 +4,7 @@
 resolves the months and loads and verifies the models exactly as the local path does
 (:mod:`readmit.serving.predict`: sha256, and the HMAC signature when the registry is signed).
 Spark reads the months' ``gold/feature_store`` partitions and every executor applies
-:func:`readmit.serving.predict.score_batch`, the function the local path runs, to its Arrow
+:func:`readmit.serving.batch.score_batch`, the function the local path runs, to its Arrow
 batches (``DataFrame.mapInArrow``); the models travel to the executors inside that function.
 
 The result comes back through the datamart's scratch folder (:mod:`readmit.data.engines`):
@@ -39,7 +39,7 @@ from readmit.data.engines import (
 )
 from readmit.data.layers import FEATURE_STORE
 from readmit.months import month_number
-from readmit.serving.predict import (
+from readmit.serving.batch import (
     PREDICTION_SCHEMA,
     SORT,
     Scored,

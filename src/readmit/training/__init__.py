@@ -1,9 +1,11 @@
-"""Training: temporal split of the gold tables, tuned models, evaluation, registration.
+"""Training: temporal split of the gold tables, tuned models, evaluation, metadata.
 
 Importing this package is light (no scikit-learn, no xgboost): the heavy libraries load when a
 function runs. Public entry points:
 
-- :func:`train_algorithm` - train, evaluate and register one algorithm; returns its metadata.
+- :func:`fit_algorithm` - train and evaluate one algorithm; returns the model and its metadata
+  (registering it, with its reference profile and model card, is
+  :func:`readmit.pipeline.register.train_algorithm`: those belong to floors above this one).
 - :func:`predict_proba` - calibrated P(readmitted < 30 days) from a saved model and a gold feature frame.
 - :func:`fitted_pipelines` - the fitted ``frame + prep + model`` pipeline inside a saved model
   (the calibrated model's one, or the model itself), for feature importances and reasons.
@@ -11,9 +13,9 @@ function runs. Public entry points:
 
 from readmit.training.train import (
     MODEL_INPUT,
+    fit_algorithm,
     fitted_pipelines,
     predict_proba,
-    train_algorithm,
 )
 
-__all__ = ["MODEL_INPUT", "fitted_pipelines", "predict_proba", "train_algorithm"]
+__all__ = ["MODEL_INPUT", "fit_algorithm", "fitted_pipelines", "predict_proba"]

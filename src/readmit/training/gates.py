@@ -240,92 +240,19 @@ def check_temporal_leakage(settings: Settings, as_of: date | None = None) -> Che
     """
     name = "temporal_leakage"
     as_of = as_of or date.today()
-    cfg = settings.config
-    splits = cfg.temporal_splits
-    maturity = cfg.training_config.label_maturity_days
+    splits = settings.config.temporal_splits
+    maturity = settings.config.training_config.label_maturity_days
     details: dict[str, Any] = {"as_of": as_of.isoformat(), "label_maturity_days": maturity}
-    problems = list(window_problems(splits))
-    if problems:
-        details["problems"] = problems
-        return CheckResult(
-            name, False,
-            "; ".join(problems) + ". Fix: set temporal_splits so that train ends before test starts and "
-            "test ends before oot starts",
-            details,
-        )
-    # Label maturity: a 30-day readmission is only known 30 days after discharge.
-    immature = []
-    for w in WINDOWS:
-        end = getattr(splits, w).end_date
-        mature_on = end + timedelta(days=maturity)
-        if mature_on > as_of:
-            immature.append(f"{w} window ends {end}: its labels mature on {mature_on}, after the as-of date {as_of}")
-    swallowed = _purge_swallows(splits, maturity)
-    if swallowed:
-        details["problems"] = swallowed
-        return CheckResult(
-            name, False,
-            "; ".join(swallowed) + f". Fix: make each window longer than training_config.label_maturity_days="
-            f"{maturity} days, or leave a gap of that many days between windows",
-            details,
-        )
-    if immature:
-        details["problems"] = immature
-        latest_end = as_of - timedelta(days=maturity)
-        return CheckResult(
-            name, False,
-            "; ".join(immature) + f". Fix: end every window on or before {latest_end} "
-            f"(as-of date minus training_config.label_maturity_days={maturity}), or wait until the labels mature",
-            details,
-        )
-    storage = Storage(settings.datamart_uri)
-    months = sorted({m for ms in _window_months(settings).values() for m in ms})
-    feat_months = [m for m in storage.list_partitions(FEATURE_STORE) if m in set(months)]
-    lab_months = [m for m in storage.list_partitions(LABEL_STORE) if m in set(months)]
-    if not feat_months or not lab_months:
+    failed = _window_failure(name, splits, maturity, as_of, details)
+    if failed is not None:
+        return failed
+    rows = _window_rows(settings)
+    if rows is None:
         return CheckResult(name, False, f"no gold partitions inside the windows to check. Fix: {_MEDALLION_FIX}",
                            details)
-    frames = []
-    for m in feat_months:
-        part = storage.read_partition(FEATURE_STORE, m, columns=["encounter_id", "patient_nbr", "snapshot_date"])
-        frames.append(part.with_columns(pl.lit(m).alias("_partition")))
-    feats = pl.concat(frames, how="vertical_relaxed").with_columns(_window_of(settings).alias("window"))
-    labels = storage.read_table(LABEL_STORE, lab_months, columns=["encounter_id", "snapshot_date"])
-    # (a) every row sits in the partition of its own month
-    misfiled = feats.filter(pl.col("snapshot_date").dt.strftime("%Y-%m") != pl.col("_partition"))
-    # (b) rows of a training-window partition dated inside test / oot (a month the train window
-    # shares with test, when a window cuts through it, legitimately holds rows of both)
-    win_months = _window_months(settings)
-    train_only = set(win_months["train"]) - set(win_months["test"]) - set(win_months["oot"])
-    late = feats.filter(pl.col("_partition").is_in(sorted(train_only))
-                        & (pl.col("snapshot_date") >= splits.test.start_date))
-    # (c) an encounter present in more than one window
-    multi = (feats.filter(pl.col("window").is_not_null()).group_by("encounter_id")
-             .agg(pl.col("window").n_unique().alias("n")).filter(pl.col("n") > 1))
-    # (d) label dated differently from its features
-    joined = feats.join(labels, on="encounter_id", how="inner", suffix="_label")
-    redated = joined.filter(pl.col("snapshot_date") != pl.col("snapshot_date_label"))
-    data_problems = []
-    if misfiled.height:
-        data_problems.append(f"{misfiled.height} feature row(s) are stored in a partition of another month "
-                             f"(e.g. encounter {misfiled['encounter_id'][0]} dated {misfiled['snapshot_date'][0]} "
-                             f"in {misfiled['_partition'][0]})")
-    if late.height:
-        data_problems.append(f"{late.height} row(s) of training-window partitions are dated inside test/oot "
-                             f"(from {splits.test.start_date})")
-    if multi.height:
-        data_problems.append(f"{multi.height} encounter_id(s) appear in more than one window")
-    if redated.height:
-        data_problems.append(f"{redated.height} label row(s) carry a snapshot_date different from their features")
-    # informational: patients of test / oot already seen in training
-    in_window = feats.filter(pl.col("window").is_not_null())
-    train_patients = in_window.filter(pl.col("window") == "train")["patient_nbr"].unique()
-    overlap = {}
-    for w in ("test", "oot"):
-        pats = in_window.filter(pl.col("window") == w)["patient_nbr"].unique()
-        seen = int(pats.is_in(train_patients.implode()).sum()) if pats.len() else 0
-        overlap[w] = {"patients": int(pats.len()), "seen_in_train": seen,
-                      "share_seen_in_train": round(seen / pats.len(), 4) if pats.len() else None}
+    feats, labels = rows
+    data_problems = _data_problems(settings, feats, labels)
+    overlap = _patient_overlap(feats)
     details["patient_overlap"] = overlap
     details["rows_checked"] = feats.height
     details["purged_by_label_horizon"] = _purged_counts(feats, splits, maturity)
@@ -355,6 +282,110 @@ def check_temporal_leakage(settings: Settings, as_of: date | None = None) -> Che
         + (f"; patients already seen in training (informational): {shares}" if shares else ""),
         details,
     )
+
+
+def _window_failure(name: str, splits: Any, maturity: int, as_of: date, details: dict[str, Any]) -> CheckResult | None:
+    """The failed result when the windows themselves leak (before any data is read), else None:
+    out of order or overlapping, purged away entirely, or with labels not mature by ``as_of``."""
+    problems = list(window_problems(splits))
+    if problems:
+        details["problems"] = problems
+        return CheckResult(
+            name, False,
+            "; ".join(problems) + ". Fix: set temporal_splits so that train ends before test starts and "
+            "test ends before oot starts",
+            details,
+        )
+    swallowed = _purge_swallows(splits, maturity)
+    if swallowed:
+        details["problems"] = swallowed
+        return CheckResult(
+            name, False,
+            "; ".join(swallowed) + f". Fix: make each window longer than training_config.label_maturity_days="
+            f"{maturity} days, or leave a gap of that many days between windows",
+            details,
+        )
+    # Label maturity: a 30-day readmission is only known 30 days after discharge.
+    immature = []
+    for w in WINDOWS:
+        end = getattr(splits, w).end_date
+        mature_on = end + timedelta(days=maturity)
+        if mature_on > as_of:
+            immature.append(f"{w} window ends {end}: its labels mature on {mature_on}, after the as-of date {as_of}")
+    if immature:
+        details["problems"] = immature
+        latest_end = as_of - timedelta(days=maturity)
+        return CheckResult(
+            name, False,
+            "; ".join(immature) + f". Fix: end every window on or before {latest_end} "
+            f"(as-of date minus training_config.label_maturity_days={maturity}), or wait until the labels mature",
+            details,
+        )
+    return None
+
+
+def _window_rows(settings: Settings) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """The windows' gold feature keys (with ``_partition`` and ``window``) and label keys; None
+    when the windows have no feature or no label partition."""
+    storage = Storage(settings.datamart_uri)
+    months = sorted({m for ms in _window_months(settings).values() for m in ms})
+    feat_months = [m for m in storage.list_partitions(FEATURE_STORE) if m in set(months)]
+    lab_months = [m for m in storage.list_partitions(LABEL_STORE) if m in set(months)]
+    if not feat_months or not lab_months:
+        return None
+    frames = []
+    for m in feat_months:
+        part = storage.read_partition(FEATURE_STORE, m, columns=["encounter_id", "patient_nbr", "snapshot_date"])
+        frames.append(part.with_columns(pl.lit(m).alias("_partition")))
+    feats = pl.concat(frames, how="vertical_relaxed").with_columns(_window_of(settings).alias("window"))
+    labels = storage.read_table(LABEL_STORE, lab_months, columns=["encounter_id", "snapshot_date"])
+    return feats, labels
+
+
+def _data_problems(settings: Settings, feats: pl.DataFrame, labels: pl.DataFrame) -> list[str]:
+    """Rows out of place: in another month's partition, dated past the train window, in two
+    windows, or dated differently from their label."""
+    splits = settings.config.temporal_splits
+    # (a) every row sits in the partition of its own month
+    misfiled = feats.filter(pl.col("snapshot_date").dt.strftime("%Y-%m") != pl.col("_partition"))
+    # (b) rows of a training-window partition dated inside test / oot (a month the train window
+    # shares with test, when a window cuts through it, legitimately holds rows of both)
+    win_months = _window_months(settings)
+    train_only = set(win_months["train"]) - set(win_months["test"]) - set(win_months["oot"])
+    late = feats.filter(pl.col("_partition").is_in(sorted(train_only))
+                        & (pl.col("snapshot_date") >= splits.test.start_date))
+    # (c) an encounter present in more than one window
+    multi = (feats.filter(pl.col("window").is_not_null()).group_by("encounter_id")
+             .agg(pl.col("window").n_unique().alias("n")).filter(pl.col("n") > 1))
+    # (d) label dated differently from its features
+    joined = feats.join(labels, on="encounter_id", how="inner", suffix="_label")
+    redated = joined.filter(pl.col("snapshot_date") != pl.col("snapshot_date_label"))
+    problems = []
+    if misfiled.height:
+        problems.append(f"{misfiled.height} feature row(s) are stored in a partition of another month "
+                        f"(e.g. encounter {misfiled['encounter_id'][0]} dated {misfiled['snapshot_date'][0]} "
+                        f"in {misfiled['_partition'][0]})")
+    if late.height:
+        problems.append(f"{late.height} row(s) of training-window partitions are dated inside test/oot "
+                        f"(from {splits.test.start_date})")
+    if multi.height:
+        problems.append(f"{multi.height} encounter_id(s) appear in more than one window")
+    if redated.height:
+        problems.append(f"{redated.height} label row(s) carry a snapshot_date different from their features")
+    return problems
+
+
+def _patient_overlap(feats: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    """Informational: per test / oot window, its patients and how many were already seen in training."""
+    in_window = feats.filter(pl.col("window").is_not_null())
+    train_patients = in_window.filter(pl.col("window") == "train")["patient_nbr"].unique()
+    overlap = {}
+    for w in ("test", "oot"):
+        pats = in_window.filter(pl.col("window") == w)["patient_nbr"].unique()
+        seen = int(pats.is_in(train_patients.implode()).sum()) if pats.len() else 0
+        overlap[w] = {"patients": int(pats.len()), "seen_in_train": seen,
+                      "share_seen_in_train": round(seen / pats.len(), 4) if pats.len() else None}
+    return overlap
 
 
 def _purge_swallows(splits: Any, maturity: int) -> list[str]:
@@ -435,3 +466,11 @@ GATES = (check_model_config, check_gold_data_exists, check_sufficient_training_d
 def run_checks(settings: Settings, *, as_of: date | None = None) -> list[CheckResult]:
     """Run every gate in order (all of them, even after a failure) and return their results."""
     return [gate(settings, as_of=as_of) if gate is check_temporal_leakage else gate(settings) for gate in GATES]
+
+
+def invalid_config_results(error: Exception) -> list[CheckResult]:
+    """The gates' results when the config itself does not load: the first fails, the rest do not run."""
+    first, *rest = [gate.__name__.removeprefix("check_") for gate in GATES]
+    return [CheckResult(first, False, " ".join(str(error).split()), {"problems": getattr(error, "problems", [])})] + [
+        CheckResult(name, False, "not run: the config is invalid", {"skipped": True}) for name in rest
+    ]

@@ -1,5 +1,5 @@
-"""Train one algorithm end to end: gold -> purged temporal split -> tuned, calibrated model ->
-evaluation -> registry.
+"""Fit one algorithm end to end: gold -> purged temporal split -> tuned, calibrated model ->
+evaluation -> metadata (registered by :mod:`readmit.pipeline.register`).
 
 The steps, each a small function below:
 
@@ -15,7 +15,8 @@ The steps, each a small function below:
    never take part;
 4. :func:`evaluate_model` - the threshold chosen on test, metrics, calibration, patient-bootstrap
    intervals and the patients never seen in training, for test and out-of-time;
-5. :func:`build_metadata`, then the registry.
+5. :func:`build_metadata`; :func:`fit_algorithm` runs the five and returns the model and its
+   metadata, which :func:`readmit.pipeline.register.train_algorithm` registers.
 
 The saved model scores raw gold feature frames by itself: ``predict_proba(model, frame)`` with
 ``frame`` a polars DataFrame (or pyarrow Table) holding the columns listed in the metadata's
@@ -318,18 +319,19 @@ def _check_algorithm(algorithm: str) -> None:
         raise ReadmitInputError(f"unknown algorithm {algorithm!r}", fix=f"use one of: {', '.join(KNOWN_ALGORITHMS)}")
 
 
-def train_algorithm(
+def fit_algorithm(
     settings: Settings,
     algorithm: str,
     *,
     progress: Progress | None = None,
     data: GoldData | None = None,
-) -> dict[str, Any]:
-    """Load gold, split, tune, calibrate, evaluate and register ``algorithm``; return the metadata written.
+) -> tuple[Any, dict[str, Any]]:
+    """Load gold, split, tune, calibrate and evaluate ``algorithm``; return the model and its metadata.
 
-    ``data`` lets a caller training several algorithms read gold once (``readmit.pipeline.train``).
+    Nothing is written: a model enters the registry only through
+    :func:`readmit.pipeline.register.train_algorithm`, which also writes what monitoring and the
+    report need beside it. ``data`` lets a caller training several algorithms read gold once.
     """
-    from readmit.registry import Registry
     from readmit.training.algorithms import build_search_space, get_algorithm, make_pipeline, release_caches
 
     def say(message: str) -> None:
@@ -377,9 +379,4 @@ def train_algorithm(
         metadata["training_samples"] = train.height
         metadata["positives"]["train"] = int(train[LABEL].sum())
     metadata["training_seconds"] = round(time.perf_counter() - started, 3)
-    say("saving to the registry")
-    saved = Registry.for_settings(settings).save(algorithm, model, jsonable(metadata))
-    say(f"saved version {saved['version']} (test ROC-AUC {performance['test']['auc_roc']:.4f}, "
-        f"oot ROC-AUC {performance['oot']['auc_roc']:.4f}, {metadata['training_seconds']:.1f}s)")
-    return saved
-
+    return model, jsonable(metadata)

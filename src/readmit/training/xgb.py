@@ -8,11 +8,20 @@ sketch depends only on the matrix, the labels, ``max_bin`` and ``missing``, so t
 keyed by their content: a fit on the same bytes gets the same bins, so the model equals a plain
 ``XGBClassifier``'s (``tests/training/test_algorithms.py``). Anything unusual (weights, categorical
 data, a non-numpy input) takes XGBoost's own path.
+
+The hook is XGBoost's private ``XGBModel._create_dmatrix(self, ref, **kwargs)`` (xgboost 2.1-3.x;
+pyproject.toml bounds xgboost ``<4``). Every saved XGBoost model is an instance of this class, so
+its pickle names ``readmit.training.xgb.SketchReusingXGBClassifier``; only the class is pickled,
+not the hook. When XGBoost changes the method (:func:`private_hook_fits` is False) every call
+goes to XGBoost's own, unchanged (the public behaviour, without the reuse), and
+``tests/training/test_algorithms.py`` fails so the change is seen.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -30,10 +39,24 @@ def _digest(array: Any) -> str:
     return hashlib.blake2b(np.ascontiguousarray(array).view(np.uint8), digest_size=16).hexdigest()
 
 
+@functools.cache
+def private_hook_fits() -> bool:
+    """Whether the installed XGBoost still builds training matrices through
+    ``_create_dmatrix(self, ref, **kwargs)``, the private method the class below overrides."""
+    method = getattr(XGBClassifier, "_create_dmatrix", None)
+    if method is None:
+        return False
+    params = list(inspect.signature(method).parameters.values())
+    return [p.name for p in params[:2]] == ["self", "ref"] and params[-1].kind is inspect.Parameter.VAR_KEYWORD
+
+
 class SketchReusingXGBClassifier(XGBClassifier):
     """``XGBClassifier`` whose training matrix is binned once per distinct matrix."""
 
-    def _create_dmatrix(self, ref: Any, **kwargs: Any) -> Any:
+    def _create_dmatrix(self, *args: Any, **kwargs: Any) -> Any:
+        if not private_hook_fits() or len(args) > 1:  # XGBoost changed: its own path, as it calls it
+            return super()._create_dmatrix(*args, **kwargs)
+        ref = args[0] if args else kwargs.pop("ref", None)
         data, label = kwargs.get("data"), kwargs.get("label")
         if (ref is not None or not isinstance(data, np.ndarray) or label is None
                 or kwargs.get("enable_categorical") or any(kwargs.get(k) is not None for k in _PLAIN_ONLY)):
