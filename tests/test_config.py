@@ -158,7 +158,7 @@ def test_section_checks_are_reported_alongside_type_errors():
         "training_config: algorithms: each algorithm may appear only once",
         "monitoring_config: psi_warning must not exceed psi_alert",
         "data_config.date_derivation: start_date 2009-01-01 is after end_date 2008-12-31",
-        "model_config_: unknown key (not allowed; check the spelling)",
+        "model_config_: unknown key (not allowed; check the spelling); did you mean 'model_config'?",
     ]
 
 
@@ -215,3 +215,118 @@ def test_relative_default_roots_are_resolved_once_at_load(tmp_path, monkeypatch)
     s = load_settings(datamart="~/dm", registry="s3://bucket/reg", raw="file://raw.csv")
     assert s.datamart_uri == str(tmp_path / "dm") and s.registry_uri == "s3://bucket/reg"
     assert s.raw_path == str(tmp_path / "elsewhere" / "raw.csv")
+
+
+# -- the reference project's keys (issue 21) -----------------------------------------------------
+
+REFERENCE_CONFIG = CONFS / "reference" / "model_config.json"
+
+
+def test_the_reference_projects_own_config_is_accepted_and_honoured(caplog, monkeypatch):
+    monkeypatch.setattr("readmit.config._WARNED", set())  # warnings are once per file and process
+    cfg = load_config(REFERENCE_CONFIG)
+    assert cfg.model.registry_uri == "s3://diab-readmit-123456-model-registry/models"  # bucket + prefix
+    tc = cfg.training_config
+    assert tc.algorithms == ["logistic_regression", "random_forest", "xgboost"]  # enabled_algorithms
+    assert tc.hyperparameter_tuning.method == "random_search" and tc.hyperparameter_tuning.cv_folds == 5
+    assert (tc.threshold.rule, tc.threshold.value) == ("fixed", 0.5)  # prediction_threshold
+    assert cfg.monitoring_config.min_auc == 0.70 and cfg.monitoring_config.psi_warning == 0.1
+    assert cfg.temporal_splits.oot.description.startswith("Out-of-Time window")
+    # one warning line per key whose meaning readmit deliberately does not follow, naming it
+    warned = sorted(r.getMessage().split(": ")[2] for r in caplog.records if r.levelname == "WARNING")
+    assert all(r.getMessage().startswith(f"warning: {REFERENCE_CONFIG}: ") for r in caplog.records)
+    assert warned == ["model_config.experiment_name", "model_config.test_size",
+                      "monitoring_config.minimum_performance_threshold.accuracy",
+                      "training_config.class_weight", "training_config.feature_importance_threshold",
+                      "training_config.feature_selection"]
+    class_weight = next(r.getMessage() for r in caplog.records if "class_weight" in r.getMessage())
+    assert "without class weights" in class_weight and "probabilities" in class_weight
+
+
+def test_every_key_of_the_reference_file_is_accounted_for():
+    from readmit.config import translate_reference
+
+    data = json.loads(REFERENCE_CONFIG.read_text())
+    native, notes, problems = translate_reference(data)
+    assert problems == []
+    native_keys = set(ReadmitConfig.model_fields) | {"model_config"}
+
+    def leaves(node, path=""):
+        for key, value in node.items():
+            if isinstance(value, dict) and key not in ("enabled_algorithms", "minimum_performance_threshold"):
+                yield from leaves(value, f"{path}{key}.")
+            elif isinstance(value, dict):
+                yield from (f"{path}{key}.{k}" if key == "minimum_performance_threshold" else f"{path}{key}"
+                            for k in value)
+            else:
+                yield f"{path}{key}"
+
+    noted = {n.key for n in notes}
+    for key in dict.fromkeys(leaves(data)):
+        kept = key.split(".")[0] in native_keys and _native(native, key)
+        assert key in noted or kept, f"{key}: neither readmit's own key nor translated"
+
+
+def _native(native: dict, key: str) -> bool:
+    node = native
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def test_the_seeds_change_algorithms_example_validates():
+    cfg = parse_config({"training_config": {"algorithms": ["xgboost"], "hyperparameter_tuning": True}})
+    assert cfg.training_config.algorithms == ["xgboost"]
+    assert cfg.training_config.hyperparameter_tuning == parse_config({}).training_config.hyperparameter_tuning
+    off = parse_config({"training_config": {"hyperparameter_tuning": False}, "model_config": {"cv_folds": 3}})
+    assert off.training_config.hyperparameter_tuning.method == "none"
+    assert off.training_config.hyperparameter_tuning.cv_folds == 3
+
+
+def test_enabled_algorithms_filters_the_list_and_checks_names():
+    cfg = parse_config({"training_config": {"enabled_algorithms": {"xgboost": False, "random_forest": True}}})
+    assert cfg.training_config.algorithms == ["logistic_regression", "random_forest"]
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"training_config": {"enabled_algorithms": {"xgbost": True}}})
+    assert exc.value.problems == [
+        "training_config.enabled_algorithms.xgbost: unknown algorithm (known: logistic_regression, random_forest, "
+        "xgboost); did you mean 'xgboost'?"]
+
+
+def test_a_reference_key_and_readmits_own_that_disagree_are_refused():
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"model_config": {"model_registry_bucket": "b", "registry_uri": "./elsewhere", "cv_folds": 4},
+                      "training_config": {"hyperparameter_tuning": {"cv_folds": 3}},
+                      "inference_config": {"output_format": "csv"},
+                      "monitoring_config": {"performance_metrics": ["auc_rock"]}})
+    problems = "\n".join(exc.value.problems)
+    assert "model_config.model_registry_bucket: gives 's3://b' but model_config.registry_uri says './elsewhere'" in problems
+    assert "model_config.cv_folds: gives 4 but training_config.hyperparameter_tuning.cv_folds says 3" in problems
+    assert "inference_config.output_format: readmit writes parquet only (got 'csv')" in problems
+    assert "'auc_rock' is not a metric readmit records" in problems and "did you mean 'auc_roc'?" in problems
+
+
+def test_a_typo_of_a_real_key_still_fails_with_the_nearest_key():
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"training_config": {"algoritms": ["xgboost"], "class_weigth": "balanced"},
+                      "monitoring_config": {"drift_treshold": 0.2},
+                      "temporal_splits": {"train": {"start_date": "1999-01-01", "end_date": "2005-12-31",
+                                                    "descripton": "x"}}})
+    assert sorted(exc.value.problems) == [
+        "monitoring_config.drift_treshold: unknown key (not allowed; check the spelling); did you mean "
+        "'drift_threshold'?",
+        "temporal_splits.train.descripton: unknown key (not allowed; check the spelling); did you mean "
+        "'description'?",
+        "training_config.algoritms: unknown key (not allowed; check the spelling); did you mean 'algorithms'?",
+        "training_config.class_weigth: unknown key (not allowed; check the spelling); did you mean "
+        "'class_weight'?",
+    ]
+
+
+def test_a_fixed_threshold_needs_its_value():
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"training_config": {"threshold": {"rule": "fixed"}}})
+    assert exc.value.problems == ["training_config.threshold: rule 'fixed' needs value (the probability cut-off, "
+                                  "e.g. 0.5)"]

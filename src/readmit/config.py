@@ -40,18 +40,35 @@ MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each field's docstring (the string under it) is its description in `readmit config schema`
+    # and in docs/configuration.md (`readmit config docs`).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Window(_Strict):
     start_date: date
+    """First day of the window (inclusive); rows are assigned to a window by snapshot_date."""
     end_date: date
+    """Last day of the window (inclusive)."""
+    description: str | None = None
+    """A note for people: shown by `readmit config validate` and kept in each model's metadata."""
 
 
 class TemporalSplits(_Strict):
-    train: Window = Window(start_date=date(1999, 1, 1), end_date=date(2005, 12, 31))
-    test: Window = Window(start_date=date(2006, 1, 1), end_date=date(2007, 12, 31))
-    oot: Window = Window(start_date=date(2008, 1, 1), end_date=date(2008, 12, 31))
+    train: Window = Window(start_date=date(1999, 1, 1), end_date=date(2005, 12, 31),
+                           description="fitting, tuning (cross-validation) and calibration")
+    """The training window: fitting, tuning (cross-validation) and calibration."""
+    test: Window = Window(start_date=date(2006, 1, 1), end_date=date(2007, 12, 31),
+                          description="choosing the model and its decision threshold")
+    """The test window: choosing the model (selection.window test) and the decision threshold."""
+    oot: Window = Window(start_date=date(2008, 1, 1), end_date=date(2008, 12, 31),
+                         description="out-of-time holdout: the unseen estimate, and promotion's window")
+    """The out-of-time window: the unseen estimate, and the window `readmit promote` scores on by default."""
+
+    def dates(self) -> dict[str, Any]:
+        """The windows' dates alone, as JSON: what model metadata records and comparisons compare
+        (a description is a note for people; changing it changes no window)."""
+        return self.model_dump(mode="json", exclude={name: {"description"} for name in ("train", "test", "oot")})
 
 
 def model_name_problem(name: object) -> str | None:
@@ -63,11 +80,16 @@ def model_name_problem(name: object) -> str | None:
 
 
 class ModelSection(_Strict):
-    model_name: str = Field("readmission", description="One folder under {registry_uri}/models/.")
+    model_name: str = Field("readmission", description=(
+        "The registry's model name: one folder under {registry_uri}/models/ (in each version's metadata: "
+        "registered_model; the metadata's model_name is the algorithm, as in the seed's contract)."))
     registry_uri: str = "./model_registry"
+    """Model registry root: a folder or s3://bucket/prefix (READMIT_REGISTRY_URI and --registry override it)."""
     # the label the models predict; readmit.training.split.TARGETS maps it to its gold column
     target: Literal["readmitted_within_30_days"] = "readmitted_within_30_days"
+    """The label the models predict (the only one: readmitted within 30 days)."""
     random_state: int = 42
+    """Seed of every random draw (folds, searches, bootstrap, sampling): same config and data, same models."""
     require_signature: bool = Field(False, description=(
         "Refuse registry versions that are not signed with READMIT_REGISTRY_KEY (HMAC-SHA256); "
         "see the README's Security section."))
@@ -87,12 +109,18 @@ class HyperparameterTuning(_Strict):
     scikit-learn scorer the search ranks candidates by; ``cv_strategy`` builds the folds (``group``: patients never split across
     fitting and validation; ``time``: expanding window by date; ``stratified``: rows at random)."""
 
-    method: Literal["random_search"] = "random_search"
+    method: Literal["random_search", "none"] = "random_search"
+    """random_search (RandomizedSearchCV over search_spaces) or none (each algorithm's own hyperparameters, scored by cross-validation, no search)."""
     n_iter: StrictInt = Field(20, ge=1)
+    """Candidates drawn per algorithm by random_search."""
     cv_folds: StrictInt = Field(5, ge=2)
+    """Cross-validation folds of the training window."""
     scoring: Literal["roc_auc", "average_precision", "neg_brier_score", "neg_log_loss"] = "roc_auc"
+    """The scikit-learn scorer the search ranks candidates by."""
     cv_strategy: Literal["stratified", "group", "time"] = "group"
+    """How folds are built: group (a patient is never in both fitting and validation), time (expanding window by date) or stratified (rows at random)."""
     n_jobs: StrictInt = -1
+    """Parallel fits per search (-1: every core)."""
 
 
 class CalibrationSection(_Strict):
@@ -101,7 +129,9 @@ class CalibrationSection(_Strict):
     months of the training window (0: the whole window); never on test or out-of-time."""
 
     method: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    """isotonic, sigmoid (Platt) or none."""
     recent_months: int = Field(24, ge=0)
+    """Fit the calibrator on the last this-many months of the training window (0: the whole window)."""
 
 
 class SelectionSection(_Strict):
@@ -109,6 +139,7 @@ class SelectionSection(_Strict):
     holdout) or ``oot`` (the reference project's rule, labelled as such)."""
 
     window: Literal["test", "oot"] = "test"
+    """The window the comparison recommends on: test (out-of-time stays unseen) or oot (the reference project's rule)."""
 
 
 class BootstrapSection(_Strict):
@@ -118,27 +149,53 @@ class BootstrapSection(_Strict):
     before, a key still accepted: see :data:`DEPRECATED_KEYS`)."""
 
     resamples: StrictInt = Field(300, ge=20, le=10000)
+    """Patient-level bootstrap draws behind each confidence interval."""
     level: float = Field(0.95, gt=0.5, lt=1)
+    """Confidence level of the intervals."""
 
 
 class ThresholdSection(_Strict):
-    rule: Literal["best_f1", "target_recall"] = "best_f1"
+    rule: Literal["best_f1", "target_recall", "fixed"] = "best_f1"
+    """How the flag's probability cut-off is set: best_f1 or target_recall (both chosen on the test window), or fixed (value)."""
     target_recall: float = Field(0.5, gt=0, lt=1)
+    """For rule target_recall: the highest cut-off whose recall on test reaches this."""
+    value: float | None = Field(None, gt=0, lt=1)
+    """For rule fixed: the cut-off (the reference project's inference_config.prediction_threshold)."""
+
+    @model_validator(mode="after")
+    def _fixed_value(self) -> ThresholdSection:
+        if self.rule == "fixed" and self.value is None:
+            raise ValueError("rule 'fixed' needs value (the probability cut-off, e.g. 0.5)")
+        if self.rule != "fixed" and self.value is not None:
+            raise ValueError("value applies only to rule 'fixed'; remove it or set rule to 'fixed'")
+        return self
 
 
 class TrainingSection(_Strict):
     algorithms: list[Algorithm] = Field(default_factory=lambda: list(KNOWN_ALGORITHMS), min_length=1)
+    """The algorithms to train and compare, each at most once."""
     hyperparameter_tuning: HyperparameterTuning = HyperparameterTuning()
+    """How each algorithm is tuned (true/false: the reference project's switch)."""
     search_spaces: dict[Algorithm, dict[str, Any]] = Field(default_factory=dict)
+    """Per algorithm, parameters that replace or add to its default search space: a list of choices, one value, or {distribution, low, high}."""
     calibration: CalibrationSection = CalibrationSection()
+    """How the tuned model's scores become probabilities."""
     selection: SelectionSection = SelectionSection()
+    """Which window the comparison recommends on."""
     bootstrap: BootstrapSection = BootstrapSection()
+    """The patient-bootstrap confidence intervals of ROC-AUC and Brier."""
     threshold: ThresholdSection = ThresholdSection()
+    """The decision threshold of the flag and of the hard-label metrics."""
     exclude_death_hospice: bool = True
+    """Leave out encounters that end in death or hospice (they cannot be readmitted)."""
     min_train_partitions: StrictInt = Field(10, ge=1)
+    """Gate: the fewest monthly gold partitions the train window may have."""
     min_rows_per_window: StrictInt = Field(100, ge=1)
+    """Gate: the fewest labelled rows each window may have."""
     min_positives_per_window: StrictInt = Field(10, ge=1)
+    """Gate: the fewest positive labels each window may have."""
     label_maturity_days: StrictInt = Field(30, ge=0)
+    """Days after a snapshot before its 30-day label counts as known."""
     max_rows: StrictInt | None = Field(None, ge=1, description=(
         "At most about this many training-window rows: a larger window is sampled by patient (a stable "
         "hash of patient_nbr, so a patient is wholly in or out; readmit.training.split.sample_patients). "
@@ -155,15 +212,20 @@ class ABTest(_Strict):
     """A/B assignment at scoring time: a stable hash of ``salt`` + patient_nbr into 10,000 buckets."""
 
     enabled: bool = False
+    """Score a share of patients with the challenger instead of the champion."""
     challenger_share: float = Field(0.1, gt=0, lt=1)
+    """The share of patients (by hash) the challenger scores."""
     salt: str = Field("readmit-ab-1", min_length=1)
+    """Salt of the assignment hash; a new salt draws a new split."""
 
 
 class RiskBands(_Strict):
     """``risk_band`` of a prediction: risk < cut_points[0] -> labels[0], ..., else labels[-1]."""
 
     cut_points: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3], min_length=1)
+    """Increasing probabilities between the bands."""
     labels: list[str] = Field(default_factory=lambda: ["low", "moderate", "high", "very_high"])
+    """One name per band: one more than cut_points."""
 
     @model_validator(mode="after")
     def _consistent(self) -> RiskBands:
@@ -181,9 +243,15 @@ class InferenceSection(_Strict):
     # The candidate `readmit promote` considers: the comparison's recommended model, or the
     # latest version of `algorithm`.
     model_selection: Literal["recommended", "latest"] = "recommended"
+    """The candidate `readmit promote` considers: the comparison's recommended model, or the latest version of algorithm."""
     algorithm: Algorithm | None = None
+    """With model_selection latest: the algorithm whose latest version is the candidate."""
     ab_test: ABTest = ABTest()
+    """A/B assignment at scoring time."""
     risk_bands: RiskBands = RiskBands()
+    """The risk_band column of each prediction."""
+    batch_size: StrictInt = Field(100_000, ge=1)
+    """Rows scored per chunk (peak memory about 1 GiB at 100,000 with XGBoost); the reference project's key."""
 
     @model_validator(mode="after")
     def _selection(self) -> InferenceSection:
@@ -196,6 +264,7 @@ class InferenceSection(_Strict):
 
 class LatestMonths(_Strict):
     latest_months: int = Field(ge=1)
+    """The N latest gold months whose labels are mature."""
 
 
 class GovernanceSection(_Strict):
@@ -204,9 +273,13 @@ class GovernanceSection(_Strict):
     # "oot": the configured out-of-time window; {"latest_months": N}: the N latest gold months
     # whose labels are mature (training_config.label_maturity_days).
     evaluation_window: Literal["oot"] | LatestMonths = "oot"
+    """Where candidate and champion are scored afresh: oot, or {"latest_months": N}."""
     min_auc_gain: float = Field(0.002, ge=0, lt=1)
+    """The ROC-AUC a candidate must gain over the champion."""
     brier_tolerance: float = Field(0.002, ge=0, lt=1)
+    """How much higher the candidate's Brier score may be than the champion's."""
     subgroup_auc_tolerance: float = Field(0.03, ge=0, lt=1)
+    """How much ROC-AUC the candidate may lose in any age, gender or race group."""
 
 
 class MonitoringSection(_Strict):
@@ -218,13 +291,21 @@ class MonitoringSection(_Strict):
     """
 
     psi_warning: float = Field(0.1, gt=0)
+    """PSI/CSI above this: watch (the reference project's drift_threshold)."""
     psi_alert: float = Field(0.25, gt=0)
+    """PSI/CSI above this: act."""
     auc_drop_alert: float = Field(0.05, gt=0)
+    """Alert when ROC-AUC falls this much below the model's own out-of-time ROC-AUC."""
     min_auc: float = Field(0.6, gt=0, lt=1)
+    """Alert, and retrain, below this ROC-AUC (the reference's minimum_performance_threshold.auc_roc)."""
     profile_bins: int = Field(10, ge=2, le=100)
+    """Quantile bins of each numeric feature in a model's reference profile."""
     observed_expected_low: float = Field(0.8, gt=0)
+    """Alert when observed / expected readmissions fall below this."""
     observed_expected_high: float = Field(1.25, gt=0)
+    """Alert when observed / expected readmissions rise above this."""
     auto_retrain: bool = False
+    """Let a monitoring run trigger training when it finds a retrain is needed."""
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringSection:
@@ -237,8 +318,11 @@ class MonitoringSection(_Strict):
 
 class DateDerivation(_Strict):
     method: Literal["encounter_order", "cyclic"] = "encounter_order"
+    """How snapshot_date is derived when the input has none: encounter_order (encounters ranked by encounter_id, spread over the range) or cyclic (the reference project's repeated daily dates)."""
     start_date: date = date(1999, 1, 1)
+    """First derived date."""
     end_date: date = date(2008, 12, 31)
+    """Last derived date."""
 
     @model_validator(mode="after")
     def _ordered(self) -> DateDerivation:
@@ -251,33 +335,42 @@ class SparkSection(_Strict):
     """Where ``engine: spark`` runs when ``SPARK_REMOTE`` (Spark Connect) is not set."""
 
     master: str = "local[*]"
+    """Spark master URL (local[*]: every core of this machine)."""
     config: dict[str, str] = {}
+    """Spark configuration options (spark.* keys)."""
 
 
 class DuckDBSection(_Strict):
     """DuckDB configuration options for ``engine: duckdb`` (e.g. memory_limit, threads, temp_directory)."""
 
     config: dict[str, str] = {}
+    """DuckDB settings (memory_limit, threads, temp_directory, ...)."""
 
 
 class DataSection(_Strict):
     raw_path: str | None = None
+    """Raw input: the UCI zip or a CSV, local or s3:// (READMIT_RAW and --raw override it); null: the copy `readmit data fetch` cached."""
     datamart_uri: str = "./datamart"
+    """Datamart root: a folder or s3://bucket/prefix (READMIT_DATAMART_URI and --datamart override it)."""
     date_derivation: DateDerivation = DateDerivation()
+    """Dates for inputs without a snapshot_date column."""
     quarantine: bool = False
-    # The extract's diagnosis code system (readmit.data.codes): auto decides per file from the
-    # codes only one system has; icd9 / icd10 declare it (the other system's codes are bad rows).
+    """Set bad raw rows aside under rejected/ with their reason, instead of refusing the file."""
     diagnosis_codes: Literal["auto", "icd9", "icd10"] = "auto"
-    # A historical extract whose outcomes are all known: a blank readmitted is then a bad row
-    # (by default it is an encounter whose outcome is not known yet).
+    """The extract's diagnosis code system: auto decides per file from the codes only one system has (a file of both is refused); icd9 / icd10 declare it, the other system's codes are then bad rows."""
     require_labels: bool = False
+    """A historical extract whose outcomes are all known: a blank readmitted is a bad row (otherwise an encounter whose outcome is not known yet)."""
     # Training windows whose gold months come from different raw files: "fail" the
     # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
     mixed_sources: Literal["fail", "warn"] = "fail"
+    """Training windows whose months come from different raw files: fail the check_single_source gate, or only warn."""
     # Which engine runs silver's cleaning and gold's features and patient history (readmit.data.engines).
     engine: Literal["polars", "duckdb", "spark"] = "polars"
+    """The engine of silver and gold: polars, duckdb or spark (same results)."""
     duckdb: DuckDBSection = DuckDBSection()
+    """Options of the duckdb engine."""
     spark: SparkSection = SparkSection()
+    """Where the spark engine runs."""
 
 
 class DeprecatedKeyWarning(FutureWarning):
@@ -321,15 +414,23 @@ class ReadmitConfig(_Strict):
     # "absolute": temporal_splits are fixed calendar dates (the reference project's only mode);
     # rows are assigned to a window by snapshot_date (readmit.training.split.window_expr).
     temporal_window_mode: Literal["absolute"] = "absolute"
+    """absolute: temporal_splits are fixed calendar dates (the reference project's only mode)."""
     temporal_splits: TemporalSplits = TemporalSplits()
+    """The train, test and out-of-time windows (ordered, not overlapping)."""
     model_config_: ModelSection = Field(ModelSection(), alias="model_config")
+    """The model's name, its registry and the seed."""
     training_config: TrainingSection = TrainingSection()
+    """What is trained, how it is tuned, calibrated, chosen and gated."""
     inference_config: InferenceSection = InferenceSection()
+    """Which model scores, and how predictions are banded and A/B split."""
     monitoring_config: MonitoringSection = MonitoringSection()
+    """Drift bands, performance floors and what a monitoring run may do."""
     governance_config: GovernanceSection = GovernanceSection()
+    """The written rules `readmit promote` applies."""
     data_config: DataSection = DataSection()
+    """Where the data lives and how the medallion builds it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -375,7 +476,8 @@ def _format_pydantic(exc: ValidationError) -> list[str]:
     for err in exc.errors():
         path = ".".join(str(p) for p in err["loc"]) or "(root)"
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (not allowed; check the spelling)"
+            msg = "unknown key (not allowed; check the spelling)" + _did_you_mean(
+                str(err["loc"][-1]), _keys_at(tuple(err["loc"][:-1])))
         elif err["type"] == "value_error":  # a section's own cross-field check
             msg = err["msg"].removeprefix("Value error, ")
         else:
@@ -410,8 +512,269 @@ def _repeated_keys(node: Any, path: str = "") -> list[str]:
     return problems
 
 
-def parse_config(data: dict[str, Any] | str | bytes, source: str = "<config>") -> ReadmitConfig:
-    """Validate a config given as a dict or JSON text; raise ConfigError listing every problem."""
+# -- the reference project's keys (issue 21) ------------------------------------------------------
+# The reference project's conf/model_config.json (tests/confs/reference/) is accepted as it is:
+# each of its keys that readmit has a meaning for becomes readmit's own key
+# (:func:`translate_reference`); each whose meaning readmit deliberately does not follow is dropped
+# with one warning saying what readmit does instead and why. Nothing is dropped silently.
+
+
+@dataclass(frozen=True)
+class KeyNote:
+    """What one key of a given config file became."""
+
+    key: str  # its JSON path in the file
+    became: str  # readmit's key and value, or what readmit does instead
+    warning: bool = False  # True: readmit deliberately does not follow the key's meaning
+
+
+# What readmit measures of every window (so a reference `performance_metrics` list is honoured).
+RECORDED_METRICS = ("accuracy", "precision", "recall", "f1", "auc_roc", "pr_auc", "brier", "log_loss", "gini")
+_GOLD_TABLES = {"feature_store_path": "gold/feature_store", "label_store_path": "gold/label_store"}
+_NOT_FOLLOWED = {
+    ("model_config", "experiment_name"):
+        "not used: readmit has no experiment tracker; the registry groups versions under "
+        "model_config.model_name and each version's metadata records the run's whole config",
+    ("model_config", "test_size"):
+        "not used: readmit splits by date (temporal_splits), never by a random fraction, so every test "
+        "and out-of-time row is later than every training row",
+    ("training_config", "feature_importance_threshold"):
+        "not used: readmit selects no features (see feature_selection)",
+}
+_FEATURE_SELECTION = (
+    "not used: readmit keeps every gold feature, so every algorithm sees the same inputs and the "
+    "serving contract stays one; weak features are handled by each model's regularisation "
+    "(search_spaces), and a selection fitted on the training window would bias its CV scores")
+_CLASS_WEIGHT = (
+    "not used: readmit fits without class weights, because weighted fits make the scores stop being "
+    "probabilities (mean risk far above the observed rate); the imbalance is handled by the decision "
+    "threshold (training_config.threshold) instead")
+_HARD_LABEL_FLOOR = (
+    "not used as a floor: {metric} depends on the decision threshold (with 11% positives, flagging "
+    "nobody scores 0.89 accuracy); readmit floors ROC-AUC (monitoring_config.min_auc) and calibration "
+    "(observed_expected_low/high)")
+# The reference keys accepted in each section, for "did you mean" (:func:`_nearest_key`).
+REFERENCE_KEYS = {
+    "temporal_splits.*": ("description",),
+    "model_config": ("feature_store_path", "label_store_path", "model_registry_bucket", "model_registry_prefix",
+                     "experiment_name", "test_size", "cv_folds"),
+    "training_config": ("enabled_algorithms", "feature_selection", "feature_importance_threshold", "class_weight"),
+    "inference_config": ("prediction_threshold", "output_format"),
+    "monitoring_config": ("track_drift", "drift_threshold", "performance_metrics", "minimum_performance_threshold"),
+}
+
+
+def _nearest(word: str, choices: Any) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    near = _nearest(word, choices)
+    return f"; did you mean {near!r}?" if near else ""
+
+
+def translate_reference(data: dict[str, Any]) -> tuple[dict[str, Any], list[KeyNote], list[str]]:
+    """The reference project's keys in ``data`` turned into readmit's own.
+
+    Returns the readmit-native config (a new dict; ``data`` is untouched), one note per reference
+    key (what it became), and the problems (a value readmit cannot honour, two keys that disagree).
+    """
+    native = json.loads(json.dumps(data, default=str))  # a deep copy, plain dicts
+    notes: list[KeyNote] = []
+    problems: list[str] = []
+
+    def section(name: str) -> dict[str, Any]:
+        value = native.get(name)
+        return value if isinstance(value, dict) else {}
+
+    def note(key: str, became: str, warning: bool = False) -> None:
+        notes.append(KeyNote(key, became, warning))
+
+    def put(target: dict[str, Any], key: str, value: Any, path: str, origin: str) -> None:
+        if key in target and target[key] != value:
+            problems.append(f"{origin}: gives {value!r} but {path} says {target[key]!r}: keep one of them")
+        target[key] = value
+
+    model = section("model_config")
+    for key, table in _GOLD_TABLES.items():
+        if key in model:
+            value = model.pop(key)
+            if str(value).strip("/") == table:
+                note(f"model_config.{key}", f"readmit's layout: {{data_config.datamart_uri}}/{table}")
+            else:
+                problems.append(f"model_config.{key}: readmit keeps this table at {{datamart}}/{table}, not "
+                                f"{value!r}; put the folder above gold/ in data_config.datamart_uri and drop the key")
+    if "model_registry_bucket" in model or "model_registry_prefix" in model:
+        bucket, prefix = model.pop("model_registry_bucket", None), model.pop("model_registry_prefix", "")
+        if not bucket:
+            problems.append("model_config.model_registry_prefix: needs model_registry_bucket (the registry is "
+                            "s3://{bucket}/{prefix}); or give model_config.registry_uri instead")
+        else:
+            uri = f"s3://{str(bucket).strip('/')}" + (f"/{str(prefix).strip('/')}" if str(prefix).strip("/") else "")
+            put(model, "registry_uri", uri, "model_config.registry_uri", "model_config.model_registry_bucket")
+            note("model_config.model_registry_bucket", f"model_config.registry_uri = {uri}")
+            note("model_config.model_registry_prefix", f"model_config.registry_uri = {uri}")
+    for (name, key), why in _NOT_FOLLOWED.items():
+        if key in section(name):
+            section(name).pop(key)
+            note(f"{name}.{key}", why, warning=True)
+
+    training = section("training_config")
+    tuning = training.get("hyperparameter_tuning")
+    if isinstance(tuning, bool):
+        training["hyperparameter_tuning"] = {} if tuning else {"method": "none"}
+        note("training_config.hyperparameter_tuning",
+             "training_config.hyperparameter_tuning.method = "
+             + ("random_search (readmit's defaults: n_iter 20, grouped folds)" if tuning else
+                "none (each algorithm's own hyperparameters, scored by cross-validation, no search)"))
+    if "cv_folds" in model:
+        folds = model.pop("cv_folds")
+        if "training_config" not in native or not isinstance(native["training_config"], dict):
+            native["training_config"] = training = {}
+        target = training.setdefault("hyperparameter_tuning", {})
+        if isinstance(target, dict):
+            put(target, "cv_folds", folds, "training_config.hyperparameter_tuning.cv_folds", "model_config.cv_folds")
+        note("model_config.cv_folds", f"training_config.hyperparameter_tuning.cv_folds = {folds}")
+    if "enabled_algorithms" in training:
+        enabled = training.pop("enabled_algorithms")
+        if not isinstance(enabled, dict) or not all(isinstance(v, bool) for v in enabled.values()):
+            problems.append("training_config.enabled_algorithms: expected an object of algorithm: true/false "
+                            f"(got {enabled!r})")
+        else:
+            for name in enabled:
+                if name not in KNOWN_ALGORITHMS:
+                    problems.append(f"training_config.enabled_algorithms.{name}: unknown algorithm (known: "
+                                    f"{', '.join(KNOWN_ALGORITHMS)}){_did_you_mean(name, KNOWN_ALGORITHMS)}")
+            listed = training.get("algorithms")
+            base = listed if isinstance(listed, list) else list(KNOWN_ALGORITHMS)
+            chosen = [a for a in base if enabled.get(a, True)]
+            if not chosen:
+                problems.append("training_config.enabled_algorithms: every algorithm is disabled; enable at least one")
+            training["algorithms"] = chosen
+            note("training_config.enabled_algorithms", f"training_config.algorithms = {chosen}")
+    if "feature_selection" in training:
+        if training.pop("feature_selection"):
+            note("training_config.feature_selection", _FEATURE_SELECTION, warning=True)
+        else:
+            note("training_config.feature_selection", "false: readmit's own behaviour (every gold feature is used)")
+    if "class_weight" in training:
+        weight = training.pop("class_weight")
+        if weight in (None, "none", False):
+            note("training_config.class_weight", f"{weight!r}: readmit's own behaviour (no class weights)")
+        else:
+            note("training_config.class_weight", _CLASS_WEIGHT, warning=True)
+
+    inference = section("inference_config")
+    if "prediction_threshold" in inference:
+        value = inference.pop("prediction_threshold")
+        if "training_config" not in native or not isinstance(native["training_config"], dict):
+            native["training_config"] = training = {}
+        threshold = training.setdefault("threshold", {})
+        if isinstance(threshold, dict):
+            put(threshold, "rule", "fixed", "training_config.threshold.rule", "inference_config.prediction_threshold")
+            put(threshold, "value", value, "training_config.threshold.value", "inference_config.prediction_threshold")
+        note("inference_config.prediction_threshold",
+             f"training_config.threshold = fixed {value} (the flag and the hard-label metrics use this cut-off)")
+    if "output_format" in inference:
+        value = inference.pop("output_format")
+        if value == "parquet":
+            note("inference_config.output_format", "parquet: readmit's only format (gold/model_predictions)")
+        else:
+            problems.append(f"inference_config.output_format: readmit writes parquet only (got {value!r}); "
+                            "set it to \"parquet\" or drop it")
+
+    monitoring = section("monitoring_config")
+    if "track_drift" in monitoring:
+        if monitoring.pop("track_drift") is False:
+            note("monitoring_config.track_drift", "not used: readmit always measures drift (PSI/CSI per "
+                 "feature), which the retraining decision needs", warning=True)
+        else:
+            note("monitoring_config.track_drift", "true: readmit always measures drift (PSI/CSI per feature)")
+    if "drift_threshold" in monitoring:
+        value = monitoring.pop("drift_threshold")
+        put(monitoring, "psi_warning", value, "monitoring_config.psi_warning", "monitoring_config.drift_threshold")
+        note("monitoring_config.drift_threshold", f"monitoring_config.psi_warning = {value} (PSI above it: watch; "
+             "above psi_alert: act)")
+    if "performance_metrics" in monitoring:
+        metrics = monitoring.pop("performance_metrics")
+        for m in metrics if isinstance(metrics, list) else [metrics]:
+            if m not in RECORDED_METRICS:
+                problems.append(f"monitoring_config.performance_metrics: {m!r} is not a metric readmit records "
+                                f"({', '.join(RECORDED_METRICS)}){_did_you_mean(str(m), RECORDED_METRICS)}")
+        note("monitoring_config.performance_metrics",
+             f"recorded for every window and month, with {', '.join(RECORDED_METRICS)}")
+    if "minimum_performance_threshold" in monitoring:
+        floors = monitoring.pop("minimum_performance_threshold")
+        if not isinstance(floors, dict):
+            problems.append(f"monitoring_config.minimum_performance_threshold: expected an object such as "
+                            f'{{"auc_roc": 0.7}} (got {floors!r})')
+            floors = {}
+        for metric, value in floors.items():
+            key = f"monitoring_config.minimum_performance_threshold.{metric}"
+            if metric == "auc_roc":
+                put(monitoring, "min_auc", value, "monitoring_config.min_auc", key)
+                note(key, f"monitoring_config.min_auc = {value}")
+            elif metric in RECORDED_METRICS:
+                note(key, _HARD_LABEL_FLOOR.format(metric=metric), warning=True)
+            else:
+                problems.append(f"{key}: not a metric readmit records{_did_you_mean(metric, RECORDED_METRICS)}")
+    return native, notes, problems
+
+
+def reference_warnings(notes: list[KeyNote], source: str) -> None:
+    """One warning line per key readmit deliberately does not follow: once per file and process,
+    and not again in the step processes `readmit run` starts (they get WARNED_ENV)."""
+    import logging
+
+    if os.environ.get(WARNED_ENV) == source:
+        return
+    log = logging.getLogger("readmit.config")
+    for n in notes:
+        if n.warning and (source, n.key) not in _WARNED:
+            _WARNED.add((source, n.key))
+            log.warning("warning: %s: %s: %s", source, n.key, n.became)
+
+
+_WARNED: set[tuple[str, str]] = set()
+WARNED_ENV = "READMIT_CONFIG_WARNED"  # the config file whose warnings the parent process printed
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed in the object at ``loc`` (readmit's and the reference's), for "did you mean"."""
+    import typing
+
+    model: Any = ReadmitConfig
+    for part in loc:
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return []
+        kinds = [a for a in (typing.get_args(field.annotation) or (field.annotation,))
+                 if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not kinds:
+            return []
+        model = kinds[0]
+    keys = [f.alias or n for n, f in model.model_fields.items()]
+    path = ".".join(map(str, loc))
+    if len(loc) == 2 and loc[0] == "temporal_splits":
+        path = "temporal_splits.*"
+    return keys + list(REFERENCE_KEYS.get(path, ()))
+
+
+def parse_config(data: dict[str, Any] | str | bytes, source: str = "<config>", *, warn: bool = True) -> ReadmitConfig:
+    """Validate a config given as a dict or JSON text; raise ConfigError listing every problem.
+
+    The reference project's keys are translated first (:func:`translate_reference`); with ``warn``
+    each one readmit does not follow is logged once as a warning.
+    """
+    return read_config(data, source, warn=warn)[0]
+
+
+def read_config(data: dict[str, Any] | str | bytes, source: str = "<config>", *,
+                warn: bool = True) -> tuple[ReadmitConfig, dict[str, Any], list[KeyNote]]:
+    """:func:`parse_config`, also returning the readmit-native dict and the reference keys' notes."""
     if isinstance(data, (str, bytes)):
         try:
             data = json.loads(data, object_pairs_hook=_KeyCounter)
@@ -424,24 +787,32 @@ def parse_config(data: dict[str, Any] | str | bytes, source: str = "<config>") -
     repeated = _repeated_keys(data)
     if repeated:
         raise ConfigError(source, repeated)
+    data, notes, translated = translate_reference(data)
     try:
         cfg = ReadmitConfig.model_validate(data)
     except ValidationError as exc:
-        problems = _format_pydantic(exc)
+        problems = translated + _format_pydantic(exc)
         # Report window problems too when the windows themselves parse, so one run lists all.
         try:
             problems += window_problems(TemporalSplits.model_validate(data.get("temporal_splits", {})))
         except (ValidationError, AttributeError):
             pass
         raise ConfigError(source, problems) from exc
-    problems = semantic_problems(cfg)
+    problems = translated + semantic_problems(cfg)
     if problems:
         raise ConfigError(source, problems)
-    return cfg
+    if warn:
+        reference_warnings(notes, source)
+    return cfg, data, notes
 
 
 def load_config(uri: str | os.PathLike[str]) -> ReadmitConfig:
     """Read and validate a config from a local path or an ``s3://`` URI."""
+    return parse_config(read_config_text(uri), source=str(uri))
+
+
+def read_config_text(uri: str | os.PathLike[str]) -> bytes:
+    """The bytes of a config file (local path or ``s3://`` URI), or a ReadmitInputError saying why not."""
     from readmit.storage import open_uri
 
     uri = str(uri)
@@ -461,7 +832,7 @@ def load_config(uri: str | os.PathLike[str]) -> ReadmitConfig:
             source=uri,
             fix="pass the path of a readable JSON file with --config or READMIT_CONFIG",
         ) from exc
-    return parse_config(text, source=uri)
+    return text
 
 
 def config_schema() -> dict[str, Any]:

@@ -362,8 +362,24 @@ class Storage:
         """Write and delete a small probe object at the root (created if needed): a location that
         cannot be written fails here, in a second, instead of after the long work that writes it."""
         rel = f".tmp-probe-{uuid.uuid4().hex}"
+        created = None
+        if self.local:  # the topmost folder the probe creates: removed again if left empty
+            created = Path(self.path(""))
+            while not created.parent.exists() and created.parent != created:
+                created = created.parent
+            created = None if created.exists() else created
         self.write_bytes(rel, b"readmit write check\n")
         self.delete(rel)
+        if created is not None:  # a command that fails later leaves no empty folders behind
+            folder = Path(self.path(""))
+            while True:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+                if folder == created:
+                    break
+                folder = folder.parent
 
     def read_json(self, rel: str) -> Any:
         return json.loads(self.read_bytes(rel))

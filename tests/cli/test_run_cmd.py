@@ -131,6 +131,7 @@ def test_run_end_to_end_then_rerun_in_parallel(where, tmp_path):
     assert all(a in result.stdout for a in ALGORITHMS)
     assert "training in parallel" in result.stdout
     assert "champion:" in result.stdout
+    assert "HTML report: `readmit report --datamart" in " ".join(result.stdout.split())  # where the page comes from
     assert len(Storage(str(tmp_path / "datamart")).list_partitions("gold/feature_store")) == 120
     for algorithm in ALGORITHMS:
         versions = [f for f in registry_files(tmp_path)
@@ -157,3 +158,29 @@ def test_parallel_by_default_only_when_every_search_gets_its_own_cores(monkeypat
                                             "hyperparameter_tuning": {"n_jobs": n_jobs}}})
     settings = Settings(config=cfg, config_uri=None, raw_path=None, datamart_uri="d", registry_uri="r")
     assert default_parallel(settings) is expected
+
+
+def test_version_is_the_packages():
+    import tomllib
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert result.stdout == f"readmit {pyproject['project']['version']}\n"
+
+
+@pytest.mark.slow
+def test_run_demo_needs_no_download_and_says_it_is_synthetic(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("READMIT_RAW", "READMIT_CONFIG", "READMIT_DATAMART_URI", "READMIT_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    result = runner.invoke(app, ["run", "--demo"])
+    assert result.exit_code == 0, result.output
+    assert "demo: 20,000 SYNTHETIC encounters (no download; not the UCI data)" in " ".join(result.stderr.split())
+    out = " ".join(result.stdout.split())
+    assert "champion: PROMOTED" in out and "demo done: the figures above come from synthetic data" in out
+    report = tmp_path / "readmit-demo" / "registry" / "reports" / "readmit_report_latest.html"
+    assert f"HTML report: {report}" in out and report.stat().st_size > 10_000
+    refused = runner.invoke(app, ["run", "--demo", "--raw", "x.csv"])
+    assert refused.exit_code == 2 and "--demo brings its own data and config" in refused.stderr
+

@@ -86,8 +86,8 @@ def test_predict_without_gold_names_the_month_and_the_command(uci_models_copy):
 def test_predict_on_spark_from_the_command_line(uci_models_copy, spark_session):
     args = _args(uci_models_copy)
     runner.invoke(app, ["promote", *args])
-    result = runner.invoke(app, ["predict", "--month", "2008-01", "--engine", "pandas", *args])
-    assert result.exit_code == 2 and "unknown engine 'pandas'" in result.stderr
+    result = runner.invoke(app, ["predict", "--month", "2008-01", "--engine", "pandas", *args], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "'pandas' is not one of 'polars', 'duckdb', 'spark'" in result.stderr
     result = runner.invoke(app, ["predict", "--month", "2008-01", "--engine", "spark", *args])
     assert result.exit_code == 0, result.output
     assert "(scored by spark)" in result.stdout and "2008-01" in result.stdout

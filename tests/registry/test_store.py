@@ -289,3 +289,20 @@ def test_a_copied_registry_shows_and_loads_its_own_files(registry_uri):
     assert meta["paths"]["artifact"] == copy.location(f"{ALG}_v{saved['version']}.pkl")
     assert meta["paths"]["registry"] == copy.storage.uri_of("")
     assert copy.load(ALG)[0]["tag"] == 1
+
+
+def test_metadata_follows_the_seeds_contract_and_old_metadata_still_reads(tmp_path):
+    reg = Registry(str(tmp_path))
+    meta = reg.save(ALG, _model(1), {"tag": 1, "training_date": "2024-01-01T00:00:00"})
+    assert meta["model_name"] == ALG and meta["registered_model"] == "readmission"  # seed: "model_name": "xgboost"
+    # metadata written before issue 21: model_name held the registry's name, no registered_model
+    for name in (f"{ALG}_v{meta['version']}_metadata.json", f"{ALG}_latest_metadata.json"):
+        path = tmp_path / "models" / "readmission" / name
+        old = json.loads(path.read_text())
+        old["model_name"] = "readmission"
+        del old["registered_model"]
+        path.write_text(json.dumps(old))
+    model, loaded = reg.load(ALG)
+    assert model["tag"] == 1
+    assert loaded["model_name"] == ALG and loaded["registered_model"] == "readmission"
+    assert reg.metadata(meta["version"])["registered_model"] == "readmission"

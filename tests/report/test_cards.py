@@ -71,3 +71,22 @@ def test_a_version_without_a_card_gets_one_on_first_show(trained, registry_copy)
 def test_card_of_an_unknown_version_is_an_input_error(registry_copy):
     result = runner.invoke(app, ["registry", "show", "19990101_000000", "--card", *_args(registry_copy)])
     assert result.exit_code == 2 and "readmit registry list" in result.stderr
+
+
+def test_a_card_says_what_the_metadata_says_about_tuning_and_imbalance(trained):
+    from readmit.report.cards import build_card, render_markdown
+
+    meta = json.loads(json.dumps(trained["metadata"][0]))
+    text = render_markdown(build_card(meta))
+    cv = meta["cv"]
+    assert f"{cv['n_iter']} candidates x {cv['folds']} {cv['strategy']} folds" in text
+    assert "scored by ROC-AUC" in text and "no class weights and no resampling" in text
+    assert "class weights inside each fit" not in text
+    meta["cv"] = {**cv, "method": "none", "scoring": "average_precision"}
+    meta["best_params"] = {**(meta["best_params"] or {}), "class_weight": "balanced"}
+    meta["threshold"] = {**meta["threshold"], "rule": "fixed", "value": 0.5, "chosen_on": "fixed"}
+    text = render_markdown(build_card(meta))
+    assert "no search: the algorithm's own hyperparameters" in text and "scored by PR-AUC" in text
+    assert "best cross-validated PR-AUC" in text and "ROC-AUC 0." not in text.split("## Tuning")[1].split("\n")[1]
+    assert 'class weights {"class_weight": "balanced"}' in text
+    assert "Threshold: 0.5000 (fixed by training_config.threshold)" in text

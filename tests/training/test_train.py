@@ -328,3 +328,18 @@ def test_real_uci_end_to_end_auc_is_honest(real_gold, write_config, tmp_path):
         assert calibration["brier"] < calibration["brier_baseline"], (m["algorithm"], calibration)
     comparison = compare_models(settings)
     assert comparison["recommended"]["test_auc_roc"] == max(t for t, _ in summary.values())  # chosen on test
+
+
+def test_the_reference_keys_no_tuning_and_a_fixed_threshold_are_honoured(make_settings):
+    # the reference project's "hyperparameter_tuning": false and "prediction_threshold": 0.3
+    settings = make_settings({"training_config": {"hyperparameter_tuning": False},
+                              "inference_config": {"prediction_threshold": 0.3}})
+    messages: list[str] = []
+    meta = train_algorithm(settings, "logistic_regression", progress=messages.append)
+    assert any("searching 1 candidate x 5 group folds" in m for m in messages)
+    assert meta["cv"]["method"] == "none" and len(meta["cv"]["candidates"]) == 1
+    assert meta["best_params"] == {} and meta["search_space"] == {}
+    assert meta["threshold"] == {**meta["threshold"], "value": 0.3, "rule": "fixed", "chosen_on": "fixed"}
+    assert meta["performance"]["oot"]["threshold"] == 0.3
+    # a window's description is a note: not part of the windows models are compared on
+    assert meta["temporal_splits"]["train"] == {"start_date": "1999-01-01", "end_date": "2005-12-31"}

@@ -17,7 +17,8 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -137,6 +138,52 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def month_flag(value: str | None) -> str | None:
+    """A month option's check (``--start``, ``--end``, ``--month``): YYYY-MM, or a usage error
+    that names the flag (exit 2)."""
+    from readmit.pipeline import check_month
+
+    if value is None:
+        return None
+    try:
+        return check_month(value)
+    except ReadmitError:
+        raise typer.BadParameter(f"{value!r} is not a month: write YYYY-MM, for example 2005-03") from None
+
+
+def hide_flag_types() -> None:
+    """Help without ``<bool>`` beside each flag (``--json``, ``--help``): a flag takes no value.
+
+    typer 0.29 prints every option's type, flags included, and has no setting for it; this
+    makes its help printer show no type for a boolean flag. Called once, where the app is built.
+    """
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_readmit", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_bool_flag", False) else shown(self, ctx)
+
+    display_type_rich._readmit = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+@contextmanager
+def progress_bars(*columns: Any, quiet: bool = False) -> Iterator[Any]:
+    """Rich progress lines on stderr (none when ``quiet``, e.g. with --json) that vanish when the
+    work fails: the error message is then the last thing on the screen, not a stale ``bronze 0/?``."""
+    from rich.progress import Progress
+
+    with Progress(*columns, console=err_console, transient=quiet, disable=quiet) as bar:
+        try:
+            yield bar
+        except BaseException:
+            bar.live.transient = True
+            raise
 
 
 def print_json(obj: Any) -> None:

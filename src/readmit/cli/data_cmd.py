@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -24,9 +23,10 @@ from readmit.cli.common import (
     JsonOpt,
     RawOpt,
     console,
-    err_console,
     handle_errors,
+    month_flag,
     print_json,
+    progress_bars,
 )
 from readmit.config import load_settings
 
@@ -36,7 +36,8 @@ data_app = typer.Typer(help="Get the raw data: the official UCI download or a sy
 @data_app.command("fetch")
 @handle_errors
 def fetch(
-    cache_dir: Annotated[Path | None, typer.Option(help="Where to keep the download (default: ~/.cache/readmit).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="Where to keep the download (default: $XDG_CACHE_HOME/readmit, else ~/.cache/readmit).")] = None,
     force: Annotated[bool, typer.Option(help="Download again even when a valid copy is cached.")] = False,
 ) -> None:
     """Download the official UCI zip, check it is the expected data, and cache it."""
@@ -62,7 +63,7 @@ def synth(
 @handle_errors
 def check(
     file: Annotated[str, typer.Argument(help="The extract to check: a CSV or zip (local or s3://).")],
-    diagnosis_codes: Annotated[str | None, typer.Option(
+    diagnosis_codes: Annotated[Literal["auto", "icd9", "icd10"] | None, typer.Option(
         help="icd9, icd10 or auto (default: data_config.diagnosis_codes).")] = None,
     require_labels: Annotated[bool | None, typer.Option(
         "--require-labels/--allow-unlabelled",
@@ -125,9 +126,9 @@ def _summary_table(results) -> Table:
 
 
 def medallion(
-    layer: Annotated[str, typer.Option(help="bronze, silver, gold or all.")] = "all",
-    start: Annotated[str | None, typer.Option(help="First month to build, YYYY-MM (default: all).")] = None,
-    end: Annotated[str | None, typer.Option(help="Last month to build, YYYY-MM (default: all).")] = None,
+    layer: Annotated[Literal["bronze", "silver", "gold", "all"], typer.Option(help="The layer to build.")] = "all",
+    start: Annotated[str | None, typer.Option(callback=month_flag, help="First month to build, YYYY-MM (default: all).")] = None,
+    end: Annotated[str | None, typer.Option(callback=month_flag, help="Last month to build, YYYY-MM (default: all).")] = None,
     quarantine: Annotated[bool | None, typer.Option(
         "--quarantine/--no-quarantine",
         help="Set bad raw rows aside with their reason (under rejected/) instead of refusing the file.")] = None,
@@ -135,9 +136,9 @@ def medallion(
         "--cascade/--no-cascade",
         help="Rebuild the later gold months whose patient history came from silver months that changed "
         "(a backfill); --no-cascade refuses (exit 2) instead of leaving them stale.")] = True,
-    engine: Annotated[str | None, typer.Option(
-        help="Engine for silver and gold: polars, duckdb or spark (default: data_config.engine).")] = None,
-    diagnosis_codes: Annotated[str | None, typer.Option(
+    engine: Annotated[Literal["polars", "duckdb", "spark"] | None, typer.Option(
+        help="Engine for silver and gold (default: data_config.engine).")] = None,
+    diagnosis_codes: Annotated[Literal["auto", "icd9", "icd10"] | None, typer.Option(
         help="The extract's diagnosis codes: icd9, icd10, or auto (decided from codes only one system has; "
         "default: data_config.diagnosis_codes).")] = None,
     require_labels: Annotated[bool | None, typer.Option(
@@ -153,13 +154,16 @@ def medallion(
     settings = load_settings(config, raw=raw, datamart=datamart)
     pipeline.preflight(settings, datamart=True)
     started = time.perf_counter()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=as_json, disable=as_json) as bar:
-        tasks: dict[str, int] = {}
+    with progress_bars(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), quiet=as_json) as bar:
+        tasks: dict[str, Any] = {}
 
         def progress(layer_name: str, event: str, month: str | None) -> None:
             if event == "start":
                 tasks[layer_name] = bar.add_task(f"{layer_name:6s}", total=None)
+            elif event == "done":  # the count is known now: "120/120", not "120/?"
+                task = next(t for t in bar.tasks if t.id == tasks[layer_name])
+                bar.update(task.id, total=max(task.completed, 1), completed=max(task.completed, 1))
             else:
                 bar.update(tasks[layer_name], advance=1, description=f"{layer_name:6s} {month}")
 

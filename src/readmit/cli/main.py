@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from readmit.cli.common import set_debug, show_warnings
+from readmit.cli.common import hide_flag_types, set_debug, show_warnings
 
 app = typer.Typer(
     name="readmit",
@@ -18,10 +18,21 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        import readmit  # the package itself: its __init__ holds only the version
+
+        typer.echo(f"readmit {readmit.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     debug: Annotated[bool, typer.Option(
         "--debug", help="Print the full traceback of an error (it always goes to a log file, named in the message).",
+    )] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print readmit's version and exit.",
     )] = False,
 ) -> None:
     """30-day readmission risk for diabetic patients: data, training, registry, orchestration."""
@@ -42,6 +53,7 @@ _AREAS = (
 
 for _module in _AREAS:
     importlib.import_module(_module).register(app)
+hide_flag_types()
 
 
 def main() -> None:

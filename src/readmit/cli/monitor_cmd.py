@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich import box
@@ -17,6 +17,7 @@ from readmit.cli.common import (
     RegistryOpt,
     console,
     handle_errors,
+    month_flag,
     print_json,
 )
 from readmit.config import load_settings
@@ -73,10 +74,11 @@ def monitoring_table(record: Any) -> Table:
 
 @handle_errors
 def monitor(
-    start: Annotated[str, typer.Option("--start", help="First month (YYYY-MM).")],
-    end: Annotated[str, typer.Option("--end", help="Last month (YYYY-MM).")],
+    start: Annotated[str, typer.Option("--start", callback=month_flag, help="First month (YYYY-MM).")],
+    end: Annotated[str, typer.Option("--end", callback=month_flag, help="Last month (YYYY-MM).")],
     as_of: AsOfOpt = None,
-    alias: Annotated[str, typer.Option("--alias", help="Monitor the model this alias points at.")] = "champion",
+    alias: Annotated[Literal["champion", "challenger"], typer.Option(
+        "--alias", help="Monitor the model this alias points at.")] = "champion",
     config: ConfigOpt = None,
     datamart: DatamartOpt = None,
     registry: RegistryOpt = None,
@@ -104,8 +106,8 @@ def monitor(
 
 @handle_errors
 def ab_report(
-    start: Annotated[str | None, typer.Option("--start", help="First month (YYYY-MM). Default: the first scored.")] = None,
-    end: Annotated[str | None, typer.Option("--end", help="Last month (YYYY-MM). Default: the last scored.")] = None,
+    start: Annotated[str | None, typer.Option("--start", callback=month_flag, help="First month (YYYY-MM). Default: the first scored.")] = None,
+    end: Annotated[str | None, typer.Option("--end", callback=month_flag, help="Last month (YYYY-MM). Default: the last scored.")] = None,
     as_of: AsOfOpt = None,
     config: ConfigOpt = None,
     datamart: DatamartOpt = None,

@@ -25,7 +25,9 @@ from readmit.cli.common import (
     console,
     err_console,
     handle_errors,
+    month_flag,
     print_json,
+    progress_bars,
 )
 from readmit.cli.training_cmd import comparison_table
 from readmit.config import load_settings
@@ -45,8 +47,8 @@ from readmit.pipeline import (
     summarize,
 )
 
-StartOpt = Annotated[str | None, typer.Option("--start", help="First month to build, YYYY-MM (default: all).")]
-EndOpt = Annotated[str | None, typer.Option("--end", help="Last month to build, YYYY-MM (default: all).")]
+StartOpt = Annotated[str | None, typer.Option("--start", callback=month_flag, help="First month to build, YYYY-MM (default: all).")]
+EndOpt = Annotated[str | None, typer.Option("--end", callback=month_flag, help="Last month to build, YYYY-MM (default: all).")]
 
 
 class _Bars(Observer):
@@ -69,6 +71,30 @@ class _Bars(Observer):
                         description=f"{outcome.step.id} {mark}")
 
 
+# ``readmit run --demo``: synthetic encounters (no download) and a search budget of minutes, not hours.
+DEMO_FOLDER = "readmit-demo"
+DEMO_ROWS = 20_000
+DEMO_CONFIG = {
+    "training_config": {"hyperparameter_tuning": {"n_iter": 2, "cv_folds": 3}, "bootstrap": {"resamples": 50}},
+}
+
+
+def prepare_demo(folder: str) -> tuple[str, str]:
+    """Write the demo's synthetic CSV and config into ``folder`` (once); return (raw, config) paths."""
+    import json
+    from pathlib import Path
+
+    from readmit.pipeline import write_synthetic
+
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    raw, config = root / "synthetic_diabetic_data.csv", root / "model_config.json"
+    if not raw.exists():
+        write_synthetic(raw, rows=DEMO_ROWS, seed=42)
+    config.write_text(json.dumps(DEMO_CONFIG, indent=2) + "\n")
+    return str(raw), str(config)
+
+
 @handle_errors
 def run(
     start: StartOpt = None,
@@ -82,15 +108,32 @@ def run(
     raw: RawOpt = None,
     datamart: DatamartOpt = None,
     registry: RegistryOpt = None,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help=f"No download: {DEMO_ROWS:,} synthetic encounters and a small search budget, all under "
+                       f"./{DEMO_FOLDER}/ (a few minutes); builds the report too. Not the UCI data's figures.",
+    )] = False,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Also write the HTML report (what `readmit report` does) and print where it is.",
+    )] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run everything: medallion -> gates -> train every algorithm -> compare -> promote. Safe to rerun."""
+    if demo:
+        if raw or config:
+            raise ReadmitInputError("--demo brings its own data and config",
+                                    fix="drop --raw/--config, or drop --demo to run on your data")
+        datamart = datamart or f"{DEMO_FOLDER}/datamart"
+        registry = registry or f"{DEMO_FOLDER}/registry"
+        raw, config = prepare_demo(DEMO_FOLDER)
+        if not as_json:
+            err_console.print(f"demo: {DEMO_ROWS:,} SYNTHETIC encounters (no download; not the UCI data) in {raw}, "
+                              f"small search budget ({config})", highlight=False, soft_wrap=True)
+        report = True
     settings = load_settings(config, raw=raw, datamart=datamart, registry=registry)
     preflight(settings, datamart=True, registry=True)
     parallel = default_parallel(settings) if parallel is None else parallel
     started = time.perf_counter()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err_console, transient=as_json, disable=as_json) as bar:
+    with progress_bars(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), quiet=as_json) as bar:
         outcomes = run_graphs(settings, params={"start_month": start, "end_month": end},
                               parallel=parallel, observer=_Bars(bar))
     elapsed = time.perf_counter() - started
@@ -122,6 +165,21 @@ def run(
         _report_gate(failed.step.id, failed.result)
         err_console.print("Nothing after this gate ran; the registry is unchanged.", highlight=False)
         raise typer.Exit(1)
+    locations = f"--datamart {settings.datamart_uri} --registry {settings.registry_uri}"
+    if report:
+        from readmit.pipeline import build_report
+
+        page = build_report(settings)
+        if as_json:
+            return
+        console.print(f"HTML report: {page['latest']}", highlight=False, soft_wrap=True)
+    elif not as_json:
+        console.print(f"HTML report: `readmit report {locations}` writes it under "
+                      f"{settings.registry_uri}/reports/ (or rerun with --report)", highlight=False, soft_wrap=True)
+    if demo and not as_json:
+        console.print(f"demo done: the figures above come from synthetic data. Next: `readmit predict {locations}`, "
+                      "or `readmit run --raw path/to/dataset_diabetes.zip` for the real data.",
+                      highlight=False, soft_wrap=True)
 
 
 def _report_gate(step_id: str, result: Any) -> None:

@@ -8,7 +8,7 @@ VERSION --as challenger`` names the challenger (no rules; an event records who a
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich import box
@@ -23,6 +23,7 @@ from readmit.cli.common import (
     console,
     err_console,
     handle_errors,
+    month_flag,
     print_json,
 )
 from readmit.cli.training_cmd import registry_app
@@ -113,6 +114,15 @@ def promote(
     else:
         _print_decision(decision)
     if decision["decision"] == "REJECTED":
+        champion = decision.get("champion")
+        cand = decision["candidate"]
+        err_console.print(
+            f"not promoted: {'the champion stays ' + _model(champion) if champion else 'there is still no champion'}. "
+            "Fix: improve the candidate (retrain, more data), A/B test it against the champion "
+            f"(readmit promote --candidate {cand['algorithm']}_v{cand['version']} --as challenger), or promote "
+            f"it anyway with a recorded reason: readmit promote --candidate {cand['algorithm']}_v{cand['version']} "
+            "--force --reason '...'",
+            highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -156,12 +166,13 @@ def _print_decision(decision: dict[str, Any]) -> None:
 
 @handle_errors
 def predict(
-    month: Annotated[str | None, typer.Option("--month", help="One month to score, YYYY-MM.")] = None,
-    start: Annotated[str | None, typer.Option("--start", help="First month to score, YYYY-MM.")] = None,
-    end: Annotated[str | None, typer.Option("--end", help="Last month to score, YYYY-MM.")] = None,
-    alias: Annotated[str | None, typer.Option("--alias", help="champion (default) or challenger.")] = None,
+    month: Annotated[str | None, typer.Option("--month", callback=month_flag, help="One month to score, YYYY-MM.")] = None,
+    start: Annotated[str | None, typer.Option("--start", callback=month_flag, help="First month to score, YYYY-MM.")] = None,
+    end: Annotated[str | None, typer.Option("--end", callback=month_flag, help="Last month to score, YYYY-MM.")] = None,
+    alias: Annotated[Literal["champion", "challenger"] | None, typer.Option(
+        "--alias", help="The alias whose model scores (default: champion).")] = None,
     model: Annotated[str | None, typer.Option("--model", help="A registry version instead of an alias.")] = None,
-    engine: Annotated[str | None, typer.Option(
+    engine: Annotated[Literal["polars", "duckdb", "spark"] | None, typer.Option(
         "--engine", help="spark: score on Spark's executors (the session from SPARK_REMOTE or data_config.spark); "
                          "polars or duckdb: here. Default: data_config.engine.")] = None,
     config: ConfigOpt = None,

@@ -163,7 +163,7 @@ FEATURES: tuple[Feature, ...] = (
     _categorical("race", "Race as recorded; Missing when not recorded.", lambda: nw.col("race").fill_null(MISSING)),
     _categorical("gender", "Female, Male or Missing (UCI Unknown/Invalid).",
                  lambda: nw.col("gender").fill_null(MISSING)),
-    _categorical("admission_type", "admission_type_id as a string code (see IDs_mapping.csv); Missing if absent.",
+    _categorical("admission_type", "admission_type_id as a string code (see `IDs_mapping.csv` inside the UCI zip); Missing if absent.",
                  lambda: _code("admission_type_id")),
     _categorical("discharge_disposition", "discharge_disposition_id as a string code; Missing if absent.",
                  lambda: _code("discharge_disposition_id")),

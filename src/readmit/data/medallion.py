@@ -15,7 +15,8 @@ from readmit.errors import ReadmitInputError
 from readmit.months import check_month_range
 from readmit.storage import Storage
 
-# progress(layer, event, value): event "start" (value = None) or "partition" (value = month).
+# progress(layer, event, value): event "start" (value = None), "partition" (value = month) or
+# "done" (value = None; every partition of the layer was reported).
 LayerProgress = Callable[[str, str, str | None], None]
 
 
@@ -96,4 +97,6 @@ def run_medallion(
             result = build_gold(storage, start_month=start_month, end_month=end_month,
                                 cascade=cascade, on_partition=on_partition, data_config=data_cfg)
         results.append(result)
+        if progress:
+            progress(layer, "done", None)
     return results

@@ -89,8 +89,9 @@ _BLOCK_BYTES = 1 << 20  # pyarrow parses 1 MiB blocks fastest; batches are regro
 _EPOCH = date(1970, 1, 1)
 LABELLED = "declared labelled (--require-labels / data_config.require_labels)"
 _QUARANTINE_FIX = (
-    "correct the value(s) in the file, or rerun with --quarantine to load the good rows and set "
-    "the bad ones aside under rejected/"
+    "correct the value(s) in the file, or load the good rows and set the bad ones aside under "
+    "rejected/: `readmit medallion --quarantine`, or data_config.quarantine: true in the config "
+    "(for `readmit run` and Airflow)"
 )
 
 

@@ -163,8 +163,8 @@ def clean(bronze: pl.DataFrame, *, source: str = "bronze") -> tuple[pl.DataFrame
                 f"column {col} has value(s) outside the allowed range {allowed_range(col)}: "
                 f"{sorted(bad.unique().to_list())[:5]}",
                 source=source,
-                fix="correct or remove those rows in the raw file and rerun bronze (with --quarantine "
-                "bronze sets them aside)",
+                fix="correct or remove those rows in the raw file and rerun bronze (`readmit medallion "
+                "--quarantine`, or data_config.quarantine: true, sets them aside)",
             )
     standard, canonical, fill = _polars_cleaning()
     canon = with_columns(with_columns(bronze, _standard_exprs(), standard), _canonical_exprs(), canonical).drop(

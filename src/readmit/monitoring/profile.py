@@ -201,6 +201,7 @@ def profile_for(model: Any, metadata: dict[str, Any], train: pl.DataFrame, *, bi
     profile = build_profile(train, predict_proba(model, train), numeric, categorical, bins=bins)
     return {
         "model_name": metadata.get("model_name"),
+        "registered_model": metadata.get("registered_model"),
         "algorithm": metadata.get("algorithm"),
         "version": metadata.get("version"),
         "created_at": datetime.now(UTC).isoformat(),
@@ -215,7 +216,8 @@ def _training_window(settings: Settings, metadata: dict[str, Any], data: Any = N
     from readmit.training.split import load_gold
 
     splits = metadata.get("temporal_splits")
-    if data is None or (splits and TemporalSplits.model_validate(splits) != settings.config.temporal_splits):
+    own = TemporalSplits.model_validate(splits).dates() if splits else None
+    if data is None or (own and own != settings.config.temporal_splits.dates()):
         if splits:
             config = settings.config.model_copy(update={"temporal_splits": TemporalSplits.model_validate(splits)})
             settings = replace(settings, config=config)

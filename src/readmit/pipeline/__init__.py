@@ -59,6 +59,7 @@ _LAYERS: dict[str, tuple[str, ...]] = {
     "readmit.monitoring.ab": ("ab_report",),
     "readmit.governance.promote": ("promote", "rollback", "name_challenger"),
     "readmit.report": ("build_report", "model_card"),
+    "readmit.months": ("check_month",),
 }
 LAYER_FUNCTIONS: dict[str, str] = {name: module for module, names in _LAYERS.items() for name in names}
 
@@ -70,6 +71,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from readmit.governance.promote import name_challenger, promote, rollback
     from readmit.monitoring.ab import ab_report
     from readmit.monitoring.monitor import run_monitoring
+    from readmit.months import check_month
     from readmit.registry import Registry
     from readmit.registry.aliases import alias_history, get_aliases
     from readmit.report import build_report, model_card
@@ -98,8 +100,8 @@ __all__ = [
     "default_parallel", "find_step", "get_graph", "graph_steps", "monitor_months", "preflight", "progress_callback",
     "retrain", "run_graphs", "run_step", "step_command", "summarize", "train", "train_algorithm",
     # LAYER_FUNCTIONS
-    "Registry", "ab_report", "alias_history", "build_report", "check_extract", "compare_models", "fetch_uci",
-    "get_aliases",
+    "Registry", "ab_report", "alias_history", "build_report", "check_extract", "check_month", "compare_models",
+    "fetch_uci", "get_aliases",
     "invalid_config_results", "model_card", "name_challenger", "predict", "promote", "resolve_layers", "rollback",
     "run_checks", "run_medallion", "run_monitoring", "write_synthetic",
 ]

@@ -179,12 +179,14 @@ TRAINING = Graph(
               'data_config.mixed_sources: "warn".'),
         Step(id="train", func="readmit.pipeline.register.train_algorithm", depends_on=("check_single_source",),
              per_algorithm=True, heavy=True,
-             doc="Tune {algorithm} (random search, cross-validated ROC-AUC on the training window), "
+             doc="Tune {algorithm} (hyperparameter_tuning: random search or none, cross-validated on "
+                 "the training window), "
                  "evaluate on the test and out-of-time windows, register model, metadata, model card "
                  "and the reference profile monitoring compares with."),
         Step(id="compare_models", func="readmit.training.compare.compare_models", depends_on=("train",),
              doc="Compare the latest registered model of every configured algorithm (highest "
-                 "out-of-time ROC-AUC wins) and write `models/<model_name>/latest_model_comparison.json` "
+                 "ROC-AUC on training_config.selection.window wins: test by default, out-of-time "
+                 "for the reference project's rule) and write `models/<model_name>/latest_model_comparison.json` "
                  "with the recommended one and the reason."),
         Step(id="promote", func="readmit.governance.promote.promote_step", depends_on=("compare_models",),
              doc="Score the recommended model and the champion afresh on governance_config's evaluation "

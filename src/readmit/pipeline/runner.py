@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from readmit.config import Settings
+from readmit.config import WARNED_ENV, Settings
 from readmit.errors import ReadmitError, ReadmitInputError
 from readmit.pipeline.graph import LOCAL_RUN, Step, call_step, get_graph, graph_steps, step_command, summarize
 
@@ -135,7 +135,9 @@ def _run_in_subprocess(step: Step, settings: Settings, params: dict[str, Any]) -
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", "from readmit.cli import main; main()", *step_command(step, params)],
-        env={**os.environ, **settings.env()}, capture_output=True, text=True, check=False,
+        # the config's warnings were printed by this process; the step's output is JSON alone
+        env={**os.environ, **settings.env(), WARNED_ENV: settings.config_uri or ""},
+        capture_output=True, text=True, check=False,
     )
     if done.returncode != 0:
         error = ReadmitInputError if done.returncode == 2 else ReadmitError

@@ -78,6 +78,20 @@ def _retrain_fix(algorithm: str) -> str:
     return f"retrain it (`readmit train --algorithm {algorithm}`) or restore the file from a backup"
 
 
+def read_metadata_contract(meta: dict[str, Any]) -> dict[str, Any]:
+    """Metadata as the current contract reads it, whenever it was written (in place; returns it).
+
+    Since issue 21 ``model_name`` is the algorithm (the seed's ``"model_name": "xgboost"``) and
+    the registry's model name is ``registered_model``; metadata written before had the registry's
+    name in ``model_name`` and no ``registered_model``. The file itself is never rewritten (its
+    signature covers it as written).
+    """
+    if "registered_model" not in meta:
+        meta["registered_model"] = meta.get("model_name")
+        meta["model_name"] = meta.get("algorithm")
+    return meta
+
+
 class Registry:
     """Save and load models under ``{uri}/models/{model_name}/`` (local folder or s3://).
 
@@ -185,7 +199,8 @@ class Registry:
     def save(self, algorithm: str, model: Any, metadata: dict[str, Any]) -> dict[str, Any]:
         """Store ``model`` as a new version of ``algorithm`` and make it the latest.
 
-        Returns the metadata written (``metadata`` plus model_name, algorithm, version, saved_at,
+        Returns the metadata written (``metadata`` plus model_name (the algorithm, as in the seed's
+        metadata), registered_model (the registry's model name), algorithm, version, saved_at,
         artifact {file, sha256, bytes} and, when a key is set, signature) with absolute ``paths``.
         """
         check_algorithm(algorithm, self.location_root())
@@ -196,7 +211,9 @@ class Registry:
         version = self._claim(algorithm, payload)
         meta = {k: v for k, v in metadata.items() if k not in ("paths", "signature")}
         meta.update({
-            "model_name": self.model_name,
+            # the seed's contract: model_name is the algorithm; the registry's name is registered_model
+            "model_name": algorithm,
+            "registered_model": self.model_name,
             "algorithm": algorithm,
             "version": version,
             "saved_at": datetime.now(UTC).isoformat(),
@@ -266,6 +283,7 @@ class Registry:
                 f"{algorithm} {version} its file name says",
                 source=source, fix=_retrain_fix(algorithm))
         meta["algorithm"] = algorithm
+        read_metadata_contract(meta)
         expected = artifact_name(algorithm, meta_version)
         if meta["artifact"]["file"] != expected:
             raise ArtifactError(

@@ -46,9 +46,35 @@ LIMITATIONS = (
 )
 
 UNCALIBRATED = (
-    "This version records no calibration: class weights in training push its scores above the true "
-    "risk, so read them as a ranking, not as probabilities (see the report's reliability diagram)."
+    "This version records no calibration: read its scores as a ranking, not as probabilities, until "
+    "the report's reliability diagram shows they match the observed rates."
 )
+# hyperparameter_tuning.scoring -> the metric's name in a card
+SCORER_NAMES = {"roc_auc": "ROC-AUC", "average_precision": "PR-AUC", "neg_brier_score": "Brier score (negated)",
+                "neg_log_loss": "log loss (negated)"}
+WEIGHT_PARAMS = ("class_weight", "scale_pos_weight")
+
+
+def tuning_text(meta: dict[str, Any]) -> dict[str, Any]:
+    """How the version was tuned, as its metadata says (never a fixed sentence)."""
+    cv = meta.get("cv") or {}
+    scoring = SCORER_NAMES.get(cv.get("scoring"), cv.get("scoring") or "ROC-AUC (older metadata)")
+    folds = f"{cv.get('folds', '?')} {cv.get('strategy', '?')} folds on the training window"
+    if cv.get("method") == "none":
+        method = f"no search: the algorithm's own hyperparameters, cross-validated over {folds}, scored by {scoring}"
+    else:
+        method = (f"{str(cv.get('method') or 'random_search').replace('_', ' ')}, {cv.get('n_iter', '?')} candidates "
+                  f"x {folds}, scored by {scoring}")
+    params = meta.get("best_params") or {}
+    weights = {k: v for k, v in params.items() if k in WEIGHT_PARAMS and v not in (None, 1, 1.0)}
+    return {
+        "method": method,
+        "scoring": scoring,
+        "cv_score": cv.get("best_mean_score", cv.get("best_mean_auc_roc")),
+        "best_params": meta.get("best_params"),
+        "class_imbalance": (f"class weights {json.dumps(weights)}, no resampling" if weights else
+                            "no class weights and no resampling (the decision threshold handles the prevalence)"),
+    }
 
 
 def card_names(algorithm: str, version: str) -> tuple[str, str]:
@@ -73,7 +99,7 @@ def build_card(meta: dict[str, Any], sources: list[dict[str, Any]] | None = None
     calibrated = any(isinstance((perf.get(w) or {}).get("calibration"), dict) for w in ("test", "oot"))
     return {
         "model": {
-            "name": meta.get("model_name"), "algorithm": meta.get("algorithm"), "version": meta.get("version"),
+            "name": meta.get("registered_model"), "algorithm": meta.get("algorithm"), "version": meta.get("version"),
             "trained_at": meta.get("training_date"), "artifact_sha256": (meta.get("artifact") or {}).get("sha256"),
             "git_revision": meta.get("git_revision"), "library_versions": meta.get("versions") or NOT_RECORDED,
         },
@@ -112,7 +138,7 @@ def build_card(meta: dict[str, Any], sources: list[dict[str, Any]] | None = None
                 "event_rate": (positives.get(w) / rows[w]) if rows.get(w) and positives.get(w) is not None else None}
             for w in WINDOWS
         },
-        "tuning": _tuning(meta),
+        "tuning": tuning_text(meta),
         "calibration_method": meta.get("calibration_method") or (meta.get("calibration") or {}).get("method")
         or NOT_RECORDED,
         "threshold": meta.get("threshold") or NOT_RECORDED,
@@ -133,17 +159,6 @@ def _performance(p: dict[str, Any]) -> dict[str, Any]:
         "calibration": p.get("calibration") or NOT_RECORDED,
         "at_threshold": {k: p.get(k) for k in ("precision", "recall", "predicted_positive_rate")},
         "unseen_patients": p.get("unseen_patients") or NOT_RECORDED,
-    }
-
-
-def _tuning(meta: dict[str, Any]) -> dict[str, Any]:
-    cv = meta.get("cv") or {}
-    return {
-        "method": f"random search, {cv.get('n_iter', '?')} candidates x {cv.get('folds', '?')} "
-                  f"{cv.get('strategy', '?')} folds on the training window, scored by ROC-AUC",
-        "cv_auc_roc": cv.get("best_mean_score", cv.get("best_mean_auc_roc")),
-        "best_params": meta.get("best_params"),
-        "class_imbalance": "class weights inside each fit, no resampling",
     }
 
 
@@ -211,11 +226,13 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += [
         "",
         "## Tuning and calibration",
-        f"- Tuning: {t['method']}; best cross-validated ROC-AUC {_f(t['cv_auc_roc'])}; class imbalance: "
+        f"- Tuning: {t['method']}; best cross-validated {t['scoring']} {_f(t['cv_score'])}; class imbalance: "
         f"{t['class_imbalance']}.",
         f"- Best parameters: `{json.dumps(t['best_params'])}`",
         f"- Calibration: {_f(card['calibration_method'])}.",
-        (f"- Threshold: {_f(thr.get('value'), 4)} ({thr.get('rule')}, chosen on {thr.get('chosen_on', 'test')})."
+        (f"- Threshold: {_f(thr.get('value'), 4)} ("
+         + ("fixed by training_config.threshold" if thr.get("chosen_on") == "fixed"
+            else f"{thr.get('rule')}, chosen on {thr.get('chosen_on', 'test')}") + ")."
          if isinstance(thr, dict) else f"- Threshold: {NOT_RECORDED}."),
         "",
         "## Discrimination and calibration",

@@ -162,8 +162,11 @@ def _candidates_summary(cv_results: dict[str, Any]) -> list[dict[str, Any]]:
 def make_searcher(pipe: Any, space: dict[str, Any], folds: list, tuning: HyperparameterTuning, seed: int,
                   jobs: int) -> Any:
     """The searcher ``hyperparameter_tuning.method`` names, scoring with ``hyperparameter_tuning.scoring``."""
-    from sklearn.model_selection import RandomizedSearchCV
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
+    if tuning.method == "none":  # no search: the pipeline's own hyperparameters, scored over the folds
+        return GridSearchCV(pipe, {}, scoring=tuning.scoring, cv=folds, n_jobs=jobs, refit=False,
+                            error_score="raise", pre_dispatch="2*n_jobs")
     searchers = {"random_search": RandomizedSearchCV}
     return searchers[tuning.method](
         pipe, space, n_iter=tuning.n_iter, scoring=tuning.scoring, cv=folds, n_jobs=jobs,
@@ -174,9 +177,10 @@ def make_searcher(pipe: Any, space: dict[str, Any], folds: list, tuning: Hyperpa
 def tune(pipe: Any, space: dict[str, Any], X: pl.DataFrame, y: np.ndarray, folds: list,
          tuning: HyperparameterTuning, seed: int, say: Progress) -> Tuned:
     """Search the space over the folds; the whole pipeline is refitted in every fold."""
-    jobs = max(1, min(resolve_n_jobs(tuning.n_jobs), tuning.n_iter * len(folds)))
+    candidates = 1 if tuning.method == "none" else tuning.n_iter
+    jobs = max(1, min(resolve_n_jobs(tuning.n_jobs), candidates * len(folds)))
     search = make_searcher(pipe, space, folds, tuning, seed, jobs)
-    say(f"searching {tuning.n_iter} candidates x {len(folds)} {tuning.cv_strategy} folds "
+    say(f"searching {candidates} candidate{'s' if candidates != 1 else ''} x {len(folds)} {tuning.cv_strategy} folds "
         f"on {X.height} rows ({jobs} parallel fits, scoring {tuning.scoring})")
     started = time.perf_counter()
     with _quiet():
@@ -188,7 +192,7 @@ def tune(pipe: Any, space: dict[str, Any], X: pl.DataFrame, y: np.ndarray, folds
         "strategy": tuning.cv_strategy,
         "folds": len(folds),
         "method": tuning.method,
-        "n_iter": tuning.n_iter,
+        "n_iter": candidates,
         "scoring": tuning.scoring,
         "best_mean_score": float(search.best_score_),
         "best_std_score": float(results["std_test_score"][best]),
@@ -246,7 +250,8 @@ def evaluate_model(model: Any, data: GoldData, tc: TrainingSection, seed: int) -
         frame = data.window(window)
         scored[window] = (frame, frame[LABEL].to_numpy().astype(int), predict_proba(model, frame))
     _, y_test, p_test = scored["test"]
-    threshold = choose_threshold(y_test, p_test, tc.threshold.rule, tc.threshold.target_recall)
+    threshold = (tc.threshold.value if tc.threshold.rule == "fixed"
+                 else choose_threshold(y_test, p_test, tc.threshold.rule, tc.threshold.target_recall))
     performance = {
         window: evaluate_window(frame, y, p, threshold, by_month=True, train_patients=train_patients,
                                 resamples=tc.bootstrap.resamples, level=tc.bootstrap.level, seed=seed)
@@ -269,11 +274,12 @@ def build_metadata(settings: Settings, algorithm: str, data: GoldData, tuned: Tu
     fs = data.spec
     counts = data.counts()
     return {
-        "model_name": cfg.model.model_name,
+        "model_name": algorithm,  # the seed's contract; the registry's name is registered_model
+        "registered_model": cfg.model.model_name,
         "algorithm": algorithm,
         "training_date": datetime.now(UTC).isoformat(),
         "temporal_window_mode": cfg.temporal_window_mode,
-        "temporal_splits": cfg.temporal_splits.model_dump(mode="json"),
+        "temporal_splits": cfg.temporal_splits.dates(),
         "label": {"target": cfg.model.target, "column": LABEL, "label_maturity_days": tc.label_maturity_days,
                   "exclude_death_hospice": tc.exclude_death_hospice},
         "features": {"numeric": list(fs.numeric), "categorical": list(fs.categorical)},
@@ -290,7 +296,7 @@ def build_metadata(settings: Settings, algorithm: str, data: GoldData, tuned: Tu
         "unlabelled_rows_dropped": data.unlabelled,
         "performance": performance,
         "threshold": {"value": threshold, "rule": tc.threshold.rule, "target_recall": tc.threshold.target_recall,
-                      "chosen_on": "test"},
+                      "chosen_on": "fixed" if tc.threshold.rule == "fixed" else "test"},
         "calibration": {"method": tc.calibration.method, "recent_months": tc.calibration.recent_months,
                         "fitted_on": "cross-fitted scores (grouped folds) of the last months of the training "
                         "window; the model itself is fitted on the whole training window"},
@@ -343,7 +349,8 @@ def fit_algorithm(
     cfg = settings.config
     tc = cfg.training_config
     seed = cfg.model.random_state
-    space = build_search_space(algorithm, tc.search_spaces.get(algorithm))
+    space = ({} if tc.hyperparameter_tuning.method == "none"
+             else build_search_space(algorithm, tc.search_spaces.get(algorithm)))
     if data is None:
         say("loading gold")
         data = load_gold(settings, progress=say)
