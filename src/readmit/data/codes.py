@@ -126,57 +126,85 @@ CODE_SYSTEMS: tuple[str, ...] = ("auto", ICD9, ICD10)  # --diagnosis-codes, data
 _NAMES = {ICD9: "ICD-9-CM", ICD10: "ICD-10-CM"}
 
 
-def _polars(expr: nw.Expr) -> pl.Expr:
-    namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
-    return expr._to_compliant_expr(namespace).native
+def _value_shapes(values: pl.Series) -> dict[str, list[str]]:
+    """The distinct codes of ``values`` by shape (missing codes left out)."""
+    frame = pl.DataFrame({"diag_1": values.unique()}).with_columns(diag_2=pl.lit(None, pl.String),
+                                                                 diag_3=pl.lit(None, pl.String))
+    shapes = shape_columns(frame).drop_nulls("_shape_diag_1")
+    return {s: shapes.filter(pl.col("_shape_diag_1") == s)["diag_1"].to_list() for s in SHAPES}
 
 
-def invalid_code_problems(system: str | None = None) -> list[tuple[pl.Expr, str, str]]:
-    """Polars (condition, column, reason) per diagnosis column: a code of neither system, or,
-    for a file of ``system`` (``icd9``/``icd10``), a code only the other system has."""
+def code_problems(chunk: pl.DataFrame, system: str | None = None) -> list[tuple[pl.Expr, str, str]]:
+    """Polars (condition, column, reason) for the diagnosis columns of an all-text ``chunk``: a
+    code of neither system, or, for a file of ``system`` (``icd9``/``icd10``), a code only the
+    other system has. Shapes are found on the chunk's distinct codes (a few thousand), not row by
+    row; a column without a bad code adds no condition."""
+    other = {ICD9: ICD10, ICD10: ICD9}.get(system or "")
     out = []
     for c in DIAGNOSIS_COLUMNS:
-        shape = code_shape(nw.col(c))
-        out.append((_polars(shape == INVALID).fill_null(False), c, INVALID_CODE_REASON))
-        if system in _NAMES:
-            other = ICD10 if system == ICD9 else ICD9
-            out.append((_polars(shape == other).fill_null(False), c,
-                        f"is an {_NAMES[other]} code in an {_NAMES[system]} extract"))
+        shapes = _value_shapes(chunk[c])
+        if shapes[INVALID]:
+            out.append((pl.col(c).is_in(shapes[INVALID]), c, INVALID_CODE_REASON))
+        if other and shapes[other]:
+            out.append((pl.col(c).is_in(shapes[other]), c, f"is an {_NAMES[other]} code in an {_NAMES[system]} extract"))
     return out
 
 
-def decide_system(chunks: Callable[[], Iterable[pl.DataFrame]], declared: str, source: str) -> str:
-    """The code system of a whole extract (``chunks()``: its diag columns as text, in file order,
-    read only for ``auto``).
+class SystemDecider:
+    """The code system of a whole extract, from its diagnosis columns fed chunk by chunk (text,
+    file order) with :meth:`add`; :meth:`result` decides.
 
-    ``icd9``/``icd10`` as declared; ``auto``: ICD-10 when a code only ICD-10 has is present, else
-    ICD-9 (a file of shared shapes only groups the same either way). A file holding codes only
-    ICD-9 has and codes only ICD-10 has is refused, naming rows of each.
+    ``icd9``/``icd10`` as declared (nothing is read); ``auto``: ICD-10 when a code only ICD-10 has
+    is present, else ICD-9 (a file of shared shapes only groups the same either way). A file
+    holding codes only ICD-9 has and codes only ICD-10 has is refused, naming rows of each.
     """
-    from readmit.errors import ReadmitInputError
 
-    if declared not in CODE_SYSTEMS:
-        raise ReadmitInputError(f"unknown diagnosis code system {declared!r}", fix=f"use one of: {', '.join(CODE_SYSTEMS)}")
-    if declared != "auto":
-        return declared
-    rows: dict[str, list[int]] = {ICD9: [], ICD10: []}
-    offset = 0
-    for chunk in chunks():
-        shapes = shape_columns(chunk.select(DIAGNOSIS_COLUMNS)).select(
-            *[pl.any_horizontal(pl.col(f"_shape_{c}") == s for c in DIAGNOSIS_COLUMNS).fill_null(False).alias(s)
-              for s in (ICD9, ICD10)]
-        ).with_row_index("row", offset=offset + 1)
-        for s in (ICD9, ICD10):
-            if len(rows[s]) < 3:
-                rows[s] += shapes.filter(pl.col(s))["row"].head(3 - len(rows[s])).to_list()
-        offset += chunk.height
-    if rows[ICD9] and rows[ICD10]:
-        raise ReadmitInputError(
-            f"the diagnosis codes mix two systems: ICD-9-CM only codes in data rows "
-            f"{', '.join(map(str, rows[ICD9]))}... and ICD-10-CM only codes in data rows "
-            f"{', '.join(map(str, rows[ICD10]))}...",
-            source=source,
-            fix="split the extract by code system, or declare the system "
-            "(`readmit medallion --diagnosis-codes icd9|icd10`) to refuse or quarantine the other one's rows",
-        )
-    return ICD10 if rows[ICD10] else ICD9
+    def __init__(self, declared: str, source: str):
+        from readmit.errors import ReadmitInputError
+
+        if declared not in CODE_SYSTEMS:
+            raise ReadmitInputError(f"unknown diagnosis code system {declared!r}",
+                                    fix=f"use one of: {', '.join(CODE_SYSTEMS)}")
+        self.declared, self.source = declared, source
+        self.rows: dict[str, list[int]] = {ICD9: [], ICD10: []}
+        self._offset = 0
+
+    @property
+    def reads(self) -> bool:
+        return self.declared == "auto"
+
+    def add(self, chunk: pl.DataFrame) -> None:
+        for system in (ICD9, ICD10):
+            if len(self.rows[system]) >= 3:
+                continue
+            codes = {v for c in DIAGNOSIS_COLUMNS for v in _value_shapes(chunk[c])[system]}
+            if codes:
+                hit = chunk.select(pl.any_horizontal(pl.col(c).is_in(sorted(codes)) for c in DIAGNOSIS_COLUMNS))
+                rows = hit.with_row_index("row", offset=self._offset + 1).filter(pl.col(hit.columns[0]))["row"]
+                self.rows[system] += rows.head(3 - len(self.rows[system])).to_list()
+        self._offset += chunk.height
+
+    def result(self) -> str:
+        from readmit.errors import ReadmitInputError
+
+        if not self.reads:
+            return self.declared
+        if self.rows[ICD9] and self.rows[ICD10]:
+            raise ReadmitInputError(
+                f"the diagnosis codes mix two systems: ICD-9-CM only codes in data rows "
+                f"{', '.join(map(str, self.rows[ICD9]))}... and ICD-10-CM only codes in data rows "
+                f"{', '.join(map(str, self.rows[ICD10]))}...",
+                source=self.source,
+                fix="split the extract by code system, or declare the system "
+                "(`readmit medallion --diagnosis-codes icd9|icd10`) to refuse or quarantine the other one's rows",
+            )
+        return ICD10 if self.rows[ICD10] else ICD9
+
+
+def decide_system(chunks: Callable[[], Iterable[pl.DataFrame]], declared: str, source: str) -> str:
+    """:class:`SystemDecider` over ``chunks()`` (read only for ``auto``)."""
+    decider = SystemDecider(declared, source)
+    if decider.reads:
+        for chunk in chunks():
+            decider.add(chunk)
+    return decider.result()

@@ -53,7 +53,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from readmit.data.codes import DIAGNOSIS_COLUMNS, decide_system, invalid_code_problems
+from readmit.data.codes import DIAGNOSIS_COLUMNS, SystemDecider, code_problems
 from readmit.data.contract import absent_optional, prepare_chunk
 from readmit.data.schema import (
     DOMAINS,
@@ -247,9 +247,9 @@ def open_raw(
             "(`readmit data check FILE` lists what else is wrong)",
         )
     snapshot_source = "input" if SNAPSHOT_COLUMN in header else derivation
-    ids = _scan_ids(path, header, batch_rows, source)
-    code_system = decide_system(lambda: _scan_text(path, header, list(DIAGNOSIS_COLUMNS), batch_rows, source),
-                                diagnosis_codes, source)
+    decider = SystemDecider(diagnosis_codes, source)
+    ids = _scan_ids(path, header, batch_rows, source, decider)
+    code_system = decider.result()
     if ids.len() == 0:
         raise ReadmitInputError(
             "the file has a header but no data rows",
@@ -516,20 +516,20 @@ def _csv_chunks(
             reader.close()
 
 
-def _scan_text(path: str, header: list[str], columns: list[str], batch_rows: int, source: str) -> Iterator[pl.DataFrame]:
-    """A pass over some columns of the file, as text chunks."""
-    with _native_csv(path) as stream, closing(_csv_chunks(stream, header, columns, batch_rows, source)) as chunks:
-        yield from chunks
-
-
-def _scan_ids(path: str, header: list[str], batch_rows: int, source: str) -> pl.Series:
-    """First pass: every row's ``encounter_id`` as Int64 (null when missing or not a number)."""
+def _scan_ids(path: str, header: list[str], batch_rows: int, source: str,
+              decider: SystemDecider | None = None) -> pl.Series:
+    """First pass: every row's ``encounter_id`` as Int64 (null when missing or not a number);
+    the diagnosis codes go to ``decider`` in the same pass when it decides from them."""
+    reads = decider is not None and decider.reads
+    columns = ["encounter_id", *DIAGNOSIS_COLUMNS] if reads else ["encounter_id"]
     parts: list[pl.Series] = []
     with _native_csv(path) as stream, closing(
-        _csv_chunks(stream, header, ["encounter_id"], batch_rows, source)
+        _csv_chunks(stream, header, columns, batch_rows, source)
     ) as chunks:
         for chunk in chunks:
-            parts.append(chunk.to_series().cast(pl.Int64, strict=False))
+            parts.append(chunk["encounter_id"].cast(pl.Int64, strict=False))
+            if reads:
+                decider.add(chunk)
     if not parts:
         return pl.Series("encounter_id", [], dtype=pl.Int64)
     return pl.concat(parts).rechunk()
@@ -613,7 +613,7 @@ def _row_problems(chunk: pl.DataFrame, snapshot_source: str, code_system: str | 
     )
     if require_labels:
         problems.append(_problem(readmitted.is_in(["", "?"]), f"readmitted is blank, but the extract is {LABELLED}"))
-    problems += [_problem(cond, f"{c}: '", pl.col(c), f"' {why}") for cond, c, why in invalid_code_problems(code_system)]
+    problems += [_problem(cond, f"{c}: '", pl.col(c), f"' {why}") for cond, c, why in code_problems(chunk, code_system)]
     if snapshot_source == "input":
         problems.append(
             _problem(pl.col("_snapshot").is_null(), f"{SNAPSHOT_COLUMN}: '",
