@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import zipfile
 from pathlib import Path
 
@@ -83,3 +84,17 @@ def test_a_missing_required_column_names_itself_and_the_contract(uci_lines, tmp_
     assert "missing required columns (2): num_procedures, diag_2" in message
     assert "weight" not in message.split("Fix:")[0]
     assert str(path) in message and "docs/input_contract.md" in message
+
+
+def test_a_snapshot_date_in_the_future_is_a_bad_row(uci_lines, tmp_path: Path) -> None:
+    today = dt.date.today()
+    lines = [[*uci_lines[0], "snapshot_date"]]
+    lines += [[*line, "2008-06-01"] for line in uci_lines[1:]]
+    lines[5][-1] = str(today)  # today is fine
+    lines[9][-1] = str(today + dt.timedelta(days=1))
+    path = write_csv(tmp_path / "dated.csv", lines)
+    with pytest.raises(ReadmitInputError, match=rf"1 bad row; the first is data row 9 .*snapshot_date: "
+                       rf"{today + dt.timedelta(days=1)} is in the future \(today is {today}\)") as err:
+        read_raw(str(path))
+    assert str(path) in str(err.value) and "Fix:" in str(err.value)
+    assert read_raw(str(path), quarantine=True).frame.height == 199

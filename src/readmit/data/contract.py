@@ -86,7 +86,7 @@ def render_input_contract() -> str:
         allowed = col.allowed.replace("|", "\\|")
         lines.append(f"| `{col.name}` | {col.dtype} | {'yes' if col.required else 'no'} | {allowed} | {col.when_absent} |")
     lines.append(
-        f"| `{SNAPSHOT_COLUMN}` | date | no | ISO date `YYYY-MM-DD` (a time after it is ignored) | "
+        f"| `{SNAPSHOT_COLUMN}` | date | no | ISO date `YYYY-MM-DD`, not after today (a time after it is ignored) | "
         "dates are derived from `data_config.date_derivation` (encounter order spread over its range) |"
     )
     return "\n".join(lines) + "\n"

@@ -619,6 +619,11 @@ def _row_problems(chunk: pl.DataFrame, snapshot_source: str, code_system: str | 
             _problem(pl.col("_snapshot").is_null(), f"{SNAPSHOT_COLUMN}: '",
                      pl.col(SNAPSHOT_COLUMN), "' is not an ISO date (YYYY-MM-DD)")
         )
+        today = date.today()  # an extract holds discharges that happened: a later date is an error
+        problems.append(
+            _problem(pl.col("_snapshot") > today, f"{SNAPSHOT_COLUMN}: ", pl.col("_snapshot").cast(pl.String),
+                     f" is in the future (today is {today})")
+        )
     return problems
 
 
