@@ -164,3 +164,38 @@ def test_a_declared_system_refuses_or_quarantines_the_other_systems_codes(uci_zi
     assert kept.frame.height == 49 and kept.rejected["_row"].to_list() == [7]
     with pytest.raises(ReadmitInputError, match="mix two systems"):
         read_raw(str(raw))  # auto: row 7 is ICD-10 only, the others ICD-9 only
+
+
+def test_a_per_row_system_column_lets_one_file_hold_both_systems(uci_zip: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(uci_zip) as zf, zf.open("dataset_diabetes/diabetic_data.csv") as fh:
+        lines = [next(fh).decode().rstrip("\r\n").split(",") for _ in range(41)]
+    diag = [lines[0].index(c) for c in ("diag_1", "diag_2", "diag_3")]
+    rows = [[*lines[0], "diag_code_system"]]
+    for n, line in enumerate(lines[1:], start=1):
+        if n <= 20:
+            rows.append([*line, "icd9"])
+        else:
+            rows.append([*[_to_icd10(v) if i in diag else v for i, v in enumerate(line)], "ICD10"])
+    raw = tmp_path / "both.csv"
+    raw.write_text("".join(",".join(r) + "\n" for r in rows))
+    both = read_raw(str(raw))
+    icd9_only = read_raw(str(write_rows(tmp_path / "icd9.csv", lines)))
+    assert both.frame.height == 40 and "diag_code_system" not in both.frame.columns
+    groups = nw.from_native(both.frame).select(
+        *[icd9_group(nw.col(c)).alias(c) for c in ("diag_1", "diag_2", "diag_3")]).to_native()
+    expected = nw.from_native(icd9_only.frame).select(
+        *[icd9_group(nw.col(c)).alias(c) for c in ("diag_1", "diag_2", "diag_3")]).to_native()
+    assert groups.equals(expected)
+    rows[3][diag[0]] = "I50.9"  # an ICD-10 code in a row that says icd9
+    rows[30][-1] = "icd11"
+    raw.write_text("".join(",".join(r) + "\n" for r in rows))
+    kept = read_raw(str(raw), quarantine=True)
+    assert kept.rejected["_row"].to_list() == [3, 30]
+    reasons = kept.rejected["_reason"].to_list()
+    assert "diag_1: 'I50.9' is an ICD-10-CM code in a row whose diag_code_system is icd9" in reasons[0]
+    assert "diag_code_system: 'icd11' is not one of icd9, icd10" in reasons[1]
+
+
+def write_rows(path: Path, rows: list[list[str]]) -> Path:
+    path.write_text("".join(",".join(r) + "\n" for r in rows))
+    return path

@@ -123,6 +123,9 @@ def shape_counts(frame: pl.DataFrame) -> dict[str, int]:
 
 INVALID_CODE_REASON = "is neither an ICD-9-CM nor an ICD-10-CM code"
 CODE_SYSTEMS: tuple[str, ...] = ("auto", ICD9, ICD10)  # --diagnosis-codes, data_config.diagnosis_codes
+# An optional raw column naming each row's system (icd9 / icd10): a file that has it may mix both.
+CODE_SYSTEM_COLUMN = "diag_code_system"
+PER_ROW = "per-row"  # the system an extract with CODE_SYSTEM_COLUMN is read in
 _NAMES = {ICD9: "ICD-9-CM", ICD10: "ICD-10-CM"}
 
 
@@ -141,12 +144,20 @@ def code_problems(chunk: pl.DataFrame, system: str | None = None) -> list[tuple[
     row; a column without a bad code adds no condition."""
     other = {ICD9: ICD10, ICD10: ICD9}.get(system or "")
     out = []
+    row_system = pl.col(CODE_SYSTEM_COLUMN).str.strip_chars().str.to_lowercase()
+    if system == PER_ROW:
+        out.append((~row_system.is_in([ICD9, ICD10]), CODE_SYSTEM_COLUMN, "is not one of icd9, icd10"))
     for c in DIAGNOSIS_COLUMNS:
         shapes = _value_shapes(chunk[c])
         if shapes[INVALID]:
             out.append((pl.col(c).is_in(shapes[INVALID]), c, INVALID_CODE_REASON))
         if other and shapes[other]:
             out.append((pl.col(c).is_in(shapes[other]), c, f"is an {_NAMES[other]} code in an {_NAMES[system]} extract"))
+        if system == PER_ROW:
+            for mine, theirs in ((ICD9, ICD10), (ICD10, ICD9)):
+                if shapes[theirs]:
+                    out.append(((row_system == mine) & pl.col(c).is_in(shapes[theirs]), c,
+                                f"is an {_NAMES[theirs]} code in a row whose {CODE_SYSTEM_COLUMN} is {mine}"))
     return out
 
 
@@ -156,16 +167,18 @@ class SystemDecider:
 
     ``icd9``/``icd10`` as declared (nothing is read); ``auto``: ICD-10 when a code only ICD-10 has
     is present, else ICD-9 (a file of shared shapes only groups the same either way). A file
-    holding codes only ICD-9 has and codes only ICD-10 has is refused, naming rows of each.
+    holding codes only ICD-9 has and codes only ICD-10 has is refused, naming rows of each, unless
+    it has a :data:`CODE_SYSTEM_COLUMN` (``per_row``): each row's codes then follow its own system.
     """
 
-    def __init__(self, declared: str, source: str):
+    def __init__(self, declared: str, source: str, per_row: bool = False):
         from readmit.errors import ReadmitInputError
 
         if declared not in CODE_SYSTEMS:
             raise ReadmitInputError(f"unknown diagnosis code system {declared!r}",
                                     fix=f"use one of: {', '.join(CODE_SYSTEMS)}")
-        self.declared, self.source = declared, source
+        # a per-row system column decides, row by row: nothing to decide for the file
+        self.declared, self.source = (PER_ROW if per_row else declared), source
         self.rows: dict[str, list[int]] = {ICD9: [], ICD10: []}
         self._offset = 0
 
@@ -188,7 +201,7 @@ class SystemDecider:
         from readmit.errors import ReadmitInputError
 
         if not self.reads:
-            return self.declared
+            return self.declared  # icd9, icd10 or per-row
         if self.rows[ICD9] and self.rows[ICD10]:
             raise ReadmitInputError(
                 f"the diagnosis codes mix two systems: ICD-9-CM only codes in data rows "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from readmit.data.codes import ICD9_PATTERN, ICD10_PATTERN
+from readmit.data.codes import CODE_SYSTEM_COLUMN, ICD9_PATTERN, ICD10_PATTERN
 from readmit.data.schema import (
     AGES,
     DOMAINS,
@@ -88,6 +88,10 @@ def render_input_contract() -> str:
     lines.append(
         f"| `{SNAPSHOT_COLUMN}` | date | no | ISO date `YYYY-MM-DD`, not after today (a time after it is ignored) | "
         "dates are derived from `data_config.date_derivation` (encounter order spread over its range) |"
+    )
+    lines.append(
+        f"| `{CODE_SYSTEM_COLUMN}` | string | no | `icd9` or `icd10` (any case): the row's diagnosis code system, "
+        "so one file may hold both | the file's system is declared or decided (`--diagnosis-codes`) |"
     )
     return "\n".join(lines) + "\n"
 

@@ -53,7 +53,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from readmit.data.codes import DIAGNOSIS_COLUMNS, SystemDecider, code_problems
+from readmit.data.codes import CODE_SYSTEM_COLUMN, DIAGNOSIS_COLUMNS, PER_ROW, SystemDecider, code_problems
 from readmit.data.contract import absent_optional, prepare_chunk
 from readmit.data.schema import (
     DOMAINS,
@@ -129,7 +129,7 @@ class RawReader:
     end: date
     quarantine: bool
     batch_rows: int
-    code_system: str  # the extract's diagnosis code system: icd9 or icd10 (readmit.data.codes)
+    code_system: str  # the diagnosis code system: icd9, icd10, or per-row (a diag_code_system column)
     require_labels: bool  # declared labelled: a blank readmitted is a bad row
     _days: pl.Series | None = field(repr=False)
     _duplicate: pl.Series = field(repr=False)
@@ -138,6 +138,7 @@ class RawReader:
     def text_columns(self) -> list[str]:
         """The columns kept from the file, in schema order (rejected rows carry these)."""
         extra = [SNAPSHOT_COLUMN] if self.snapshot_source == "input" else []
+        extra += [CODE_SYSTEM_COLUMN] if self.code_system == PER_ROW else []
         return list(RAW_SCHEMA) + extra
 
     def derived_days(self, rows: pl.Series) -> pl.Series:
@@ -247,7 +248,7 @@ def open_raw(
             "(`readmit data check FILE` lists what else is wrong)",
         )
     snapshot_source = "input" if SNAPSHOT_COLUMN in header else derivation
-    decider = SystemDecider(diagnosis_codes, source)
+    decider = SystemDecider(diagnosis_codes, source, per_row=CODE_SYSTEM_COLUMN in header)
     ids = _scan_ids(path, header, batch_rows, source, decider)
     code_system = decider.result()
     if ids.len() == 0:
