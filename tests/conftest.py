@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -31,18 +34,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_moto(port: int, log: Path) -> subprocess.Popen:
+    """moto's S3 server in a process of its own (its work runs beside the tests, not under their GIL)."""
+    with log.open("wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"the moto S3 server did not start on port {port}: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
-def s3_endpoint():
-    """A real S3 endpoint over HTTP: moto's threaded server on 127.0.0.1.
+def s3_endpoint(tmp_path_factory):
+    """A real S3 endpoint over HTTP: one moto server for the session, on 127.0.0.1.
 
     The standard AWS environment variables point at it for the whole session, so the code under
     test reaches it exactly as it would reach AWS or MinIO (s3fs / boto3, AWS_ENDPOINT_URL).
     """
-    from moto.server import ThreadedMotoServer
-
     port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = _start_moto(port, tmp_path_factory.mktemp("moto") / "moto.log")
     url = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in (
         "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
@@ -56,7 +73,11 @@ def s3_endpoint():
     try:
         yield url
     finally:
-        server.stop()
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -107,6 +128,35 @@ def uci_sample(uci_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# -- what makes a test slow ---------------------------------------------------------------------
+# A test that works on the whole real UCI file (through one of the fixtures below, directly or
+# through a fixture built on it), starts a Spark JVM or drives a browser is slow, whatever its
+# own marks say: the marker follows the fixture, so such a test cannot land in the fast loop by
+# forgetting `@pytest.mark.slow`. (``uci_zip`` alone is only a path: a test that reads a few lines
+# of the real file stays fast; one that reads all of it carries the mark itself.) Airflow
+# `dag.test()` runs and process pools carry the mark explicitly. `pytest -m "not slow"` is the
+# fast loop; CI runs everything.
+SLOW_FIXTURES: dict[str, str] = {
+    "uci_sample": "15% of the real data (and the medallion built on it)",
+    "served": "the real data through the medallion, two models and a year of predictions",
+    "uci_bronze": "all real encounters as bronze",
+    "uci_raw": "the whole real file read",
+    "uci_zip_current_layout": "the whole real file repacked",
+    "uci_encounters": "the whole real file read",
+    "real_gold": "the medallion on the whole real file",
+    "cyclic_features": "the medallion on the whole real file",
+    "spark_session": "a local Spark session (a JVM)",
+    "chromium": "a headless Chromium",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(name in SLOW_FIXTURES for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 # -- a skip is a failure -----------------------------------------------------------------------
 # Every test here runs everywhere (the data is in ../shared/data, S3 is a local moto server,
 # Airflow is in the [airflow] extra), so a skip can only hide a broken set-up: the session fails.
@@ -140,11 +190,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 # Synthetic gold tables and small-budget training configs, shared by the training, checks,
 # registry, comparison and CLI tests (fixtures: synthetic_gold, write_config, make_settings);
-# a trained and compared registry for the report and its CLI (fixtures: trained, registry_copy);
-# a model served on the real data with 2008 predictions, shared by the monitoring, CLI and
-# Airflow tests (fixtures: served, own_registry).
-# Real UCI gold with three trained models and no alias, for the serving, governance and inference
-# tests (fixtures: uci_models, uci_models_copy, uci_models_s3).
+# the small registry: synthetic gold with three models trained once and compared, no alias,
+# read-only, for the serving, governance, report, inference and CLI tests (fixtures:
+# small_models, small_models_copy, small_models_s3; the report's view: trained, registry_copy);
+# predictions written by the real scoring path, for the monitoring, CLI and Airflow tests: on the
+# small registry (fixtures: small_served, small_own_registry) and on the real data (fixtures:
+# served, own_registry).
 # A local Spark session and data_config per engine (fixtures: spark_session, engine_config).
-pytest_plugins = ("training.gold_fixtures", "report.report_fixtures", "monitoring.served_fixtures",
-                  "serving.model_fixtures", "data.spark_fixtures")
+pytest_plugins = ("training.gold_fixtures", "serving.model_fixtures", "report.report_fixtures",
+                  "monitoring.served_fixtures", "data.spark_fixtures")

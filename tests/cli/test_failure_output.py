@@ -89,12 +89,12 @@ def test_run_on_a_failed_gate_stops_there_and_says_why(readmit, tmp_path, synthe
     assert not (tmp_path / "reg" / "models").exists()
 
 
-def test_promote_of_a_rejected_candidate_prints_the_rules(readmit, uci_models_copy, tmp_path):
-    base = json.loads(Path(uci_models_copy.config).read_text())
+def test_promote_of_a_rejected_candidate_prints_the_rules(readmit, small_models_copy, tmp_path):
+    base = json.loads(Path(small_models_copy.config).read_text())
     strict = tmp_path / "strict.json"
     strict.write_text(json.dumps({**base, "governance_config": {"min_auc_gain": 0.5}}))
-    args = ["--config", str(strict), "--datamart", uci_models_copy.datamart, "--registry", uci_models_copy.registry]
-    models = uci_models_copy.models()
+    args = ["--config", str(strict), "--datamart", small_models_copy.datamart, "--registry", small_models_copy.registry]
+    models = small_models_copy.models()
     assert readmit("promote", "--candidate", models["xgboost"], *args).returncode == 0
     out, err = a_plain_failure(readmit("promote", "--candidate", models["logistic_regression"], *args))
     assert "candidate vs champion, scored afresh" in out and "rules" in out

@@ -1,15 +1,14 @@
-"""``readmit monitor`` and ``readmit ab-report`` on the real data, locally and on S3 (moto server)."""
+"""``readmit monitor`` and ``readmit ab-report`` on the small registry's predictions, locally and on S3 (moto server)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from readmit.cli import app
 
-pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
@@ -17,9 +16,9 @@ def args(settings) -> list[str]:
     return ["--config", settings.config_uri, "--datamart", settings.datamart_uri, "--registry", settings.registry_uri]
 
 
-def test_monitor_prints_observed_and_estimated_months_and_the_decision(own_registry):
+def test_monitor_prints_observed_and_estimated_months_and_the_decision(small_own_registry):
     result = runner.invoke(app, ["monitor", "--start", "2008-01", "--end", "2008-12", "--as-of", "2008-10-15",
-                                 *args(own_registry)], env={"COLUMNS": "160"})
+                                 *args(small_own_registry)], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Monitoring logistic_regression" in out and "labels as of 2008-10-15" in out
@@ -28,26 +27,26 @@ def test_monitor_prints_observed_and_estimated_months_and_the_decision(own_regis
     assert "Decision: " in out and "Written to " in out
 
 
-def test_monitor_json_is_the_record(own_registry):
+def test_monitor_json_is_the_record(small_own_registry):
     result = runner.invoke(app, ["monitor", "--start", "2008-09", "--end", "2008-09", "--as-of", "2008-10-15",
-                                 "--json", *args(own_registry)])
+                                 "--json", *args(small_own_registry)])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert [m["labels"] for m in record["months"]] == ["immature"]
     assert record["decision"]["action"] in ("keep", "watch", "retrain")
 
 
-def test_monitor_without_predictions_or_with_a_bad_date_exits_2_saying_what_to_do(own_registry):
-    result = runner.invoke(app, ["monitor", "--start", "2007-01", "--end", "2007-03", *args(own_registry)])
+def test_monitor_without_predictions_or_with_a_bad_date_exits_2_saying_what_to_do(small_own_registry):
+    result = runner.invoke(app, ["monitor", "--start", "2007-01", "--end", "2007-03", *args(small_own_registry)])
     assert result.exit_code == 2
     assert "no predictions for 2007-01..2007-03" in result.stderr and "readmit predict" in result.stderr
     result = runner.invoke(app, ["monitor", "--start", "2008-01", "--end", "2008-02", "--as-of", "15/10/2008",
-                                 *args(own_registry)])
+                                 *args(small_own_registry)])
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.stderr
 
 
-def test_ab_report_prints_both_arms_the_intervals_and_a_verdict(own_registry):
-    result = runner.invoke(app, ["ab-report", "--as-of", "2008-10-15", *args(own_registry)], env={"COLUMNS": "160"})
+def test_ab_report_prints_both_arms_the_intervals_and_a_verdict(small_own_registry):
+    result = runner.invoke(app, ["ab-report", "--as-of", "2008-10-15", *args(small_own_registry)], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "mature months 2008-01..2008-08" in out
@@ -56,13 +55,16 @@ def test_ab_report_prints_both_arms_the_intervals_and_a_verdict(own_registry):
 
 
 def test_monitor_and_ab_report_on_s3(served, s3_uri):
+    """The real data (slow): the champion has no profile yet, so monitoring backfills it on S3."""
     import s3fs
+
+    from serving.model_fixtures import upload
 
     fs = s3fs.S3FileSystem()
     bucket = s3_uri[len("s3://"):]
-    for table in ("gold/feature_store", "gold/label_store", "gold/model_predictions"):
-        fs.put(f"{served.settings.datamart_uri}/{table}", f"{bucket}/datamart/{table}", recursive=True)
-    fs.put(f"{served.settings.registry_uri}/models", f"{bucket}/registry/models", recursive=True)
+    for table in ("gold/feature_store", "gold/label_store", "gold/model_predictions"):  # one bulk put each
+        upload(Path(served.settings.datamart_uri) / table, f"{bucket}/datamart/{table}")
+    upload(Path(served.settings.registry_uri) / "models", f"{bucket}/registry/models")
     remote = ["--config", served.settings.config_uri, "--datamart", f"{s3_uri}/datamart",
               "--registry", f"{s3_uri}/registry"]
     result = runner.invoke(app, ["monitor", "--start", "2008-07", "--end", "2008-10", "--as-of", "2008-10-15",

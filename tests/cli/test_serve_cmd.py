@@ -1,4 +1,4 @@
-"""``readmit promote | predict | registry aliases | registry history`` on the real UCI sample."""
+"""``readmit promote | predict | registry aliases | registry history`` on the small registry (synthetic gold, three models)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ runner = CliRunner()
 ALGORITHMS = ("logistic_regression", "xgboost", "random_forest")
 
 
-def _args(uci_models) -> list[str]:
-    return ["--config", uci_models.config, "--datamart", uci_models.datamart, "--registry", uci_models.registry]
+def _args(small_models) -> list[str]:
+    return ["--config", small_models.config, "--datamart", small_models.datamart, "--registry", small_models.registry]
 
 
-def test_promote_then_predict_then_aliases_and_history(uci_models_copy):
-    args = _args(uci_models_copy)
+def test_promote_then_predict_then_aliases_and_history(small_models_copy):
+    args = _args(small_models_copy)
     result = runner.invoke(app, ["predict", "--month", "2008-01", *args])
     assert result.exit_code == 2
     assert "no champion model yet" in result.stderr and "readmit promote" in result.stderr
@@ -32,7 +32,7 @@ def test_promote_then_predict_then_aliases_and_history(uci_models_copy):
     result = runner.invoke(app, ["predict", "--start", "2008-01", "--end", "2008-02", *args])
     assert result.exit_code == 0, result.output
     assert "2008-01" in result.stdout and "2008-02" in result.stdout and "mean risk" in result.stdout
-    assert Storage(uci_models_copy.datamart).list_partitions(PREDICTIONS) == ["2008-01", "2008-02"]
+    assert Storage(small_models_copy.datamart).list_partitions(PREDICTIONS) == ["2008-01", "2008-02"]
 
     result = runner.invoke(app, ["predict", "--month", "2008-03", "--json", *args])
     assert result.exit_code == 0, result.output
@@ -49,12 +49,12 @@ def test_promote_then_predict_then_aliases_and_history(uci_models_copy):
     assert "promotion" in result.stdout and "champion" in result.stdout
 
 
-def test_a_rejected_candidate_exits_1_and_force_needs_a_reason(uci_models_copy, tmp_path):
+def test_a_rejected_candidate_exits_1_and_force_needs_a_reason(small_models_copy, tmp_path):
     config = tmp_path / "strict.json"
-    base = json.loads(open(uci_models_copy.config).read())
+    base = json.loads(open(small_models_copy.config).read())
     config.write_text(json.dumps({**base, "governance_config": {"min_auc_gain": 0.5}}))
-    args = ["--config", str(config), "--datamart", uci_models_copy.datamart, "--registry", uci_models_copy.registry]
-    models = uci_models_copy.models()
+    args = ["--config", str(config), "--datamart", small_models_copy.datamart, "--registry", small_models_copy.registry]
+    models = small_models_copy.models()
     assert runner.invoke(app, ["promote", "--candidate", models["xgboost"], *args]).exit_code == 0
     result = runner.invoke(app, ["promote", "--candidate", models["logistic_regression"], "--json", *args])
     assert result.exit_code == 1
@@ -71,8 +71,8 @@ def test_a_rejected_candidate_exits_1_and_force_needs_a_reason(uci_models_copy, 
     assert f"-> xgboost v{models['xgboost']}" in result.stdout
 
 
-def test_predict_without_gold_names_the_month_and_the_command(uci_models_copy):
-    args = _args(uci_models_copy)
+def test_predict_without_gold_names_the_month_and_the_command(small_models_copy):
+    args = _args(small_models_copy)
     runner.invoke(app, ["promote", *args])
     result = runner.invoke(app, ["predict", "--month", "2010-05", *args])
     assert result.exit_code == 2
@@ -83,25 +83,25 @@ def test_predict_without_gold_names_the_month_and_the_command(uci_models_copy):
 
 
 @pytest.mark.slow
-def test_predict_on_spark_from_the_command_line(uci_models_copy, spark_session):
-    args = _args(uci_models_copy)
+def test_predict_on_spark_from_the_command_line(small_models_copy, spark_session):
+    args = _args(small_models_copy)
     runner.invoke(app, ["promote", *args])
     result = runner.invoke(app, ["predict", "--month", "2008-01", "--engine", "pandas", *args], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "'pandas' is not one of 'polars', 'duckdb', 'spark'" in result.stderr
     result = runner.invoke(app, ["predict", "--month", "2008-01", "--engine", "spark", *args])
     assert result.exit_code == 0, result.output
     assert "(scored by spark)" in result.stdout and "2008-01" in result.stdout
-    assert Storage(uci_models_copy.datamart).list_partitions(PREDICTIONS) == ["2008-01"]
+    assert Storage(small_models_copy.datamart).list_partitions(PREDICTIONS) == ["2008-01"]
 
 
-def test_an_ab_test_starts_when_the_user_names_the_challenger(uci_models_copy, tmp_path):
+def test_an_ab_test_starts_when_the_user_names_the_challenger(small_models_copy, tmp_path):
     config = tmp_path / "ab.json"
-    base = json.loads(open(uci_models_copy.config).read())
+    base = json.loads(open(small_models_copy.config).read())
     config.write_text(json.dumps({**base, "inference_config": {"ab_test": {"enabled": True, "challenger_share": 0.5,
                                                                            "salt": "rf-vs-champion"}}}))
-    args = ["--config", str(config), "--datamart", uci_models_copy.datamart, "--registry", uci_models_copy.registry]
-    reg_args = ["--config", str(config), "--registry", uci_models_copy.registry]
-    models = uci_models_copy.models()
+    args = ["--config", str(config), "--datamart", small_models_copy.datamart, "--registry", small_models_copy.registry]
+    reg_args = ["--config", str(config), "--registry", small_models_copy.registry]
+    models = small_models_copy.models()
     assert runner.invoke(app, ["promote", *args]).exit_code == 0  # the rules choose the champion
     champion = json.loads(runner.invoke(app, ["registry", "aliases", "--json", *reg_args]).stdout)["champion"]
     other = next(a for a in ("random_forest", "logistic_regression") if a != champion["algorithm"])
@@ -151,7 +151,7 @@ def test_an_ab_test_starts_when_the_user_names_the_challenger(uci_models_copy, t
     assert [(m["arm"], m["algorithm"]) for m in summary["models"]] == [
         ("champion", champion["algorithm"]), ("challenger", other)]
     assert summary["ab_test"]["salt"] == "rf-vs-champion" and set(summary["arms"]) == {"champion", "challenger"}
-    frame = Storage(uci_models_copy.datamart).read_table(PREDICTIONS, ["2008-01"])
+    frame = Storage(small_models_copy.datamart).read_table(PREDICTIONS, ["2008-01"])
     assert sorted(frame["algorithm"].unique()) == sorted({champion["algorithm"], other})
 
     # Swapping the challenger while the test runs is allowed, and says what it does to the arms.

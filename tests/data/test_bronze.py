@@ -57,6 +57,7 @@ def stored_files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow  # the whole real file
 def test_full_uci_file_makes_120_monthly_partitions(uci_zip: Path, tmp_path: Path) -> None:
     storage = Storage(tmp_path)
     seen: list[str] = []

@@ -18,7 +18,9 @@ from readmit.data.silver import build_silver, clean
 from readmit.errors import ReadmitError, ReadmitInputError
 from readmit.storage import Storage
 
-OTHER_ENGINES = [e for e in ENGINES if e != "polars"]
+# Spark starts a JVM (tens of seconds): its cases are slow, DuckDB's and Polars' run in the fast loop.
+EVERY_ENGINE = [pytest.param(e, marks=pytest.mark.slow) if e == "spark" else e for e in ENGINES]
+OTHER_ENGINES = [e for e in EVERY_ENGINE if e != "polars"]
 
 
 def _gold(storage: Storage, months: list[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -213,7 +215,7 @@ def test_engines_refuse_bronze_of_another_type(bronze_rows, engine_config, tmp_p
     assert build_silver(storage).rows_out == 1  # Polars casts what casts
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", EVERY_ENGINE)
 def test_history_rule_on_every_engine(engine, bronze_rows, engine_config, tmp_path) -> None:
     """Dates that contradict the encounter order: the same counts on every engine."""
     jan = [dt.date(2001, 1, d) for d in (3, 3, 10, 1, 17, 31)]

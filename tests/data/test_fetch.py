@@ -43,7 +43,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def http_folder(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An HTTP server on 127.0.0.1 serving the folder it returns; yields (base URL, folder)."""
     folder = tmp_path / "www"
     folder.mkdir()
@@ -73,9 +73,9 @@ def test_uci_url_is_the_official_download() -> None:
 
 
 def test_downloads_verifies_and_caches(
-    served: tuple[str, Path], uci_zip: Path, tmp_path: Path
+    http_folder: tuple[str, Path], uci_zip: Path, tmp_path: Path
 ) -> None:
-    base, folder = served
+    base, folder = http_folder
     shutil.copy(uci_zip, folder / "uci.zip")
     cache = tmp_path / "cache"
     path = fetch_uci(cache, url=f"{base}/uci.zip")
@@ -90,8 +90,8 @@ def test_downloads_verifies_and_caches(
     assert [p.name for p in cache.iterdir()] == [CACHE_FILE]
 
 
-def test_a_flaky_server_is_retried(served: tuple[str, Path], uci_zip: Path, tmp_path: Path) -> None:
-    base, folder = served
+def test_a_flaky_server_is_retried(http_folder: tuple[str, Path], uci_zip: Path, tmp_path: Path) -> None:
+    base, folder = http_folder
     shutil.copy(uci_zip, folder / "uci.zip")
     _QuietHandler.failures_left = 1
     with pytest.raises(ReadmitInputError, match="HTTP 503"):
@@ -101,8 +101,8 @@ def test_a_flaky_server_is_retried(served: tuple[str, Path], uci_zip: Path, tmp_
     assert path.read_bytes() == uci_zip.read_bytes() and _QuietHandler.failures_left == 0
 
 
-def test_a_pinned_sha256_is_checked(served: tuple[str, Path], uci_zip: Path, tmp_path: Path) -> None:
-    base, folder = served
+def test_a_pinned_sha256_is_checked(http_folder: tuple[str, Path], uci_zip: Path, tmp_path: Path) -> None:
+    base, folder = http_folder
     shutil.copy(uci_zip, folder / "uci.zip")
     (known,) = KNOWN_SHA256
     assert fetch_uci(tmp_path / "ok", url=f"{base}/uci.zip", sha256=known).is_file()
@@ -113,16 +113,16 @@ def test_a_pinned_sha256_is_checked(served: tuple[str, Path], uci_zip: Path, tmp
 
 
 def test_current_layout_zip_passes_verification(
-    served: tuple[str, Path], uci_zip_current_layout: Path, tmp_path: Path
+    http_folder: tuple[str, Path], uci_zip_current_layout: Path, tmp_path: Path
 ) -> None:
-    base, folder = served
+    base, folder = http_folder
     shutil.copy(uci_zip_current_layout, folder / "new.zip")
     path = fetch_uci(tmp_path / "cache", url=f"{base}/new.zip")
     assert verify_uci_zip(path) is None
 
 
-def test_wrong_file_is_refused_and_not_cached(served: tuple[str, Path], tmp_path: Path) -> None:
-    base, folder = served
+def test_wrong_file_is_refused_and_not_cached(http_folder: tuple[str, Path], tmp_path: Path) -> None:
+    base, folder = http_folder
     (folder / "page.html").write_text("<html>maintenance</html>")
     cache = tmp_path / "cache"
     with pytest.raises(ReadmitInputError) as err:

@@ -89,6 +89,7 @@ def test_current_uci_layout_and_plain_csv_read_the_same(
     assert from_csv.frame.equals(uci_raw.frame)
 
 
+@pytest.mark.slow  # the whole real file
 def test_cyclic_derivation_repeats_daily_dates_in_file_order(uci_zip: Path) -> None:
     start, end = dt.date(2001, 1, 1), dt.date(2001, 1, 10)
     result = read_raw(str(uci_zip), derivation="cyclic", start=start, end=end)

@@ -1,4 +1,4 @@
-"""Promotion by written rules on the real UCI sample: decisions, challenger, force, rollback."""
+"""Promotion by written rules on the small registry (synthetic gold, three models): decisions, challenger, force, rollback."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ def _pointer(record):
     return None if record is None else (record["algorithm"], record["version"])
 
 
-def test_the_first_eligible_model_becomes_champion_and_the_decision_is_recorded(uci_models_copy):
-    settings = uci_models_copy.settings()
-    models = uci_models_copy.models()
+def test_the_first_eligible_model_becomes_champion_and_the_decision_is_recorded(small_models_copy):
+    settings = small_models_copy.settings()
+    models = small_models_copy.models()
     decision = promote(settings, candidate=models["xgboost"], by="tests")
     assert decision["decision"] == "PROMOTED" and decision["forced"] is False
     assert [r["rule"] for r in decision["rules"]] == ["floor_min_auc", "floor_no_leakage"]
@@ -45,10 +45,10 @@ def test_the_first_eligible_model_becomes_champion_and_the_decision_is_recorded(
     assert not rows["death_or_hospice"].any()
 
 
-def test_a_candidate_that_fails_a_rule_is_rejected_and_becomes_challenger(uci_models_copy, tmp_path):
+def test_a_candidate_that_fails_a_rule_is_rejected_and_becomes_challenger(small_models_copy, tmp_path):
     # min_auc_gain 0.5 cannot be met: the rejection names the rule with its value and limit
-    settings = uci_models_copy.settings({"governance_config": {"min_auc_gain": 0.5}}, tmp_path)
-    models = uci_models_copy.models()
+    settings = small_models_copy.settings({"governance_config": {"min_auc_gain": 0.5}}, tmp_path)
+    models = small_models_copy.models()
     promote(settings, candidate=models["xgboost"], by="tests")
     decision = promote(settings, candidate=models["logistic_regression"], by="tests")
     assert decision["decision"] == "REJECTED"
@@ -64,10 +64,10 @@ def test_a_candidate_that_fails_a_rule_is_rejected_and_becomes_challenger(uci_mo
     assert [d["decision"] for d in list_decisions(registry)] == ["PROMOTED", "REJECTED"]
 
 
-def test_subgroup_and_brier_rules_compare_the_same_rows(uci_models_copy, tmp_path):
-    settings = uci_models_copy.settings({"governance_config": {"min_auc_gain": 0.0, "brier_tolerance": 0.0,
+def test_subgroup_and_brier_rules_compare_the_same_rows(small_models_copy, tmp_path):
+    settings = small_models_copy.settings({"governance_config": {"min_auc_gain": 0.0, "brier_tolerance": 0.0,
                                                            "subgroup_auc_tolerance": 0.0}}, tmp_path)
-    models = uci_models_copy.models()
+    models = small_models_copy.models()
     promote(settings, candidate=models["xgboost"], by="tests")
     decision = promote(settings, candidate=models["random_forest"], by="tests")
     rules = {r["rule"]: r for r in decision["rules"]}
@@ -79,9 +79,9 @@ def test_subgroup_and_brier_rules_compare_the_same_rows(uci_models_copy, tmp_pat
     assert decision["decision"] == ("PROMOTED" if all(r["passed"] for r in decision["rules"]) else "REJECTED")
 
 
-def test_force_needs_a_reason_and_is_recorded_as_forced(uci_models_copy, tmp_path):
-    settings = uci_models_copy.settings({"governance_config": {"min_auc_gain": 0.5}}, tmp_path)
-    models = uci_models_copy.models()
+def test_force_needs_a_reason_and_is_recorded_as_forced(small_models_copy, tmp_path):
+    settings = small_models_copy.settings({"governance_config": {"min_auc_gain": 0.5}}, tmp_path)
+    models = small_models_copy.models()
     promote(settings, candidate=models["xgboost"], by="tests")
     with pytest.raises(ReadmitInputError, match="--force needs --reason"):
         promote(settings, candidate=models["logistic_regression"], force=True)
@@ -94,9 +94,9 @@ def test_force_needs_a_reason_and_is_recorded_as_forced(uci_models_copy, tmp_pat
     assert last["event"] == "promotion" and last["forced"] is True and last["by"] == "ana"
 
 
-def test_rollback_restores_the_previous_champion(uci_models_copy):
-    settings = uci_models_copy.settings()
-    models = uci_models_copy.models()
+def test_rollback_restores_the_previous_champion(small_models_copy):
+    settings = small_models_copy.settings()
+    models = small_models_copy.models()
     with pytest.raises(ArtifactError, match="no previous champion"):
         rollback(settings)
     promote(settings, candidate=models["xgboost"], by="tests")
@@ -111,23 +111,23 @@ def test_rollback_restores_the_previous_champion(uci_models_copy):
     assert alias_history(registry)[-1]["event"] == "rollback"
 
 
-def test_the_pipeline_step_promotes_the_recommended_model_and_never_forces(uci_models_copy, tmp_path):
-    settings = uci_models_copy.settings()
+def test_the_pipeline_step_promotes_the_recommended_model_and_never_forces(small_models_copy, tmp_path):
+    settings = small_models_copy.settings()
     recommended = Registry(settings.registry_uri).read_comparison()["recommended"]
     decision = promote_step(settings)
     assert decision["decision"] == "PROMOTED"
     assert (decision["candidate"]["algorithm"], decision["candidate"]["version"]) == (
         recommended["algorithm"], recommended["version"])
     assert promote_step(settings)["decision"] == "UNCHANGED"
-    strict = uci_models_copy.settings({"monitoring_config": {"min_auc": 0.99}}, tmp_path)
-    other = next(a for a in uci_models_copy.models() if a != recommended["algorithm"])
-    decision = promote(strict, candidate=uci_models_copy.models()[other], by="t")
+    strict = small_models_copy.settings({"monitoring_config": {"min_auc": 0.99}}, tmp_path)
+    other = next(a for a in small_models_copy.models() if a != recommended["algorithm"])
+    decision = promote(strict, candidate=small_models_copy.models()[other], by="t")
     assert decision["decision"] == "REJECTED" and not decision["forced"]
     assert {r["rule"]: r["passed"] for r in decision["rules"]}["floor_min_auc"] is False
 
 
-def test_the_latest_mature_months_window(uci_models_copy, tmp_path):
-    settings = uci_models_copy.settings({"governance_config": {"evaluation_window": {"latest_months": 3}},
+def test_the_latest_mature_months_window(small_models_copy, tmp_path):
+    settings = small_models_copy.settings({"governance_config": {"evaluation_window": {"latest_months": 3}},
                                      "training_config": {"label_maturity_days": 30}}, tmp_path)
     rows, window = evaluation_rows(settings, as_of=date(2008, 12, 31))
     assert window["months"] == ["2008-09", "2008-10", "2008-11"]  # December's labels are not mature yet
@@ -138,8 +138,8 @@ def test_the_latest_mature_months_window(uci_models_copy, tmp_path):
     assert np.isin(rows["label"].to_numpy(), [0, 1]).all()
 
 
-def test_promotion_on_s3(uci_models_s3):
-    settings = uci_models_s3.settings()
-    decision = promote(settings, candidate=uci_models_s3.models()["xgboost"], by="tests")
+def test_promotion_on_s3(small_models_s3):
+    settings = small_models_s3.settings()
+    decision = promote(settings, candidate=small_models_s3.models()["xgboost"], by="tests")
     assert decision["decision"] == "PROMOTED" and decision["path"].startswith("s3://")
     assert _pointer(get_alias(Registry(settings.registry_uri), "champion"))[0] == "xgboost"

@@ -1,34 +1,41 @@
-"""A served model on the real UCI data: gold, two calibrated models, aliases, 2008 predictions.
+"""Served models with a year of predictions written by the real scoring path (``readmit predict``).
 
-The predictions are written here by hand in ``readmit predict``'s schema
-(``gold/model_predictions``, one partition per month, real parquet through Storage), not by
-``readmit predict`` itself: a champion (logistic regression) and a challenger (XGBoost), both trained at a small
-budget by ``readmit.pipeline.train_algorithm``, which calibrates them inside the training window
-(the out-of-time year stays unseen), patients split into the two arms by a
-stable hash of ``patient_nbr``. Loaded for the whole suite through ``pytest_plugins`` in
-tests/conftest.py.
+Two deployments, both a champion (logistic regression) and a challenger (XGBoost) behind the
+aliases, their predictions for 2008-01..2008-11 written by :func:`readmit.serving.predict.predict`
+with an A/B test (half the patients each, by the stable hash of the serving contract), so the
+monitoring tests read exactly what production writes (``risk_band`` from the configured bands,
+reasons, arms) and a change in that output can fail them; 2008-12 is left unscored.
+
+- ``served``: the full UCI data through the medallion, the two models trained at a small budget
+  and registered by ``readmit.pipeline.train_algorithm`` (calibrated inside the training window;
+  their reference profiles removed, so monitoring backfills one). Slow (tests/conftest.py
+  SLOW_FIXTURES).
+- ``small_served``: a copy of the small registry (tests/serving/model_fixtures.py, synthetic
+  gold), for the fast loop.
+
+Both are shared per session: tests that write (records, profiles) take ``own_registry`` /
+``small_own_registry``, a private copy of the registry. Loaded for the whole suite through
+``pytest_plugins`` in tests/conftest.py.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import polars as pl
 import pytest
 
+from read_only import writable_copy
 from readmit.config import Settings, load_settings
-from readmit.data.layers import FEATURE_STORE, PREDICTIONS
-from readmit.storage import Storage
 
 OOT_MONTHS = [f"2008-{m:02d}" for m in range(1, 13)]
+AB_TEST = {"inference_config": {"ab_test": {"enabled": True, "challenger_share": 0.5}}}
 SMALL = {
     "training_config": {"hyperparameter_tuning": {"n_iter": 1, "cv_folds": 2, "n_jobs": 1},
                         "algorithms": ["logistic_regression", "xgboost"]},
+    **AB_TEST,
 }
 
 
@@ -37,80 +44,46 @@ class Served:
     settings: Settings
     champion: dict[str, Any]  # {"algorithm", "version"}
     challenger: dict[str, Any]
-    models: dict[str, Any]  # arm -> (model, metadata)
 
 
-def calibrate(settings: Settings, algorithm: str) -> tuple[Any, dict[str, Any]]:
-    """Train ``algorithm`` at a small budget and register it: training itself calibrates the
-    probabilities (cross-fitted inside the training window), as every served model is."""
-    from readmit.pipeline import train_algorithm
+def crown(settings: Settings, alias: str, algorithm: str, version: str) -> dict[str, Any]:
+    """Point ``alias`` at a registered version, through the registry's own alias functions."""
     from readmit.registry import Registry
+    from readmit.registry.aliases import set_alias
 
-    saved = train_algorithm(settings, algorithm)
-    model, _ = Registry(settings.registry_uri, settings.config.model.model_name).load(algorithm, saved["version"])
-    return model, saved
-
-
-def set_alias(settings: Settings, alias: str, saved: dict[str, Any]) -> None:
-    """The alias file of the serving contract (models/{name}/aliases/{alias}.json)."""
-    Storage(settings.registry_uri).write_json(
-        f"models/{settings.config.model.model_name}/aliases/{alias}.json",
-        {"alias": alias, "algorithm": saved["algorithm"], "version": saved["version"],
-         "set_at": datetime.now(UTC).isoformat(), "by": "tests", "reason": "monitoring tests"})
+    set_alias(Registry.for_settings(settings), alias, algorithm, version, reason="monitoring tests", by="tests")
+    return {"algorithm": algorithm, "version": version}
 
 
-def arm_of(patients: pl.Expr) -> pl.Expr:
-    """A stable 50/50 split of patients (the same patient always lands in the same arm)."""
-    return pl.when((patients * 2654435761) % 10000 < 5000).then(pl.lit("champion")).otherwise(pl.lit("challenger"))
+def write_predictions(settings: Settings, months: list[str]) -> None:
+    """``readmit predict --start .. --end ..``: the champion and, with the A/B test, the challenger score the months."""
+    from readmit.serving.predict import predict
+
+    predict(settings, months[0], months[-1])
 
 
-def write_predictions(settings: Settings, models: dict[str, tuple[Any, dict[str, Any]]], months: list[str],
-                      *, ab: bool = True) -> None:
-    """Score gold months as serving does and write gold/model_predictions partitions."""
-    from readmit.training import predict_proba
+def served_on(root: Path, raw: Path) -> Served:
+    """The real data through the medallion; LR and XGBoost registered (calibrated), crowned, scoring 2008.
 
-    storage = Storage(settings.datamart_uri)
-    for month in months:
-        gold = storage.read_partition(FEATURE_STORE, month).filter(~pl.col("death_or_hospice"))
-        gold = gold.with_columns(arm_of(pl.col("patient_nbr")).alias("arm") if ab else pl.lit("champion").alias("arm"))
-        parts = []
-        for arm, (model, meta) in models.items():
-            rows = gold.filter(pl.col("arm") == arm)
-            if rows.height == 0:
-                continue
-            risk = predict_proba(model, rows)
-            threshold = float((meta.get("threshold") or {}).get("value", 0.5))
-            parts.append(rows.select(
-                "encounter_id", "patient_nbr", "snapshot_date",
-                pl.Series("risk", risk, dtype=pl.Float64),
-                pl.Series("flag", risk >= threshold),
-                pl.Series("risk_band", np.where(risk >= 0.2, "high", np.where(risk >= 0.1, "medium", "low"))),
-                pl.lit([], dtype=pl.List(pl.String)).alias("top_reasons"),
-                pl.lit(meta["algorithm"]).alias("algorithm"),
-                pl.lit(meta["version"]).alias("version"),
-                pl.lit(arm).alias("alias"),
-                "arm",
-                pl.lit(datetime.now(UTC)).alias("scored_at"),
-            ))
-        storage.write_partition(PREDICTIONS, month, pl.concat(parts))
-
-
-def served_on(root: Path, raw: Path, *, registry: str | None = None, datamart: str | None = None) -> Served:
+    Their reference profiles are removed, as for versions registered before profiles existed:
+    monitoring must backfill one from gold on first use (the tests check that it does).
+    """
     from readmit.data.medallion import run_medallion
+    from readmit.pipeline import train_algorithm
 
     config = root / "config.json"
     config.write_text(json.dumps(SMALL))
-    settings = load_settings(str(config), raw=str(raw), datamart=datamart or str(root / "datamart"),
-                             registry=registry or str(root / "registry"))
+    settings = load_settings(str(config), raw=str(raw), datamart=str(root / "datamart"),
+                             registry=str(root / "registry"))
     run_medallion(settings)
-    champion = calibrate(settings, "logistic_regression")
-    challenger = calibrate(settings, "xgboost")
-    set_alias(settings, "champion", champion[1])
-    set_alias(settings, "challenger", challenger[1])
-    models = {"champion": champion, "challenger": challenger}
-    write_predictions(settings, models, OOT_MONTHS[:11])  # 2008-12 is left unscored
-    pick = lambda m: {"algorithm": m[1]["algorithm"], "version": m[1]["version"]}  # noqa: E731
-    return Served(settings, pick(champion), pick(challenger), models)
+    champion, challenger = (train_algorithm(settings, a) for a in ("logistic_regression", "xgboost"))
+    for saved in (champion, challenger):
+        (Path(settings.registry_uri) / "models" / settings.config.model.model_name
+         / f"{saved['algorithm']}_v{saved['version']}_profile.json").unlink()
+    served = Served(settings, crown(settings, "champion", champion["algorithm"], champion["version"]),
+                    crown(settings, "challenger", challenger["algorithm"], challenger["version"]))
+    write_predictions(settings, OOT_MONTHS[:11])  # 2008-12 is left unscored
+    return served
 
 
 @pytest.fixture(scope="session")
@@ -120,11 +93,28 @@ def served(uci_zip, tmp_path_factory) -> Served:
 
 
 @pytest.fixture
-def own_registry(served, tmp_path):
+def own_registry(served, tmp_path) -> Settings:
     """The served settings with a private copy of the registry (tests write records and profiles)."""
-    import shutil
-    from dataclasses import replace
+    return replace(served.settings, registry_uri=str(writable_copy(served.settings.registry_uri, tmp_path / "registry")))
 
-    target = tmp_path / "registry"
-    shutil.copytree(served.settings.registry_uri, target)
-    return replace(served.settings, registry_uri=str(target))
+
+@pytest.fixture(scope="session")
+def small_served(small_models, tmp_path_factory) -> Served:
+    """A copy of the small registry and its gold, LR the champion and XGBoost the challenger, scoring 2008-01..11."""
+    root = tmp_path_factory.mktemp("small_served")
+    writable_copy(Path(small_models.datamart) / "gold", root / "datamart" / "gold")
+    writable_copy(small_models.registry, root / "registry")
+    settings = replace(small_models.settings(AB_TEST, root), datamart_uri=str(root / "datamart"),
+                       registry_uri=str(root / "registry"))
+    models = small_models.models()
+    served = Served(settings, crown(settings, "champion", "logistic_regression", models["logistic_regression"]),
+                    crown(settings, "challenger", "xgboost", models["xgboost"]))
+    write_predictions(settings, OOT_MONTHS[:11])  # 2008-12 is left unscored
+    return served
+
+
+@pytest.fixture
+def small_own_registry(small_served, tmp_path) -> Settings:
+    """The small_served settings with a private copy of the registry."""
+    target = writable_copy(small_served.settings.registry_uri, tmp_path / "registry")
+    return replace(small_served.settings, registry_uri=str(target))

@@ -1,4 +1,5 @@
-"""A monitoring run on the full UCI data: record, late labels, estimated vs observed, profiles."""
+"""A monitoring run: record, late labels, estimated vs observed, profiles (on the full UCI data: slow),
+the challenger's arm and a range without predictions (on the small registry: fast)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from readmit.monitoring.performance import estimated_performance, observed_perfo
 from readmit.monitoring.record import MonitoringRecord
 from readmit.storage import Storage
 
-pytestmark = pytest.mark.slow
 OBSERVED = {"auc_roc", "pr_auc", "brier", "observed_expected", "slope"}
 
 
@@ -104,13 +104,13 @@ def test_estimated_auc_tracks_the_observed_auc_on_matured_months(served):
             assert abs(est - obs) <= 3 * se, (arm, month, est, obs, se)
 
 
-def test_monitoring_the_challenger_reads_only_its_arm(own_registry, served):
-    record = run_monitoring(own_registry, start_month="2008-03", end_month="2008-04", as_of=date(2009, 1, 1),
+def test_monitoring_the_challenger_reads_only_its_arm(small_own_registry, small_served):
+    record = run_monitoring(small_own_registry, start_month="2008-03", end_month="2008-04", as_of=date(2009, 1, 1),
                             alias="challenger")
-    assert record.model.model_dump() == {**served.challenger, "alias": "challenger"}
+    assert record.model.model_dump() == {**small_served.challenger, "alias": "challenger"}
     assert [m.labels for m in record.months] == ["mature", "mature"]
 
 
-def test_a_range_without_predictions_is_an_input_error_naming_the_command(own_registry):
+def test_a_range_without_predictions_is_an_input_error_naming_the_command(small_own_registry):
     with pytest.raises(ReadmitInputError, match=r"no predictions for 2007-01..2007-02[\s\S]*readmit predict --start 2007-01"):
-        run_monitoring(own_registry, start_month="2007-01", end_month="2007-02")
+        run_monitoring(small_own_registry, start_month="2007-01", end_month="2007-02")

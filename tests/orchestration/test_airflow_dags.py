@@ -285,6 +285,7 @@ def test_gate_failure_skips_training_and_compare_and_writes_nothing(local_env):
     assert not registry.exists() or not any(p.is_file() for p in registry.rglob("*"))
 
 
+@pytest.mark.slow  # dag.test()
 def test_a_bug_inside_a_gate_fails_its_task_instead_of_skipping(local_env, monkeypatch):
     """An unexpected exception in a gate (here a lower function returning the wrong type) is a
     failed task, and what follows is upstream_failed: nobody mistakes a bug for a data finding."""

@@ -1,4 +1,4 @@
-"""diab_inference, loaded and run by real Airflow on the real UCI sample."""
+"""diab_inference, loaded and run by real Airflow on the small registry (synthetic gold, three models)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ TASKS = ["check_champion", "check_inference_gold", "predict", "trigger_monitorin
 
 
 @pytest.fixture
-def env(monkeypatch, uci_models_copy):
-    """A local-mode deployment over a copy of the uci_models gold and registry (no champion yet)."""
-    for name, value in {"READMIT_CONFIG": uci_models_copy.config, "READMIT_DATAMART_URI": uci_models_copy.datamart,
-                        "READMIT_REGISTRY_URI": uci_models_copy.registry}.items():
+def env(monkeypatch, small_models_copy):
+    """A local-mode deployment over a copy of the small_models gold and registry (no champion yet)."""
+    for name, value in {"READMIT_CONFIG": small_models_copy.config, "READMIT_DATAMART_URI": small_models_copy.datamart,
+                        "READMIT_REGISTRY_URI": small_models_copy.registry}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("READMIT_EXECUTOR", raising=False)
-    return uci_models_copy
+    return small_models_copy
 
 
 def inference_dag():
@@ -39,8 +39,8 @@ def states(run) -> dict[str, str]:
     return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()}
 
 
-def crown(uci_models, algorithm="xgboost"):
-    set_alias(Registry(uci_models.registry), "champion", algorithm, uci_models.models()[algorithm], reason="t", by="tests")
+def crown(small_models, algorithm="xgboost"):
+    set_alias(Registry(small_models.registry), "champion", algorithm, small_models.models()[algorithm], reason="t", by="tests")
 
 
 def test_inference_dag_is_two_gates_then_predict_then_monitoring_monthly(env):
@@ -63,6 +63,7 @@ def test_inference_dag_is_two_gates_then_predict_then_monitoring_monthly(env):
                                                               "step_params": templated}
 
 
+@pytest.mark.slow  # dag.test()
 def test_without_a_champion_the_run_is_skipped_not_failed(env):
     run = inference_dag().test()
     assert states(run) == {"check_champion": "success", "check_inference_gold": "skipped", "predict": "skipped",
@@ -70,6 +71,7 @@ def test_without_a_champion_the_run_is_skipped_not_failed(env):
     assert Storage(env.datamart).list_partitions(PREDICTIONS) == []
 
 
+@pytest.mark.slow  # dag.test()
 def test_a_month_without_gold_skips_the_scoring(env):
     crown(env)
     run = inference_dag().test(run_conf={"start_month": "2011-01", "end_month": "2011-01"})
@@ -78,6 +80,7 @@ def test_a_month_without_gold_skips_the_scoring(env):
     assert Storage(env.datamart).list_partitions(PREDICTIONS) == []
 
 
+@pytest.mark.slow  # dag.test()
 def test_a_tampered_champion_fails_its_gate_and_nothing_is_scored(env):
     crown(env)
     registry = Registry(env.registry)

@@ -53,14 +53,14 @@ def test_the_dag_is_gate_monitor_gate_trigger_on_the_last_month_by_default(monke
 
 
 @pytest.fixture
-def served_env(served, own_registry, monkeypatch, tmp_path):
-    """Deploy the served 2008 predictions with a config whose monitoring_config is ``**monitoring``."""
-    from monitoring.served_fixtures import SMALL
+def served_env(small_served, small_own_registry, monkeypatch, tmp_path):
+    """Deploy the small registry's 2008 predictions with a config whose monitoring_config is ``**monitoring``."""
+    config = json.loads(Path(small_served.settings.config_uri).read_text())
 
     def make(**monitoring) -> Path:
-        deploy(monkeypatch, tmp_path, {**SMALL, "monitoring_config": monitoring}, served.settings.datamart_uri,
-               own_registry.registry_uri)
-        return Path(own_registry.registry_uri) / "monitoring" / "readmission"
+        deploy(monkeypatch, tmp_path, {**config, "monitoring_config": monitoring}, small_served.settings.datamart_uri,
+               small_own_registry.registry_uri)
+        return Path(small_own_registry.registry_uri) / "monitoring" / "readmission"
 
     return make
 

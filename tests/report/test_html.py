@@ -97,8 +97,20 @@ def _report(settings) -> tuple[dict, str, Page]:
     return result, text, Page(text)
 
 
-def test_report_on_a_registry_with_trained_models_only(registry_copy, trained):
-    result, text, page = _report(registry_copy)
+@pytest.fixture(scope="module")
+def first_report(trained, tmp_path_factory):
+    """(settings, result, text, page) of the report on a private copy of the trained registry,
+    rendered once: the tests that read it without changing anything share it (a render is seconds)."""
+    from read_only import writable_copy
+    from readmit.config import load_settings
+
+    target = writable_copy(trained["registry"], tmp_path_factory.mktemp("first_report") / "registry")
+    settings = load_settings(str(trained["config"]), datamart=str(trained["datamart"]), registry=str(target))
+    return (settings, *_report(settings))
+
+
+def test_report_on_a_registry_with_trained_models_only(first_report):
+    registry_copy, result, text, page = first_report
     # every section, in order, numbered, with its reading guide
     assert list(page.sections) == [sid for sid, _ in SECTIONS]
     for number, (sid, title) in enumerate(SECTIONS, start=1):
@@ -120,8 +132,8 @@ def test_report_on_a_registry_with_trained_models_only(registry_copy, trained):
     assert Path(result["path"]).parent == Path(registry_copy.registry_uri) / "reports"
 
 
-def test_model_table_numbers_are_the_metadata(registry_copy, trained):
-    _, _, page = _report(registry_copy)
+def test_model_table_numbers_are_the_metadata(first_report, trained):
+    _, _, _, page = first_report
     # a version is per algorithm (the reference's names): two algorithms may share a second
     metas = {(m["algorithm"], m["version"]): m for m in trained["metadata"]}
     seen = set()
@@ -141,8 +153,8 @@ def test_model_table_numbers_are_the_metadata(registry_copy, trained):
     assert seen == set(metas)
 
 
-def test_usefulness_and_fairness_match_the_champions_metadata(registry_copy, trained):
-    result, text, page = _report(registry_copy)
+def test_usefulness_and_fairness_match_the_champions_metadata(first_report, trained):
+    registry_copy, result, text, page = first_report
     comparison = json.loads((model_dir(registry_copy) / "latest_model_comparison.json").read_text())
     champion = next(m for m in trained["metadata"] if m["version"] == comparison["recommended"]["version"])
     assert result["champion"] == champion["algorithm"]
@@ -161,8 +173,8 @@ def test_usefulness_and_fairness_match_the_champions_metadata(registry_copy, tra
     assert "Too small to judge" in fairness  # the synthetic data has tiny race groups
 
 
-def test_no_external_url_anywhere(registry_copy):
-    _, text, page = _report(registry_copy)
+def test_no_external_url_anywhere(first_report):
+    _, _, text, page = first_report
     assert not re.search(r"https?://|ftp://|//[a-z0-9.-]+\.[a-z]{2,}/", text, re.I)
     assert all(u.startswith("#") for u in page.urls), [u for u in page.urls if not u.startswith("#")][:5]
     for forbidden in ("@import", "@font-face", "<script", "<link", "<iframe", "<img", "<object", "<embed"):
@@ -262,18 +274,14 @@ def test_report_before_anything_exists(tmp_path, write_config):
     assert page.plots == {}
 
 
+@pytest.mark.slow  # the report reads every gold partition over S3: ~1,100 round trips to moto
 def test_report_on_s3(trained, s3_uri):
     """Registry and datamart on S3 (moto server): the same report, written to S3."""
-    import fsspec
-
     from readmit.config import load_settings
+    from serving.model_fixtures import upload
 
-    s3 = Storage(s3_uri).fs
-    local = fsspec.filesystem("file")
     for name in ("registry", "datamart"):
-        for path in local.find(str(trained[name])):
-            rel = Path(path).relative_to(trained[name]).as_posix()
-            s3.put_file(path, f"{s3_uri.removeprefix('s3://')}/{name}/{rel}")
+        upload(trained[name], f"{s3_uri.removeprefix('s3://')}/{name}")  # one bulk put, not a file at a time
     settings = load_settings(str(trained["config"]), datamart=f"{s3_uri}/datamart", registry=f"{s3_uri}/registry")
     result = pipeline.build_report(settings)
     assert result["path"].startswith(f"{s3_uri}/registry/reports/readmit_report_")

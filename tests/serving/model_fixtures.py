@@ -1,31 +1,39 @@
-"""Real data, trained and ready to serve: gold from the UCI sample and a registry with 3 models.
+"""Trained and ready to serve: a small registry trained once per session, read-only, and copies.
 
 Loaded for the whole suite through ``pytest_plugins`` in tests/conftest.py (the serving,
-governance, CLI and Airflow tests share it). Built once per session: the medallion on the
-15% UCI sample, then logistic regression, XGBoost and random forest with a tiny search budget,
-then the comparison. No alias is set. Tests that change anything work on a copy
-(``uci_models_copy``).
+governance, report, monitoring, CLI and Airflow tests share it). Built once: synthetic gold
+(tests/training/gold_fixtures.py, 1999-2008), then logistic regression, XGBoost and random forest
+through ``pipeline.train`` (so each version has its profile and model card, as at registration)
+at the smallest budgets (1 candidate, 2 folds, the minimum bootstrap), then the comparison. No
+alias is set.
+
+``small_models`` is read-only on disk (tests/read_only.py: no write bits, and fingerprinted, so
+a test that writes into it fails the session even as root). Tests that change anything work on
+a copy (``small_models_copy``, ``small_models_s3``).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from read_only import shared_read_only, writable_copy
 from readmit import pipeline
 from readmit.config import Settings, load_settings
+from training.gold_fixtures import SMALL_BUDGET, synthetic_gold_frames, write_gold
 
+ALGORITHMS = ["logistic_regression", "xgboost", "random_forest"]
 TINY_SERVING_BUDGET: dict[str, Any] = {
     "training_config": {
-        "algorithms": ["logistic_regression", "xgboost", "random_forest"],
+        **SMALL_BUDGET["training_config"],
+        "algorithms": ALGORITHMS,
         "hyperparameter_tuning": {"n_iter": 1, "cv_folds": 2, "n_jobs": 1},
-        "min_train_partitions": 3,
+        "bootstrap": {"resamples": 20},  # the smallest the config allows
     },
 }
 
@@ -35,7 +43,8 @@ class Served:
     config: str
     datamart: str
     registry: str
-    raw: str
+    raw: str | None = None
+    metadata: list[dict[str, Any]] = field(default_factory=list, compare=False)  # as pipeline.train returned it
 
     def settings(self, extra: dict[str, Any] | None = None, tmp: Path | None = None) -> Settings:
         config = self.config
@@ -58,38 +67,49 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# -- the small registry -------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="session")
-def uci_models(uci_sample, tmp_path_factory) -> Served:
-    """Gold (UCI sample) + 3 registered models + a comparison. Do not modify: use uci_models_copy."""
-    root = tmp_path_factory.mktemp("uci_models")
+def small_models(tmp_path_factory) -> Served:
+    """Synthetic gold + 3 registered models + a comparison, read-only: use small_models_copy to change anything."""
+    root = tmp_path_factory.mktemp("small_models")
     config = root / "model_config.json"
     config.write_text(json.dumps(TINY_SERVING_BUDGET))
-    s = Served(str(config), str(root / "datamart"), str(root / "registry"), str(uci_sample))
+    datamart, registry = root / "datamart", root / "registry"
+    write_gold(str(datamart), *synthetic_gold_frames())
+    s = Served(str(config), str(datamart), str(registry))
     settings = s.settings()
-    pipeline.run_medallion(settings)
-    pipeline.train(settings)
+    metadata = pipeline.train(settings)
     pipeline.compare_models(settings)
-    return s
+    with shared_read_only(root, "small_models", "small_models_copy"):
+        yield Served(s.config, s.datamart, s.registry, metadata=metadata)
 
 
 @pytest.fixture
-def uci_models_copy(uci_models, tmp_path) -> Served:
-    """A private copy of the uci_models datamart (gold only) and registry."""
-    shutil.copytree(uci_models.datamart + "/gold", tmp_path / "datamart" / "gold")
-    shutil.copytree(uci_models.registry, tmp_path / "registry")
-    return Served(uci_models.config, str(tmp_path / "datamart"), str(tmp_path / "registry"), uci_models.raw)
+def small_models_copy(small_models, tmp_path) -> Served:
+    """A private, writable copy of the small_models datamart (gold) and registry."""
+    writable_copy(Path(small_models.datamart) / "gold", tmp_path / "datamart" / "gold")
+    writable_copy(small_models.registry, tmp_path / "registry")
+    return Served(small_models.config, str(tmp_path / "datamart"), str(tmp_path / "registry"),
+                  metadata=small_models.metadata)
 
 
-@pytest.fixture
-def uci_models_s3(uci_models, s3_uri) -> Served:
-    """The uci_models registry and the 2008 gold (feature and label stores) on the moto S3 server."""
+def upload(local: Path, remote: str, keep=lambda rel: True) -> int:
+    """Every file under ``local`` to ``remote`` (bucket/prefix) in one bulk put; returns the count."""
     import s3fs
 
-    fs = s3fs.S3FileSystem()
+    files = {f"{remote}/{p.relative_to(local).as_posix()}": p.read_bytes() for p in sorted(local.rglob("*"))
+             if p.is_file() and keep(p.relative_to(local).as_posix())}
+    s3fs.S3FileSystem().pipe(files)
+    return len(files)
+
+
+@pytest.fixture
+def small_models_s3(small_models, s3_uri) -> Served:
+    """The small_models registry and the 2008 gold (feature and label stores) on the moto S3 server."""
     base = s3_uri.removeprefix("s3://")
-    for local, remote in ((Path(uci_models.datamart) / "gold", f"{base}/datamart/gold"),
-                          (Path(uci_models.registry), f"{base}/registry")):
-        files = {f"{remote}/{p.relative_to(local).as_posix()}": p.read_bytes() for p in sorted(local.rglob("*"))
-                 if p.is_file() and ("snapshot_month=" not in str(p) or "snapshot_month=2008-" in str(p))}
-        fs.pipe(files)
-    return Served(uci_models.config, f"{s3_uri}/datamart", f"{s3_uri}/registry", uci_models.raw)
+    upload(Path(small_models.datamart) / "gold", f"{base}/datamart/gold",
+           lambda rel: "snapshot_month=" not in rel or "snapshot_month=2008-" in rel)
+    upload(Path(small_models.registry), f"{base}/registry")
+    return Served(small_models.config, f"{s3_uri}/datamart", f"{s3_uri}/registry", metadata=small_models.metadata)

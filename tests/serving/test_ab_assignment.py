@@ -48,17 +48,17 @@ def test_the_challenger_gets_its_share_of_patients():
     assert buckets("x", patients).max() < BUCKETS
 
 
-def _ab_settings(uci_models, tmp_path, **test):
-    settings = uci_models.settings({"inference_config": {"ab_test": {"enabled": True, **test}}}, tmp_path)
+def _ab_settings(small_models, tmp_path, **test):
+    settings = small_models.settings({"inference_config": {"ab_test": {"enabled": True, **test}}}, tmp_path)
     registry = Registry(settings.registry_uri)
-    models = uci_models.models()
+    models = small_models.models()
     set_alias(registry, "champion", "xgboost", models["xgboost"], reason="test", by="tests")
     set_alias(registry, "challenger", "logistic_regression", models["logistic_regression"], reason="test", by="tests")
     return settings
 
 
-def test_scoring_splits_patients_between_arms_and_a_patient_keeps_its_arm(uci_models_copy, tmp_path):
-    settings = _ab_settings(uci_models_copy, tmp_path, challenger_share=0.3, salt="trial-1")
+def test_scoring_splits_patients_between_arms_and_a_patient_keeps_its_arm(small_models_copy, tmp_path):
+    settings = _ab_settings(small_models_copy, tmp_path, challenger_share=0.3, salt="trial-1")
     result = predict(settings, "2008-01", "2008-06").as_dict()
     assert [m["arm"] for m in result["models"]] == ["champion", "challenger"]
     assert result["ab_test"]["salt"] == "trial-1" and result["ab_test"]["challenger_share"] == 0.3
@@ -75,21 +75,21 @@ def test_scoring_splits_patients_between_arms_and_a_patient_keeps_its_arm(uci_mo
     assert out["arm"].to_list() == expected.tolist()
 
 
-def test_changing_the_share_mid_test_is_refused_unless_the_salt_changes(uci_models_copy, tmp_path):
-    predict(_ab_settings(uci_models_copy, tmp_path, challenger_share=0.1, salt="trial-1"), "2008-01", "2008-01")
+def test_changing_the_share_mid_test_is_refused_unless_the_salt_changes(small_models_copy, tmp_path):
+    predict(_ab_settings(small_models_copy, tmp_path, challenger_share=0.1, salt="trial-1"), "2008-01", "2008-01")
     with pytest.raises(ReadmitInputError) as exc:
-        predict(_ab_settings(uci_models_copy, tmp_path, challenger_share=0.5, salt="trial-1"), "2008-02", "2008-02")
+        predict(_ab_settings(small_models_copy, tmp_path, challenger_share=0.5, salt="trial-1"), "2008-02", "2008-02")
     message = str(exc.value)
     assert "challenger_share changed from 0.1 to 0.5" in message and "salt" in message.split("Fix:")[1]
     assert "ab_test.json" in message
-    assert Storage(uci_models_copy.datamart).list_partitions(PREDICTIONS) == ["2008-01"]
-    result = predict(_ab_settings(uci_models_copy, tmp_path, challenger_share=0.5, salt="trial-2"), "2008-02", "2008-02")
+    assert Storage(small_models_copy.datamart).list_partitions(PREDICTIONS) == ["2008-01"]
+    result = predict(_ab_settings(small_models_copy, tmp_path, challenger_share=0.5, salt="trial-2"), "2008-02", "2008-02")
     assert result.ab_test["salt"] == "trial-2"
 
 
-def test_an_enabled_test_without_a_challenger_says_how_to_get_one(uci_models_copy, tmp_path):
-    settings = uci_models_copy.settings({"inference_config": {"ab_test": {"enabled": True}}}, tmp_path)
-    set_alias(Registry(settings.registry_uri), "champion", "xgboost", uci_models_copy.models()["xgboost"],
+def test_an_enabled_test_without_a_challenger_says_how_to_get_one(small_models_copy, tmp_path):
+    settings = small_models_copy.settings({"inference_config": {"ab_test": {"enabled": True}}}, tmp_path)
+    set_alias(Registry(settings.registry_uri), "champion", "xgboost", small_models_copy.models()["xgboost"],
               reason="test", by="tests")
     with pytest.raises(ArtifactError, match="no challenger") as exc:
         predict(settings, "2008-01", "2008-01")

@@ -1,4 +1,4 @@
-"""Batch inference on the real UCI sample: the predictions table, its contract, and bad input."""
+"""Batch inference on the small registry (synthetic gold, three models): the predictions table, its contract, and bad input."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ from readmit.training import predict_proba
 OOT = ("2008-01", "2008-03")
 
 
-def champion(uci_models, algorithm: str = "xgboost") -> dict:
-    settings = uci_models.settings()
+def champion(small_models, algorithm: str = "xgboost") -> dict:
+    settings = small_models.settings()
     registry = Registry(settings.registry_uri)
-    set_alias(registry, "champion", algorithm, uci_models.models()[algorithm], reason="test", by="tests")
+    set_alias(registry, "champion", algorithm, small_models.models()[algorithm], reason="test", by="tests")
     return settings
 
 
-def test_predictions_follow_the_contract_and_equal_the_model_scores(uci_models_copy):
-    settings = champion(uci_models_copy)
+def test_predictions_follow_the_contract_and_equal_the_model_scores(small_models_copy):
+    settings = champion(small_models_copy)
     result = predict(settings, *OOT).as_dict()
     storage = Storage(settings.datamart_uri)
     assert storage.list_partitions(PREDICTIONS) == ["2008-01", "2008-02", "2008-03"]
@@ -36,11 +36,11 @@ def test_predictions_follow_the_contract_and_equal_the_model_scores(uci_models_c
     assert out.schema["risk"] == pl.Float64 and out.schema["flag"] == pl.Boolean
     assert out.schema["top_reasons"] == pl.List(pl.String)
     assert set(out["arm"]) == {"champion"} and set(out["alias"]) == {"champion"}
-    assert set(out["algorithm"]) == {"xgboost"} and set(out["version"]) == {uci_models_copy.models()["xgboost"]}
+    assert set(out["algorithm"]) == {"xgboost"} and set(out["version"]) == {small_models_copy.models()["xgboost"]}
 
     # the stored risk is the registered model's probability for the same gold rows
     gold = storage.read_partition(FEATURE_STORE, "2008-02").filter(~pl.col("death_or_hospice"))
-    model, meta = Registry(settings.registry_uri).load("xgboost", uci_models_copy.models()["xgboost"])
+    model, meta = Registry(settings.registry_uri).load("xgboost", small_models_copy.models()["xgboost"])
     assert out["encounter_id"].to_list() == gold["encounter_id"].to_list()
     np.testing.assert_allclose(out["risk"].to_numpy(), predict_proba(model, gold), rtol=1e-6)
     assert (out["flag"] == (out["risk"] >= meta["threshold"]["value"])).all()
@@ -60,13 +60,13 @@ def test_predictions_follow_the_contract_and_equal_the_model_scores(uci_models_c
     assert result["scored"] == sum(m["scored"] for m in result["months"])
 
 
-def test_a_rerun_replaces_its_month_and_nothing_else(uci_models_copy):
-    settings = champion(uci_models_copy)
+def test_a_rerun_replaces_its_month_and_nothing_else(small_models_copy):
+    settings = champion(small_models_copy)
     predict(settings, *OOT)
     storage = Storage(settings.datamart_uri)
     before = {m: storage.read_partition(PREDICTIONS, m) for m in ("2008-01", "2008-03")}
     set_alias(Registry(settings.registry_uri), "champion", "logistic_regression",
-              uci_models_copy.models()["logistic_regression"], reason="test", by="tests")
+              small_models_copy.models()["logistic_regression"], reason="test", by="tests")
     predict(settings, "2008-02", "2008-02")
     assert set(storage.read_partition(PREDICTIONS, "2008-02")["algorithm"]) == {"logistic_regression"}
     for month, frame in before.items():
@@ -74,22 +74,22 @@ def test_a_rerun_replaces_its_month_and_nothing_else(uci_models_copy):
     assert storage.list_partitions(PREDICTIONS) == ["2008-01", "2008-02", "2008-03"]
 
 
-def test_reason_codes_per_algorithm(uci_models_copy):
-    settings = champion(uci_models_copy, "random_forest")
+def test_reason_codes_per_algorithm(small_models_copy):
+    settings = champion(small_models_copy, "random_forest")
     result = predict(settings, "2008-01", "2008-01").as_dict()
     out = Storage(settings.datamart_uri).read_partition(PREDICTIONS, "2008-01")
     assert out["top_reasons"].to_list() == [["unavailable"]] * out.height
     assert result["models"][0]["reasons"] == "unavailable"
 
     set_alias(Registry(settings.registry_uri), "champion", "logistic_regression",
-              uci_models_copy.models()["logistic_regression"], reason="test", by="tests")
+              small_models_copy.models()["logistic_regression"], reason="test", by="tests")
     predict(settings, "2008-01", "2008-01")
     out = Storage(settings.datamart_uri).read_partition(PREDICTIONS, "2008-01")
     assert out["top_reasons"].list.len().max() == 3
 
 
-def test_no_gold_for_a_month_names_it_and_the_command_that_builds_it(uci_models_copy):
-    settings = champion(uci_models_copy)
+def test_no_gold_for_a_month_names_it_and_the_command_that_builds_it(small_models_copy):
+    settings = champion(small_models_copy)
     with pytest.raises(ReadmitInputError) as exc:
         predict(settings, "2008-11", "2009-02")
     message = str(exc.value)
@@ -99,8 +99,8 @@ def test_no_gold_for_a_month_names_it_and_the_command_that_builds_it(uci_models_
     assert not Storage(settings.datamart_uri).list_partitions(PREDICTIONS)  # nothing half-done
 
 
-def test_feature_columns_or_types_that_do_not_match_are_named(uci_models_copy):
-    settings = champion(uci_models_copy)
+def test_feature_columns_or_types_that_do_not_match_are_named(small_models_copy):
+    settings = champion(small_models_copy)
     storage = Storage(settings.datamart_uri)
     gold = storage.read_partition(FEATURE_STORE, "2008-04")
     broken = gold.drop("number_inpatient").with_columns(pl.col("age_midpoint").cast(pl.String),
@@ -115,8 +115,8 @@ def test_feature_columns_or_types_that_do_not_match_are_named(uci_models_copy):
     assert "2008-04" not in storage.list_partitions(PREDICTIONS)
 
 
-def test_categories_never_seen_in_training_are_scored_and_counted(uci_models_copy):
-    settings = champion(uci_models_copy, "logistic_regression")
+def test_categories_never_seen_in_training_are_scored_and_counted(small_models_copy):
+    settings = champion(small_models_copy, "logistic_regression")
     storage = Storage(settings.datamart_uri)
     gold = storage.read_partition(FEATURE_STORE, "2008-05")
     alive = int((~gold["death_or_hospice"]).sum())
@@ -130,12 +130,12 @@ def test_categories_never_seen_in_training_are_scored_and_counted(uci_models_cop
     assert Storage(settings.datamart_uri).read_partition(PREDICTIONS, "2008-05")["risk"].is_not_nan().all()
 
 
-def test_scoring_by_version_and_without_a_champion(uci_models_copy):
-    settings = uci_models_copy.settings()
+def test_scoring_by_version_and_without_a_champion(small_models_copy):
+    settings = small_models_copy.settings()
     with pytest.raises(ArtifactError, match="no champion model yet") as exc:
         predict(settings, "2008-01", "2008-01")
     assert "readmit promote" in str(exc.value)
-    version = uci_models_copy.models()["logistic_regression"]
+    version = small_models_copy.models()["logistic_regression"]
     result = predict(settings, "2008-01", "2008-01", version=version).as_dict()
     assert result["models"] == [{"arm": "challenger", "alias": None, "algorithm": "logistic_regression",
                                  "version": version, "threshold": pytest.approx(result["models"][0]["threshold"]),
@@ -144,14 +144,14 @@ def test_scoring_by_version_and_without_a_champion(uci_models_copy):
     assert out["alias"].null_count() == out.height
 
 
-def test_the_default_month_is_the_latest_gold_month(uci_models_copy):
-    settings = champion(uci_models_copy)
+def test_the_default_month_is_the_latest_gold_month(small_models_copy):
+    settings = champion(small_models_copy)
     result = pipeline.predict(settings).as_dict()
     assert [m["month"] for m in result["months"]] == ["2008-12"]
 
 
-def test_predict_on_s3(uci_models_s3):
-    settings = champion(uci_models_s3)
+def test_predict_on_s3(small_models_s3):
+    settings = champion(small_models_s3)
     result = predict(settings, "2008-01", "2008-02").as_dict()
     storage = Storage(settings.datamart_uri)
     assert storage.list_partitions(PREDICTIONS) == ["2008-01", "2008-02"]

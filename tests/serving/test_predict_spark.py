@@ -24,13 +24,13 @@ def _read_all(storage: Storage) -> dict[str, pl.DataFrame]:
 
 
 @pytest.mark.slow
-def test_spark_scoring_equals_local_scoring_with_both_arms(uci_models_copy, tmp_path, spark_session):
+def test_spark_scoring_equals_local_scoring_with_both_arms(small_models_copy, tmp_path, spark_session):
     """Champion XGBoost and challenger logistic regression under an A/B test: every row, arm,
     risk (to 1e-9), flag, band and reason the same; the summaries the same."""
-    settings = uci_models_copy.settings({"inference_config": {"ab_test": {"enabled": True, "challenger_share": 0.3}},
+    settings = small_models_copy.settings({"inference_config": {"ab_test": {"enabled": True, "challenger_share": 0.3}},
                                          "data_config": {"engine": "spark"}}, tmp_path)
     registry = Registry(settings.registry_uri)
-    models = uci_models_copy.models()
+    models = small_models_copy.models()
     set_alias(registry, "champion", "xgboost", models["xgboost"], reason="test", by="tests")
     set_alias(registry, "challenger", "logistic_regression", models["logistic_regression"], reason="test", by="tests")
     storage = Storage(settings.datamart_uri)
@@ -60,7 +60,7 @@ def test_spark_scoring_equals_local_scoring_with_both_arms(uci_models_copy, tmp_
     assert not storage.exists("_scratch")  # Spark's intermediate result is gone
 
 
-def test_an_unknown_engine_is_refused_before_anything_is_read(uci_models_copy):
+def test_an_unknown_engine_is_refused_before_anything_is_read(small_models_copy):
     with pytest.raises(ReadmitInputError, match="unknown engine 'pandas'") as caught:
-        predict(uci_models_copy.settings(), "2008-01", "2008-01", engine="pandas")
+        predict(small_models_copy.settings(), "2008-01", "2008-01", engine="pandas")
     assert "polars, duckdb, spark" in caught.value.fix

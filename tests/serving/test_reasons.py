@@ -12,16 +12,16 @@ from readmit.storage import Storage
 from readmit.training import predict_proba
 
 
-def _load(uci_models, algorithm):
-    return Registry(uci_models.registry).load(algorithm, uci_models.models()[algorithm])[0]
+def _load(small_models, algorithm):
+    return Registry(small_models.registry).load(algorithm, small_models.models()[algorithm])[0]
 
 
-def _month(uci_models, month="2008-03"):
-    return Storage(uci_models.datamart).read_partition(FEATURE_STORE, month)
+def _month(small_models, month="2008-03"):
+    return Storage(small_models.datamart).read_partition(FEATURE_STORE, month)
 
 
-def test_xgboost_contributions_add_up_to_the_models_log_odds(uci_models):
-    model, frame = _load(uci_models, "xgboost"), _month(uci_models)
+def test_xgboost_contributions_add_up_to_the_models_log_odds(small_models):
+    model, frame = _load(small_models, "xgboost"), _month(small_models)
     values, names = contributions(model, frame)
     assert values.shape == (frame.height, len(names))
     import xgboost as xgb
@@ -36,8 +36,8 @@ def test_xgboost_contributions_add_up_to_the_models_log_odds(uci_models):
     np.testing.assert_allclose(values.sum(axis=1) + bias, margin, rtol=1e-4, atol=1e-4)
 
 
-def test_logistic_regression_contributions_explain_the_log_odds(uci_models):
-    model, frame = _load(uci_models, "logistic_regression"), _month(uci_models)
+def test_logistic_regression_contributions_explain_the_log_odds(small_models):
+    model, frame = _load(small_models, "logistic_regression"), _month(small_models)
     values, names = contributions(model, frame)
     log_odds = np.zeros(frame.height)
     for pipe in base_pipelines(model):  # one pipeline (older calibrated models: one per fold, averaged)
@@ -49,8 +49,8 @@ def test_logistic_regression_contributions_explain_the_log_odds(uci_models):
     assert np.ptp(offset) < 1e-6
 
 
-def test_top_reasons_are_the_largest_positive_contributions(uci_models):
-    model, frame = _load(uci_models, "xgboost"), _month(uci_models).head(300)
+def test_top_reasons_are_the_largest_positive_contributions(small_models):
+    model, frame = _load(small_models, "xgboost"), _month(small_models).head(300)
     values, names = contributions(model, frame)
     got = top_reasons(model, frame).to_list()
     for row, reasons in zip(values, got, strict=True):
@@ -69,16 +69,16 @@ class _Wrapped:
         return self.inner.predict_proba(frame)
 
 
-def test_reasons_are_found_inside_a_wrapped_model(uci_models):
-    model, frame = _load(uci_models, "xgboost"), _month(uci_models).head(50)
+def test_reasons_are_found_inside_a_wrapped_model(small_models):
+    model, frame = _load(small_models, "xgboost"), _month(small_models).head(50)
     wrapped = _Wrapped(model)
     assert base_pipelines(wrapped) == base_pipelines(model) and base_pipelines(model)
     assert top_reasons(wrapped, frame).to_list() == top_reasons(model, frame).to_list()
     np.testing.assert_allclose(predict_proba(wrapped, frame), predict_proba(model, frame))
 
 
-def test_random_forest_says_unavailable(uci_models):
-    model, frame = _load(uci_models, "random_forest"), _month(uci_models).head(20)
+def test_random_forest_says_unavailable(small_models):
+    model, frame = _load(small_models, "random_forest"), _month(small_models).head(20)
     assert contributions(model, frame) is None
     assert top_reasons(model, frame).to_list() == [["unavailable"]] * 20
     assert top_reasons(model, frame.clear()).dtype == pl.List(pl.String)

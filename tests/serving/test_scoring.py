@@ -17,24 +17,24 @@ from readmit.storage import Storage
 from readmit.training import fitted_pipelines, predict_proba
 
 
-def _load(uci_models, algorithm):
-    return Registry(uci_models.registry).load(algorithm, uci_models.models()[algorithm])[0]
+def _load(small_models, algorithm):
+    return Registry(small_models.registry).load(algorithm, small_models.models()[algorithm])[0]
 
 
-def _month(uci_models, month="2008-03"):
-    return Storage(uci_models.datamart).read_partition(FEATURE_STORE, month)
+def _month(small_models, month="2008-03"):
+    return Storage(small_models.datamart).read_partition(FEATURE_STORE, month)
 
 
 @pytest.fixture(scope="module")
-def shapes(uci_models):
+def shapes(small_models):
     """The trained model and the other shapes a served XGBoost model can take, fitted on the
     sample's training window: a sigmoid-calibrated one and the bare pipeline."""
     from readmit.training.calibration import CalibratedModel, fit_calibrator
     from readmit.training.split import LABEL, load_gold
 
-    trained = _load(uci_models, "xgboost")
+    trained = _load(small_models, "xgboost")
     (pipe,) = fitted_pipelines(trained)
-    data = load_gold(uci_models.settings(), fingerprints=False)
+    data = load_gold(small_models.settings(), fingerprints=False)
     train = data.window("train")
     X, y = train.select(data.spec.features), train[LABEL].to_numpy().astype(int)
     sigmoid = CalibratedModel(pipe, fit_calibrator(pipe.predict_proba(X)[:, 1], y, "sigmoid"), "sigmoid")
@@ -47,9 +47,9 @@ def _reference_reasons(model, frame):
 
 
 @pytest.mark.parametrize("shape", ["as_trained", "sigmoid", "bare_pipeline"])
-def test_one_pass_risk_is_predict_proba_and_reasons_are_the_straightforward_ones(uci_models, shapes, shape):
+def test_one_pass_risk_is_predict_proba_and_reasons_are_the_straightforward_ones(small_models, shapes, shape):
     model, pipelines = shapes[shape]
-    frame = _month(uci_models)
+    frame = _month(small_models)
     assert len(one_pass_parts(model)) == pipelines == len(fitted_pipelines(model))
 
     scorer = pickle.loads(pickle.dumps(Scorer(model)))  # Spark ships scorers to its executors
@@ -73,9 +73,9 @@ class _Wrapped:
 
 
 @pytest.mark.parametrize("which", ["logistic_regression", "random_forest", "wrapped_xgboost"])
-def test_other_models_are_scored_the_straightforward_way(uci_models, which):
-    frame = _month(uci_models).head(200)
-    model = _Wrapped(_load(uci_models, "xgboost")) if which == "wrapped_xgboost" else _load(uci_models, which)
+def test_other_models_are_scored_the_straightforward_way(small_models, which):
+    frame = _month(small_models).head(200)
+    model = _Wrapped(_load(small_models, "xgboost")) if which == "wrapped_xgboost" else _load(small_models, which)
     scorer = Scorer(model)
     risk, found = scorer.score(frame)
     assert scorer.method == "straightforward"
@@ -86,8 +86,8 @@ def test_other_models_are_scored_the_straightforward_way(uci_models, which):
 
 
 @pytest.mark.parametrize("shape", ["as_trained", "sigmoid"])
-def test_a_one_pass_shape_that_disagrees_with_predict_proba_is_dropped(uci_models, shapes, shape):
-    model, frame = shapes[shape][0], _month(uci_models)
+def test_a_one_pass_shape_that_disagrees_with_predict_proba_is_dropped(small_models, shapes, shape):
+    model, frame = shapes[shape][0], _month(small_models)
     scorer = Scorer(model)
     # calibrate the pipelines' probabilities twice: the one-pass risk is no longer the model's
     scorer.parts = [type(p)(p.pipeline, lambda proba, f=p.calibrate: f(f(proba))) for p in scorer.parts]

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from read_only import shared_read_only
 from readmit.config import load_settings
 from readmit.data import features as F
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
@@ -143,10 +144,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def synthetic_gold(tmp_path_factory) -> str:
-    """A local datamart with synthetic gold for 1999-01 .. 2008-12 (6,000 rows). Do not modify."""
-    uri = str(tmp_path_factory.mktemp("synthetic_datamart"))
-    write_gold(uri, *synthetic_gold_frames())
-    return uri
+    """A local datamart with synthetic gold for 1999-01 .. 2008-12 (6,000 rows), read-only on disk."""
+    root = tmp_path_factory.mktemp("synthetic_datamart")
+    write_gold(str(root), *synthetic_gold_frames())
+    with shared_read_only(root, "synthetic_gold", "a datamart of its own (write_gold)"):
+        yield str(root)
 
 
 @pytest.fixture
