@@ -1,18 +1,19 @@
 """Today's discharges: encounters whose outcome is not known yet are built, stored and scored.
 
 The real UCI sample with the last three months' ``readmitted`` blanked goes through the
-medallion into its own datamart; the models trained on the full sample score it.
+medallion into its own datamart, and the same sample fully labelled into another; the small
+session registry's models (same features) score and monitor it.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import polars as pl
 
+from readmit.config import load_settings
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE, PREDICTIONS
 from readmit.data.medallion import run_medallion
 from readmit.data.raw import read_raw
@@ -41,13 +42,15 @@ def _blank_last_months(raw: str, out: Path) -> set[int]:
     return set(dated.filter(pl.Series(blank))["encounter_id"].to_list())
 
 
-def test_unlabelled_months_reach_the_feature_store_and_are_scored(uci_models, tmp_path: Path) -> None:
-    blanked = _blank_last_months(uci_models.raw, tmp_path / "today.csv")
+def test_unlabelled_months_reach_the_feature_store_and_are_scored(uci_sample, small_models_copy,
+                                                                  tmp_path: Path) -> None:
+    blanked = _blank_last_months(str(uci_sample), tmp_path / "today.csv")
     assert len(blanked) > 300
-    full = Storage(uci_models.datamart)
-    shutil.copytree(uci_models.registry, tmp_path / "registry")
-    served = type(uci_models)(uci_models.config, str(tmp_path / "datamart"), str(tmp_path / "registry"),
-                              str(tmp_path / "today.csv"))
+    config = small_models_copy.config
+    full = Storage(tmp_path / "labelled")  # the same sample, every outcome known
+    run_medallion(load_settings(config, raw=str(uci_sample), datamart=str(tmp_path / "labelled")))
+    served = type(small_models_copy)(config, small_models_copy.datamart + "_today", small_models_copy.registry,
+                                     str(tmp_path / "today.csv"))
     settings = served.settings()
     results = run_medallion(settings)
     gold = next(r for r in results if r.layer == "gold")
