@@ -388,6 +388,10 @@ class DataSection(_Strict):
     """Dates for inputs without a snapshot_date column."""
     quarantine: bool = False
     """Set bad raw rows aside under rejected/ with their reason, instead of refusing the file."""
+    diagnosis_codes: Literal["auto", "icd9", "icd10"] = "auto"
+    """The extract's diagnosis code system: auto decides per file from the codes only one system has (a file of both is refused); icd9 / icd10 declare it, the other system's codes are then bad rows."""
+    require_labels: bool = False
+    """A historical extract whose outcomes are all known: a blank readmitted is a bad row (otherwise an encounter whose outcome is not known yet)."""
     # Training windows whose gold months come from different raw files: "fail" the
     # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
     mixed_sources: Literal["fail", "warn"] = "fail"

@@ -144,12 +144,11 @@ def test_silver_keeps_the_first_of_repeated_encounters_on_every_engine(engine, b
 
 
 @pytest.mark.parametrize("engine", OTHER_ENGINES)
-@pytest.mark.parametrize("bad", ["domain", "range", "label", "month"])
+@pytest.mark.parametrize("bad", ["domain", "range", "month"])
 def test_silver_refuses_bad_input_with_polars_message_on_every_engine(engine, bad, bronze_rows, engine_config,
                                                                        tmp_path) -> None:
     """The same ReadmitInputError (exit 2: file, column, fix) on every engine; earlier months written."""
-    row = {"domain": {"race": "Martian"}, "range": {"time_in_hospital": 15}, "label": {"readmitted": None},
-           "month": {}}[bad]
+    row = {"domain": {"race": "Martian"}, "range": {"time_in_hospital": 15}, "month": {}}[bad]
     errors = {}
     for name in ("polars", engine):
         storage = Storage(tmp_path / name)
@@ -165,8 +164,45 @@ def test_silver_refuses_bad_input_with_polars_message_on_every_engine(engine, ba
         assert storage.list_partitions(SILVER_TABLE) == ["2001-01"]
     assert errors[engine] == errors["polars"]
     assert "snapshot_month=2001-02" in errors[engine] and err.value.exit_code == 2
-    assert {"domain": "race", "range": "time_in_hospital", "label": "readmitted", "month": "outside 2001-02"}[bad] \
+    assert {"domain": "race", "range": "time_in_hospital", "month": "outside 2001-02"}[bad] \
         in errors[engine]
+
+
+@pytest.mark.parametrize("engine", OTHER_ENGINES)
+def test_an_unknown_outcome_reaches_features_not_labels_on_every_engine(engine, bronze_rows, engine_config,
+                                                                        tmp_path) -> None:
+    """A blank readmitted (not known yet): the same feature and label stores as Polars."""
+    got = {}
+    for name in ("polars", engine):
+        storage = Storage(tmp_path / name)
+        _two_months(bronze_rows, storage, [{"encounter_id": 1}],
+                    [{"encounter_id": 2}, {"encounter_id": 3, "readmitted": None}])
+        build_silver(storage, data_config=engine_config(name))
+        build_gold(storage, data_config=engine_config(name))
+        got[name] = _gold(storage)
+    features, labels = got[engine]
+    assert features["encounter_id"].to_list() == [1, 2, 3] and labels["encounter_id"].to_list() == [1, 2]
+    assert labels["label_learned_at"].null_count() == 0
+    _assert_same(features, got["polars"][0])
+    _assert_same(labels, got["polars"][1])
+
+
+@pytest.mark.parametrize("engine", OTHER_ENGINES)
+def test_icd10_groups_on_every_engine_equal_polars(engine, bronze_rows, engine_config, tmp_path) -> None:
+    """The one definition of the groups (readmit.data.codes) gives the same gold on every engine."""
+    codes = ["E11.9", "I50.9", "J44.1", "K21.9", "S72.001A", "M54.5", "N39.0", "C4A.9", "R06.02", "Z99.89", "V57"]
+    rows = [{"encounter_id": i + 1, "diag_1": c, "diag_2": codes[-1 - i], "diag_3": None} for i, c in enumerate(codes)]
+    got = {}
+    for name in ("polars", engine):
+        storage = Storage(tmp_path / name)
+        _two_months(bronze_rows, storage, rows[:5], rows[5:])
+        build_silver(storage, data_config=engine_config(name))
+        build_gold(storage, data_config=engine_config(name))
+        got[name] = _gold(storage)[0]
+    assert got["polars"]["diag_1_group"].to_list() == [
+        "Diabetes", "Circulatory", "Respiratory", "Digestive", "Injury", "Musculoskeletal", "Genitourinary",
+        "Neoplasms", "Respiratory", "Other", "Other"]
+    _assert_same(got[engine], got["polars"])
 
 
 def test_engines_refuse_bronze_of_another_type(bronze_rows, engine_config, tmp_path) -> None:

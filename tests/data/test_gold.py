@@ -72,8 +72,11 @@ def test_gold_partitions_and_schema(real_2y) -> None:
     assert {c: features.schema[c] for c in FEATURE_COLUMNS} == FEATURE_DTYPES
     assert features.schema["death_or_hospice"] == pl.Boolean
     labels = storage.read_partition(LABEL_STORE, months[5])
-    assert labels.columns == [*KEY_COLUMNS, "readmitted", "label", "_source_sha256"]
+    assert labels.columns == [*KEY_COLUMNS, "readmitted", "label", "_source_sha256", "label_learned_at"]
     assert labels["_source_sha256"].unique().to_list() == ["0" * 64]  # bronze's lineage, carried
+    silver_month = storage.read_partition(SILVER_TABLE, months[5])
+    assert labels["label_learned_at"].unique().to_list() == silver_month["_ingested_at"].unique().to_list()
+    assert labels["label_learned_at"].null_count() == 0
     assert labels.schema["label"] == pl.Int8
     assert features.select(KEY_COLUMNS).equals(labels.select(KEY_COLUMNS))
     assert features.select(KEY_COLUMNS).equals(features.select(KEY_COLUMNS).sort("snapshot_date", "encounter_id"))

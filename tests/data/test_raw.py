@@ -143,14 +143,14 @@ def test_reads_from_s3(uci_lines: list[list[str]], tmp_path: Path, s3_uri: str) 
 
 
 def test_missing_columns_are_all_named(uci_lines: list[list[str]], tmp_path: Path) -> None:
-    drop = {uci_lines[0].index("A1Cresult"), uci_lines[0].index("readmitted")}
+    drop = {uci_lines[0].index("time_in_hospital"), uci_lines[0].index("readmitted")}
     lines = [[v for i, v in enumerate(line) if i not in drop] for line in uci_lines]
     path = write_csv(tmp_path / "d.csv", lines)
     with pytest.raises(ReadmitInputError) as err:
         read_raw(str(path))
     message = str(err.value)
     assert str(path) in message
-    assert "missing required columns (2): A1Cresult, readmitted" in message
+    assert "missing required columns (2): time_in_hospital, readmitted" in message
     assert "Fix:" in message
 
 
@@ -315,20 +315,20 @@ def test_quarantine_sets_bad_rows_aside_with_reasons(
         lines = with_value(lines, row, column, value)
     lines = with_value(lines, 260, "encounter_id", uci_lines[10][0])  # duplicate of row 10
     lines = with_value(lines, 261, "num_procedures", "one")  # two problems on one row:
-    lines = with_value(lines, 261, "readmitted", "")
+    lines = with_value(lines, 261, "readmitted", "maybe")
     path = write_csv(tmp_path / "d.csv", lines)
     result = read_raw(str(path), quarantine=True, batch_rows=64)
     rejected = result.rejected
     assert result.rows_in == 300 == result.frame.height + rejected.height
     assert rejected[ROW_COLUMN].to_list() == [2, 50, 120, 199, 260, 261, 300]
-    assert rejected.columns == [*REQUIRED_COLUMNS, "_row", "_reason"]
-    assert all(rejected.schema[c] == pl.String for c in REQUIRED_COLUMNS)
+    assert rejected.columns == [*RAW_SCHEMA, "_row", "_reason"]
+    assert all(rejected.schema[c] == pl.String for c in RAW_SCHEMA)
     assert rejected["num_lab_procedures"][0] == "abc"  # original text kept
     assert rejected["encounter_id"][2] == "?" and rejected["patient_nbr"][3] == ""
     reasons = rejected["_reason"].to_list()
     assert reasons[4].endswith("repeats an earlier row's encounter_id")
     assert reasons[5] == (
-        "num_procedures: 'one' is not an integer; readmitted: '' is not one of <30, >30, NO"
+        "num_procedures: 'one' is not an integer; readmitted: 'maybe' is not one of <30, >30, NO (or blank: outcome not known yet)"
     )
     kept_ids = result.frame["encounter_id"].to_list()
     assert int(uci_lines[10][0]) in kept_ids  # the first occurrence stays

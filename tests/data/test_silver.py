@@ -76,9 +76,9 @@ def test_clean_rejects_stored_values_outside_the_schema_ranges(bronze_rows) -> N
         clean(bronze_rows([{"num_procedures": -1}]))
 
 
-def test_clean_rejects_missing_label_key_or_column(bronze_rows) -> None:
-    with pytest.raises(ReadmitInputError, match="without readmitted"):
-        clean(bronze_rows([{"readmitted": None}]))
+def test_clean_keeps_an_unknown_outcome_and_rejects_a_missing_key_or_column(bronze_rows) -> None:
+    silver, _ = clean(bronze_rows([{"readmitted": None}, {"encounter_id": 987654}]))  # an outcome not known yet
+    assert silver.height == 2 and silver["readmitted"].null_count() == 1
     with pytest.raises(ReadmitInputError, match="without patient_nbr"):
         clean(bronze_rows([{"patient_nbr": None}]))
     with pytest.raises(ReadmitInputError, match="missing column.*A1Cresult"):

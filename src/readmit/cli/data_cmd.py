@@ -59,6 +59,61 @@ def synth(
     console.print(f"[green]wrote[/] {rows:,} synthetic encounters to {path} in {time.perf_counter() - started:.1f}s")
 
 
+@data_app.command("check")
+@handle_errors
+def check(
+    file: Annotated[str, typer.Argument(help="The extract to check: a CSV or zip (local or s3://).")],
+    diagnosis_codes: Annotated[Literal["auto", "icd9", "icd10"] | None, typer.Option(
+        help="icd9, icd10 or auto (default: data_config.diagnosis_codes).")] = None,
+    require_labels: Annotated[bool | None, typer.Option(
+        "--require-labels/--allow-unlabelled",
+        help="A blank readmitted is a bad row (default: data_config.require_labels).")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate an extract against the input contract (docs/input_contract.md); writes nothing.
+
+    Prints rows, months, label coverage, the diagnosis code systems found and the problems with
+    their row numbers; exit 2 when a row breaks the contract.
+    """
+    data = load_settings(config).config.data_config
+    dates = data.date_derivation
+    found = pipeline.check_extract(
+        file, derivation=dates.method, start=dates.start_date, end=dates.end_date,
+        diagnosis_codes=diagnosis_codes or data.diagnosis_codes,
+        require_labels=data.require_labels if require_labels is None else require_labels)
+    if as_json:
+        print_json(found.as_dict())
+    else:
+        _print_check(found)
+    if not found.ok:
+        raise found.refusal()
+
+
+def _print_check(found) -> None:
+    table = Table(title=f"data check: {found.source}", show_header=False)
+    months = list(found.months)
+    labelled = f"{found.labelled:,} of {found.rows_ok:,}" + (
+        f" ({found.labelled / found.rows_ok:.1%})" if found.rows_ok else "")
+    shapes = ", ".join(f"{k} {v:,}" for k, v in found.code_shapes.items() if v)
+    for name, value in (
+        ("rows", f"{found.rows:,} ({found.rows_ok:,} ok, {found.rows_rejected:,} with problems)"),
+        ("dates", "the file's snapshot_date" if found.dates == "input" else f"derived ({found.dates})"),
+        ("months", f"{len(months)}: {months[0]}..{months[-1]}" if months else "none"),
+        ("labelled", labelled),
+        ("code systems", f"read as {found.code_system}; codes only one system has: "
+         f"{', '.join(found.code_systems) or 'none'}"),
+        ("code shapes", shapes or "none"),
+        ("absent optional columns", ", ".join(found.absent_columns) or "none"),
+    ):
+        table.add_row(name, value)
+    console.print(table)
+    for name, what in found.absent_columns.items():
+        console.print(f"  {name} absent: {what}")
+    for p in found.problems:
+        console.print(f"  row {p['row']}: {p['reason']}", highlight=False)
+
+
 def _summary_table(results) -> Table:
     table = Table(title="medallion")
     for col in ("layer", "partitions", "range", "rows in", "rows out", "rejected", "duplicates"):
@@ -83,6 +138,13 @@ def medallion(
         "(a backfill); --no-cascade refuses (exit 2) instead of leaving them stale.")] = True,
     engine: Annotated[Literal["polars", "duckdb", "spark"] | None, typer.Option(
         help="Engine for silver and gold (default: data_config.engine).")] = None,
+    diagnosis_codes: Annotated[Literal["auto", "icd9", "icd10"] | None, typer.Option(
+        help="The extract's diagnosis codes: icd9, icd10, or auto (decided from codes only one system has; "
+        "default: data_config.diagnosis_codes).")] = None,
+    require_labels: Annotated[bool | None, typer.Option(
+        "--require-labels/--allow-unlabelled",
+        help="The extract is historical, every outcome known: a blank readmitted is a bad row "
+        "(default: data_config.require_labels; otherwise it is an encounter not known yet).")] = None,
     config: ConfigOpt = None,
     raw: RawOpt = None,
     datamart: DatamartOpt = None,
@@ -107,6 +169,7 @@ def medallion(
 
         results = pipeline.run_medallion(settings, layers=pipeline.resolve_layers(layer), start_month=start,
                                          end_month=end, quarantine=quarantine, cascade=cascade, engine=engine,
+                                         diagnosis_codes=diagnosis_codes, require_labels=require_labels,
                                          progress=progress)
     elapsed = time.perf_counter() - started
     if as_json:

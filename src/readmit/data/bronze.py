@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 
+from readmit.data.extract import count_invalid_codes
 from readmit.data.layers import BRONZE_TABLE, REJECTED_AREA, LayerResult
 from readmit.data.raw import DEFAULT_BATCH_ROWS, DEFAULT_END, DEFAULT_START, RawReader, open_raw
 from readmit.data.schema import SNAPSHOT_COLUMN
@@ -92,6 +93,8 @@ def build_bronze(
     quarantine: bool = False,
     on_partition: Callable[[str], None] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    diagnosis_codes: str = "auto",
+    require_labels: bool = False,
 ) -> LayerResult:
     """Read ``raw_path`` and write its bronze partitions for the months in range.
 
@@ -102,7 +105,8 @@ def build_bronze(
     first, last = check_month_range(start_month, end_month)
     reader = open_raw(
         raw_path, derivation=derivation, start=start_date, end=end_date,
-        quarantine=quarantine, batch_rows=batch_rows,
+        quarantine=quarantine, batch_rows=batch_rows, diagnosis_codes=diagnosis_codes,
+        require_labels=require_labels,
     )
     ingested_at = datetime.now(UTC)
     stamp = f"{ingested_at:%Y%m%dT%H%M%S%f}Z"
@@ -113,18 +117,24 @@ def build_bronze(
         pl.lit(ingested_at, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at"),
     ]
     try:
-        outside = _stage_by_month(reader, stager, first, last)
+        invalid_codes: dict[str, int] = {}
+        outside = _stage_by_month(reader, stager, first, last, invalid_codes)
         _write_partitions(storage, stager, lineage, result, on_partition)
         _write_rejected(storage, stager, lineage, f"{stamp}-{reader.source_sha256[:8]}", result)
     finally:
         stager.cleanup()
     result.notes += _notes(reader, start_date, end_date, first, last, outside, bool(result.partitions))
+    if invalid_codes:
+        by_month = ", ".join(f"{m}: {n}" for m, n in sorted(invalid_codes.items()))
+        result.notes.append(f"rows rejected for a diagnosis code of neither ICD system, by month: {by_month}")
     return result
 
 
-def _stage_by_month(reader: RawReader, stager: _Stager, first: str | None, last: str | None) -> int:
+def _stage_by_month(reader: RawReader, stager: _Stager, first: str | None, last: str | None,
+                    invalid_codes: dict[str, int]) -> int:
     """Read every batch (checking the whole file), stage its rows by month; return how many
-    rows fell outside [first, last]. Rejected rows (quarantine) are staged apart."""
+    rows fell outside [first, last]. Rejected rows (quarantine) are staged apart, those with a
+    diagnosis code of neither system counted by month in ``invalid_codes``."""
     month = pl.col(SNAPSHOT_COLUMN).dt.strftime("%Y-%m")
     in_range = pl.lit(True)
     if first:
@@ -142,6 +152,7 @@ def _stage_by_month(reader: RawReader, stager: _Stager, first: str | None, last:
                 stager.add(str(key), part.drop("_month"))
             if batch.rejected.height:
                 stager.add(_REJECTED_KEY, batch.rejected)
+                count_invalid_codes(reader, batch.rejected, invalid_codes)
     return outside
 
 
@@ -186,5 +197,8 @@ def _notes(reader: RawReader, start_date: date, end_date: date, first: str | Non
                      "were not written")
     if not wrote:
         notes.append("no rows in the requested months: no partition written")
+    notes.append(f"diagnosis codes read as {reader.code_system}")
+    if reader.absent:
+        notes.append(f"optional column(s) absent, read as missing: {', '.join(reader.absent)}")
     notes.append(f"source {reader.source} sha256 {reader.source_sha256}")
     return notes

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import narwhals as nw
 import polars as pl
 
+from readmit.data.codes import icd10_group, is_icd10_only
 from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS, DRUG_COLUMNS, KEY_COLUMNS, MISSING
 
 # The death-or-hospice flag: such encounters cannot lead to a readmission.
@@ -177,8 +178,9 @@ FEATURES: tuple[Feature, ...] = (
                  "Nephrology, Missing, Other.",
                  lambda: specialty_group(nw.col("medical_specialty"))),
     *[_categorical(f"diag_{i}_group",
-                   f"diag_{i} ICD-9 code in Strack et al. (2014) groups: Circulatory, Respiratory, Digestive, "
-                   "Diabetes, Injury, Musculoskeletal, Genitourinary, Neoplasms, Other (incl. V/E codes), Missing.",
+                   f"diag_{i} ICD-9 or ICD-10-CM code in Strack et al. (2014) groups: Circulatory, Respiratory, "
+                   "Digestive, Diabetes, Injury, Musculoskeletal, Genitourinary, Neoplasms, Other (incl. ICD-9 V/E "
+                   "codes), Missing (ICD-10 blocks: readmit.data.codes.ICD10_GROUPS).",
                    lambda i=i: icd9_group(nw.col(f"_code_{i}"), nw.col(f"_whole_{i}")))
       for i in _DIAGNOSES],
 )
@@ -253,7 +255,9 @@ def icd9_parts(code: nw.Expr) -> tuple[nw.Expr, nw.Expr]:
 
 
 def icd9_group(code: nw.Expr, whole: nw.Expr | None = None) -> nw.Expr:
-    """Strack et al. (2014) group of an ICD-9 code string; null or ``Missing`` -> ``Missing``.
+    """Strack et al. (2014) group of an ICD-9 or ICD-10-CM code string; null or ``Missing`` -> ``Missing``.
+
+    An ICD-10-only shape takes the ICD-10 rule (:func:`readmit.data.codes.icd10_group`), any other code this ICD-9 one.
 
     ``whole``: the code's parts from :func:`icd9_parts`, already computed (as columns, so engines
     without common-subexpression elimination parse each code once); by default computed here.
@@ -269,6 +273,7 @@ def icd9_group(code: nw.Expr, whole: nw.Expr | None = None) -> nw.Expr:
 
     return (
         nw.when(code.is_null() | (code == "") | (code == MISSING.upper())).then(nw.lit(MISSING))
+        .when(is_icd10_only(code)).then(icd10_group(code))  # one rule for both systems: readmit.data.codes
         .when(code.str.starts_with("V") | code.str.starts_with("E") | whole.is_null()).then(nw.lit("Other"))
         .when(whole == 250).then(nw.lit("Diabetes"))
         .when(within(390, 459, 785)).then(nw.lit("Circulatory"))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from readmit.config import ENV_RAW
 from readmit.data.raw import CSV_MEMBER
-from readmit.data.schema import REQUIRED_COLUMNS
+from readmit.data.schema import RAW_SCHEMA
 from readmit.errors import ReadmitInputError
 
 UCI_URL = (
@@ -60,8 +60,8 @@ def verify_uci_zip(path: Path | str) -> str | None:
                 rows = sum(1 for line in text if line.strip())
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError, EOFError) as exc:
         return f"not a readable zip ({type(exc).__name__}: {exc})"
-    if [h.strip().lstrip("\ufeff") for h in header] != list(REQUIRED_COLUMNS):
-        return f"{CSV_MEMBER} does not have the {len(REQUIRED_COLUMNS)} UCI columns"
+    if [h.strip().lstrip("\ufeff") for h in header] != list(RAW_SCHEMA):
+        return f"{CSV_MEMBER} does not have the {len(RAW_SCHEMA)} UCI columns"
     if rows != UCI_ROWS:
         return f"{CSV_MEMBER} has {rows:,} data rows, expected {UCI_ROWS:,}"
     return None

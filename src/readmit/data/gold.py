@@ -43,6 +43,9 @@ from readmit.errors import ReadmitInputError
 from readmit.storage import Storage
 
 SOURCE_COLUMN = "_source_sha256"  # the raw file a row came from (bronze lineage), kept in labels
+INGESTED_COLUMN = "_ingested_at"  # when bronze read that file (bronze lineage, with SOURCE_COLUMN)
+LEARNED_COLUMN = "label_learned_at"  # in labels: when readmit read the file that brought the outcome
+LINEAGE = {SOURCE_COLUMN: pl.String(), INGESTED_COLUMN: pl.Datetime("us", "UTC")}
 # The silver columns gold reads (and SOURCE_COLUMN where silver has it).
 SILVER_SCHEMA: dict[str, pl.DataType] = {**RAW_SCHEMA, "snapshot_date": pl.Date()}
 SILVER_COLUMNS: tuple[str, ...] = tuple(SILVER_SCHEMA)
@@ -52,7 +55,7 @@ FEATURE_SCHEMA: dict[str, pl.DataType] = {
 }
 LABEL_SCHEMA: dict[str, pl.DataType] = {
     **{k: HISTORY_STATE_SCHEMA[k] for k in KEY_COLUMNS}, "readmitted": pl.String(), "label": pl.Int8(),
-    SOURCE_COLUMN: pl.String(),
+    SOURCE_COLUMN: pl.String(), LEARNED_COLUMN: pl.Datetime("us", "UTC"),
 }
 # Parquet key-value metadata of a feature-store partition: {silver month: history fingerprint}.
 HISTORY_INPUTS_KEY = "readmit.history_inputs"
@@ -69,6 +72,7 @@ def label_exprs() -> list[nw.Expr]:
         nw.col("readmitted"),
         (nw.col("readmitted") == "<30").cast(nw.Int8).alias("label"),
         nw.col(SOURCE_COLUMN).cast(nw.String),
+        nw.col(INGESTED_COLUMN).alias(LEARNED_COLUMN),
     ]
 
 
@@ -77,9 +81,9 @@ def label_frame(silver: pl.DataFrame) -> pl.DataFrame:
     and the raw file's checksum (``_source_sha256``, null when silver has none), so a training
     window built from two different raw files can be told (gate ``check_single_source``)."""
     ordered = silver.sort("snapshot_date", "encounter_id", maintain_order=True)
-    if SOURCE_COLUMN not in ordered.columns:
-        ordered = ordered.with_columns(pl.lit(None, dtype=pl.String).alias(SOURCE_COLUMN))
-    return nw.from_native(ordered).select(*KEY_COLUMNS, *label_exprs()).to_native()
+    ordered = ordered.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in LINEAGE.items() if c not in ordered.columns)
+    known = ordered.filter(pl.col("readmitted").is_not_null())  # the label store holds known outcomes only
+    return nw.from_native(known).select(*KEY_COLUMNS, *label_exprs()).to_native()
 
 
 def history_fingerprint(rows: pl.DataFrame) -> str:
@@ -157,7 +161,7 @@ def _check_silver(storage: Storage, month: str, columns: list[str], dates: pl.Se
 def _read_silver(storage: Storage, month: str) -> pl.DataFrame:
     silver = storage.read_partition(SILVER_TABLE, month)
     _check_silver(storage, month, silver.columns, silver["snapshot_date"])
-    return silver.select(*SILVER_COLUMNS, *([SOURCE_COLUMN] if SOURCE_COLUMN in silver.columns else []))
+    return silver.select(*SILVER_COLUMNS, *[c for c in LINEAGE if c in silver.columns])
 
 
 def _by_month(frame: pl.DataFrame, months: list[str]) -> dict[str, pl.DataFrame]:
@@ -201,7 +205,7 @@ def _write_months(
         # The history rows of every other month up to the chunk's last (later ones cannot count).
         fold([m for m in history if m <= chunk[-1] and m not in chunk and m not in folded])
         silver = pl.concat([_read_silver(storage, m) for m in chunk], how="vertical")
-        features = _by_month(feature_frame(silver.drop(SOURCE_COLUMN, strict=False), state), chunk)
+        features = _by_month(feature_frame(silver.drop(*LINEAGE, strict=False), state), chunk)
         labels = _by_month(label_frame(silver), chunk)
         for month in chunk:
             _write_month(storage, month, features[month], labels[month], fingerprints, result, on_partition)
@@ -222,8 +226,11 @@ def _write_month(
     storage.write_partition(FEATURE_STORE, month, features, metadata={HISTORY_INPUTS_KEY: json.dumps(built_from)})
     storage.write_partition(LABEL_STORE, month, labels)
     result.partitions.append(month)
-    result.rows_in += labels.height
-    result.rows_out += labels.height
+    result.rows_in += features.height
+    result.rows_out += features.height
+    if unknown := features.height - labels.height:
+        result.notes.append(f"{month}: {unknown} encounter(s) without a known outcome (blank readmitted): "
+                            "in the feature store, not in the label store")
     if on_partition is not None:
         on_partition(month)
 
@@ -249,7 +256,7 @@ def _write_months_on_engine(
     for month in months:
         columns = storage.partition_columns(SILVER_TABLE, month)
         _check_silver(storage, month, columns, history[month]["snapshot_date"])
-        if SOURCE_COLUMN in columns:
+        if SOURCE_COLUMN in columns and INGESTED_COLUMN in columns:
             sourced.append(month)
 
     def uris(chosen: list[str]) -> list[str]:
@@ -261,16 +268,18 @@ def _write_months_on_engine(
             chosen, out = months[first:first + step], f"{tmp}/{first}-"  # engines create no parents
             parts = []
             if chosen_sourced := [m for m in chosen if m in sourced]:
-                parts.append(eng.read_parquet(uris(chosen_sourced), {**SILVER_SCHEMA, SOURCE_COLUMN: pl.String()}))
+                parts.append(eng.read_parquet(uris(chosen_sourced), {**SILVER_SCHEMA, **LINEAGE}))
             if chosen_unsourced := [m for m in chosen if m not in sourced]:
                 parts.append(eng.read_parquet(uris(chosen_unsourced), SILVER_SCHEMA).with_columns(
-                    nw.lit(None, dtype=nw.String).alias(SOURCE_COLUMN)))
+                    nw.lit(None, dtype=nw.String).alias(SOURCE_COLUMN),
+                    nw.lit(None, dtype=nw.Datetime("us", "UTC")).alias(INGESTED_COLUMN)))
             silver = parts[0] if len(parts) == 1 else nw.concat(parts, how="vertical")
             pool = eng.read_parquet(uris([m for m in history if m <= chosen[-1]]), HISTORY_STATE_SCHEMA)
             month = month_key(nw.col("snapshot_date"))
             features = gold_features(silver.select(*SILVER_COLUMNS), pool).with_columns(month)
             eng.write_by_month(features, engine_uri(storage, f"{out}features"))
-            eng.write_by_month(silver.select(*KEY_COLUMNS, *label_exprs(), month), engine_uri(storage, f"{out}labels"))
+            known = silver.filter(~nw.col("readmitted").is_null())  # known outcomes only
+            eng.write_by_month(known.select(*KEY_COLUMNS, *label_exprs(), month), engine_uri(storage, f"{out}labels"))
             order = ["snapshot_date", "encounter_id"]
             for m in chosen:
                 features = read_month(storage, f"{out}features", m, FEATURE_SCHEMA).sort(order)

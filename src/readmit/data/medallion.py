@@ -39,6 +39,8 @@ def run_medallion(
     quarantine: bool | None = None,
     cascade: bool = True,
     engine: str | None = None,
+    diagnosis_codes: str | None = None,
+    require_labels: bool | None = None,
     progress: LayerProgress | None = None,
 ) -> list[LayerResult]:
     """Build the chosen layers for months in [start_month, end_month] (inclusive; None = open).
@@ -48,6 +50,8 @@ def run_medallion(
     whose patient history came from silver that changed; ``cascade=False`` refuses instead
     (``ReadmitInputError`` naming the months) and writes no gold. ``engine`` (default:
     ``data_config.engine``) runs silver and gold on polars, duckdb or spark (same results).
+    ``diagnosis_codes`` (default: ``data_config.diagnosis_codes``): the raw file's code system;
+    ``require_labels`` (default: ``data_config.require_labels``): a blank readmitted is a bad row.
     """
     from readmit.data.bronze import build_bronze
     from readmit.data.fetch import resolve_raw
@@ -83,6 +87,8 @@ def run_medallion(
                 end_date=data_cfg.date_derivation.end_date,
                 quarantine=data_cfg.quarantine if quarantine is None else quarantine,
                 on_partition=on_partition,
+                diagnosis_codes=data_cfg.diagnosis_codes if diagnosis_codes is None else diagnosis_codes,
+                require_labels=data_cfg.require_labels if require_labels is None else require_labels,
             )
         elif layer == "silver":
             result = build_silver(storage, start_month=start_month, end_month=end_month,

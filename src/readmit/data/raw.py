@@ -53,6 +53,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from readmit.data.codes import CODE_SYSTEM_COLUMN, DIAGNOSIS_COLUMNS, PER_ROW, SystemDecider, code_problems
+from readmit.data.contract import absent_optional, prepare_chunk
 from readmit.data.schema import (
     DOMAINS,
     INT_COLUMNS,
@@ -85,6 +87,7 @@ _SNIFF_BYTES = 1 << 16
 _ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 _BLOCK_BYTES = 1 << 20  # pyarrow parses 1 MiB blocks fastest; batches are regrouped after
 _EPOCH = date(1970, 1, 1)
+LABELLED = "declared labelled (--require-labels / data_config.require_labels)"
 _QUARANTINE_FIX = (
     "correct the value(s) in the file, or load the good rows and set the bad ones aside under "
     "rejected/: `readmit medallion --quarantine`, or data_config.quarantine: true in the config "
@@ -126,6 +129,8 @@ class RawReader:
     end: date
     quarantine: bool
     batch_rows: int
+    code_system: str  # the diagnosis code system: icd9, icd10, or per-row (a diag_code_system column)
+    require_labels: bool  # declared labelled: a blank readmitted is a bad row
     _days: pl.Series | None = field(repr=False)
     _duplicate: pl.Series = field(repr=False)
 
@@ -133,7 +138,18 @@ class RawReader:
     def text_columns(self) -> list[str]:
         """The columns kept from the file, in schema order (rejected rows carry these)."""
         extra = [SNAPSHOT_COLUMN] if self.snapshot_source == "input" else []
-        return list(REQUIRED_COLUMNS) + extra
+        extra += [CODE_SYSTEM_COLUMN] if self.code_system == PER_ROW else []
+        return list(RAW_SCHEMA) + extra
+
+    def derived_days(self, rows: pl.Series) -> pl.Series:
+        """Days after ``start`` the ``encounter_order`` derivation gives data rows ``rows`` (1-based)."""
+        assert self._days is not None
+        return self._days.gather(rows - 1)
+
+    @property
+    def absent(self) -> list[str]:
+        """The optional columns the file lacks: read as missing in every row."""
+        return absent_optional(self.header)
 
     def batches(self) -> Iterator[RawBatch]:
         """Yield checked batches of about ``batch_rows`` rows, in file order.
@@ -146,9 +162,11 @@ class RawReader:
         offset = 0
         n_days = (self.end - self.start).days + 1
         with _native_csv(self.path) as stream, closing(
-            _csv_chunks(stream, self.header, self.text_columns, self.batch_rows, self.source)
+            _csv_chunks(stream, self.header, [c for c in self.text_columns if c in self.header],
+                        self.batch_rows, self.source)
         ) as chunks:
             for chunk in chunks:
+                chunk = prepare_chunk(chunk, self.absent)
                 n = chunk.height
                 good, bad = _split(
                     chunk.with_columns(
@@ -157,6 +175,8 @@ class RawReader:
                     duplicate=self._duplicate.slice(offset, n),
                     days=None if self._days is None else self._days.slice(offset, n),
                     snapshot_source=self.snapshot_source,
+                    code_system=self.code_system,
+                    require_labels=self.require_labels,
                     start=self.start,
                     n_days=n_days,
                     want_good=self.quarantine or (first_bad is None),
@@ -189,6 +209,8 @@ def open_raw(
     end: date = DEFAULT_END,
     quarantine: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    diagnosis_codes: str = "auto",
+    require_labels: bool = False,
 ) -> RawReader:
     """Check the file's structure and scan its ``encounter_id`` column; return a batch reader.
 
@@ -212,7 +234,7 @@ def open_raw(
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if len(missing) == len(REQUIRED_COLUMNS):
         raise ReadmitInputError(
-            f"not the UCI encounters CSV: none of its {len(REQUIRED_COLUMNS)} columns is in the "
+            f"not the UCI encounters CSV: none of its {len(RAW_SCHEMA)} columns is in the "
             f"header (which starts {', '.join(header[:3])!r})",
             source=source,
             fix="give the UCI zip or its diabetic_data.csv",
@@ -222,11 +244,13 @@ def open_raw(
             f"missing required column{'s' if len(missing) != 1 else ''} "
             f"({len(missing)}): {', '.join(missing)}",
             source=source,
-            fix="use the UCI diabetic_data.csv with its original 50-column header "
-            "(see readmit.data.schema.RAW_SCHEMA)",
+            fix="add the column(s) to the extract, named as in docs/input_contract.md "
+            "(`readmit data check FILE` lists what else is wrong)",
         )
     snapshot_source = "input" if SNAPSHOT_COLUMN in header else derivation
-    ids = _scan_ids(path, header, batch_rows, source)
+    decider = SystemDecider(diagnosis_codes, source, per_row=CODE_SYSTEM_COLUMN in header)
+    ids = _scan_ids(path, header, batch_rows, source, decider)
+    code_system = decider.result()
     if ids.len() == 0:
         raise ReadmitInputError(
             "the file has a header but no data rows",
@@ -253,6 +277,8 @@ def open_raw(
         end=end,
         quarantine=quarantine,
         batch_rows=batch_rows,
+        code_system=code_system,
+        require_labels=require_labels,
         _days=days,
         _duplicate=ids.is_not_null() & ~keep,
     )
@@ -266,11 +292,13 @@ def read_raw(
     end: date = DEFAULT_END,
     quarantine: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    diagnosis_codes: str = "auto",
+    require_labels: bool = False,
 ) -> RawResult:
     """Read the whole raw input into one frame (see the module docstring for the rules)."""
     reader = open_raw(
         path, derivation=derivation, start=start, end=end, quarantine=quarantine,
-        batch_rows=batch_rows,
+        batch_rows=batch_rows, diagnosis_codes=diagnosis_codes, require_labels=require_labels,
     )
     frames: list[pl.DataFrame] = []
     rejected: list[pl.DataFrame] = []
@@ -489,14 +517,20 @@ def _csv_chunks(
             reader.close()
 
 
-def _scan_ids(path: str, header: list[str], batch_rows: int, source: str) -> pl.Series:
-    """First pass: every row's ``encounter_id`` as Int64 (null when missing or not a number)."""
+def _scan_ids(path: str, header: list[str], batch_rows: int, source: str,
+              decider: SystemDecider | None = None) -> pl.Series:
+    """First pass: every row's ``encounter_id`` as Int64 (null when missing or not a number);
+    the diagnosis codes go to ``decider`` in the same pass when it decides from them."""
+    reads = decider is not None and decider.reads
+    columns = ["encounter_id", *DIAGNOSIS_COLUMNS] if reads else ["encounter_id"]
     parts: list[pl.Series] = []
     with _native_csv(path) as stream, closing(
-        _csv_chunks(stream, header, ["encounter_id"], batch_rows, source)
+        _csv_chunks(stream, header, columns, batch_rows, source)
     ) as chunks:
         for chunk in chunks:
-            parts.append(chunk.to_series().cast(pl.Int64, strict=False))
+            parts.append(chunk["encounter_id"].cast(pl.Int64, strict=False))
+            if reads:
+                decider.add(chunk)
     if not parts:
         return pl.Series("encounter_id", [], dtype=pl.Int64)
     return pl.concat(parts).rechunk()
@@ -534,9 +568,11 @@ def _snapshot(snapshot_source: str, days: pl.Series | None, start: date, n_days:
     return (start_day + pl.lit(days)).cast(pl.Int32).cast(pl.Date)
 
 
-def _row_problems(chunk: pl.DataFrame, snapshot_source: str) -> list[tuple[pl.Expr, pl.Expr]]:
+def _row_problems(chunk: pl.DataFrame, snapshot_source: str, code_system: str | None = None,
+                  require_labels: bool = False) -> list[tuple[pl.Expr, pl.Expr]]:
     """Every rule a raw row can break, as (condition, explanation); ``chunk`` carries the
-    ``_int_*``, ``_snapshot`` and ``_duplicate`` columns."""
+    ``_int_*``, ``_snapshot`` and ``_duplicate`` columns. ``code_system``: the extract's diagnosis
+    codes (the other system's are bad); ``require_labels``: a blank readmitted is bad."""
     problems: list[tuple[pl.Expr, pl.Expr]] = []
     for name in INT_COLUMNS:
         value = pl.col(name)
@@ -573,13 +609,21 @@ def _row_problems(chunk: pl.DataFrame, snapshot_source: str) -> list[tuple[pl.Ex
             )
     readmitted = pl.col("readmitted")
     problems.append(
-        _problem(~readmitted.is_in(sorted(READMITTED_VALUES)),
-                 "readmitted: '", readmitted, "' is not one of <30, >30, NO")
+        _problem(~readmitted.is_in([*sorted(READMITTED_VALUES), "", "?"]),  # blank: not known yet
+                 "readmitted: '", readmitted, "' is not one of <30, >30, NO (or blank: outcome not known yet)")
     )
+    if require_labels:
+        problems.append(_problem(readmitted.is_in(["", "?"]), f"readmitted is blank, but the extract is {LABELLED}"))
+    problems += [_problem(cond, f"{c}: '", pl.col(c), f"' {why}") for cond, c, why in code_problems(chunk, code_system)]
     if snapshot_source == "input":
         problems.append(
             _problem(pl.col("_snapshot").is_null(), f"{SNAPSHOT_COLUMN}: '",
                      pl.col(SNAPSHOT_COLUMN), "' is not an ISO date (YYYY-MM-DD)")
+        )
+        today = date.today()  # an extract holds discharges that happened: a later date is an error
+        problems.append(
+            _problem(pl.col("_snapshot") > today, f"{SNAPSHOT_COLUMN}: ", pl.col("_snapshot").cast(pl.String),
+                     f" is in the future (today is {today})")
         )
     return problems
 
@@ -593,6 +637,8 @@ def _split(
     start: date,
     n_days: int,
     want_good: bool = True,
+    code_system: str | None = None,
+    require_labels: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split an all-text chunk into typed good rows and text bad rows (with ``_reason``).
 
@@ -604,7 +650,7 @@ def _split(
         _snapshot(snapshot_source, days, start, n_days).alias("_snapshot"),
         pl.lit(duplicate).alias("_duplicate"),
     )
-    problems = _row_problems(chunk, snapshot_source)
+    problems = _row_problems(chunk, snapshot_source, code_system, require_labels)
     is_bad = chunk.select(pl.any_horizontal([cond for cond, _ in problems])).to_series()
     if is_bad.any():
         bad = chunk.filter(is_bad).with_columns(
@@ -642,13 +688,13 @@ def _typed(good: pl.DataFrame) -> pl.DataFrame:
 def check_rows(text: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Typed good rows and bad rows (``_row``, ``_reason``) of records given as text, one by one.
 
-    ``text``: every REQUIRED_COLUMNS column and ``snapshot_date``, as strings in the file's
+    ``text``: every RAW_SCHEMA column and ``snapshot_date``, as strings in the file's
     spelling (``?`` or empty for a missing value). The checks and the reasons are the raw
     reader's own (the rows of an online request are read as rows of the snapshot file), so
     a value the medallion refuses is refused with the same words. ``_row`` counts from 1.
     """
     ids = text["encounter_id"].cast(pl.Int64, strict=False)
-    chunk = text.select(*REQUIRED_COLUMNS, SNAPSHOT_COLUMN).with_columns(
+    chunk = text.select(*RAW_SCHEMA, SNAPSHOT_COLUMN).with_columns(
         pl.int_range(1, text.height + 1, dtype=pl.Int64).alias(ROW_COLUMN))
     good, bad = _split(chunk, duplicate=ids.is_not_null() & ~ids.is_first_distinct(), days=None,
                        snapshot_source="input", start=DEFAULT_START, n_days=1)

@@ -61,8 +61,17 @@ RAW_SCHEMA: dict[str, pl.DataType] = {
     "readmitted": pl.String(),
 }
 
+# Columns an extract may leave out, and what readmit does then: the column is read as missing
+# in every row and the absence is reported (docs/input_contract.md, readmit.data.contract).
+OPTIONAL_COLUMNS: dict[str, str] = {
+    "weight": "every row's weight is missing (written `Missing` from silver on)",
+    "payer_code": "every row's payer is missing (payer_group `Missing`)",
+    "medical_specialty": "every row's specialty is missing (specialty_group `Missing`)",
+    "max_glu_serum": "every row's glucose test is missing (glucose_ordinal 0, as not measured)",
+    "A1Cresult": "every row's A1C test is missing (a1c_ordinal 0, as not measured)",
+}
 # Columns every raw input must have (the optional ``snapshot_date`` is added after reading).
-REQUIRED_COLUMNS: tuple[str, ...] = tuple(RAW_SCHEMA)
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in RAW_SCHEMA if c not in OPTIONAL_COLUMNS)
 
 SNAPSHOT_COLUMN = "snapshot_date"
 

@@ -12,7 +12,7 @@ Conventions (also in docs/data_dictionary.md):
 - ``diag_1..3`` stay ICD-9 code strings (stripped, upper-cased ``V``/``E`` prefix); a missing
   code stays null (features group it as ``Missing``).
 - Integer columns keep their bronze types and nulls. ``readmitted`` must be ``<30``, ``>30`` or
-  ``NO``; keys (encounter_id, patient_nbr, snapshot_date) must be present.
+  ``NO``, or null (an encounter whose outcome is not known yet: it reaches the feature store only); keys (encounter_id, patient_nbr, snapshot_date) must be present.
 - A repeated ``encounter_id`` within a partition is a duplicate: the first row is kept (the
   first in the bronze partition's file order, on every engine).
 - Rows are sorted by (snapshot_date, encounter_id): the order patient history is counted in.
@@ -178,13 +178,6 @@ def clean(bronze: pl.DataFrame, *, source: str = "bronze") -> tuple[pl.DataFrame
             source=source,
             fix="correct or remove those rows in the raw file and rerun bronze",
         )
-    unlabeled = canon["readmitted"].null_count()
-    if unlabeled:
-        raise ReadmitInputError(
-            f"{unlabeled} row(s) without readmitted",
-            source=source,
-            fix="every encounter needs readmitted (<30, >30 or NO); correct the raw file",
-        )
     cleaned = with_columns(canon, _fill_exprs(), fill)
     lineage = [c for c in LINEAGE_COLUMNS if c in bronze.columns]
     cleaned = cleaned.select(*RAW_SCHEMA, SNAPSHOT_COLUMN, *lineage)
@@ -300,7 +293,7 @@ def _has_problem(rows: pl.DataFrame, month: str) -> bool:
         checks += [pl.col(col) < low] if low is not None else []
         checks += [pl.col(col) > high] if high is not None else []
     checks += [pl.col(c) == OUT_OF_DOMAIN for c in DOMAINS]
-    checks += [pl.col("readmitted").is_null(), pl.col(SNAPSHOT_COLUMN).dt.strftime("%Y-%m") != month]
+    checks += [pl.col(SNAPSHOT_COLUMN).dt.strftime("%Y-%m") != month]
     return bool(rows.select(pl.any_horizontal(c.fill_null(False) for c in checks).any()).item())
 
 

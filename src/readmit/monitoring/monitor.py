@@ -170,8 +170,11 @@ def month_results(months: list[str], drift: dict[str, dict[str, Any]], mature: l
         worst = max(entry.csi.items(), key=lambda kv: kv[1] if kv[1] is not None else -1.0, default=(None, None))
         entry.bands = Bands(score_psi=band(entry.score_psi, cfg), csi_max_feature=worst[0], csi_max=worst[1],
                             csi_max_band=band(worst[1], cfg))
-        if m in mature:
-            entry.labels, entry.observed = "mature", _pooled(labelled.filter(pl.col(MONTH) == m), True)
+        known = labelled.filter(pl.col(MONTH) == m)
+        if m in mature and known.height:
+            entry.labels, entry.observed = "mature", _pooled(known, True)
+        elif m in mature:  # mature, but no outcome known yet (blank readmitted): estimated until one arrives
+            entry.labels, entry.estimated = "mature", _pooled(scored.filter(pl.col(MONTH) == m), False)
         else:
             entry.labels, entry.estimated = "immature", _pooled(scored.filter(pl.col(MONTH) == m), False)
         results.append(entry)

@@ -49,6 +49,7 @@ _LAYERS: dict[str, tuple[str, ...]] = {
     "readmit.data.fetch": ("fetch_uci",),
     "readmit.data.synth": ("write_synthetic",),
     "readmit.data.medallion": ("resolve_layers", "run_medallion"),
+    "readmit.data.extract": ("check_extract",),
     "readmit.training.gates": ("run_checks", "invalid_config_results"),
     "readmit.training.compare": ("compare_models",),
     "readmit.registry": ("Registry",),
@@ -65,6 +66,7 @@ _LAYERS: dict[str, tuple[str, ...]] = {
 LAYER_FUNCTIONS: dict[str, str] = {name: module for module, names in _LAYERS.items() for name in names}
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from readmit.data.extract import check_extract
     from readmit.data.fetch import fetch_uci
     from readmit.data.medallion import resolve_layers, run_medallion
     from readmit.data.synth import write_synthetic
@@ -102,8 +104,8 @@ __all__ = [
     "default_parallel", "find_step", "get_graph", "graph_steps", "monitor_months", "preflight", "progress_callback",
     "retrain", "run_graphs", "run_step", "step_command", "summarize", "train", "train_algorithm",
     # LAYER_FUNCTIONS
-    "Registry", "ab_report", "alias_history", "build_history_store", "build_report", "check_month",
-    "compare_models", "fetch_uci", "get_aliases",
+    "Registry", "ab_report", "alias_history", "build_history_store", "build_report", "check_extract",
+    "check_month", "compare_models", "fetch_uci", "get_aliases",
     "invalid_config_results", "model_card", "name_challenger", "predict", "promote", "resolve_layers", "rollback",
     "run_checks", "run_medallion", "run_monitoring", "serve", "write_synthetic",
 ]

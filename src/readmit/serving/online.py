@@ -26,7 +26,7 @@ import polars as pl
 from readmit.config import Settings
 from readmit.data.features import HISTORY_INPUT_COLUMNS, feature_frame
 from readmit.data.raw import REASON_COLUMN, ROW_COLUMN, check_rows
-from readmit.data.schema import REQUIRED_COLUMNS, SNAPSHOT_COLUMN
+from readmit.data.schema import RAW_SCHEMA, SNAPSHOT_COLUMN
 from readmit.data.silver import clean
 from readmit.serving.batch import ScoringModel, keep_scorable, score_batch
 from readmit.serving.history import HistoryStore
@@ -60,7 +60,7 @@ def _text(value: Any) -> str:
 
 def text_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
     """The records as the raw reader reads a file: every column as text, ``?`` for missing."""
-    columns = [*REQUIRED_COLUMNS, SNAPSHOT_COLUMN]
+    columns = [*RAW_SCHEMA, SNAPSHOT_COLUMN]
     data = {c: [_text(r.get(c)) for r in records] for c in columns}
     data["readmitted"] = [PLACEHOLDER_LABEL if r.get("readmitted") is None else str(r["readmitted"])
                           for r in records]

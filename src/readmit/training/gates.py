@@ -161,6 +161,23 @@ def _labelled_rows(settings: Settings, storage: Storage) -> pl.DataFrame:
     return labels.filter(~purge_expr(splits, maturity))  # as training sees them
 
 
+def _unlabelled_by_window(settings: Settings, storage: Storage) -> dict[str, int]:
+    """Feature-store rows of each window with no known outcome (blank readmitted): left out."""
+    months = {m for ms in _window_months(settings).values() for m in ms}
+    feat_months = [m for m in storage.list_partitions(FEATURE_STORE) if m in months]
+    lab_months = [m for m in storage.list_partitions(LABEL_STORE) if m in months]
+    out = dict.fromkeys(WINDOWS, 0)
+    if not feat_months:
+        return out
+    feats = storage.read_table(FEATURE_STORE, feat_months, columns=["encounter_id", "snapshot_date"])
+    if lab_months:
+        known = storage.read_table(LABEL_STORE, lab_months, columns=["encounter_id"])["encounter_id"]
+        feats = feats.filter(~pl.col("encounter_id").is_in(known.implode()))
+    left = feats.with_columns(_window_of(settings).alias("window")).filter(pl.col("window").is_not_null())
+    out.update(dict(left.group_by("window").len().iter_rows()))
+    return out
+
+
 @_expected_findings("sufficient_training_data")
 def check_sufficient_training_data(settings: Settings) -> CheckResult:
     """Enough monthly partitions in the train window, and rows and positives in every window."""
@@ -171,11 +188,13 @@ def check_sufficient_training_data(settings: Settings) -> CheckResult:
     have = set(storage.list_partitions(FEATURE_STORE)) & set(storage.list_partitions(LABEL_STORE))
     train_parts = [m for m in win_months["train"] if m in have]
     rows = _labelled_rows(settings, storage)
+    unlabelled = _unlabelled_by_window(settings, storage)
     counts = {}
     for w in WINDOWS:
         part = rows.filter(pl.col("window") == w)
         counts[w] = {"rows": part.height, "positives": int(part["label"].sum() or 0) if part.height else 0,
-                     "partitions": sum(m in have for m in win_months[w])}
+                     "partitions": sum(m in have for m in win_months[w]),
+                     "unlabelled_left_out": unlabelled[w]}
     details = {
         "train_partitions": len(train_parts),
         "min_train_partitions": tc.min_train_partitions,
