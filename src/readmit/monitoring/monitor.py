@@ -155,7 +155,7 @@ def _labelled(storage: Storage, scored: pl.DataFrame, mature: list[str]) -> pl.D
     """The scored rows of mature months joined to their labels (rows without one dropped)."""
     label_months = [m for m in mature if m in set(storage.list_partitions(LABEL_STORE))]
     if not label_months:
-        return pl.DataFrame(schema={"encounter_id": pl.Int64, LABEL: pl.Int8})
+        return scored.clear().with_columns(pl.lit(None, dtype=pl.Int8).alias(LABEL))  # scored's columns, no rows
     labels = storage.read_table(LABEL_STORE, label_months, columns=["encounter_id", LABEL])
     return scored.filter(pl.col(MONTH).is_in(label_months)).join(
         labels.unique("encounter_id"), on="encounter_id", how="inner").filter(pl.col(LABEL).is_not_null())
