@@ -7,7 +7,6 @@ Accepts ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}`` and
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -17,7 +16,7 @@ from readmit.service.auth import Caller, require
 from readmit.service.body import encounters, read_json
 from readmit.service.errors import not_ready, request_id, within_timeout
 from readmit.service.schemas import Prediction
-from readmit.serving.online import score_records
+from readmit.service.scoring import audited_scores
 
 router = APIRouter(tags=["mlflow"])
 FORMATS = ("dataframe_split", "dataframe_records")
@@ -50,13 +49,5 @@ async def invocations(request: Request, caller: Annotated[Caller, Depends(requir
     if not state.ready:
         raise not_ready(state)
     rid = request_id(request)
-
-    def work() -> list[dict]:
-        now = datetime.now(UTC)
-        with state.lock:
-            rows = score_records(records, state.store, state.models, state.settings, now)
-        patients = {int(r["encounter_id"]): int(r["patient_nbr"]) for r in records}
-        state.audit.write(rid, now, caller.name, "invocations", rows, patients)
-        return rows
-
-    return {"predictions": [Prediction(**row).model_dump() for row in await within_timeout(state, work)]}
+    rows = await within_timeout(state, lambda: audited_scores(state, records, rid, caller, "invocations"))
+    return {"predictions": [Prediction(**row).model_dump() for row in rows]}

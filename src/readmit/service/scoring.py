@@ -9,7 +9,7 @@ function. Nothing is recorded: a discharge counts in later history once it is re
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
@@ -33,14 +33,16 @@ async def score(request: Request, caller: Annotated[Caller, Depends(require("sco
     if not state.ready:
         raise not_ready(state)
     rid = request_id(request)
-
-    def work() -> list[dict]:
-        now = datetime.now(UTC)
-        with state.lock:
-            rows = score_records(records, state.store, state.models, state.settings, now)
-        patients = {int(r["encounter_id"]): int(r["patient_nbr"]) for r in records}
-        state.audit.write(rid, now, caller.name, "score", rows, patients)
-        return rows
-
-    rows = await within_timeout(state, work)
+    rows = await within_timeout(state, lambda: audited_scores(state, records, rid, caller, "score"))
     return ScoreAnswer(request_id=rid, predictions=rows)
+
+
+def audited_scores(state: Any, records: list[dict], rid: str, caller: Caller, endpoint: str) -> list[dict]:
+    """Batch's answer for ``records``, returned only once its audit record is written (every
+    scoring endpoint answers through this)."""
+    now = datetime.now(UTC)
+    with state.lock:
+        rows = score_records(records, state.store, state.models, state.settings, now)
+    patients = {int(r["encounter_id"]): int(r["patient_nbr"]) for r in records}
+    state.audit.write(rid, now, caller.name, endpoint, rows, patients)
+    return rows
