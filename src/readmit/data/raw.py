@@ -133,6 +133,14 @@ class RawReader:
     require_labels: bool  # declared labelled: a blank readmitted is a bad row
     _days: pl.Series | None = field(repr=False)
     _duplicate: pl.Series = field(repr=False)
+    _ids: pl.Series | None = field(default=None, repr=False)
+
+    def rows_of(self, ids: pl.Series) -> list[int]:
+        """The data row numbers (1-based, first occurrence) of encounter ids ``ids``, in file order:
+        how a message names rows of the file without naming the encounters."""
+        assert self._ids is not None
+        hit = self._ids.is_in(ids.implode()) & ~self._duplicate
+        return (hit.arg_true() + 1).to_list()
 
     @property
     def text_columns(self) -> list[str]:
@@ -281,6 +289,7 @@ def open_raw(
         require_labels=require_labels,
         _days=days,
         _duplicate=ids.is_not_null() & ~keep,
+        _ids=ids,
     )
 
 
