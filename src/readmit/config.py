@@ -392,10 +392,9 @@ class DataSection(_Strict):
     """The extract's diagnosis code system: auto decides per file from the codes only one system has (a file of both is refused); icd9 / icd10 declare it, the other system's codes are then bad rows."""
     require_labels: bool = False
     """A historical extract whose outcomes are all known: a blank readmitted is a bad row (otherwise an encounter whose outcome is not known yet)."""
-    # Training windows whose gold months come from different raw files: "fail" the
-    # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
+    # Training windows mixing versions of the data: "fail" the check_single_source gate, or only "warn".
     mixed_sources: Literal["fail", "warn"] = "fail"
-    """Training windows whose months come from different raw files: fail the check_single_source gate, or only warn."""
+    """Training windows that mix versions of the data (a raw file the extract ledger does not know, or months an extract holds left at an earlier version; consecutive extracts are one source): fail the check_single_source gate, or only warn."""
     # Which engine runs silver's cleaning and gold's features and patient history (readmit.data.engines).
     engine: Literal["polars", "duckdb", "spark"] = "polars"
     """The engine of silver and gold: polars, duckdb or spark (same results)."""
