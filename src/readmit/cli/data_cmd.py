@@ -97,7 +97,8 @@ def _print_check(found) -> None:
     shapes = ", ".join(f"{k} {v:,}" for k, v in found.code_shapes.items() if v)
     for name, value in (
         ("rows", f"{found.rows:,} ({found.rows_ok:,} ok, {found.rows_rejected:,} with problems)"),
-        ("dates", "the file's snapshot_date" if found.dates == "input" else f"derived ({found.dates})"),
+        ("dates", "the file's snapshot_date" if found.dates == "input" else "discharge_date (outcomes derived "
+         "from the next admission)" if found.dates == "discharge_date" else f"derived ({found.dates})"),
         ("months", f"{len(months)}: {months[0]}..{months[-1]}" if months else "none"),
         ("labelled", labelled),
         ("code systems", f"read as {found.code_system}; codes only one system has: "

@@ -302,6 +302,10 @@ def _notes(reader: RawReader, first: str | None, last: str | None, outside: int,
     """What the user should know about the run: where dates came from, rows left out, the source."""
     if reader.snapshot_source == "input":
         notes = ["snapshot_date taken from the input's snapshot_date column"]
+    elif reader.snapshot_source == "discharge_date":
+        notes = [f"snapshot_date = discharge_date; readmitted derived from each patient's next admission, "
+                 f"as of {reader.as_of} (the file's latest date): blank for a discharge less than 30 days "
+                 "before it with no readmission yet"]
     else:
         notes = [f"snapshot_date derived ({reader.snapshot_source}) over {reader.start}..{reader.end}: "
                  "the UCI file has no dates"]
