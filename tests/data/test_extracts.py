@@ -183,3 +183,24 @@ def test_rerunning_an_extract_changes_nothing_but_its_ingestion_time(whole, tmp_
     (entry,) = storage.read_json(LEDGER)["extracts"]
     assert entry["overlaps"] == [] and entry["rows"] == _before(whole, "2003-01-01").height
     assert dt.datetime.fromisoformat(entry["ingested_at"]) > labels["label_learned_at"].max()
+
+
+@pytest.mark.parametrize(("change", "flags", "says"), [
+    (pl.col("readmitted").str.replace(r".*", ""), ["--require-labels"],
+     "readmitted is blank, but the extract is declared labelled"),
+    (pl.lit("2999-01-01"), [], "snapshot_date: 2999-01-01 is in the future"),
+])
+def test_a_bad_next_extract_is_one_message_exit_2_and_the_datamart_is_untouched(whole, tmp_path, change, flags,
+                                                                                   says) -> None:
+    _build(tmp_path, "dm", _write(_before(whole, "2008-01-01"), tmp_path / "a.csv"))
+    before = _files(tmp_path / "dm")
+    column = "readmitted" if "require" in "".join(flags) else "snapshot_date"
+    month = _from(whole, "2008-01-01")
+    bad = month.with_columns(pl.when(pl.int_range(pl.len()).is_in([3, 9])).then(change)
+                             .otherwise(pl.col(column)).alias(column))
+    raw = _write(bad, tmp_path / "2008.csv")
+    out = CliRunner().invoke(app, ["medallion", "--raw", raw, "--datamart", str(tmp_path / "dm"), *flags])
+    message = out.output.replace("\n", "")
+    assert out.exit_code == 2 and raw in message and "2 bad rows; the first is data row 4" in message
+    assert says in message and "Fix:" in message and "Traceback" not in message
+    assert _files(tmp_path / "dm") == before
