@@ -10,6 +10,7 @@ one-shot build of the UCI zip; the small session registry's models score and mon
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zipfile
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from readmit.data.features import icd9_group
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE, PREDICTIONS
 from readmit.data.medallion import run_medallion
 from readmit.data.raw import read_raw
+from readmit.monitoring.ab import ab_report
 from readmit.monitoring.monitor import run_monitoring
 from readmit.registry import Registry
 from readmit.registry.aliases import set_alias
@@ -84,6 +86,25 @@ def _observed(settings, version: str) -> dict:
     return {m.month: m for m in record.months}
 
 
+def _ab_counts(settings, models: dict[str, str]) -> dict:
+    """Rescore 2008 with an A/B test (champion xgboost, challenger logistic regression); the
+    labelled rows, patients and positives the A/B report counts in each arm."""
+    registry = Registry(settings.registry_uri)
+    set_alias(registry, "champion", "xgboost", models["xgboost"], reason="test", by="tests")
+    set_alias(registry, "challenger", "logistic_regression", models["logistic_regression"], reason="test", by="tests")
+    predict(settings, "2008-01", "2008-12")
+    arms = ab_report(settings, as_of=AS_OF)["arms"]
+    return {a: {k: arms[a][k] for k in ("rows", "patients", "positives")} for a in arms}
+
+
+def _with_ab(settings, tmp_path: Path):
+    config = json.loads(Path(settings.config_uri).read_text())
+    config.setdefault("inference_config", {})["ab_test"] = {"enabled": True, "challenger_share": 0.5}
+    path = tmp_path / f"ab-{Path(settings.datamart_uri).name}.json"
+    path.write_text(json.dumps(config))
+    return load_settings(str(path), datamart=settings.datamart_uri, registry=settings.registry_uri)
+
+
 def _figures(month) -> dict:
     """A month's observed figures to 9 decimals (the sums run in another row order)."""
     return {k: round(v, 9) if isinstance(v, float) else v for k, v in month.observed.model_dump().items()}
@@ -122,12 +143,27 @@ def test_three_extracts_add_up_to_the_one_shot_uci_build(uci_zip, small_models_c
     assert all(months[m].observed is None and months[m].estimated is not None for m in BLANKED)
     assert all(_figures(months[m]) == _figures(reference[m]) for m in MONTHS_2008 if m not in BLANKED)
 
+    # the A/B report counts labelled rows only: the blanked months are not in it yet
+    models = small_models_copy.models()
+    ab_full = _ab_counts(_with_ab(one_shot, tmp_path), models)
+    ab_before = _ab_counts(_with_ab(monthly, tmp_path), models)
+    assert sum(a["rows"] for a in ab_full.values()) - sum(a["rows"] for a in ab_before.values()) == len(
+        blanked & set(scored["encounter_id"]))
+
     # the outcomes arrive: only the three months are rebuilt, and they turn observed as in the one-shot build
     results = run_medallion(load_settings(config, raw=third, datamart=monthly.datamart_uri, registry=registry))
     assert [r.partitions for r in results] == [list(BLANKED)] * 3
     assert store.read_table(LABEL_STORE).drop(LINEAGE).equals(all_labels.drop(LINEAGE))
     learned = store.read_table(LABEL_STORE).filter(pl.col("encounter_id").is_in(sorted(blanked)))["label_learned_at"]
     assert learned.min() > labels["label_learned_at"].max()
+    def rounded(arms: dict) -> dict:
+        return {a: {k: round(v, 9) if isinstance(v, float) else v for k, v in arm.items()} for a, arm in arms.items()}
+
+    assert rounded(ab_report(_with_ab(monthly, tmp_path), as_of=AS_OF)["arms"]) == rounded(ab_report(
+        _with_ab(one_shot, tmp_path), as_of=AS_OF)["arms"])  # the A/B report counts them, as the one-shot build
+    assert {a: {k: v[k] for k in ("rows", "patients", "positives")} for a, v in ab_report(
+        _with_ab(monthly, tmp_path), as_of=AS_OF)["arms"].items()} == ab_full
+    reference = _observed(one_shot, version)  # both datamarts now hold the A/B predictions
     months = _observed(monthly, version)
     assert all(months[m].observed is not None and _figures(months[m]) == _figures(reference[m]) for m in MONTHS_2008)
     assert check_single_source(monthly).passed
