@@ -10,6 +10,7 @@ variable, a CLI flag (see :func:`load_settings`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from readmit.errors import ConfigError, ReadmitInputError
+from readmit.errors import ConfigError, ReadmitError, ReadmitInputError
 
 DEFAULT_CONFIG_PATH = "conf/model_config.json"
 # The algorithms' names, in the order they train: the one list readmit.training.algorithms.ALGORITHMS
@@ -69,6 +70,20 @@ class TemporalSplits(_Strict):
         """The windows' dates alone, as JSON: what model metadata records and comparisons compare
         (a description is a note for people; changing it changes no window)."""
         return self.model_dump(mode="json", exclude={name: {"description"} for name in ("train", "test", "oot")})
+
+
+class RelativeWindows(_Strict):
+    """``temporal_window_mode: relative``: windows that move with the data, resolved once per run
+    from the label store's months (:func:`resolve_windows`) and recorded in each model's metadata."""
+
+    oot_months: StrictInt = Field(12, ge=1)
+    """Out-of-time: the last N months whose labels are mature at the as-of date."""
+    test_months: StrictInt = Field(24, ge=1)
+    """Test: the M months before out-of-time."""
+    train_months: StrictInt = Field(84, ge=1)
+    """Train: the K months before test."""
+    as_of: date | None = None
+    """The as-of date the windows are resolved at (default: the day the run starts; the metadata records the one used)."""
 
 
 def model_name_problem(name: object) -> str | None:
@@ -392,10 +407,9 @@ class DataSection(_Strict):
     """The extract's diagnosis code system: auto decides per file from the codes only one system has (a file of both is refused); icd9 / icd10 declare it, the other system's codes are then bad rows."""
     require_labels: bool = False
     """A historical extract whose outcomes are all known: a blank readmitted is a bad row (otherwise an encounter whose outcome is not known yet)."""
-    # Training windows whose gold months come from different raw files: "fail" the
-    # check_single_source gate, or only "warn" (for a deliberate mix, e.g. a new extract appended).
+    # Training windows mixing versions of the data: "fail" the check_single_source gate, or only "warn".
     mixed_sources: Literal["fail", "warn"] = "fail"
-    """Training windows whose months come from different raw files: fail the check_single_source gate, or only warn."""
+    """Training windows that mix versions of the data (a raw file the extract ledger does not know, or months an extract holds left at an earlier version; consecutive extracts are one source): fail the check_single_source gate, or only warn."""
     # Which engine runs silver's cleaning and gold's features and patient history (readmit.data.engines).
     engine: Literal["polars", "duckdb", "spark"] = "polars"
     """The engine of silver and gold: polars, duckdb or spark (same results)."""
@@ -445,8 +459,10 @@ def _move_deprecated_keys(data: Any) -> Any:
 class ReadmitConfig(_Strict):
     # "absolute": temporal_splits are fixed calendar dates (the reference project's only mode);
     # rows are assigned to a window by snapshot_date (readmit.training.split.window_expr).
-    temporal_window_mode: Literal["absolute"] = "absolute"
-    """absolute: temporal_splits are fixed calendar dates (the reference project's only mode)."""
+    temporal_window_mode: Literal["absolute", "relative"] = "absolute"
+    """absolute: temporal_splits are fixed calendar dates (the reference project's only mode); relative: resolved from the data by relative_windows."""
+    relative_windows: RelativeWindows = RelativeWindows()
+    """The relative windows' sizes in months and their as-of date (temporal_window_mode relative)."""
     temporal_splits: TemporalSplits = TemporalSplits()
     """The train, test and out-of-time windows (ordered, not overlapping)."""
     model_config_: ModelSection = Field(ModelSection(), alias="model_config")
@@ -950,10 +966,63 @@ def load_settings(
     if config_uri is None and os.path.exists(DEFAULT_CONFIG_PATH):
         config_uri = DEFAULT_CONFIG_PATH
     cfg = load_config(config_uri) if config_uri else ReadmitConfig()
-    return Settings(
+    return resolve_windows(Settings(
         config=cfg,
         config_uri=config_uri,
         raw_path=absolute_location(raw or from_env(ENV_RAW) or cfg.data_config.raw_path),
         datamart_uri=absolute_location(datamart or from_env(ENV_DATAMART) or cfg.data_config.datamart_uri),
         registry_uri=absolute_location(registry or from_env(ENV_REGISTRY) or cfg.model.registry_uri),
-    )
+    ))
+
+
+LABEL_STORE_TABLE = "gold/label_store"  # readmit.data.layers.LABEL_STORE (tests/test_config.py keeps them equal)
+
+
+def relative_splits(months: list[str], as_of: date, maturity_days: int, rule: RelativeWindows) -> TemporalSplits | None:
+    """The windows ``temporal_window_mode: relative`` gives: out-of-time = the last ``oot_months``
+    calendar months up to the latest of ``months`` whose labels are mature at ``as_of``, test the
+    ``test_months`` before, train the ``train_months`` before that. None when no month is mature."""
+    from readmit.months import first_day, is_mature, last_day
+
+    mature = [m for m in months if is_mature(m, as_of, maturity_days)]
+    if not mature:
+        return None
+    end = max(mature)
+    index = int(end[:4]) * 12 + int(end[5:]) - 1  # months since year 0
+
+    def month(i: int) -> str:
+        return f"{i // 12:04d}-{i % 12 + 1:02d}"
+
+    def window(last: int, size: int, text: str) -> Window:
+        return Window(start_date=first_day(month(last - size + 1)), end_date=last_day(month(last)),
+                      description=f"{text} (relative: {size} months, as of {as_of})")
+
+    oot_end, test_end = index, index - rule.oot_months
+    train_end = test_end - rule.test_months
+    return TemporalSplits(train=window(train_end, rule.train_months, "fitting, tuning and calibration"),
+                          test=window(test_end, rule.test_months, "choosing the model and its threshold"),
+                          oot=window(oot_end, rule.oot_months, "out-of-time holdout"))
+
+
+def resolve_windows(settings: Settings, as_of: date | None = None) -> Settings:
+    """With ``temporal_window_mode: relative``, the settings whose ``temporal_splits`` are the
+    windows the rule gives on the label store's months now (:func:`relative_splits`), and whose
+    ``relative_windows.as_of`` is the date used (``as_of``, else the config's, else today): every
+    step then reads plain dates, and the model metadata records them. Unchanged when the mode is
+    absolute, or while gold has no mature month yet (the gates then say what is missing)."""
+    cfg = settings.config
+    if cfg.temporal_window_mode != "relative":
+        return settings
+    from readmit.storage import Storage
+
+    day = as_of or cfg.relative_windows.as_of or date.today()
+    try:
+        months = Storage(settings.datamart_uri).list_partitions(LABEL_STORE_TABLE)
+    except ReadmitError:  # an unreachable datamart is reported by the step that needs it
+        return settings
+    splits = relative_splits(months, day, cfg.training_config.label_maturity_days, cfg.relative_windows)
+    if splits is None:
+        return settings
+    resolved = cfg.model_copy(update={"temporal_splits": splits,
+                                      "relative_windows": cfg.relative_windows.model_copy(update={"as_of": day})})
+    return dataclasses.replace(settings, config=resolved)

@@ -103,11 +103,11 @@ def test_rerunning_a_month_replaces_only_that_month(small_csv: Path, tmp_path: P
                           **H1_2001)
     after = stored_files(tmp_path)
     changed = sorted(k for k in after if before.get(k) != after[k])
-    assert changed == [f"{BRONZE_TABLE}/snapshot_month=2001-04/data.parquet"]
+    assert changed == ["bronze/_extracts.json", f"{BRONZE_TABLE}/snapshot_month=2001-04/data.parquet"]
     assert set(after) == set(before)
     assert result.partitions == ["2001-04"]
     april = storage.read_partition(BRONZE_TABLE, "2001-04")
-    old = pl.read_parquet(io.BytesIO(before[changed[0]]))
+    old = pl.read_parquet(io.BytesIO(before[changed[1]]))
     assert april.drop("_ingested_at").equals(old.drop("_ingested_at"))
     assert april["_ingested_at"][0] > old["_ingested_at"][0]
 

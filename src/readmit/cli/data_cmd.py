@@ -21,7 +21,6 @@ from readmit.cli.common import (
     ConfigOpt,
     DatamartOpt,
     JsonOpt,
-    RawOpt,
     console,
     handle_errors,
     month_flag,
@@ -98,7 +97,8 @@ def _print_check(found) -> None:
     shapes = ", ".join(f"{k} {v:,}" for k, v in found.code_shapes.items() if v)
     for name, value in (
         ("rows", f"{found.rows:,} ({found.rows_ok:,} ok, {found.rows_rejected:,} with problems)"),
-        ("dates", "the file's snapshot_date" if found.dates == "input" else f"derived ({found.dates})"),
+        ("dates", "the file's snapshot_date" if found.dates == "input" else "discharge_date (outcomes derived "
+         "from the next admission)" if found.dates == "discharge_date" else f"derived ({found.dates})"),
         ("months", f"{len(months)}: {months[0]}..{months[-1]}" if months else "none"),
         ("labelled", labelled),
         ("code systems", f"read as {found.code_system}; codes only one system has: "
@@ -145,13 +145,20 @@ def medallion(
         "--require-labels/--allow-unlabelled",
         help="The extract is historical, every outcome known: a blank readmitted is a bad row "
         "(default: data_config.require_labels; otherwise it is an encounter not known yet).")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace/--no-replace",
+        help="An encounter a newer extract brings again replaces the earlier row (default); --no-replace "
+        "refuses such an extract (exit 2, nothing written), naming its rows.")] = True,
     config: ConfigOpt = None,
-    raw: RawOpt = None,
+    raw: Annotated[list[str] | None, typer.Option(
+        "--raw", help="Raw extract: UCI zip or CSV (local or s3://); repeat it for several extracts, oldest "
+        "first (each newer one wins for the encounters it repeats). Env: READMIT_RAW.")] = None,
     datamart: DatamartOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build bronze, silver and gold (feature_store, label_store), month by month."""
-    settings = load_settings(config, raw=raw, datamart=datamart)
+    """Build bronze, silver and gold (feature_store, label_store), month by month; a new extract
+    merges into what is there, and only the months it changes are rebuilt."""
+    settings = load_settings(config, raw=raw[0] if raw else None, datamart=datamart)
     pipeline.preflight(settings, datamart=True)
     started = time.perf_counter()
     with progress_bars(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -170,7 +177,8 @@ def medallion(
         results = pipeline.run_medallion(settings, layers=pipeline.resolve_layers(layer), start_month=start,
                                          end_month=end, quarantine=quarantine, cascade=cascade, engine=engine,
                                          diagnosis_codes=diagnosis_codes, require_labels=require_labels,
-                                         progress=progress)
+                                         raw_paths=[settings.raw_path, *raw[1:]] if raw else None,
+                                         no_replace=not replace, progress=progress)
     elapsed = time.perf_counter() - started
     if as_json:
         print_json({"datamart": settings.datamart_uri, "seconds": round(elapsed, 2),

@@ -21,7 +21,7 @@ from readmit.cli.common import (
     handle_errors,
     print_json,
 )
-from readmit.config import load_settings
+from readmit.config import load_settings, resolve_windows
 from readmit.errors import ConfigError, ReadmitInputError
 
 registry_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
@@ -62,7 +62,7 @@ def check(
         # The config itself is the failed gate; the others cannot run without it.
         results = pipeline.invalid_config_results(exc)
     else:
-        results = pipeline.run_checks(settings, as_of=as_of_date)
+        results = pipeline.run_checks(resolve_windows(settings, as_of_date), as_of=as_of_date)
     failed = [r for r in results if not r.passed]
     if as_json:
         print_json({"passed": not failed, "checks": [r.as_dict() for r in results]})

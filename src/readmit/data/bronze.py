@@ -12,7 +12,9 @@ then the staging folder is removed. A file small enough for one batch never touc
 A failure before that point (a bad row without quarantine, say) writes no partition.
 
 Only months within ``[start_month, end_month]`` are written; others are left as they are.
-Rejected rows (with ``quarantine``) go to ``rejected/bronze/<timestamp>-<sha8>.parquet``.
+Bronze holds one row per encounter across extracts: a month already in bronze is merged, the
+extract's rows replacing the rows of the same encounters (:mod:`readmit.data.extracts`, which also
+keeps the ledger of extracts). Rejected rows (with ``quarantine``) go to ``rejected/bronze/<timestamp>-<sha8>.parquet``.
 """
 
 from __future__ import annotations
@@ -21,14 +23,25 @@ import io
 import uuid
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import polars as pl
 
 from readmit.data.extract import count_invalid_codes
+from readmit.data.extracts import (
+    SOURCE,
+    bronze_matches,
+    ledger_entry,
+    merged_partition,
+    overlap_notes,
+    read_ledger,
+    record_extract,
+)
 from readmit.data.layers import BRONZE_TABLE, REJECTED_AREA, LayerResult
 from readmit.data.raw import DEFAULT_BATCH_ROWS, DEFAULT_END, DEFAULT_START, RawReader, open_raw
 from readmit.data.schema import SNAPSHOT_COLUMN
+from readmit.errors import ReadmitInputError
 from readmit.months import check_month_range
 from readmit.storage import Storage
 
@@ -81,9 +94,41 @@ class _Stager:
                 self.storage.delete(STAGING_AREA, recursive=True)
 
 
-def build_bronze(
+@dataclass
+class _Staged:
+    """One extract read and checked, its rows staged by month, nothing written to bronze yet."""
+
+    reader: RawReader
+    stager: _Stager
+    ingested_at: datetime
+    stamp: str
+    first: str | None
+    last: str | None
+    months_in_file: dict[str, int] = field(default_factory=dict)  # every month of the file: rows
+    ids: pl.Series = field(default_factory=lambda: pl.Series("encounter_id", [], dtype=pl.Int64))
+    outside: int = 0
+    invalid_codes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def lineage(self) -> list[pl.Expr]:
+        return [pl.lit(self.reader.source_sha256).alias("_source_sha256"),
+                pl.lit(self.ingested_at, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at")]
+
+    @property
+    def months(self) -> list[str]:
+        """The months this run writes rows of (the file's months in range)."""
+        return [k for k in self.stager.keys() if k != _REJECTED_KEY]
+
+
+def build_bronze(storage: Storage, raw_path: str, **options) -> LayerResult:
+    """Read ``raw_path`` and merge its rows into bronze for the months in range (one extract; see
+    :func:`build_extracts`, which takes the same keyword options)."""
+    return build_extracts(storage, [raw_path], **options)
+
+
+def build_extracts(
     storage: Storage,
-    raw_path: str,
+    raw_paths: list[str],
     *,
     start_month: str | None = None,
     end_month: str | None = None,
@@ -95,46 +140,123 @@ def build_bronze(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     diagnosis_codes: str = "auto",
     require_labels: bool = False,
+    no_replace: bool = False,
 ) -> LayerResult:
-    """Read ``raw_path`` and write its bronze partitions for the months in range.
+    """Read every extract (oldest first) and merge its rows into bronze (:mod:`readmit.data.extracts`).
 
-    ``start_month`` / ``end_month`` ("YYYY-MM", inclusive, None = open) choose the months
-    written; ``derivation``, ``start_date`` and ``end_date`` say how ``snapshot_date`` is made
-    when the input has none. ``on_partition`` is called with each month once it is written.
+    Every file is read and checked, and with ``no_replace`` every conflict looked for, before
+    anything is written: a bad file writes nothing. Then each extract in turn replaces the rows of
+    the encounters it brings and adds the rest, a month partition at a time (atomically), and
+    is recorded in the ledger. ``start_month`` / ``end_month`` ("YYYY-MM", inclusive, None = open)
+    choose the months read from each file; ``derivation``, ``start_date`` and ``end_date`` say how
+    ``snapshot_date`` is made when the input has none. The result's partitions are every month
+    that changed (those of the files, and those an encounter moved out of): the months silver and
+    gold rebuild. ``on_partition`` is called with each month once it is written.
     """
     first, last = check_month_range(start_month, end_month)
-    reader = open_raw(
-        raw_path, derivation=derivation, start=start_date, end=end_date,
-        quarantine=quarantine, batch_rows=batch_rows, diagnosis_codes=diagnosis_codes,
-        require_labels=require_labels,
-    )
+    staged: list[_Staged] = []
+    try:
+        for raw_path in raw_paths:
+            reader = open_raw(
+                raw_path, derivation=derivation, start=start_date, end=end_date,
+                quarantine=quarantine, batch_rows=batch_rows, diagnosis_codes=diagnosis_codes,
+                require_labels=require_labels,
+            )
+            staged.append(_stage(storage, reader, first, last, batch_rows))
+        if no_replace:
+            _refuse_conflicts(storage, staged)
+        results = [_commit(storage, one, on_partition) for one in staged]
+    finally:
+        for one in staged:
+            one.stager.cleanup()
+    return _combined(results, [one.reader.source for one in staged])
+
+
+def _stage(storage: Storage, reader: RawReader, first: str | None, last: str | None, batch_rows: int) -> _Staged:
+    """Read and check the whole extract, staging its rows by month (nothing written to bronze)."""
     ingested_at = datetime.now(UTC)
     stamp = f"{ingested_at:%Y%m%dT%H%M%S%f}Z"
     stager = _Stager(storage, f"{STAGING_AREA}/{stamp}-{uuid.uuid4().hex[:8]}", spill_rows=2 * batch_rows)
+    one = _Staged(reader, stager, ingested_at, stamp, first, last)
+    one.outside = _stage_by_month(one)
+    return one
+
+
+def _refuse_conflicts(storage: Storage, staged: list[_Staged]) -> None:
+    """With --no-replace: refuse (before any write) an extract bringing an encounter that bronze or
+    an earlier extract of the run already has from another file."""
+    for k, one in enumerate(staged):
+        sha = one.reader.source_sha256
+        clash = bronze_matches(storage, one.ids).filter(pl.col(SOURCE).is_null() | (pl.col(SOURCE) != sha))
+        months = set(clash["month"].to_list())
+        ids = [clash["encounter_id"]]
+        for earlier in staged[:k]:
+            if earlier.reader.source_sha256 != sha:
+                shared = one.ids.filter(one.ids.is_in(earlier.ids.implode()))
+                ids.append(shared)
+                months |= set(earlier.months) & set(one.months) if shared.len() else set()
+        found = pl.concat(ids).unique()
+        if found.len():
+            rows = one.reader.rows_of(found)
+            shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            raise ReadmitInputError(
+                f"{len(rows)} encounter(s) of this extract are already in the datamart from another extract "
+                f"(months {', '.join(sorted(months)[:6])}{', ...' if len(months) > 6 else ''}); data rows {shown}",
+                source=one.reader.source,
+                fix="drop --no-replace to let this newer extract replace them, or remove those rows from the file; "
+                "nothing was written",
+            )
+
+
+def _commit(storage: Storage, one: _Staged, on_partition: Callable[[str], None] | None) -> LayerResult:
+    """Merge one staged extract into bronze, month by month, then record it in the ledger."""
+    reader = one.reader
     result = LayerResult(layer="bronze", rows_in=reader.rows_in)
-    lineage = [
-        pl.lit(reader.source_sha256).alias("_source_sha256"),
-        pl.lit(ingested_at, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at"),
-    ]
-    try:
-        invalid_codes: dict[str, int] = {}
-        outside = _stage_by_month(reader, stager, first, last, invalid_codes)
-        _write_partitions(storage, stager, lineage, result, on_partition)
-        _write_rejected(storage, stager, lineage, f"{stamp}-{reader.source_sha256[:8]}", result)
-    finally:
-        stager.cleanup()
-    result.notes += _notes(reader, start_date, end_date, first, last, outside, bool(result.partitions))
-    if invalid_codes:
-        by_month = ", ".join(f"{m}: {n}" for m, n in sorted(invalid_codes.items()))
+    matches = bronze_matches(storage, one.ids)
+    overlaps, overlap_text = overlap_notes(matches, reader.source_sha256, read_ledger(storage))
+    present = set(storage.list_partitions(BRONZE_TABLE))
+    written = one.months
+    for month in sorted(set(written) | set(matches["month"].to_list())):
+        new = one.stager.take(month).with_columns(one.lineage) if month in written else None
+        existing = storage.read_partition(BRONZE_TABLE, month) if month in present else None
+        part = merged_partition(existing, new, one.ids) if existing is not None else new
+        storage.write_partition(BRONZE_TABLE, month, part)
+        result.partitions.append(month)
+        result.rows_out += new.height if new is not None else 0
+        if on_partition is not None:
+            on_partition(month)
+    _write_rejected(storage, one.stager, one.lineage, f"{one.stamp}-{reader.source_sha256[:8]}", result)
+    record_extract(storage, ledger_entry(
+        sha256=reader.source_sha256, source=reader.source, ingested_at=one.ingested_at, rows=reader.rows_in,
+        months_in_file=one.months_in_file, months_written=written, overlaps=overlaps))
+    result.notes += _notes(reader, one.first, one.last, one.outside, bool(written)) + overlap_text
+    if one.invalid_codes:
+        by_month = ", ".join(f"{m}: {n}" for m, n in sorted(one.invalid_codes.items()))
         result.notes.append(f"rows rejected for a diagnosis code of neither ICD system, by month: {by_month}")
     return result
 
 
-def _stage_by_month(reader: RawReader, stager: _Stager, first: str | None, last: str | None,
-                    invalid_codes: dict[str, int]) -> int:
+def _combined(results: list[LayerResult], names: list[str]) -> LayerResult:
+    """One bronze result for the run: every month changed, rows summed, each file's notes (named
+    by file when there are several)."""
+    if len(results) == 1:
+        return results[0]
+    out = LayerResult(layer="bronze")
+    out.partitions = sorted({m for r in results for m in r.partitions})
+    for r, name in zip(results, names, strict=True):
+        out.rows_in += r.rows_in
+        out.rows_out += r.rows_out
+        out.rows_rejected += r.rows_rejected
+        out.notes += [f"{name}: {n}" for n in r.notes]
+    return out
+
+
+def _stage_by_month(one: _Staged) -> int:
     """Read every batch (checking the whole file), stage its rows by month; return how many
     rows fell outside [first, last]. Rejected rows (quarantine) are staged apart, those with a
-    diagnosis code of neither system counted by month in ``invalid_codes``."""
+    diagnosis code of neither system counted by month in ``one.invalid_codes``; the months of the
+    file and the encounter ids staged are kept on ``one``."""
+    reader, stager, first, last = one.reader, one.stager, one.first, one.last
     month = pl.col(SNAPSHOT_COLUMN).dt.strftime("%Y-%m")
     in_range = pl.lit(True)
     if first:
@@ -142,32 +264,24 @@ def _stage_by_month(reader: RawReader, stager: _Stager, first: str | None, last:
     if last:
         in_range &= month <= last
     outside = 0
+    ids = []
     # Closed here even when staging fails mid-file: the CSV reader stops before its file closes.
     with closing(reader.batches()) as batches:
         for batch in batches:
             frame = batch.frame.with_columns(month.alias("_month"), in_range.alias("_keep"))
+            for key, n in frame.group_by("_month").len().iter_rows():
+                one.months_in_file[key] = one.months_in_file.get(key, 0) + n
             kept = frame.filter(pl.col("_keep")).drop("_keep")
             outside += frame.height - kept.height
+            ids.append(kept["encounter_id"])
             for (key,), part in kept.partition_by("_month", as_dict=True).items():
                 stager.add(str(key), part.drop("_month"))
             if batch.rejected.height:
                 stager.add(_REJECTED_KEY, batch.rejected)
-                count_invalid_codes(reader, batch.rejected, invalid_codes)
+                count_invalid_codes(reader, batch.rejected, one.invalid_codes)
+    if ids:
+        one.ids = pl.concat(ids)
     return outside
-
-
-def _write_partitions(storage: Storage, stager: _Stager, lineage: list[pl.Expr], result: LayerResult,
-                      on_partition: Callable[[str], None] | None) -> None:
-    """Write each staged month as its bronze partition, with the lineage columns."""
-    for month in stager.keys():
-        if month == _REJECTED_KEY:
-            continue
-        part = stager.take(month).with_columns(lineage)
-        storage.write_partition(BRONZE_TABLE, month, part)
-        result.partitions.append(month)
-        result.rows_out += part.height
-        if on_partition is not None:
-            on_partition(month)
 
 
 def _write_rejected(storage: Storage, stager: _Stager, lineage: list[pl.Expr], name: str,
@@ -184,13 +298,16 @@ def _write_rejected(storage: Storage, stager: _Stager, lineage: list[pl.Expr], n
     )
 
 
-def _notes(reader: RawReader, start_date: date, end_date: date, first: str | None, last: str | None,
-           outside: int, wrote: bool) -> list[str]:
+def _notes(reader: RawReader, first: str | None, last: str | None, outside: int, wrote: bool) -> list[str]:
     """What the user should know about the run: where dates came from, rows left out, the source."""
     if reader.snapshot_source == "input":
         notes = ["snapshot_date taken from the input's snapshot_date column"]
+    elif reader.snapshot_source == "discharge_date":
+        notes = [f"snapshot_date = discharge_date; readmitted derived from each patient's next admission, "
+                 f"as of {reader.as_of} (the file's latest date): blank for a discharge less than 30 days "
+                 "before it with no readmission yet"]
     else:
-        notes = [f"snapshot_date derived ({reader.snapshot_source}) over {start_date}..{end_date}: "
+        notes = [f"snapshot_date derived ({reader.snapshot_source}) over {reader.start}..{reader.end}: "
                  "the UCI file has no dates"]
     if outside:
         notes.append(f"{outside} row(s) fell outside months {first or '...'}..{last or '...'} and "

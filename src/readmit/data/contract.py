@@ -90,6 +90,11 @@ def render_input_contract() -> str:
         "dates are derived from `data_config.date_derivation` (encounter order spread over its range) |"
     )
     lines.append(
+        "| `admission_date`, `discharge_date` | date | no | ISO dates `YYYY-MM-DD`, admission not after discharge, "
+        "discharge not after today; read when the file has no `readmitted` column: `snapshot_date` = discharge, "
+        "the outcome derived from the next admission (see below) | `readmitted` is required |"
+    )
+    lines.append(
         f"| `{CODE_SYSTEM_COLUMN}` | string | no | `icd9` or `icd10` (any case): the row's diagnosis code system, "
         "so one file may hold both | the file's system is declared or decided (`--diagnosis-codes`) |"
     )

@@ -107,7 +107,7 @@ def rejected_months(reader: RawReader, rejected: pl.DataFrame) -> pl.Series:
     """The month (YYYY-MM) each rejected row has: its snapshot_date, or the date the derivation
     gives its row; ``unknown`` when neither can be told (an unreadable date, a repeated id)."""
     rows = rejected[ROW_COLUMN]
-    if reader.snapshot_source == "input":
+    if reader.snapshot_source in ("input", "discharge_date"):
         text = rejected[SNAPSHOT_COLUMN]
         months = pl.select(pl.when(text.str.contains(r"^\d{4}-\d{2}")).then(text.str.slice(0, 7))).to_series()
     else:

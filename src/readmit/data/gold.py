@@ -292,11 +292,13 @@ def build_gold(
     *,
     start_month: str | None = None,
     end_month: str | None = None,
+    months: list[str] | None = None,
     cascade: bool = True,
     on_partition: Callable[[str], None] | None = None,
     data_config: DataSection | None = None,
 ) -> LayerResult:
-    """Write the FEATURE_STORE and LABEL_STORE partitions of every silver month in range.
+    """Write the FEATURE_STORE and LABEL_STORE partitions of every silver month in range (or of
+    the silver ``months`` given: those an extract changed).
 
     ``data_config`` (default: the built-in defaults) chooses the engine (``engine``) and its
     settings; every engine writes the same partitions.
@@ -305,10 +307,11 @@ def build_gold(
     that has changed since (see the module docstring); with ``cascade=False`` such months make
     the build refuse before it writes anything.
     """
-    months = months_in_range(storage, SILVER_TABLE, start_month, end_month)
+    months = sorted(months) if months else months_in_range(storage, SILVER_TABLE, start_month, end_month)
     data_config = data_config or DataSection()
     history, fingerprints = silver_history(storage, keep_rows=data_config.engine == "polars")
-    stale = stale_months(storage, fingerprints, after=months[-1])
+    # Any built month after the first one chosen, not chosen itself, whose history changed.
+    stale = {m: v for m, v in stale_months(storage, fingerprints, after=months[0]).items() if m not in months}
     if stale and not cascade:
         first, last = min(stale), max(stale)
         changed = sorted({m for ms in stale.values() for m in ms} - {UNRECORDED})
@@ -325,9 +328,9 @@ def build_gold(
         )
     result = LayerResult(layer="gold")
     if data_config.engine == "polars":
-        _write_months(storage, months + sorted(stale), history, fingerprints, result, on_partition)
+        _write_months(storage, sorted({*months, *stale}), history, fingerprints, result, on_partition)
     else:
-        _write_months_on_engine(data_config.engine, data_config, storage, months + sorted(stale), history,
+        _write_months_on_engine(data_config.engine, data_config, storage, sorted({*months, *stale}), history,
                                 fingerprints, result, on_partition)
     if stale:
         result.notes.append(

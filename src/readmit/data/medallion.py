@@ -41,6 +41,8 @@ def run_medallion(
     engine: str | None = None,
     diagnosis_codes: str | None = None,
     require_labels: bool | None = None,
+    raw_paths: Sequence[str] | None = None,
+    no_replace: bool = False,
     progress: LayerProgress | None = None,
 ) -> list[LayerResult]:
     """Build the chosen layers for months in [start_month, end_month] (inclusive; None = open).
@@ -52,8 +54,14 @@ def run_medallion(
     ``data_config.engine``) runs silver and gold on polars, duckdb or spark (same results).
     ``diagnosis_codes`` (default: ``data_config.diagnosis_codes``): the raw file's code system;
     ``require_labels`` (default: ``data_config.require_labels``): a blank readmitted is a bad row.
+
+    ``raw_paths`` (default: the one ``settings.raw_path``): the extracts, oldest first; each one's
+    rows replace those of the same encounters in bronze (the newer wins), or with ``no_replace``
+    such a conflict is refused before anything is written (:mod:`readmit.data.extracts`). When bronze
+    runs, silver and gold rebuild only the months it changed (and gold the later months whose
+    history changed), not every month.
     """
-    from readmit.data.bronze import build_bronze
+    from readmit.data.bronze import build_extracts
     from readmit.data.fetch import resolve_raw
     from readmit.data.gold import build_gold
     from readmit.data.silver import build_silver
@@ -66,6 +74,7 @@ def run_medallion(
             raise ReadmitInputError(f"unknown engine {engine!r}", fix=f"use one of: {', '.join(ENGINES)}")
         data_cfg = data_cfg.model_copy(update={"engine": engine})
     results: list[LayerResult] = []
+    changed: list[str] | None = None  # the months bronze changed: all silver and gold rebuild
     for layer in LAYERS:
         if layer not in layers:
             continue
@@ -77,9 +86,10 @@ def run_medallion(
         if progress:
             progress(layer, "start", None)
         if layer == "bronze":
-            result = build_bronze(
+            result = build_extracts(
                 storage,
-                resolve_raw(settings.raw_path),
+                [resolve_raw(p) for p in raw_paths] if raw_paths else [resolve_raw(settings.raw_path)],
+                no_replace=no_replace,
                 start_month=start_month,
                 end_month=end_month,
                 derivation=data_cfg.date_derivation.method,
@@ -90,11 +100,12 @@ def run_medallion(
                 diagnosis_codes=data_cfg.diagnosis_codes if diagnosis_codes is None else diagnosis_codes,
                 require_labels=data_cfg.require_labels if require_labels is None else require_labels,
             )
+            changed = result.partitions or None
         elif layer == "silver":
-            result = build_silver(storage, start_month=start_month, end_month=end_month,
+            result = build_silver(storage, start_month=start_month, end_month=end_month, months=changed,
                                   on_partition=on_partition, data_config=data_cfg)
         else:
-            result = build_gold(storage, start_month=start_month, end_month=end_month,
+            result = build_gold(storage, start_month=start_month, end_month=end_month, months=changed,
                                 cascade=cascade, on_partition=on_partition, data_config=data_cfg)
         results.append(result)
         if progress:

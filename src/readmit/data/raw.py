@@ -55,6 +55,7 @@ import pyarrow.csv as pacsv
 
 from readmit.data.codes import CODE_SYSTEM_COLUMN, DIAGNOSIS_COLUMNS, PER_ROW, SystemDecider, code_problems
 from readmit.data.contract import absent_optional, prepare_chunk
+from readmit.data.outcomes import DATE_COLUMNS, DISCHARGE, date_problems, derived_readmitted, derives_outcomes
 from readmit.data.schema import (
     DOMAINS,
     INT_COLUMNS,
@@ -133,11 +134,22 @@ class RawReader:
     require_labels: bool  # declared labelled: a blank readmitted is a bad row
     _days: pl.Series | None = field(repr=False)
     _duplicate: pl.Series = field(repr=False)
+    _ids: pl.Series | None = field(default=None, repr=False)
+    _derived: pl.Series | None = field(default=None, repr=False)  # readmitted from the dates (outcomes.py)
+    as_of: date | None = None  # the extract's as-of date, when its outcomes come from its dates
+
+    def rows_of(self, ids: pl.Series) -> list[int]:
+        """The data row numbers (1-based, first occurrence) of encounter ids ``ids``, in file order:
+        how a message names rows of the file without naming the encounters."""
+        assert self._ids is not None
+        hit = self._ids.is_in(ids.implode()) & ~self._duplicate
+        return (hit.arg_true() + 1).to_list()
 
     @property
     def text_columns(self) -> list[str]:
         """The columns kept from the file, in schema order (rejected rows carry these)."""
-        extra = [SNAPSHOT_COLUMN] if self.snapshot_source == "input" else []
+        extra = [SNAPSHOT_COLUMN] if self.snapshot_source in ("input", DISCHARGE) else []
+        extra += list(DATE_COLUMNS) if self._derived is not None else []
         extra += [CODE_SYSTEM_COLUMN] if self.code_system == PER_ROW else []
         return list(RAW_SCHEMA) + extra
 
@@ -168,6 +180,9 @@ class RawReader:
             for chunk in chunks:
                 chunk = prepare_chunk(chunk, self.absent)
                 n = chunk.height
+                if self._derived is not None:
+                    chunk = chunk.with_columns(self._derived.slice(offset, n).alias("readmitted"),
+                                               pl.col(DISCHARGE).alias(SNAPSHOT_COLUMN))
                 good, bad = _split(
                     chunk.with_columns(
                         pl.int_range(offset + 1, offset + n + 1, dtype=pl.Int64).alias(ROW_COLUMN)
@@ -231,7 +246,8 @@ def open_raw(
         raise ReadmitInputError(f"batch_rows must be positive, got {batch_rows}")
     with _open_csv(path) as (stream, source):
         header = _read_header(stream, source)
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    derive = derives_outcomes(header)
+    missing = [c for c in REQUIRED_COLUMNS if c not in header and not (derive and c == "readmitted")]
     if len(missing) == len(REQUIRED_COLUMNS):
         raise ReadmitInputError(
             f"not the UCI encounters CSV: none of its {len(RAW_SCHEMA)} columns is in the "
@@ -244,13 +260,16 @@ def open_raw(
             f"missing required column{'s' if len(missing) != 1 else ''} "
             f"({len(missing)}): {', '.join(missing)}",
             source=source,
-            fix="add the column(s) to the extract, named as in docs/input_contract.md "
-            "(`readmit data check FILE` lists what else is wrong)",
+            fix="add the column(s) to the extract, named as in docs/input_contract.md (readmitted may be left "
+            "out when the file has admission_date and discharge_date) (`readmit data check FILE` lists what "
+            "else is wrong)",
         )
-    snapshot_source = "input" if SNAPSHOT_COLUMN in header else derivation
+    snapshot_source = "input" if SNAPSHOT_COLUMN in header else DISCHARGE if derive else derivation
     decider = SystemDecider(diagnosis_codes, source, per_row=CODE_SYSTEM_COLUMN in header)
     ids = _scan_ids(path, header, batch_rows, source, decider)
     code_system = decider.result()
+    derived, as_of = derived_readmitted(_scan_text(path, header, ["encounter_id", "patient_nbr", *DATE_COLUMNS],
+                                                   batch_rows, source)) if derive else (None, None)
     if ids.len() == 0:
         raise ReadmitInputError(
             "the file has a header but no data rows",
@@ -281,6 +300,9 @@ def open_raw(
         require_labels=require_labels,
         _days=days,
         _duplicate=ids.is_not_null() & ~keep,
+        _ids=ids,
+        _derived=derived,
+        as_of=as_of,
     )
 
 
@@ -536,6 +558,13 @@ def _scan_ids(path: str, header: list[str], batch_rows: int, source: str,
     return pl.concat(parts).rechunk()
 
 
+def _scan_text(path: str, header: list[str], columns: list[str], batch_rows: int, source: str) -> pl.DataFrame:
+    """A pass over the file reading ``columns`` only, as text, in file order."""
+    with _native_csv(path) as stream, closing(_csv_chunks(stream, header, columns, batch_rows, source)) as chunks:
+        parts = list(chunks)
+    return pl.concat(parts) if parts else pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+
+
 def _sha256(path: str) -> str:
     with storage_errors(path, "read"), open_uri(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
@@ -557,7 +586,7 @@ def _int(name: str) -> str:
 def _snapshot(snapshot_source: str, days: pl.Series | None, start: date, n_days: int) -> pl.Expr:
     """Each row's snapshot date: the input's own column, or derived from its place in the file."""
     start_day = (start - _EPOCH).days
-    if snapshot_source == "input":
+    if snapshot_source in ("input", DISCHARGE):
         text = pl.col(SNAPSHOT_COLUMN)
         return pl.when(text.str.contains(_ISO_DATE)).then(
             text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
@@ -651,6 +680,8 @@ def _split(
         pl.lit(duplicate).alias("_duplicate"),
     )
     problems = _row_problems(chunk, snapshot_source, code_system, require_labels)
+    if snapshot_source == DISCHARGE:  # outcomes and months from the dates
+        problems += date_problems()
     is_bad = chunk.select(pl.any_horizontal([cond for cond, _ in problems])).to_series()
     if is_bad.any():
         bad = chunk.filter(is_bad).with_columns(

@@ -221,16 +221,18 @@ def build_silver(
     *,
     start_month: str | None = None,
     end_month: str | None = None,
+    months: list[str] | None = None,
     on_partition: Callable[[str], None] | None = None,
     data_config: DataSection | None = None,
 ) -> LayerResult:
-    """Clean every bronze partition in range into the silver partition of the same month.
+    """Clean every bronze partition in range (or the bronze ``months`` given: those an extract
+    changed) into the silver partition of the same month.
 
     ``data_config`` (default: the built-in defaults) chooses the engine; every engine writes the
     same partitions and refuses the same bad input with the same message.
     """
     result = LayerResult(layer="silver")
-    months = months_in_range(storage, BRONZE_TABLE, start_month, end_month)
+    months = sorted(months) if months else months_in_range(storage, BRONZE_TABLE, start_month, end_month)
     data_config = data_config or DataSection()
     if data_config.engine != "polars":
         _build_on_engine(storage, months, data_config, result, on_partition)

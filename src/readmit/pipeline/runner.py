@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from readmit.config import WARNED_ENV, Settings
+from readmit.config import WARNED_ENV, Settings, resolve_windows
 from readmit.errors import ReadmitError, ReadmitInputError
 from readmit.pipeline.graph import LOCAL_RUN, Step, call_step, get_graph, graph_steps, step_command, summarize
 
@@ -91,6 +91,8 @@ def run_graphs(
     stopped = False
     for name in names:
         graph = get_graph(name)
+        if name != "medallion":  # relative windows: resolved on the gold the medallion just built
+            settings = resolve_windows(settings)
         step_params = {k: params.get(k) for k in graph.runtime_params(settings)}
         pending = graph_steps(graph.name, settings)
         done: set[str] = set()

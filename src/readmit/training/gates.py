@@ -414,12 +414,18 @@ def _purged_counts(feats: pl.DataFrame, splits: Any, maturity: int) -> dict[str,
 
 @_expected_findings("single_source")
 def check_single_source(settings: Settings) -> CheckResult:
-    """Every gold month of the windows comes from the same raw file (its recorded sha256).
+    """The windows' gold months hold one version of the data: one raw file, or consecutive extracts.
 
     Months built from two different raw files pass every other gate when their encounter ids do
-    not overlap, yet the model would learn from one extract and be judged on another. A mix fails
-    the gate, or only warns with ``data_config.mixed_sources: "warn"``.
+    not overlap, yet the model would learn from one extract and be judged on another. Extracts
+    applied one after the other by ``readmit medallion`` (the ledger, :mod:`readmit.data.extracts`)
+    are versions of one source and pass: bronze keeps the newest row of each encounter. What fails
+    is a mix of versions: months from a file the ledger does not know beside another file's, or a
+    month an extract's file holds that the windows still take from an earlier version (the
+    extract was applied to fewer months, ``--start/--end``, and nothing newer covered them). A mix
+    fails the gate, or only warns with ``data_config.mixed_sources: "warn"``.
     """
+    from readmit.data.extracts import read_ledger
     from readmit.data.gold import SOURCE_COLUMN
 
     name = "single_source"
@@ -444,19 +450,41 @@ def check_single_source(settings: Settings) -> CheckResult:
         "policy": policy, "months": len(months), "months_without_source": unrecorded,
         "sources": {sha: {"months": len(ms), "first": ms[0], "last": ms[-1]} for sha, ms in sources.items()},
     }
-    if len(sources) > 1:
-        listing = "; ".join(f"{sha[:12]}… in {len(ms)} month(s) {ms[0]}..{ms[-1]}" for sha, ms in sources.items())
-        reason = (f"the windows' gold months come from {len(sources)} different raw files ({listing}). Fix: "
-                  "rebuild every month from one raw file (`readmit medallion --raw FILE` without --start/--end)"
-                  ", or set data_config.mixed_sources to \"warn\" if the mix is deliberate")
+    reason = _mixed_sources_reason(sources, read_ledger(storage), months) if len(sources) > 1 else None
+    if reason is not None:
         if policy == "fail":
             return CheckResult(name, False, reason, details)
         return CheckResult(name, True, f"warning: {reason}", {**details, "warning": True})
     note = (f"; {len(unrecorded)} month(s) record no source (gold built before sources were recorded: "
             f"rebuild them to check)") if unrecorded else ""
     only = next(iter(sources), None)
-    summary = f"{len(months)} month(s) from one raw file (sha256 {only[:12]}…)" if only else f"{len(months)} month(s)"
+    if len(sources) > 1:
+        summary = f"{len(months)} month(s) from {len(sources)} consecutive extracts of one source (bronze/_extracts.json)"
+    else:
+        summary = f"{len(months)} month(s) from one raw file (sha256 {only[:12]}…)" if only else f"{len(months)} month(s)"
     return CheckResult(name, True, summary + note, details)
+
+
+def _mixed_sources_reason(sources: dict[str, list[str]], ledger: list[dict], months: list[str]) -> str | None:
+    """Why the windows' sources are a mix of versions (None when they are consecutive extracts)."""
+    known = {e["sha256"] for e in ledger}
+    if any(sha not in known for sha in sources):
+        listing = "; ".join(f"{sha[:12]}… in {len(ms)} month(s) {ms[0]}..{ms[-1]}" for sha, ms in sources.items())
+        return (f"the windows' gold months come from {len(sources)} different raw files ({listing}). Fix: "
+                "rebuild every month from one raw file (`readmit medallion --raw FILE` without --start/--end), "
+                "or load each extract with `readmit medallion --raw FILE` (extracts it applied are one source), "
+                "or set data_config.mixed_sources to \"warn\" if the mix is deliberate")
+    window = set(months)
+    for at, extract in enumerate(ledger):
+        later = {m for e in ledger[at + 1:] for m in e["months_written"]}
+        behind = sorted(window & set(extract["months_in_file"]) - set(extract["months_written"]) - later)
+        if behind:
+            return (f"the windows mix two versions of the same months: {extract['source']} "
+                    f"({extract['sha256'][:12]}…) holds {len(behind)} month(s) {behind[0]}..{behind[-1]} that the "
+                    "windows take from an earlier extract (it was applied to fewer months). Fix: apply it to "
+                    "every month it holds (`readmit medallion --raw FILE` without --start/--end), or set "
+                    "data_config.mixed_sources to \"warn\" if the mix is deliberate")
+    return None
 
 
 GATES = (check_model_config, check_gold_data_exists, check_sufficient_training_data, check_temporal_leakage,

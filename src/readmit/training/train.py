@@ -280,6 +280,9 @@ def build_metadata(settings: Settings, algorithm: str, data: GoldData, tuned: Tu
         "training_date": datetime.now(UTC).isoformat(),
         "temporal_window_mode": cfg.temporal_window_mode,
         "temporal_splits": cfg.temporal_splits.dates(),
+        # relative windows: the rule and the as-of date they were resolved at (the dates are above)
+        **({"relative_windows": cfg.relative_windows.model_dump(mode="json")}
+           if cfg.temporal_window_mode == "relative" else {}),
         "label": {"target": cfg.model.target, "column": LABEL, "label_maturity_days": tc.label_maturity_days,
                   "exclude_death_hospice": tc.exclude_death_hospice},
         "features": {"numeric": list(fs.numeric), "categorical": list(fs.categorical)},

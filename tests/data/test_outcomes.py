@@ -1,0 +1,89 @@
+"""Outcomes derived from admission and discharge dates, for an extract without ``readmitted``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from readmit.cli.main import app
+from readmit.config import load_settings
+from readmit.data.layers import FEATURE_STORE, LABEL_STORE
+from readmit.data.medallion import run_medallion
+from readmit.data.outcomes import derived_readmitted
+from readmit.data.synth import write_synthetic
+from readmit.errors import ReadmitInputError
+from readmit.storage import Storage
+
+
+def _stays(*rows: tuple[int, int, str, str]) -> pl.DataFrame:
+    return pl.DataFrame([(str(e), str(p), a, d) for e, p, a, d in rows], orient="row",
+                        schema=["encounter_id", "patient_nbr", "admission_date", "discharge_date"])
+
+
+def test_the_next_admission_gives_the_outcome_and_maturity_is_as_of_the_files_latest_date() -> None:
+    labels, as_of = derived_readmitted(_stays(
+        (1, 10, "2020-01-01", "2020-01-05"),  # readmitted 15 days later: <30
+        (2, 10, "2020-01-20", "2020-01-22"),  # no later stay, 30 days passed by the as-of date: NO
+        (3, 20, "2020-01-01", "2020-01-02"),  # next stay 44 days after discharge: >30
+        (4, 20, "2020-02-15", "2020-02-20"),  # discharged 19 days before the as-of date: not known yet
+        (5, 30, "2020-03-01", "2020-03-10"),  # the file's latest date: not known yet
+        (6, 40, "2020-03-05", "2020-03-05"),  # a day stay readmitted the same day: <30
+        (7, 40, "2020-03-05", "2020-03-07"),  # (and that stay not mature)
+        (8, 50, "2020-01-01", "bad"),  # unreadable: blank (its row check refuses it)
+    ))
+    assert as_of == dt.date(2020, 3, 10)
+    assert labels.to_list() == ["<30", "NO", ">30", "", "", "<30", "", ""]
+
+
+def _dated_extract(tmp_path: Path, rows: int = 3000) -> pl.DataFrame:
+    """Synthetic encounters as an EHR extract: admission and discharge dates, no outcome column."""
+    path = write_synthetic(tmp_path / "synth.csv", rows=rows, seed=5, with_snapshot=True)
+    text = pl.read_csv(path, infer_schema=False)
+    discharged = pl.col("snapshot_date").str.to_date()
+    admitted = discharged - pl.duration(days=pl.col("time_in_hospital").cast(pl.Int64))
+    return text.with_columns(admitted.cast(pl.String).alias("admission_date"),
+                             pl.col("snapshot_date").alias("discharge_date")).drop("readmitted", "snapshot_date")
+
+
+def test_an_extract_without_readmitted_gets_its_labels_from_its_dates(tmp_path: Path) -> None:
+    extract = _dated_extract(tmp_path)
+    extract.write_csv(tmp_path / "ehr.csv")
+    settings = load_settings(raw=str(tmp_path / "ehr.csv"), datamart=str(tmp_path / "dm"))
+    bronze = run_medallion(settings)[0]
+    assert any("readmitted derived from each patient's next admission, as of 2008-12-30" in n for n in bronze.notes)
+    storage = Storage(settings.datamart_uri)
+    features, labels = storage.read_table(FEATURE_STORE), storage.read_table(LABEL_STORE)
+    assert features.height == extract.height  # every encounter, in the month of its discharge
+    assert features["snapshot_date"].cast(pl.String).to_list() == extract["discharge_date"].to_list()
+    expected, _ = derived_readmitted(extract.select("encounter_id", "patient_nbr", "admission_date",
+                                                    "discharge_date"))
+    known = extract.with_columns(expected.alias("readmitted")).filter(pl.col("readmitted") != "")
+    got = labels.sort("encounter_id").select(pl.col("encounter_id").cast(pl.String), "readmitted")
+    assert got.equals(known.select("encounter_id", "readmitted").sort(pl.col("encounter_id").cast(pl.Int64)))
+    unknown = features.filter(~pl.col("encounter_id").is_in(labels["encounter_id"].implode()))
+    # the unknown outcomes are the discharges of the last 30 days not yet readmitted
+    assert unknown.height > 0 and unknown["snapshot_date"].min() > dt.date(2008, 12, 30) - dt.timedelta(days=30)
+
+
+@pytest.mark.parametrize(("column", "value", "says"), [
+    ("discharge_date", "2999-01-01", "discharge_date: 2999-01-01 is in the future"),
+    ("admission_date", "2009-12-31", "admission_date 2009-12-31 is after discharge_date"),
+    ("admission_date", "31/12/2008", "admission_date: '31/12/2008' is not an ISO date (YYYY-MM-DD)"),
+])
+def test_a_bad_date_is_one_message_naming_file_row_and_fix_and_nothing_is_written(tmp_path: Path, column: str,
+                                                                                   value: str, says: str) -> None:
+    extract = _dated_extract(tmp_path, rows=200)
+    bad = extract.with_columns(pl.when(pl.int_range(pl.len()) == 6).then(pl.lit(value))
+                               .otherwise(pl.col(column)).alias(column))
+    bad.write_csv(tmp_path / "bad.csv")
+    with pytest.raises(ReadmitInputError) as caught:
+        run_medallion(load_settings(raw=str(tmp_path / "bad.csv"), datamart=str(tmp_path / "dm")))
+    assert "bad.csv: 1 bad row; the first is data row 7 (line 8): " in str(caught.value) and says in str(caught.value)
+    assert "--quarantine" in str(caught.value)
+    assert not (tmp_path / "dm").exists() or not any(p.is_file() for p in (tmp_path / "dm").rglob("*.parquet"))
+    out = CliRunner().invoke(app, ["medallion", "--raw", str(tmp_path / "bad.csv"), "--datamart", str(tmp_path / "dm")])
+    assert out.exit_code == 2 and says in out.output and "Traceback" not in out.output
