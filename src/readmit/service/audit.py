@@ -20,6 +20,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
+from readmit.errors import ReadmitError
 from readmit.registry import Registry
 
 ENV_SALT = "READMIT_AUDIT_SALT"
@@ -41,13 +42,31 @@ def audit_salt(registry: Registry) -> bytes:
 
 
 class AuditUnavailable(RuntimeError):
-    """The audit record could not be written: the request is not answered (503)."""
+    """The audit record could not be written: the request is not answered (503).
+
+    ``location`` is the audit folder, ``fix`` what to do (free space, make it writable, ...),
+    taken from the storage layer's error when it gave one.
+    """
+
+    def __init__(self, message: str, *, location: str, fix: str):
+        super().__init__(message)
+        self.location = location
+        self.fix = fix
 
 
 class AuditLog:
+    """Writes the records; ``problem`` holds why the last one failed until one succeeds again
+    (``/v1/health/ready`` reports it and probes the folder, so a full disk shows as not ready
+    and the service comes back by itself once space returns)."""
+
     def __init__(self, registry: Registry):
         self.registry = registry
         self.salt = audit_salt(registry)
+        self.problem: AuditUnavailable | None = None
+
+    @property
+    def location(self) -> str:
+        return self.registry.storage.uri_of(self.registry.rel(AUDIT_DIR))
 
     def pseudonym(self, kind: str, value: int) -> str:
         return hmac.new(self.salt, f"{kind}:{int(value)}".encode(), hashlib.sha256).hexdigest()
@@ -68,5 +87,31 @@ class AuditLog:
         try:
             self.registry.storage.create_bytes(rel, json.dumps(record, sort_keys=True).encode())
         except Exception as exc:  # a full disk, a read-only folder, S3 unreachable: never answer unaudited
-            raise AuditUnavailable(f"the audit record could not be written ({type(exc).__name__})") from exc
+            self.problem = self._unavailable(exc)
+            raise self.problem from exc
+        self.problem = None
         return self.registry.storage.uri_of(rel)
+
+    def probe(self) -> AuditUnavailable | None:
+        """Whether a record can be written now (a small object written and deleted in the audit
+        folder); clears ``problem`` when it can."""
+        rel = self.registry.rel(f"{AUDIT_DIR}/.tmp-probe-{secrets.token_hex(8)}")
+        try:
+            self.registry.storage.write_bytes(rel, b"readmit audit probe\n")
+            self.registry.storage.delete(rel)
+        except Exception as exc:
+            self.problem = self._unavailable(exc)
+            return self.problem
+        self.problem = None
+        return None
+
+    def _unavailable(self, exc: Exception) -> AuditUnavailable:
+        """The refusal for ``exc``: the storage layer's words (no space left, permission denied,
+        endpoint down) and fix when it has them, never the record's content."""
+        if isinstance(exc, ReadmitError):
+            cause, fix = exc.message, exc.fix or "make the audit folder writable"
+        else:
+            cause, fix = type(exc).__name__, "make the audit folder writable, then retry"
+        return AuditUnavailable(f"the audit record could not be written: {cause}", location=self.location,
+                                fix=f"{fix}; until then every scoring request is refused (503), "
+                                    "nothing is scored unaudited")

@@ -23,5 +23,9 @@ def ready(request: Request) -> JSONResponse:
         except Exception as exc:
             return JSONResponse({"status": "not ready", "problem": f"the history store does not answer "
                                  f"({type(exc).__name__})"}, status_code=503)
+        failing = state.audit.problem and state.audit.probe()  # a full audit disk: not ready until it is written
+        if failing:
+            return JSONResponse({"status": "not ready", "problem": str(failing), "location": failing.location,
+                                 "fix": failing.fix}, status_code=503)
         return JSONResponse({"status": "ready", "loaded_at": state.loaded_at})
     return JSONResponse({"status": "not ready", "problem": state.problem or "loading"}, status_code=503)
