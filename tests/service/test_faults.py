@@ -88,3 +88,95 @@ def test_a_full_audit_disk_refuses_to_score_and_recovers_when_space_returns(depl
             assert again.json()["predictions"] == answers[0].json()["predictions"]
     finally:
         live.stop()
+
+
+class Load:
+    """Clients sending one encounter per request, in threads, until stopped: every answer kept."""
+
+    def __init__(self, url: str, records: list[dict], clients: int = 2):
+        import threading
+
+        self.url, self.records = url, records
+        self.answers: list[tuple[int, int, dict]] = []  # (encounter_id, status, body)
+        self.done = threading.Event()
+        self.threads = [threading.Thread(target=self._send, args=(i,), daemon=True) for i in range(clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def _send(self, offset: int) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            i = offset
+            while not self.done.is_set():
+                record = self.records[i % len(self.records)]
+                try:
+                    answer = client.post("/v1/score", json=record, headers=auth())
+                    self.answers.append((record["encounter_id"], answer.status_code, answer.json()))
+                except httpx.TransportError as exc:  # kept: the test fails on it
+                    self.answers.append((record["encounter_id"], 0, {"transport": type(exc).__name__}))
+                i += 1
+
+    def wait_for(self, predicate, what: str, timeout: float = 60) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not predicate(self.answers):
+            assert time.monotonic() < deadline, f"under load, never: {what}"
+            time.sleep(0.05)
+
+    def stop(self) -> list[tuple[int, int, dict]]:
+        self.done.set()
+        for thread in self.threads:
+            thread.join(timeout=120)
+        return self.answers
+
+
+def _ok_after(n: int):
+    return lambda answers: sum(1 for _, code, _ in answers[n:] if code == 200) >= 10
+
+
+def test_redis_killed_under_load_is_503_and_not_ready_never_a_wrong_answer_and_it_recovers(deployed, tmp_path):  # noqa: F811
+    import time
+
+    from service.live_server import RedisServer
+
+    redis = RedisServer(tmp_path / "redis", durable=True)
+    live = None
+    try:
+        settings = deployed.settings({"serve_config": {"history_backend": "redis", "redis_url": redis.url}},
+                                     tmp=tmp_path)
+        live = LiveServer(create_app(settings))
+        assert live.wait_ready().status_code == 200
+        records = [r for r in raw_records(deployed.datamart, [MONTH])[:30]]
+        full = {r["encounter_id"]: live.client.post("/v1/score", json=r, headers=auth()).json()["predictions"]
+                for r in records}  # the answers with the whole history
+        load = Load(live.url, records)
+        load.wait_for(_ok_after(0), "answers before the fault")
+        downs = []
+        for flap in range(2):  # killed and back, twice; the second time at once (a flapping Redis)
+            before = len(load.answers)
+            redis.kill()
+            load.wait_for(lambda a, n=before: any(code == 503 for _, code, _ in a[n:]), "503 while Redis is down")
+            downs.append(live.client.get("/v1/health/ready"))
+            if flap == 0:
+                time.sleep(1.0)  # down a while under load
+            redis.start()
+            live.wait_ready(timeout=30)
+            load.wait_for(_ok_after(len(load.answers)), "answers again once Redis is back")
+        answers = load.stop()
+    finally:
+        if live is not None:
+            live.stop()
+        if redis.process.poll() is None:
+            redis.stop()
+    assert all(d.status_code == 503 and "history store" in d.json()["problem"] for d in downs)
+    codes = [code for _, code, _ in answers]
+    assert set(codes) == {200, 503}, sorted(set(codes))
+    for encounter, code, body in answers:
+        if code == 200:  # a score given while Redis flapped is the score with the whole history
+            assert body["predictions"] == full[encounter], encounter
+        else:
+            assert "history store" in body["error"] and "risk" not in json.dumps(body)
+    written = audit_records(deployed.registry)
+    assert all(body["request_id"] in written for _, code, body in answers if code == 200)
