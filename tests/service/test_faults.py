@@ -180,3 +180,112 @@ def test_redis_killed_under_load_is_503_and_not_ready_never_a_wrong_answer_and_i
             assert "history store" in body["error"] and "risk" not in json.dumps(body)
     written = audit_records(deployed.registry)
     assert all(body["request_id"] in written for _, code, body in answers if code == 200)
+
+
+class MotoProcess:
+    """moto's S3 server in a process of this test's own: frozen (SIGSTOP: the endpoint accepts
+    connections and never answers, as a partitioned or hung gateway) and thawed (SIGCONT) with
+    its buckets kept."""
+
+    def __init__(self, log: Path):
+        import socket
+        import sys
+        import time
+
+        from service.live_server import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        with log.open("wb") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                             str(self.port)], stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.process.kill()
+                    pytest.fail(f"moto did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.1)
+
+    def freeze(self) -> None:
+        self.process.send_signal(__import__("signal").SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(__import__("signal").SIGCONT)
+
+    def stop(self) -> None:
+        self.thaw()
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+def _upload(folder: Path, bucket: str, prefix: str, url: str) -> None:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=url)
+    client.create_bucket(Bucket=bucket)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder).as_posix()}")
+
+
+def test_the_s3_registry_unreachable_at_a_reload_keeps_the_verified_model_and_reloads_after(
+        deployed, tmp_path, monkeypatch, caplog):  # noqa: F811
+    import dataclasses
+    import logging
+    import time
+
+    from readmit.registry.aliases import set_alias
+
+    moto = MotoProcess(tmp_path / "moto.log")
+    for key, value in {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                       "READMIT_S3_CONNECT_TIMEOUT": "1", "READMIT_S3_READ_TIMEOUT": "1",
+                       "READMIT_S3_MAX_ATTEMPTS": "1"}.items():
+        monkeypatch.setenv(key, value)
+    _upload(Path(deployed.registry), "faults", "registry", moto.url)
+    on_s3 = dataclasses.replace(deployed, registry="s3://faults/registry")
+    versions = deployed.models()
+    live = None
+    caplog.set_level(logging.INFO, logger="readmit.service")
+    try:
+        live = LiveServer(create_app(on_s3.settings({"serve_config": {"reload_seconds": 0.2}}, tmp=tmp_path)))
+        assert live.wait_ready().status_code == 200
+        record = next(r for r in raw_records(deployed.datamart, [MONTH])
+                      if r["discharge_disposition_id"] not in (11, 13, 14, 19, 20, 21))  # one that is scored
+        assert live.client.post("/v1/score", json=record, headers=auth()).status_code == 200
+
+        def model() -> dict:
+            return live.client.get("/v1/model", headers=auth()).json()
+
+        before = model()["models"]
+        moto.freeze()
+        deadline = time.monotonic() + 30
+        while model()["reload_problem"] is None:
+            assert time.monotonic() < deadline, "the unreachable registry was never noticed"
+            time.sleep(0.1)
+        info = model()
+        assert info["models"] == before and info["ready"]  # the last verified models, said so
+        assert "the registry cannot be read at a reload" in info["reload_problem"]
+        assert moto.url in info["reload_problem"] and "did not answer" in info["reload_problem"]
+        logged = [r.getMessage() for r in caplog.records if r.name == "readmit.service"]
+        assert any("still serving the last verified models (champion xgboost" in m for m in logged), logged
+        # scoring needs its audit record, kept in the same registry: refused, not answered unaudited
+        refused = live.client.post("/v1/score", json=record, headers=auth())
+        assert refused.status_code == 503 and refused.json()["location"].startswith("s3://faults/registry")
+        moto.thaw()  # the registry returns: the alias moved meanwhile is followed again
+        set_alias(Registry(on_s3.registry), "champion", "logistic_regression", versions["logistic_regression"],
+                  reason="tests", by="tests")
+        while model()["models"][0]["algorithm"] != "logistic_regression":
+            assert time.monotonic() < deadline + 30, "reloads never resumed"
+            time.sleep(0.1)
+        assert model()["reload_problem"] is None
+        answer = live.client.post("/v1/score", json=record, headers=auth())
+        assert answer.status_code == 200 and answer.json()["predictions"][0]["algorithm"] == "logistic_regression"
+    finally:
+        if live is not None:
+            live.stop()
+        moto.stop()
