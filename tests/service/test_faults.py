@@ -289,3 +289,65 @@ def test_the_s3_registry_unreachable_at_a_reload_keeps_the_verified_model_and_re
         if live is not None:
             live.stop()
         moto.stop()
+
+
+def _workers(pid: int) -> list:
+    import psutil
+
+    return [w for w in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(w.cmdline())]
+
+
+def test_a_worker_killed_under_load_fails_only_its_requests_in_flight_and_nothing_is_unaudited(deployed):  # noqa: F811
+    import os
+    import sys
+    import time
+
+    from service.live_server import TOKEN, free_port
+
+    port = free_port()
+    env = {**os.environ, "READMIT_API_TOKENS": f"tests={TOKEN}", "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-c", "from readmit.cli import main; main()", "serve", "--port", str(port),
+               "--workers", "2", "--config", deployed.config, "--datamart", deployed.datamart,
+               "--registry", deployed.registry]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while len(_workers(process.pid)) != 2 or not _answers(url):
+            assert time.monotonic() < deadline and process.poll() is None, "readmit serve did not start"
+            time.sleep(0.1)
+        records = raw_records(deployed.datamart, [MONTH])[:30]
+        clients = 3
+        load = Load(url, records, clients=clients)
+        load.wait_for(_ok_after(0), "answers before the kill", timeout=120)
+        [victim, survivor] = _workers(process.pid)
+        killed_at = len(load.answers)
+        victim.kill()  # SIGKILL, mid-load
+        load.wait_for(_ok_after(killed_at), "answers after the kill", timeout=120)
+        while {w.pid for w in _workers(process.pid)} in ({survivor.pid}, set()):
+            assert time.monotonic() < deadline + 120, "uvicorn did not replace the killed worker"
+            time.sleep(0.2)
+        replaced = len(load.answers)
+        load.wait_for(lambda a: sum(1 for _, code, _ in a[replaced:] if code == 200) >= 30,
+                      "answers beside the new worker", timeout=120)
+        answers = load.stop()
+        assert process.poll() is None and not victim.is_running() and survivor.is_running()
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    failed = [(code, body) for _, code, body in answers if code != 200]
+    # at most the request each client had in flight on the killed worker (or its kept-alive connection)
+    assert len(failed) <= clients and all(code == 0 for code, _ in failed), failed
+    ok = [body for _, code, body in answers if code == 200]
+    written = audit_records(deployed.registry)
+    assert len(ok) > 50 and all(body["request_id"] in written for body in ok)  # every answer audited
+    assert all(written[body["request_id"]]["rows"][0]["risk"] == body["predictions"][0].get("risk") for body in ok)
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/v1/health/ready", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False

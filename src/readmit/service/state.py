@@ -125,9 +125,11 @@ class ServiceState:
     def _serving(self) -> str:
         return ", ".join(f"{m.arm} {m.algorithm} v{m.version}" for m in self.models or [])
 
-    def watch(self) -> None:
-        """Load, then look for alias moves every ``serve_config.reload_seconds`` until stopped."""
-        self.load()
+    def watch(self, loaded: bool = False) -> None:
+        """Load (unless ``loaded``), then look for alias moves every ``serve_config.reload_seconds``
+        until stopped."""
+        if not loaded:
+            self.load()
         interval = self.settings.config.serve_config.reload_seconds
         while interval > 0 and not self.stopping.wait(interval):
             if self.ready:
