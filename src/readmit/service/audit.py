@@ -3,42 +3,21 @@
 Each record names the request id, the time, the token's name and, per encounter, the model
 (algorithm, version, alias, arm), the risk and band, and the patient and encounter ids as
 salted hashes (HMAC-SHA256 with the audit salt): no identifier, no token, no clinical value.
-Records live where the registry lives (folder or S3), under
-``models/{model_name}/audit/online/{YYYY-MM-DD}/{request_id}.json``, each created exclusively.
-The salt comes from ``READMIT_AUDIT_SALT``, else it is made once and kept at
-``audit/salt`` in the registry (who can read the registry can re-identify: protect it as
-the registry). A record that cannot be written fails the request: nothing is answered unaudited.
+The format, where records live and the salt are :mod:`readmit.registry.audit`'s (monitoring
+reads the same records). A record that cannot be written fails the request: nothing is
+answered unaudited.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
 import secrets
 from datetime import datetime
 from typing import Any
 
 from readmit.errors import ReadmitError
 from readmit.registry import Registry
-
-ENV_SALT = "READMIT_AUDIT_SALT"
-AUDIT_DIR = "audit/online"
-SALT_FILE = "audit/salt"
-_SCORED = ("scored", "excluded", "risk", "risk_band", "flag", "algorithm", "version", "alias", "arm")
-
-
-def audit_salt(registry: Registry) -> bytes:
-    """The salt of the hashes: the environment's, else the registry's (made on first use)."""
-    if os.environ.get(ENV_SALT):
-        return os.environ[ENV_SALT].encode()
-    rel = registry.rel(SALT_FILE)
-    try:
-        registry.storage.create_bytes(rel, secrets.token_hex(32).encode())
-    except FileExistsError:
-        pass
-    return registry.storage.read_bytes(rel)
+from readmit.registry.audit import AUDIT_DIR, SCORED_FIELDS, audit_salt, pseudonym, record_rel
 
 
 class AuditUnavailable(RuntimeError):
@@ -69,7 +48,7 @@ class AuditLog:
         return self.registry.storage.uri_of(self.registry.rel(AUDIT_DIR))
 
     def pseudonym(self, kind: str, value: int) -> str:
-        return hmac.new(self.salt, f"{kind}:{int(value)}".encode(), hashlib.sha256).hexdigest()
+        return pseudonym(self.salt, kind, value)
 
     def write(self, request_id: str, when: datetime, caller: str, endpoint: str,
               rows: list[dict[str, Any]], patients: dict[int, int]) -> str:
@@ -78,12 +57,12 @@ class AuditLog:
         for row in rows:
             entry = {"encounter": self.pseudonym("encounter", row["encounter_id"]),
                      "patient": self.pseudonym("patient", patients[row["encounter_id"]])}
-            keys = _SCORED if "scored" in row else ("recorded",)
+            keys = SCORED_FIELDS if "scored" in row else ("recorded",)
             entry.update({k: row.get(k) for k in keys})
             entries.append(entry)
         record = {"request_id": request_id, "at": when.isoformat(), "token": caller, "endpoint": endpoint,
                   "rows": entries}
-        rel = self.registry.rel(f"{AUDIT_DIR}/{when:%Y-%m-%d}/{request_id}.json")
+        rel = record_rel(self.registry, f"{when:%Y-%m-%d}", request_id)
         try:
             self.registry.storage.create_bytes(rel, json.dumps(record, sort_keys=True).encode())
         except Exception as exc:  # a full disk, a read-only folder, S3 unreachable: never answer unaudited
