@@ -433,10 +433,11 @@ def over_time_section(d: ReportData) -> str:
 def online_part(mon: MonitoringRecord) -> str:
     """The online source beside the batch months: the service's answers by request month."""
     online = mon.online
-    if online is None:
-        return missing("This monitoring record predates the online source: rerun `readmit monitor`.")
+    if online is None:  # a note, not a missing input: batch-only deployments are complete without it
+        return para("This monitoring record predates the online source: rerun `readmit monitor` to see "
+                    "what readmit serve answered.")
     if not online.rows:
-        return missing(f"No online prediction by this model in these months ({online.location}): "
+        return para(f"No online prediction by this model in these months ({online.location}): "
                        "`readmit serve` writes one audit record per answer.")
     rows = [(m.month, m.rows, m.requests, m.risk_mean, m.risk_p50, m.risk_p90, m.flag_rate,
              " ".join(f"{k} {v}" for k, v in m.bands.items()), " ".join(f"{k} {v}" for k, v in m.arms.items()),
