@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from readmit.config import Settings, load_settings
-from readmit.service import encounters, errors, health, invocations, model, scoring
+from readmit.service import admin, encounters, errors, health, invocations, model, scoring
 from readmit.service.auth import load_tokens
 from readmit.service.schemas import encounter_model
 from readmit.service.state import ServiceState
@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, build_history: bool = True, load_first: bo
     )
     app.state.service = state
     errors.install(app)
-    for area in (health, scoring, encounters, model, invocations):
+    for area in (health, scoring, encounters, model, invocations, admin):
         app.include_router(area.router)
 
     def openapi() -> dict:

@@ -41,6 +41,7 @@ class ServiceState:
     def __post_init__(self) -> None:
         self.rate = RateLimit(self.settings.config.serve_config.rate_per_token)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one scoring at a time (2 cores)
+    reload_lock: threading.Lock = field(default_factory=threading.Lock)  # one load or reload at a time
 
     @property
     def ready(self) -> bool:
@@ -114,6 +115,15 @@ class ServiceState:
         log.info("models reloaded: %s", ", ".join(f"{m.arm} {m.algorithm} v{m.version}" for m in models))
         return True
 
+    def reload_now(self) -> bool:
+        """One look at the aliases (or a first load when not ready); the periodic look and an
+        admin's ``POST /v1/admin/reload`` take turns. Return whether the models changed."""
+        with self.reload_lock:
+            if self.ready:
+                return self.reload_if_moved()
+            self.load()
+            return self.ready
+
     def _refused(self, what: str, exc: Exception) -> None:
         """Keep serving the last verified models; say why in ``reload_problem`` and, once per
         new problem, in the log."""
@@ -129,13 +139,11 @@ class ServiceState:
         """Load (unless ``loaded``), then look for alias moves every ``serve_config.reload_seconds``
         until stopped."""
         if not loaded:
-            self.load()
+            with self.reload_lock:
+                self.load()
         interval = self.settings.config.serve_config.reload_seconds
         while interval > 0 and not self.stopping.wait(interval):
-            if self.ready:
-                self.reload_if_moved()
-            else:
-                self.load()
+            self.reload_now()
 
     def describe(self) -> dict[str, Any]:
         models = self.models or []
