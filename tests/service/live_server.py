@@ -95,11 +95,16 @@ def copy_datamart(source: str, target: Path, *, silver_until: str | None = None)
 
 
 class RedisServer:
-    """A real ``redis-server`` (Debian's) on a free loopback port, its files in ``folder``."""
+    """A real ``redis-server`` (Debian's) on a free loopback port, its files in ``folder``.
+
+    ``durable``: every write in the append-only file, fsynced (a Redis deployed with persistence),
+    so a killed server comes back with everything it had acknowledged.
+    """
 
     BINARY = "/usr/bin/redis-server"
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, durable: bool = False):
+        self.durable = durable
         if not Path(self.BINARY).exists():
             pytest.fail(f"{self.BINARY} not found: install Debian's redis-server (.ci/run does)")
         self.port = free_port()
@@ -116,7 +121,8 @@ class RedisServer:
 
         self.process = subprocess.Popen(
             [self.BINARY, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--save", "3600 1", "--appendonly", "no", "--daemonize", "no"],
+             "--save", "3600 1", "--daemonize", "no",
+             *(["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 20
@@ -132,6 +138,11 @@ class RedisServer:
 
     def stop(self) -> None:
         self.process.terminate()
+        self.process.wait(timeout=20)
+
+    def kill(self) -> None:
+        """SIGKILL: the server stops at once, saving nothing (what it had is in its files or lost)."""
+        self.process.kill()
         self.process.wait(timeout=20)
 
 

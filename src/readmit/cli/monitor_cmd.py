@@ -72,6 +72,19 @@ def monitoring_table(record: Any) -> Table:
     return table
 
 
+def online_table(online: Any) -> Table:
+    """The online source of a monitoring record (the service's answers, by request month) as a table."""
+    table = Table(title="Online predictions (readmit serve)", box=box.SIMPLE_HEAD)
+    for col in ("Month", "Rows", "Mean risk", "p90", "Flagged", "Bands", "Labelled", "ROC-AUC", "Brier"):
+        table.add_column(col, no_wrap=True)
+    for m in online.months:
+        obs = m.observed
+        perf = [_num(obs.auc_roc), _num(obs.brier)] if obs else ["-"] * 2
+        table.add_row(m.month, str(m.rows), _num(m.risk_mean), _num(m.risk_p90), _num(m.flag_rate),
+                      " ".join(f"{k} {v}" for k, v in m.bands.items()), str(m.labelled), *perf)
+    return table
+
+
 @handle_errors
 def monitor(
     start: Annotated[str, typer.Option("--start", callback=month_flag, help="First month (YYYY-MM).")],
@@ -93,6 +106,13 @@ def monitor(
     console.print(monitoring_table(record))
     console.print("[dim]PSI/CSI bands: green stable, yellow watch, red act; ~ = estimated from the calibrated "
                   "risks (labels not mature yet)[/]", highlight=False)
+    if record.online is not None and record.online.rows:
+        console.print(online_table(record.online))
+        console.print(f"[dim]from the audit records in {record.online.location}; {record.online.other_models_rows} "
+                      "answered by another model[/]", highlight=False, soft_wrap=True)
+    elif record.online is not None:
+        console.print(f"online: no answer of this model in {record.online.location} for these months",
+                      highlight=False, soft_wrap=True)
     without = record.summary.months_without_predictions
     if without:
         console.print(f"no predictions for: {', '.join(without)}", highlight=False)

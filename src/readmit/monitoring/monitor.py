@@ -2,7 +2,8 @@
 
 Reads ``gold/model_predictions`` (the rows one model scored: the model an alias points at), the
 month's ``gold/feature_store`` rows for the features and ``gold/label_store`` for the labels of
-mature months; writes one record per run under ``{registry_uri}/monitoring/{model_name}/``::
+mature months, and beside them the online source (the service's audit records of those months,
+:mod:`readmit.monitoring.online`); writes one record per run under ``{registry_uri}/monitoring/{model_name}/``::
 
     monitoring_{YYYYMMDDTHHMMSS}.json   this run (never rewritten)
     latest_monitoring.json              a copy of the latest run
@@ -24,6 +25,7 @@ from readmit.errors import ReadmitInputError
 from readmit.jsonsafe import jsonable
 from readmit.monitoring.decisions import band, decide
 from readmit.monitoring.drift import MONTH, drift_by_month
+from readmit.monitoring.online import online_source
 from readmit.monitoring.performance import estimated_performance, observed_performance
 from readmit.monitoring.profile import ensure_profile
 from readmit.monitoring.record import (
@@ -226,11 +228,13 @@ def run_monitoring(
         profile_source=profile.get("source"),
     )
     decision = decide(months, summary, cfg.monitoring_config, test_auc=summary.test_auc_roc)
+    say("online predictions (the service's audit records)")
+    online = online_source(registry, storage, months_between(start_month, end_month), algorithm, version)
     run_at = datetime.now(UTC)
     record = MonitoringRecord(
         run_at=run_at.isoformat(), as_of=as_of.isoformat(), start=start_month, end=end_month,
         model=ModelRef(algorithm=algorithm, version=version, alias=alias), months=months, summary=summary,
-        decision=decision, thresholds=cfg.monitoring_config.model_dump(mode="json"),
+        decision=decision, thresholds=cfg.monitoring_config.model_dump(mode="json"), online=online,
     )
     record.path = write_record(settings, "monitoring", LATEST, run_at, record.file_content())["path"]
     say(f"decision: {decision.action} ({'; '.join(decision.reasons)})")

@@ -18,6 +18,10 @@ Shape (JSON)::
                 months_without_predictions, months_scored_by_another_model, profile_source}
     decision   {action "keep" | "watch" | "retrain", reasons [...]}
     thresholds the monitoring_config the run applied
+    online     {location, rows, requests, other_models_rows, labelled, observed {...} | null,
+                months [{month, rows, requests, risk_mean, risk_p50, risk_p90, flag_rate,
+                         bands {band: rows}, arms {arm: rows}, labelled, observed}]}
+               the service's answers by the monitored model (its audit records), by request month
 """
 
 from __future__ import annotations
@@ -95,6 +99,34 @@ class Summary(_Part):
     profile_source: str | None = None
 
 
+class OnlineMonth(_Part):
+    """One month of the service's answers (by the time of the request) for the monitored model."""
+
+    month: str
+    rows: int = 0
+    requests: int = 0
+    risk_mean: float | None = None
+    risk_p50: float | None = None
+    risk_p90: float | None = None
+    flag_rate: float | None = None
+    bands: dict[str, int] = Field(default_factory=dict)
+    arms: dict[str, int] = Field(default_factory=dict)
+    labelled: int = 0
+    observed: Observed | None = None
+
+
+class OnlineSource(_Part):
+    """The online predictions (the audit records of ``readmit serve``) of the run's months."""
+
+    location: str | None = None
+    rows: int = 0
+    requests: int = 0
+    other_models_rows: int = 0
+    months: list[OnlineMonth] = Field(default_factory=list)
+    labelled: int = 0
+    observed: Observed | None = None
+
+
 class Decision(_Part):
     action: Action
     reasons: list[str] = Field(default_factory=list)
@@ -116,6 +148,7 @@ class MonitoringRecord(_Part):
     summary: Summary = Field(default_factory=Summary)
     decision: Decision
     thresholds: dict[str, Any] = Field(default_factory=dict)
+    online: OnlineSource | None = None  # None: written before the online source existed
     path: str | None = None  # where it was written (not part of the file)
 
     def as_dict(self) -> dict[str, Any]:

@@ -422,11 +422,33 @@ def over_time_section(d: ReportData) -> str:
                                            cfg.psi_warning, cfg.psi_alert),
                       "Score PSI and the most drifting features' CSI per month against the reference; yellow: "
                       "warning band, red: alert band."))
+    out.append(online_part(mon))
     action, reasons = mon.decision.action, mon.decision.reasons
     out.append(f'<p data-decision="{escape(action)}">Latest monitoring decision ({escape(mon.run_at)}, '
                f'model {escape(mon.model.algorithm)} v{escape(mon.model.version)}): <b>{escape(action)}</b>'
                + (": " + escape("; ".join(reasons)) if reasons else "") + "</p>")
     return "".join(out)
+
+
+def online_part(mon: MonitoringRecord) -> str:
+    """The online source beside the batch months: the service's answers by request month."""
+    online = mon.online
+    if online is None:  # a note, not a missing input: batch-only deployments are complete without it
+        return para("This monitoring record predates the online source: rerun `readmit monitor` to see "
+                    "what readmit serve answered.")
+    if not online.rows:
+        return para(f"No online prediction by this model in these months ({online.location}): "
+                       "`readmit serve` writes one audit record per answer.")
+    rows = [(m.month, m.rows, m.requests, m.risk_mean, m.risk_p50, m.risk_p90, m.flag_rate,
+             " ".join(f"{k} {v}" for k, v in m.bands.items()), " ".join(f"{k} {v}" for k, v in m.arms.items()),
+             m.labelled, m.observed.auc_roc if m.observed else None, m.observed.brier if m.observed else None)
+            for m in online.months]
+    return ('<h3 id="online">Online predictions</h3>'
+            + para(f"What readmit serve answered with this model ({online.rows:,} encounters in "
+                   f"{online.requests:,} requests; {online.other_models_rows:,} answered by another model), "
+                   f"from its audit records ({online.location}); observed performance where an outcome is known.")
+            + table(["month", "encounters", "requests", "mean risk", "p50", "p90", "flagged", "bands", "arms",
+                     "labelled", "ROC-AUC", "Brier"], rows))
 
 
 # -- 7 governance ---------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ datamart's silver when it is missing or stale) and loads the verified models in 
 The same thread then looks every ``serve_config.reload_seconds`` whether an alias moved
 (``readmit promote``, ``--rollback``) and swaps the new verified models in without a restart.
 :func:`factory` is what each uvicorn worker process calls (``--workers N``): the settings come
-from the environment (:meth:`readmit.config.Settings.env`).
+from the environment (:meth:`readmit.config.Settings.env`), and it loads before it takes
+connections, so a worker restarted after a crash only joins once it can answer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from readmit.config import Settings, load_settings
-from readmit.service import encounters, errors, health, invocations, model, scoring
+from readmit.service import admin, encounters, errors, health, invocations, model, scoring
 from readmit.service.auth import load_tokens
 from readmit.service.schemas import encounter_model
 from readmit.service.state import ServiceState
@@ -25,13 +26,24 @@ from readmit.service.state import ServiceState
 ENV_NO_BUILD = "READMIT_SERVE_NO_HISTORY_BUILD"
 
 
-def create_app(settings: Settings, *, build_history: bool = True) -> FastAPI:
-    """The service for ``settings`` (``build_history``: build the history store at start when missing or stale)."""
+def create_app(settings: Settings, *, build_history: bool = True, load_first: bool = False) -> FastAPI:
+    """The service for ``settings`` (``build_history``: build the history store at start when missing or stale).
+
+    ``load_first``: load the models and the store before taking connections (one of several
+    workers: the others answer meanwhile, and a worker uvicorn restarts after a crash takes no
+    request it would refuse as not ready). Otherwise loading runs beside serving, so the live
+    probe answers at once.
+    """
     state = ServiceState(settings=settings, tokens=load_tokens(settings), build_history=build_history)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        threading.Thread(target=state.watch, name="readmit-models", daemon=True).start()
+        if load_first:
+            from starlette.concurrency import run_in_threadpool
+
+            await run_in_threadpool(state.load)
+        threading.Thread(target=state.watch, kwargs={"loaded": load_first}, name="readmit-models",
+                         daemon=True).start()
         yield
         state.stopping.set()
         if state.store is not None:
@@ -44,7 +56,7 @@ def create_app(settings: Settings, *, build_history: bool = True) -> FastAPI:
     )
     app.state.service = state
     errors.install(app)
-    for area in (health, scoring, encounters, model, invocations):
+    for area in (health, scoring, encounters, model, invocations, admin):
         app.include_router(area.router)
 
     def openapi() -> dict:
@@ -63,4 +75,4 @@ def factory() -> FastAPI:
     """The app of one uvicorn worker: settings from the environment."""
     import os
 
-    return create_app(load_settings(), build_history=os.environ.get(ENV_NO_BUILD) != "1")
+    return create_app(load_settings(), build_history=os.environ.get(ENV_NO_BUILD) != "1", load_first=True)

@@ -3,54 +3,52 @@
 Each record names the request id, the time, the token's name and, per encounter, the model
 (algorithm, version, alias, arm), the risk and band, and the patient and encounter ids as
 salted hashes (HMAC-SHA256 with the audit salt): no identifier, no token, no clinical value.
-Records live where the registry lives (folder or S3), under
-``models/{model_name}/audit/online/{YYYY-MM-DD}/{request_id}.json``, each created exclusively.
-The salt comes from ``READMIT_AUDIT_SALT``, else it is made once and kept at
-``audit/salt`` in the registry (who can read the registry can re-identify: protect it as
-the registry). A record that cannot be written fails the request: nothing is answered unaudited.
+The format, where records live and the salt are :mod:`readmit.registry.audit`'s (monitoring
+reads the same records). A record that cannot be written fails the request: nothing is
+answered unaudited.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
 import secrets
 from datetime import datetime
 from typing import Any
 
+from readmit.errors import ReadmitError
 from readmit.registry import Registry
-
-ENV_SALT = "READMIT_AUDIT_SALT"
-AUDIT_DIR = "audit/online"
-SALT_FILE = "audit/salt"
-_SCORED = ("scored", "excluded", "risk", "risk_band", "flag", "algorithm", "version", "alias", "arm")
-
-
-def audit_salt(registry: Registry) -> bytes:
-    """The salt of the hashes: the environment's, else the registry's (made on first use)."""
-    if os.environ.get(ENV_SALT):
-        return os.environ[ENV_SALT].encode()
-    rel = registry.rel(SALT_FILE)
-    try:
-        registry.storage.create_bytes(rel, secrets.token_hex(32).encode())
-    except FileExistsError:
-        pass
-    return registry.storage.read_bytes(rel)
+from readmit.registry.audit import AUDIT_DIR, SCORED_FIELDS, audit_salt, pseudonym, record_rel
 
 
 class AuditUnavailable(RuntimeError):
-    """The audit record could not be written: the request is not answered (503)."""
+    """The audit record could not be written: the request is not answered (503).
+
+    ``location`` is the audit folder, ``fix`` what to do (free space, make it writable, ...),
+    taken from the storage layer's error when it gave one.
+    """
+
+    def __init__(self, message: str, *, location: str, fix: str):
+        super().__init__(message)
+        self.location = location
+        self.fix = fix
 
 
 class AuditLog:
+    """Writes the records; ``problem`` holds why the last one failed until one succeeds again
+    (``/v1/health/ready`` reports it and probes the folder, so a full disk shows as not ready
+    and the service comes back by itself once space returns)."""
+
     def __init__(self, registry: Registry):
         self.registry = registry
         self.salt = audit_salt(registry)
+        self.problem: AuditUnavailable | None = None
+
+    @property
+    def location(self) -> str:
+        return self.registry.storage.uri_of(self.registry.rel(AUDIT_DIR))
 
     def pseudonym(self, kind: str, value: int) -> str:
-        return hmac.new(self.salt, f"{kind}:{int(value)}".encode(), hashlib.sha256).hexdigest()
+        return pseudonym(self.salt, kind, value)
 
     def write(self, request_id: str, when: datetime, caller: str, endpoint: str,
               rows: list[dict[str, Any]], patients: dict[int, int]) -> str:
@@ -59,14 +57,40 @@ class AuditLog:
         for row in rows:
             entry = {"encounter": self.pseudonym("encounter", row["encounter_id"]),
                      "patient": self.pseudonym("patient", patients[row["encounter_id"]])}
-            keys = _SCORED if "scored" in row else ("recorded",)
+            keys = SCORED_FIELDS if "scored" in row else ("recorded",)
             entry.update({k: row.get(k) for k in keys})
             entries.append(entry)
         record = {"request_id": request_id, "at": when.isoformat(), "token": caller, "endpoint": endpoint,
                   "rows": entries}
-        rel = self.registry.rel(f"{AUDIT_DIR}/{when:%Y-%m-%d}/{request_id}.json")
+        rel = record_rel(self.registry, f"{when:%Y-%m-%d}", request_id)
         try:
             self.registry.storage.create_bytes(rel, json.dumps(record, sort_keys=True).encode())
         except Exception as exc:  # a full disk, a read-only folder, S3 unreachable: never answer unaudited
-            raise AuditUnavailable(f"the audit record could not be written ({type(exc).__name__})") from exc
+            self.problem = self._unavailable(exc)
+            raise self.problem from exc
+        self.problem = None
         return self.registry.storage.uri_of(rel)
+
+    def probe(self) -> AuditUnavailable | None:
+        """Whether a record can be written now (a small object written and deleted in the audit
+        folder); clears ``problem`` when it can."""
+        rel = self.registry.rel(f"{AUDIT_DIR}/.tmp-probe-{secrets.token_hex(8)}")
+        try:
+            self.registry.storage.write_bytes(rel, b"readmit audit probe\n")
+            self.registry.storage.delete(rel)
+        except Exception as exc:
+            self.problem = self._unavailable(exc)
+            return self.problem
+        self.problem = None
+        return None
+
+    def _unavailable(self, exc: Exception) -> AuditUnavailable:
+        """The refusal for ``exc``: the storage layer's words (no space left, permission denied,
+        endpoint down) and fix when it has them, never the record's content."""
+        if isinstance(exc, ReadmitError):
+            cause, fix = exc.message, exc.fix or "make the audit folder writable"
+        else:
+            cause, fix = type(exc).__name__, "make the audit folder writable, then retry"
+        return AuditUnavailable(f"the audit record could not be written: {cause}", location=self.location,
+                                fix=f"{fix}; until then every scoring request is refused (503), "
+                                    "nothing is scored unaudited")

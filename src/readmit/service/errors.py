@@ -91,9 +91,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AuditUnavailable)
     async def audit_down(request: Request, exc: AuditUnavailable) -> JSONResponse:
         rid = request_id(request)
-        log.error("request %s refused: %s", rid, exc)
+        log.error("request %s refused: %s (%s)", rid, exc, exc.location)
         return JSONResponse({"error": f"{exc}; the request was not answered (nothing is scored unaudited)",
-                             "request_id": rid}, status_code=503)
+                             "location": exc.location, "fix": exc.fix, "request_id": rid},
+                            status_code=503, headers={"Retry-After": "5"})
     try:
         from redis.exceptions import RedisError
     except ImportError:  # the embedded store only

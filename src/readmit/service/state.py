@@ -41,6 +41,7 @@ class ServiceState:
     def __post_init__(self) -> None:
         self.rate = RateLimit(self.settings.config.serve_config.rate_per_token)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one scoring at a time (2 cores)
+    reload_lock: threading.Lock = field(default_factory=threading.Lock)  # one load or reload at a time
 
     @property
     def ready(self) -> bool:
@@ -96,31 +97,53 @@ class ServiceState:
         registry = Registry.for_settings(self.settings)
         try:
             pointers = self._pointers(registry)
-            if pointers == self.watched:  # nothing moved (or it moved back): the serving models are current
-                self.reload_problem = None
-                return False
+        except Exception as exc:  # the registry is unreachable (S3 endpoint down, folder gone)
+            self._refused("the registry cannot be read at a reload", exc)
+            return False
+        if pointers == self.watched:  # nothing moved (or it moved back): the serving models are current
+            if self.reload_problem is not None:
+                log.info("the registry answers again; the serving models are current")
+            self.reload_problem = None
+            return False
+        try:
             models, _ = resolve_models(self.settings, registry, None, None)
         except Exception as exc:
-            problem = str(exc).splitlines()[0]
-            if problem != self.reload_problem:
-                log.error("alias moved but the new model is refused, still serving the last verified one: %s",
-                          problem)
-            self.reload_problem = problem
+            self._refused("alias moved but the new model is refused", exc)
             return False
         self.models, self.watched, self.reload_problem = models, pointers, None
         self.loaded_at = datetime.now(UTC).isoformat()
         log.info("models reloaded: %s", ", ".join(f"{m.arm} {m.algorithm} v{m.version}" for m in models))
         return True
 
-    def watch(self) -> None:
-        """Load, then look for alias moves every ``serve_config.reload_seconds`` until stopped."""
-        self.load()
+    def reload_now(self) -> bool:
+        """One look at the aliases (or a first load when not ready); the periodic look and an
+        admin's ``POST /v1/admin/reload`` take turns. Return whether the models changed."""
+        with self.reload_lock:
+            if self.ready:
+                return self.reload_if_moved()
+            self.load()
+            return self.ready
+
+    def _refused(self, what: str, exc: Exception) -> None:
+        """Keep serving the last verified models; say why in ``reload_problem`` and, once per
+        new problem, in the log."""
+        problem = f"{what}: {str(exc).splitlines()[0]}"
+        if problem != self.reload_problem:
+            log.error("%s, still serving the last verified models (%s): %s", what, self._serving(), problem)
+        self.reload_problem = problem
+
+    def _serving(self) -> str:
+        return ", ".join(f"{m.arm} {m.algorithm} v{m.version}" for m in self.models or [])
+
+    def watch(self, loaded: bool = False) -> None:
+        """Load (unless ``loaded``), then look for alias moves every ``serve_config.reload_seconds``
+        until stopped."""
+        if not loaded:
+            with self.reload_lock:
+                self.load()
         interval = self.settings.config.serve_config.reload_seconds
         while interval > 0 and not self.stopping.wait(interval):
-            if self.ready:
-                self.reload_if_moved()
-            else:
-                self.load()
+            self.reload_now()
 
     def describe(self) -> dict[str, Any]:
         models = self.models or []

@@ -351,13 +351,23 @@ class RedisHistoryStore:
         return out
 
     def patients(self, patient_nbrs: list[int]) -> pl.DataFrame:
+        """The stored rows of ``patient_nbrs``, read whole or not at all.
+
+        The hashes are read in one MULTI/EXEC with the generation itself: a Redis that was
+        restarted empty, emptied or rebuilt between the generation's read and the rows' (a
+        flapping Redis) shows as a changed generation and raises, never as a shorter history.
+        """
         wanted = sorted({int(p) for p in patient_nbrs})
         generation = self._generation()
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hget(f"{self.prefix}:meta", "generation")
         for patient in wanted:
             pipe.hgetall(f"{self.prefix}:silver:{generation}:{patient}")
             pipe.hgetall(f"{self.prefix}:recorded:{patient}")
-        found = pipe.execute()
+        now, *found = pipe.execute()
+        if now is None or now.decode() != generation:
+            raise HistoryUnavailable(f"the history store {self.where} changed while it was read "
+                                     "(emptied, restarted or rebuilt); retry")
         rows = {}
         for i, patient in enumerate(wanted):
             for held in (found[2 * i + 1], found[2 * i]):  # silver wins over a recorded copy
