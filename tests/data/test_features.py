@@ -226,6 +226,7 @@ def test_the_polars_translation_still_reaches_narwhals_internals_and_matches_nar
     then falls back to the narwhals expressions, slower), and the translation must equal them."""
     from readmit.data import features
     from readmit.data import silver as silver_module
+    from readmit.data import translate
 
     assert features._polars_encounter_exprs() is not None, "narwhals changed: see features.polars_exprs"
     assert all(step is not None for step in silver_module._polars_cleaning())
@@ -236,4 +237,4 @@ def test_the_polars_translation_still_reaches_narwhals_internals_and_matches_nar
     assert encounter_features(rows).equals(through_narwhals)
     for exprs in (silver_module._standard_exprs(), silver_module._fill_exprs()):
         translated = features.polars_exprs(exprs)
-        assert features.with_columns(rows, exprs, translated).equals(features.with_columns(rows, exprs, None))
+        assert translate.with_columns(rows, exprs, translated).equals(translate.with_columns(rows, exprs, None))
