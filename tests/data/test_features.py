@@ -224,9 +224,8 @@ def test_day_number_is_the_days_since_1970_of_every_date() -> None:
 def test_the_polars_translation_still_reaches_narwhals_internals_and_matches_narwhals(bronze_rows) -> None:
     """polars_exprs uses narwhals' private API; when narwhals changes it this fails (the code
     then falls back to the narwhals expressions, slower), and the translation must equal them."""
-    from readmit.data import features
+    from readmit.data import features, translate
     from readmit.data import silver as silver_module
-    from readmit.data import translate
 
     assert features._polars_encounter_exprs() is not None, "narwhals changed: see features.polars_exprs"
     assert all(step is not None for step in silver_module._polars_cleaning())
