@@ -32,10 +32,10 @@ def small_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic(tmp_path_factory.mktemp("bronze") / "d.csv", rows=600, seed=3)
 
 
-@pytest.fixture(scope="module")
-def dirty_csv(small_csv: Path) -> Path:
-    """The small input with five bad rows: bad int, missing id, bad label, two duplicates."""
-    lines = small_csv.read_text().splitlines()
+def _with_bad_rows(clean: Path, name: str, bad_rows: dict[str, int]) -> Path:
+    """``clean`` with five bad rows: bad int, missing id, bad label, two duplicates of row 2's id
+    (``bad_rows``: which data row gets which fault)."""
+    lines = clean.read_text().splitlines()
     header = lines[0].split(",")
 
     def put(row: int, column: str, value: str) -> None:
@@ -43,14 +43,32 @@ def dirty_csv(small_csv: Path) -> Path:
         fields[header.index(column)] = value
         lines[row] = ",".join(fields)
 
-    put(5, "num_medications", "lots")
-    put(77, "encounter_id", "?")
-    put(300, "readmitted", "soon")
-    put(301, "encounter_id", lines[2].split(",")[0])
-    put(599, "encounter_id", lines[2].split(",")[0])
-    path = small_csv.with_name("dirty.csv")
+    put(bad_rows["int"], "num_medications", "lots")
+    put(bad_rows["id"], "encounter_id", "?")
+    put(bad_rows["label"], "readmitted", "soon")
+    for row in bad_rows["duplicates"]:
+        put(row, "encounter_id", lines[2].split(",")[0])
+    path = clean.with_name(name)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture(scope="module")
+def dirty_csv(small_csv: Path) -> Path:
+    """The small input with five bad rows: bad int, missing id, bad label, two duplicates."""
+    return _with_bad_rows(small_csv, "dirty.csv", {"int": 5, "id": 77, "label": 300, "duplicates": (301, 599)})
+
+
+# The batch-size property reads its input once per batch: 120 rows keep batch_rows=1 (120
+# batches) affordable while every batch size from 1 to past the file still has a meaning.
+DIRTY_ROWS = 120
+
+
+@pytest.fixture(scope="module")
+def dirty_120_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 rows over six months, the same five faults spread through the file (the last row one)."""
+    clean = write_synthetic(tmp_path_factory.mktemp("bronze120") / "d.csv", rows=DIRTY_ROWS, seed=3)
+    return _with_bad_rows(clean, "dirty.csv", {"int": 5, "id": 17, "label": 60, "duplicates": (61, 120)})
 
 
 def stored_files(root: Path) -> dict[str, bytes]:
@@ -169,26 +187,26 @@ def test_bronze_on_s3(small_csv: Path, s3_uri: str) -> None:
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(batch_rows=st.integers(min_value=1, max_value=700))
+@given(batch_rows=st.integers(min_value=1, max_value=DIRTY_ROWS + 20))
 def test_partitions_hold_every_input_row_once_for_any_batch_size(
-    dirty_csv: Path, batch_rows: int
+    dirty_120_csv: Path, batch_rows: int
 ) -> None:
-    expected = read_raw(str(dirty_csv), quarantine=True,
+    expected = read_raw(str(dirty_120_csv), quarantine=True,
                         start=H1_2001["start_date"], end=H1_2001["end_date"])
     with tempfile.TemporaryDirectory() as root:
         storage = Storage(root)
         staged: list[bool] = []
         result = build_bronze(
-            storage, str(dirty_csv), quarantine=True, batch_rows=batch_rows,
+            storage, str(dirty_120_csv), quarantine=True, batch_rows=batch_rows,
             on_partition=lambda _: staged.append((Path(root) / STAGING_AREA).exists()), **H1_2001,
         )
         bronze = storage.read_table(BRONZE_TABLE)
         rejected = pl.read_parquet(next((Path(root) / REJECTED_AREA / "bronze").iterdir()))
         assert not (Path(root) / STAGING_AREA).exists()
     # Once 2 * batch_rows rows are buffered the run spills to staging; below that, it stays in memory.
-    assert all(staged) == (2 * batch_rows <= 600) and len(staged) == 6
+    assert all(staged) == (2 * batch_rows <= DIRTY_ROWS) and len(staged) == 6
     assert result.partitions == H1_MONTHS
-    assert result.rows_out + result.rows_rejected == result.rows_in == 600
+    assert result.rows_out + result.rows_rejected == result.rows_in == DIRTY_ROWS
     got = bronze.drop(LINEAGE).sort("encounter_id")
     assert got.equals(expected.frame.sort("encounter_id"))
     assert rejected.drop(LINEAGE).equals(expected.rejected)

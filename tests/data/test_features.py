@@ -224,7 +224,7 @@ def test_day_number_is_the_days_since_1970_of_every_date() -> None:
 def test_the_polars_translation_still_reaches_narwhals_internals_and_matches_narwhals(bronze_rows) -> None:
     """polars_exprs uses narwhals' private API; when narwhals changes it this fails (the code
     then falls back to the narwhals expressions, slower), and the translation must equal them."""
-    from readmit.data import features
+    from readmit.data import features, translate
     from readmit.data import silver as silver_module
 
     assert features._polars_encounter_exprs() is not None, "narwhals changed: see features.polars_exprs"
@@ -236,4 +236,4 @@ def test_the_polars_translation_still_reaches_narwhals_internals_and_matches_nar
     assert encounter_features(rows).equals(through_narwhals)
     for exprs in (silver_module._standard_exprs(), silver_module._fill_exprs()):
         translated = features.polars_exprs(exprs)
-        assert features.with_columns(rows, exprs, translated).equals(features.with_columns(rows, exprs, None))
+        assert translate.with_columns(rows, exprs, translated).equals(translate.with_columns(rows, exprs, None))

@@ -25,11 +25,14 @@ Every rule is a narwhals expression, so the same definition runs on every engine
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import narwhals as nw
 import polars as pl
+
+from readmit.data.translate import polars_exprs, with_columns
 
 ICD9 = "icd9"
 ICD10 = "icd10"
@@ -129,12 +132,22 @@ PER_ROW = "per-row"  # the system an extract with CODE_SYSTEM_COLUMN is read in
 _NAMES = {ICD9: "ICD-9-CM", ICD10: "ICD-10-CM"}
 
 
+@functools.cache
+def _shape_expr() -> tuple[nw.Expr, list[pl.Expr] | None]:
+    """:func:`code_shape` of a column ``code``, and its Polars translation (made once: the checks
+    run on every batch, where translating again would cost more than the check itself)."""
+    expr = code_shape(nw.col("code")).alias("shape")
+    return expr, polars_exprs((expr,))
+
+
 def _value_shapes(values: pl.Series) -> dict[str, list[str]]:
     """The distinct codes of ``values`` by shape (missing codes left out)."""
-    frame = pl.DataFrame({"diag_1": values.unique()}).with_columns(diag_2=pl.lit(None, pl.String),
-                                                                 diag_3=pl.lit(None, pl.String))
-    shapes = shape_columns(frame).drop_nulls("_shape_diag_1")
-    return {s: shapes.filter(pl.col("_shape_diag_1") == s)["diag_1"].to_list() for s in SHAPES}
+    expr, translated = _shape_expr()
+    frame = with_columns(pl.DataFrame({"code": values.unique()}), (expr,), translated).drop_nulls("shape")
+    shapes: dict[str, list[str]] = {s: [] for s in SHAPES}
+    for shape, codes in frame.group_by("shape", maintain_order=True).agg("code").iter_rows():
+        shapes[shape] = codes
+    return shapes
 
 
 def code_problems(chunk: pl.DataFrame, system: str | None = None) -> list[tuple[pl.Expr, str, str]]:
@@ -187,10 +200,10 @@ class SystemDecider:
         return self.declared == "auto"
 
     def add(self, chunk: pl.DataFrame) -> None:
-        for system in (ICD9, ICD10):
-            if len(self.rows[system]) >= 3:
-                continue
-            codes = {v for c in DIAGNOSIS_COLUMNS for v in _value_shapes(chunk[c])[system]}
+        wanted = [system for system in (ICD9, ICD10) if len(self.rows[system]) < 3]
+        shapes = [_value_shapes(chunk[c]) for c in DIAGNOSIS_COLUMNS] if wanted else []
+        for system in wanted:
+            codes = {v for by_shape in shapes for v in by_shape[system]}
             if codes:
                 hit = chunk.select(pl.any_horizontal(pl.col(c).is_in(sorted(codes)) for c in DIAGNOSIS_COLUMNS))
                 rows = hit.with_row_index("row", offset=self._offset + 1).filter(pl.col(hit.columns[0]))["row"]

@@ -25,6 +25,7 @@ import polars as pl
 
 from readmit.data.codes import icd10_group, is_icd10_only
 from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS, DRUG_COLUMNS, KEY_COLUMNS, MISSING
+from readmit.data.translate import polars_exprs
 
 # The death-or-hospice flag: such encounters cannot lead to a readmission.
 DEATH_OR_HOSPICE = "death_or_hospice"
@@ -325,33 +326,6 @@ def day_number(date: nw.Expr) -> nw.Expr:
     day_of_year = (153 * (month + 12 * early - 3) + 2) // 5 + date.dt.day().cast(nw.Int64) - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
     return era * 146097 + day_of_era - 719468
-
-
-def polars_exprs(exprs: tuple[nw.Expr, ...]) -> list[pl.Expr] | None:
-    """The Polars expressions narwhals builds for ``exprs``, translated once (cache the result).
-
-    Polars runs the medallion month by month on small frames, where translating ~80 expressions
-    on every call costs as much as computing them; the definitions stay the narwhals ones.
-
-    The translation goes through narwhals' private ``__narwhals_namespace__`` and
-    ``_to_compliant_expr`` (narwhals 2.x; pyproject.toml bounds it ``<3``): the only place that
-    does. None when they are gone or changed, and the caller runs the narwhals expressions
-    themselves (:func:`with_columns`: the same result, slower on small frames);
-    ``tests/data/test_features.py`` fails then, so the change is seen.
-    """
-    try:
-        namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
-        translated = [expr._to_compliant_expr(namespace).native for expr in exprs]
-    except (AttributeError, TypeError):
-        return None
-    return translated if all(isinstance(e, pl.Expr) for e in translated) else None
-
-
-def with_columns(frame: pl.DataFrame, exprs: tuple[nw.Expr, ...], translated: list[pl.Expr] | None) -> pl.DataFrame:
-    """``frame`` with ``exprs`` added: their Polars translation (:func:`polars_exprs`) when there is one."""
-    if translated is None:
-        return nw.from_native(frame).with_columns(*exprs).to_native()
-    return frame.with_columns(translated)
 
 
 @functools.cache
