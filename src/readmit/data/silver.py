@@ -37,7 +37,6 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from readmit.config import DataSection
-from readmit.data.features import polars_exprs, with_columns
 from readmit.data.layers import BRONZE_TABLE, SILVER_TABLE, LayerResult
 from readmit.data.schema import (
     DOMAINS,
@@ -49,6 +48,7 @@ from readmit.data.schema import (
     UNKNOWN_ALIASES,
     allowed_range,
 )
+from readmit.data.translate import polars_exprs, with_columns
 from readmit.errors import ReadmitError, ReadmitInputError
 from readmit.months import check_month_range
 from readmit.storage import Storage
@@ -111,7 +111,7 @@ def _fill_exprs() -> tuple[nw.Expr, ...]:
 
 @functools.cache
 def _polars_cleaning() -> tuple[list[pl.Expr] | None, ...]:
-    """The cleaning expressions translated to Polars once (see features.polars_exprs)."""
+    """The cleaning expressions translated to Polars once (see translate.polars_exprs)."""
     return tuple(polars_exprs(step) for step in (_standard_exprs(), _canonical_exprs(), _fill_exprs()))
 
 
