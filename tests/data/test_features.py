@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from readmit.data import translate
 from readmit.data.features import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
@@ -18,6 +19,7 @@ from readmit.data.features import (
     FEATURE_DTYPES,
     FLAG_COLUMNS,
     HISTORY_FEATURES,
+    HISTORY_INPUT_COLUMNS,
     KEY_COLUMNS,
     MED_FEATURES,
     NUMERIC_FEATURES,
@@ -224,7 +226,7 @@ def test_day_number_is_the_days_since_1970_of_every_date() -> None:
 def test_the_polars_translation_still_reaches_narwhals_internals_and_matches_narwhals(bronze_rows) -> None:
     """polars_exprs uses narwhals' private API; when narwhals changes it this fails (the code
     then falls back to the narwhals expressions, slower), and the translation must equal them."""
-    from readmit.data import features, translate
+    from readmit.data import features
     from readmit.data import silver as silver_module
 
     assert features._polars_encounter_exprs() is not None, "narwhals changed: see features.polars_exprs"
@@ -237,3 +239,28 @@ def test_the_polars_translation_still_reaches_narwhals_internals_and_matches_nar
     for exprs in (silver_module._standard_exprs(), silver_module._fill_exprs()):
         translated = features.polars_exprs(exprs)
         assert translate.with_columns(rows, exprs, translated).equals(translate.with_columns(rows, exprs, None))
+
+
+def test_history_and_code_shapes_translated_once_equal_narwhals(bronze_rows) -> None:
+    """count_history / gold_features and the code shapes run their translated expressions on
+    Polars; the same steps through narwhals give the same rows."""
+    from readmit.data import codes, features
+
+    assert features._polars_history_exprs() is not None, "narwhals changed: see translate.polars_exprs"
+    assert codes._polars_shape_exprs() is not None
+    rows, _ = clean(bronze_rows(
+        [{"encounter_id": 1, "patient_nbr": 7, "admission_type_id": 1},
+         {"encounter_id": 2, "patient_nbr": 7, "time_in_hospital": 4},
+         {"encounter_id": 3, "patient_nbr": 7, "diag_1": "E11.9"},
+         {"encounter_id": 4, "patient_nbr": 8, "diag_2": "bogus"}],
+        [dt.date(2001, 3, 1), dt.date(2001, 5, 1), dt.date(2001, 4, 1), dt.date(2001, 4, 1)]))
+    pool = rows.select(HISTORY_INPUT_COLUMNS)
+    native = features.gold_features(nw.from_native(rows.lazy()), nw.from_native(pool.lazy())).collect().to_native()
+    narwhals = (nw.from_native(rows.lazy()).pipe(lambda f: features._count(features._history_exprs(), f,
+                                                                          nw.from_native(pool.lazy())))
+                .collect().to_native())
+    assert native.sort("encounter_id").select(narwhals.columns).equals(narwhals.sort("encounter_id"))
+    assert native.sort("encounter_id")["prior_encounters"].to_list() == [0, 1, 1, 0]
+    shaped = codes.shape_columns(rows.select(codes.DIAGNOSIS_COLUMNS))
+    assert shaped.equals(nw.from_native(rows.select(codes.DIAGNOSIS_COLUMNS)).with_columns(
+        *codes._shape_exprs()).to_native())

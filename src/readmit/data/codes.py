@@ -32,7 +32,7 @@ from typing import Any
 import narwhals as nw
 import polars as pl
 
-from readmit.data.translate import polars_exprs, with_columns
+from readmit.data.translate import polars_exprs
 
 ICD9 = "icd9"
 ICD10 = "icd10"
@@ -106,11 +106,25 @@ def is_icd10_only(code: nw.Expr) -> nw.Expr:
     return code.str.contains(ICD10_PATTERN) & ~code.str.contains(ICD9_PATTERN)
 
 
+@functools.cache
+def _shape_exprs() -> tuple[nw.Expr, ...]:
+    return tuple(code_shape(nw.col(c)).alias(f"_shape_{c}") for c in DIAGNOSIS_COLUMNS)
+
+
+@functools.cache
+def _polars_shape_exprs() -> list[pl.Expr] | None:
+    """:func:`_shape_exprs` translated to Polars once (translating costs more than a small frame)."""
+    return polars_exprs(_shape_exprs())
+
+
 def shape_columns(frame: Any) -> Any:
     """``frame`` with ``_shape_diag_1..3`` added (narwhals or native frame in, same kind out)."""
+    translated = _polars_shape_exprs() if isinstance(frame, pl.DataFrame | pl.LazyFrame) else None
+    if translated is not None:
+        return frame.with_columns(translated)
     is_native = not isinstance(frame, nw.DataFrame | nw.LazyFrame)
     nw_frame = nw.from_native(frame) if is_native else frame
-    out = nw_frame.with_columns(*[code_shape(nw.col(c)).alias(f"_shape_{c}") for c in DIAGNOSIS_COLUMNS])
+    out = nw_frame.with_columns(*_shape_exprs())
     return out.to_native() if is_native else out
 
 
@@ -132,22 +146,33 @@ PER_ROW = "per-row"  # the system an extract with CODE_SYSTEM_COLUMN is read in
 _NAMES = {ICD9: "ICD-9-CM", ICD10: "ICD-10-CM"}
 
 
-@functools.cache
-def _shape_expr() -> tuple[nw.Expr, list[pl.Expr] | None]:
-    """:func:`code_shape` of a column ``code``, and its Polars translation (made once: the checks
-    run on every batch, where translating again would cost more than the check itself)."""
-    expr = code_shape(nw.col("code")).alias("shape")
-    return expr, polars_exprs((expr,))
+_KNOWN_SHAPES: dict[str, str | None] = {}  # code -> its shape (code_shape's), as found: a pure function's memo
+_KNOWN_LIMIT = 200_000  # codes remembered at most (UCI has ~900 distinct)
 
 
 def _value_shapes(values: pl.Series) -> dict[str, list[str]]:
-    """The distinct codes of ``values`` by shape (missing codes left out)."""
-    expr, translated = _shape_expr()
-    frame = with_columns(pl.DataFrame({"code": values.unique()}), (expr,), translated).drop_nulls("shape")
-    shapes: dict[str, list[str]] = {s: [] for s in SHAPES}
-    for shape, codes in frame.group_by("shape", maintain_order=True).agg("code").iter_rows():
-        shapes[shape] = codes
-    return shapes
+    """The distinct codes of ``values`` by shape (missing codes left out).
+
+    Each code's shape is :func:`code_shape`'s, found once per process and remembered: an online
+    request holds three codes, mostly seen before, where building a frame to shape them costs
+    more than the rest of the row's checks.
+    """
+    distinct = values.unique(maintain_order=True).to_list()
+    new = [v for v in distinct if v not in _KNOWN_SHAPES]
+    if new:
+        frame = pl.DataFrame({"diag_1": new}, schema={"diag_1": pl.String}).with_columns(
+            diag_2=pl.lit(None, pl.String), diag_3=pl.lit(None, pl.String))
+        found = dict(zip(new, shape_columns(frame)["_shape_diag_1"].to_list(), strict=True))
+        if len(_KNOWN_SHAPES) + len(found) <= _KNOWN_LIMIT:
+            _KNOWN_SHAPES.update(found)
+    else:
+        found = {}
+    out: dict[str, list[str]] = {s: [] for s in SHAPES}
+    for value in distinct:
+        shape = found[value] if value in found else _KNOWN_SHAPES[value]
+        if shape is not None:
+            out[shape].append(value)
+    return out
 
 
 def code_problems(chunk: pl.DataFrame, system: str | None = None) -> list[tuple[pl.Expr, str, str]]:

@@ -391,6 +391,61 @@ def prior_encounter(prior: str = "_prior") -> nw.Expr:
     )
 
 
+@functools.cache
+def _history_exprs() -> dict[str, tuple[nw.Expr, ...]]:
+    """The expressions of :func:`count_history` and :func:`gold_features`, by the step that runs them."""
+    return {
+        "me": (nw.col("encounter_id"), nw.col("patient_nbr"), nw.col("snapshot_date")),
+        "earlier": (
+            nw.col("patient_nbr"),
+            nw.col("encounter_id").alias("encounter_id_prior"),
+            nw.col("snapshot_date").alias("snapshot_date_prior"),
+            nw.col("time_in_hospital").cast(nw.Int64).fill_null(0).alias("_days"),
+            (nw.col("admission_type_id") == 1).fill_null(False).cast(nw.Int64).alias("_emergency"),
+            day_number(nw.col("snapshot_date")).alias("_day"),
+        ),
+        "prior": (prior_encounter(),),
+        "counted": (
+            nw.len().alias("_n"),
+            nw.col("_days").sum().alias("_days"),
+            nw.col("_emergency").sum().alias("_emergency"),
+            nw.col("_day").max().alias("_last"),
+        ),
+        "history": (
+            nw.col("encounter_id"),
+            nw.col("_n").fill_null(0).cast(nw.Int64).alias("prior_encounters"),
+            nw.col("_days").fill_null(0).cast(nw.Int64).alias("prior_inpatient_days"),
+            nw.col("_emergency").fill_null(0).cast(nw.Int64).alias("prior_emergency_encounters"),
+            (day_number(nw.col("snapshot_date")) - nw.col("_last")).cast(nw.Int64).alias("days_since_prior_encounter"),
+        ),
+        "gold": (
+            *[nw.col(c) for c in KEY_COLUMNS],
+            *[nw.col(c).cast(nw.Int64 if c in NUMERIC_FEATURES else nw.String) for c in FEATURE_COLUMNS],
+            *[nw.col(c) for c in FLAG_COLUMNS],
+        ),
+    }
+
+
+@functools.cache
+def _polars_history_exprs() -> dict[str, list[pl.Expr]] | None:
+    """:func:`_history_exprs` translated to Polars once (None: narwhals changed, run them as they are)."""
+    translated = {step: polars_exprs(exprs) for step, exprs in _history_exprs().items()}
+    return None if any(t is None for t in translated.values()) else translated
+
+
+def _on_engine(*frames: Any) -> tuple[dict[str, Any], list[Any], bool]:
+    """(the expressions by step, the frames to run them on, whether those are native Polars).
+
+    Narwhals frames over Polars run the translated expressions on the native frames (the same
+    definitions without narwhals' per-call translation, which costs more than one encounter's
+    rows); any other engine runs the narwhals expressions.
+    """
+    translated = _polars_history_exprs() if all(f.implementation.is_polars() for f in frames) else None
+    if translated is None:
+        return _history_exprs(), list(frames), False
+    return translated, [f.to_native() for f in frames], True
+
+
 def count_history(encounters: Any, pool: Any) -> Any:
     """``encounter_id`` + HISTORY_FEATURES of ``encounters``, counted over the encounters of ``pool``.
 
@@ -398,33 +453,22 @@ def count_history(encounters: Any, pool: Any) -> Any:
     rows included (:func:`prior_encounter` leaves each out of its own count). Narwhals frames in,
     a narwhals frame out (no row order): the one definition of history on every engine.
     """
-    me = encounters.select("encounter_id", "patient_nbr", "snapshot_date")
-    earlier = pool.select(
-        nw.col("patient_nbr"),
-        nw.col("encounter_id").alias("encounter_id_prior"),
-        nw.col("snapshot_date").alias("snapshot_date_prior"),
-        nw.col("time_in_hospital").cast(nw.Int64).fill_null(0).alias("_days"),
-        (nw.col("admission_type_id") == 1).fill_null(False).cast(nw.Int64).alias("_emergency"),
-        day_number(nw.col("snapshot_date")).alias("_day"),
-    )
+    exprs, (encounters, pool), native = _on_engine(encounters, pool)
+    out = _count(exprs, encounters, pool)
+    return nw.from_native(out) if native else out
+
+
+def _count(exprs: dict[str, Any], encounters: Any, pool: Any) -> Any:
+    """The steps of :func:`count_history` (the same on narwhals and on native Polars frames)."""
+    me = encounters.select(*exprs["me"])
+    earlier = pool.select(*exprs["earlier"])
     counted = (
         me.join(earlier, on="patient_nbr", how="inner")
-        .filter(prior_encounter())
+        .filter(*exprs["prior"])
         .group_by("encounter_id")
-        .agg(
-            nw.len().alias("_n"),
-            nw.col("_days").sum().alias("_days"),
-            nw.col("_emergency").sum().alias("_emergency"),
-            nw.col("_day").max().alias("_last"),
-        )
+        .agg(*exprs["counted"])
     )
-    return me.join(counted, on="encounter_id", how="left").select(
-        "encounter_id",
-        nw.col("_n").fill_null(0).cast(nw.Int64).alias("prior_encounters"),
-        nw.col("_days").fill_null(0).cast(nw.Int64).alias("prior_inpatient_days"),
-        nw.col("_emergency").fill_null(0).cast(nw.Int64).alias("prior_emergency_encounters"),
-        (day_number(nw.col("snapshot_date")) - nw.col("_last")).cast(nw.Int64).alias("days_since_prior_encounter"),
-    )
+    return me.join(counted, on="encounter_id", how="left").select(*exprs["history"])
 
 
 def gold_features(silver: Any, pool: Any) -> Any:
@@ -435,11 +479,9 @@ def gold_features(silver: Any, pool: Any) -> Any:
     """
     history = count_history(silver, pool)
     rows = encounter_features(silver).join(history, on="encounter_id", how="left")
-    return rows.select(
-        *[nw.col(c) for c in KEY_COLUMNS],
-        *[nw.col(c).cast(nw.Int64 if c in NUMERIC_FEATURES else nw.String) for c in FEATURE_COLUMNS],
-        *[nw.col(c) for c in FLAG_COLUMNS],
-    )
+    exprs, (rows,), native = _on_engine(rows)
+    out = rows.select(*exprs["gold"])
+    return nw.from_native(out) if native else out
 
 
 def date_order_contradictions(frame: pl.DataFrame) -> int:

@@ -1,8 +1,9 @@
-"""Narwhals expressions translated to Polars once, for the hot paths that run them on small frames.
+"""Narwhals expressions translated to Polars once: the same definitions, without the per-call cost.
 
-The definitions stay narwhals ones (every engine runs the same rule); on Polars the translation is
-made once and cached by the caller, because translating on every call costs far more than running
-the expressions on a few hundred rows (bronze's per-batch code checks, the medallion month by month).
+The medallion's rules are narwhals expressions, so one definition runs on every engine. On
+Polars, translating them costs more than computing them on a small frame (a month of the
+monthly build, one encounter scored online): :func:`polars_exprs` translates a tuple of them
+once (the caller caches the result) and :func:`with_columns` applies the translation.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from readmit.service.auth import Caller, require
 from readmit.service.body import encounters, read_json, request_body_schema
 from readmit.service.errors import not_ready, request_id, within_timeout
 from readmit.service.schemas import ScoreAnswer
-from readmit.serving.online import score_records
+from readmit.serving.online import score_groups
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
@@ -39,10 +39,11 @@ async def score(request: Request, caller: Annotated[Caller, Depends(require("sco
 
 def audited_scores(state: Any, records: list[dict], rid: str, caller: Caller, endpoint: str) -> list[dict]:
     """Batch's answer for ``records``, returned only once its audit record is written (every
-    scoring endpoint answers through this)."""
+    scoring endpoint answers through this). Requests that arrive together are scored in one
+    batch (:class:`readmit.serving.online.Coalescer`); each keeps its own answer and audit record."""
     now = datetime.now(UTC)
-    with state.lock:
-        rows = score_records(records, state.store, state.models, state.settings, now)
+    store, models = state.store, state.models
+    rows = state.coalescer.score(records, lambda groups: score_groups(groups, store, models, state.settings, now))
     patients = {int(r["encounter_id"]): int(r["patient_nbr"]) for r in records}
     state.audit.write(rid, now, caller.name, endpoint, rows, patients)
     return rows

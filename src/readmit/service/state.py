@@ -16,6 +16,7 @@ from readmit.service.audit import AuditLog
 from readmit.service.auth import Caller, RateLimit
 from readmit.serving.batch import ScoringModel
 from readmit.serving.history import HistoryStore, RedisHistoryStore, build_history_store, open_store
+from readmit.serving.online import Coalescer
 from readmit.serving.predict import resolve_models
 
 log = logging.getLogger("readmit.service")
@@ -40,7 +41,7 @@ class ServiceState:
 
     def __post_init__(self) -> None:
         self.rate = RateLimit(self.settings.config.serve_config.rate_per_token)
-    lock: threading.Lock = field(default_factory=threading.Lock)  # one scoring at a time (2 cores)
+    coalescer: Coalescer = field(default_factory=Coalescer)  # one scoring batch at a time (2 cores)
     reload_lock: threading.Lock = field(default_factory=threading.Lock)  # one load or reload at a time
 
     @property

@@ -84,6 +84,14 @@ class ScoringModel:
                 seen[col] = list(dict.fromkeys([*seen.get(col, []), *values]))
         return seen
 
+    def vocabulary_sets(self) -> dict[str, frozenset[str]]:
+        """:meth:`vocabulary` as sets, made once per loaded model (an online answer tests each row)."""
+        return self._vocabulary_sets
+
+    @cached_property
+    def _vocabulary_sets(self) -> dict[str, frozenset[str]]:
+        return {col: frozenset(values) for col, values in self.vocabulary().items()}
+
     def describe(self) -> dict[str, Any]:
         return {"arm": self.arm, "alias": self.alias, "algorithm": self.algorithm, "version": self.version,
                 "threshold": self.threshold, "reasons": "native" if reasons_available(self.model) else "unavailable",

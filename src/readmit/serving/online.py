@@ -17,6 +17,7 @@ same patient in the same list counts in the later one's history.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,8 +88,7 @@ def silver_rows(records: list[dict[str, Any]]) -> pl.DataFrame:
 
 def gold_rows(silver: pl.DataFrame, store: HistoryStore) -> pl.DataFrame:
     """Gold's feature rows for these silver encounters, their history from the store."""
-    state = store.patients(silver["patient_nbr"].to_list())
-    return feature_frame(silver, state)
+    return feature_frame(silver, _state(silver, store))
 
 
 def score_records(
@@ -96,9 +96,20 @@ def score_records(
     scored_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """One answer per record, in the request's order: batch's prediction, or why none."""
-    scored_at = scored_at or datetime.now(UTC)
     silver = silver_rows(records)
-    gold = gold_rows(silver, store)
+    return _answers(records, feature_frame(silver, _state(silver, store)), scorers, settings, scored_at)
+
+
+def _state(silver: pl.DataFrame, store: HistoryStore) -> pl.DataFrame:
+    return store.patients(silver["patient_nbr"].to_list())
+
+
+def _answers(
+    records: list[dict[str, Any]], gold: pl.DataFrame, scorers: list[ScoringModel], settings: Settings,
+    scored_at: datetime | None,
+) -> list[dict[str, Any]]:
+    """The answers of ``records`` from their gold rows (batch's scoring function)."""
+    scored_at = scored_at or datetime.now(UTC)
     exclude = settings.config.training_config.exclude_death_hospice
     scorable = keep_scorable(gold, exclude)
     unseen: dict[str, int] = {}
@@ -106,7 +117,7 @@ def score_records(
     if scorable.height:  # a request of death-or-hospice encounters only has nothing to score
         predictions = score_batch(scorable, scorers, settings.config.inference_config, scored_at, unseen)
         by_id = {row["encounter_id"]: row for row in predictions.iter_rows(named=True)}
-    vocab = {s.arm: s.vocabulary() for s in scorers}
+    vocab = {s.arm: s.vocabulary_sets() for s in scorers}
     gold_by_id = {row["encounter_id"]: row for row in gold.iter_rows(named=True)}
     out = []
     for record in records:
@@ -130,3 +141,114 @@ def score_records(
 def history_rows(records: list[dict[str, Any]]) -> pl.DataFrame:
     """The history inputs of discharges to record, checked and cleaned as the medallion does it."""
     return silver_rows(records).select(HISTORY_INPUT_COLUMNS)
+
+
+def score_groups(
+    groups: list[list[dict[str, Any]]], store: HistoryStore, scorers: list[ScoringModel], settings: Settings,
+    scored_at: datetime | None = None,
+) -> list[list[dict[str, Any]] | Exception]:
+    """:func:`score_records` of each group (one request's records), scored as one batch.
+
+    The rows of separate requests never see each other: the caller joins only groups with no
+    patient and no encounter_id in common (:func:`independent`), and a batch is scored whole only
+    when no stored encounter shares an ``encounter_id`` with a row of another patient (gold's pool
+    leaves a scored encounter's own id out of everyone's history). Otherwise, or when anything is
+    refused, each group is scored alone, so each gets its own answer or its own error.
+    """
+    if len(groups) > 1:
+        try:
+            records = [r for group in groups for r in group]
+            silver = silver_rows(records)
+            state = _state(silver, store)
+            if _ids_agree(silver, state):
+                answers = _answers(records, feature_frame(silver, state), scorers, settings, scored_at)
+                out, start = [], 0
+                for group in groups:
+                    out.append(answers[start:start + len(group)])
+                    start += len(group)
+                return out
+        except Exception:  # noqa: BLE001 -- scored alone below, each with its own error
+            pass
+    results: list[list[dict[str, Any]] | Exception] = []
+    for group in groups:
+        try:
+            results.append(score_records(group, store, scorers, settings, scored_at))
+        except Exception as exc:  # noqa: BLE001 -- handed to that group's request
+            results.append(exc)
+    return results
+
+
+def _ids_agree(silver: pl.DataFrame, state: pl.DataFrame) -> bool:
+    """True when no stored encounter has the encounter_id of a row with another patient."""
+    mine = dict(zip(silver["encounter_id"].to_list(), silver["patient_nbr"].to_list(), strict=True))
+    held = state.filter(pl.col("encounter_id").is_in(list(mine)))
+    return all(mine[e] == p for e, p in held.select("encounter_id", "patient_nbr").iter_rows())
+
+
+def keys_of(records: list[dict[str, Any]]) -> tuple[set[Any], set[Any]]:
+    """(patients, encounter ids) of a request's records, as sent."""
+    return {r.get("patient_nbr") for r in records}, {r.get("encounter_id") for r in records}
+
+
+class Coalescer:
+    """Requests scored one batch at a time; those that arrive while a batch is scored wait and
+    are scored together in the next (at most ``max_rows`` rows), through :func:`score_groups`.
+
+    No request waits on a timer: alone it is scored at once. Under load the batch is whatever
+    queued meanwhile, so the fixed cost of a call (the medallion's code on a few rows) is paid
+    once per batch, not once per request. One batch at a time: the scoring uses the cores.
+    """
+
+    def __init__(self, max_rows: int = 256):
+        self.max_rows = max_rows
+        self.pending: list[_Job] = []
+        self.busy = False
+        self.cv = threading.Condition()
+
+    def score(self, records: list[dict[str, Any]], run: Any) -> list[dict[str, Any]]:
+        """The answers of ``records``; ``run(groups)`` scores a batch (:func:`score_groups` bound
+        to the serving store and models). Raises what scoring ``records`` alone raised."""
+        job = _Job(records, *keys_of(records))
+        with self.cv:
+            self.pending.append(job)
+            while job.result is None and self.busy:
+                self.cv.wait()
+            if job.result is None:
+                self.busy = True
+                batch = self._take(job)
+        if job.result is None:
+            try:
+                results = run([j.records for j in batch])
+            except Exception as exc:  # noqa: BLE001 -- every job of the batch gets it
+                results = [exc] * len(batch)
+            with self.cv:
+                for j, result in zip(batch, results, strict=True):
+                    j.result = result
+                self.busy = False
+                self.cv.notify_all()
+        if isinstance(job.result, Exception):
+            raise job.result
+        return job.result
+
+    def _take(self, leader: _Job) -> list[_Job]:
+        """The leader's job and the queued ones independent of the batch so far, in arrival order."""
+        batch, patients, ids, rows = [leader], set(leader.patients), set(leader.ids), len(leader.records)
+        for job in self.pending:
+            if job is leader or rows + len(job.records) > self.max_rows:
+                continue
+            if patients.isdisjoint(job.patients) and ids.isdisjoint(job.ids):
+                batch.append(job)
+                patients |= job.patients
+                ids |= job.ids
+                rows += len(job.records)
+        taken = {id(j) for j in batch}
+        self.pending = [j for j in self.pending if id(j) not in taken]
+        return batch
+
+
+@dataclass
+class _Job:
+    records: list[dict[str, Any]]
+    patients: set[Any]
+    ids: set[Any]
+    result: list[dict[str, Any]] | Exception | None = None
