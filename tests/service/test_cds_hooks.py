@@ -222,6 +222,23 @@ def test_a_suggestion_is_a_follow_up_service_request_within_7_days(cds, ehr, rec
     assert (date.fromisoformat(end) - date.fromisoformat(start)).days == 7
 
 
+def test_patient_view_scores_the_encounter_in_context_and_without_one_says_nothing(cds, ehr, records):
+    record = diabetic(records)[0]
+    path = "/cds-services/patient-view"
+    body = hook_body(record, earlier_of(record, records), hook="patient-view")
+    discharge = cds.client.post(SERVICE, json={**body, "hook": "encounter-discharge"},
+                                headers=bearer(cds, ehr, SERVICE)).json()["cards"][0]
+    viewed = cds.client.post(path, json=body, headers=bearer(cds, ehr, path))
+    assert viewed.status_code == 200, viewed.text
+    [card] = viewed.json()["cards"]
+    assert card["summary"] == discharge["summary"] and card["uuid"] != discharge["uuid"]
+    no_encounter = {**body, "context": {k: v for k, v in body["context"].items() if k != "encounterId"}}
+    empty = cds.client.post(path, json=no_encounter, headers=bearer(cds, ehr, path))
+    assert empty.status_code == 200 and empty.json() == {"cards": []}
+    wrong_hook = cds.client.post(path, json={**body, "hook": "encounter-discharge"}, headers=bearer(cds, ehr, path))
+    assert wrong_hook.status_code == 400
+
+
 def test_every_call_is_audited_with_its_hook_instance_and_card_but_no_identifier(cds, ehr, records):
     record = diabetic(records)[0]
     body = hook_body(record, earlier_of(record, records))
