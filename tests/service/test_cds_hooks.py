@@ -11,6 +11,7 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import jwt
@@ -361,6 +362,36 @@ def test_feedback_is_kept_beside_the_audit_records(cds, ehr, records):
     assert cds.client.post(path, json={"feedback": []}, headers=bearer(cds, ehr, path)).status_code == 400
 
 
+def test_acceptance_and_override_rates_by_band_come_from_the_audit_trail(cds, ehr, records):
+    from readmit.monitoring.feedback import feedback_rates
+
+    registry = Registry(cds.settings.registry_uri)
+    before = feedback_rates(registry)
+    shown = []
+    for record in diabetic(records)[:6]:
+        card = cds.client.post(SERVICE, json=hook_body(record, earlier_of(record, records)),
+                               headers=bearer(cds, ehr, SERVICE)).json()["cards"][0]
+        shown.append((card, card["extension"]["org.readmit.prediction"]["risk_band"]))
+    path = f"{SERVICE}/feedback"
+    (first, band), (second, band2) = shown[0], shown[1]
+    sent = [{"card": first["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-12-02T10:00:00Z",
+             "overrideReason": {"reason": first["overrideReasons"][1]}}]
+    if "suggestions" in second:
+        sent.append({"card": second["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-12-02T10:01:00Z",
+                     "acceptedSuggestions": [{"id": second["suggestions"][0]["uuid"]}]})
+    answer = cds.client.post(path, json={"feedback": sent}, headers=bearer(cds, ehr, path))
+    assert answer.status_code == 200, answer.text
+    after = feedback_rates(registry)
+    counts = Counter(b for _, b in shown)
+    for b, n in counts.items():
+        assert after[b]["cards"] == before.get(b, {}).get("cards", 0) + n
+    assert after[band]["overridden"] == before.get(band, {}).get("overridden", 0) + 1
+    assert after[band]["override_reasons"].get(first["overrideReasons"][1]["code"], 0) >= 1
+    if "suggestions" in second:
+        assert after[band2]["accepted"] == before.get(band2, {}).get("accepted", 0) + 1
+    assert all(0 <= v["override_rate"] <= 1 and 0 <= v["acceptance_rate"] <= 1 for v in after.values())
+
+
 def test_cds_hooks_on_a_public_address_without_an_issuer_refuses_to_start(serve_models, tmp_path, monkeypatch):
     from readmit.errors import ReadmitInputError
     from readmit.service import serve
@@ -413,4 +444,5 @@ def test_an_ehr_draws_the_cards_in_a_real_browser(cds, ehr, records, chromium, t
     assert (abs(pixels - COLOURS["warning"]).max(axis=2) <= 8).mean() < 0.001
     ink = (pixels.mean(axis=2) < 100).mean()
     assert ink > 0.01, ink  # the summary and detail text
-    (tmp_path / "cds_hooks_cards.png").write_bytes(visit.png)
+    (tmp_path / "cds_hooks_cards.png").write_bytes(visit.png)  # docs/cds_hooks_cards.png is one of these
+    (tmp_path / "cards.json").write_text(json.dumps({"cards": cards}, indent=2, ensure_ascii=False))
