@@ -314,20 +314,22 @@ def test_resources_of_the_wrong_type_or_patient_are_refused_with_their_path(cds,
         assert answer.json()["problems"][0]["field"][:2] == ["body", "prefetch"], answer.json()
 
 
-def test_a_prefetch_that_cannot_be_completed_is_412_without_a_connection(cds, ehr, records):
+def test_a_prefetch_that_cannot_be_completed_is_412_and_an_unlisted_server_is_never_called(cds, ehr, records):
     record = diabetic(records)[0]
     body = hook_body(record, earlier_of(record, records))
-    body["prefetch"] = {**body["prefetch"], "conditions": None}
-    alone = cds.client.post(SERVICE, json=body, headers=bearer(cds, ehr, SERVICE))
-    assert alone.status_code == 412, alone.text  # no fhirServer to fetch from
+    for key in ("conditions", "encounter", "patient"):
+        gap = {**body, "prefetch": {**body["prefetch"], key: None}}
+        alone = cds.client.post(SERVICE, json=gap, headers=bearer(cds, ehr, SERVICE))
+        assert alone.status_code == 412, (key, alone.text)  # nothing to fetch from
     listening = JwksServer(ehr)  # a server that counts what reaches it, not on the allowlist
     try:
-        elsewhere = {**body, "fhirServer": f"{listening.url}/fhir", "fhirAuthorization": {
-            "access_token": "secret-fhir-token", "token_type": "Bearer", "expires_in": 300,
-            "scope": "user/*.read", "subject": "readmit"}}
+        elsewhere = {**body, "prefetch": {**body["prefetch"], "conditions": None},
+                     "fhirServer": f"{listening.url}/fhir", "fhirAuthorization": {
+                         "access_token": "secret-fhir-token", "token_type": "Bearer", "expires_in": 300,
+                         "scope": "user/*.read", "subject": "readmit"}}
         answer = cds.client.post(SERVICE, json=elsewhere, headers=bearer(cds, ehr, SERVICE))
-        assert answer.status_code == 412 and "secret-fhir-token" not in answer.text
-        assert listening.fetches == 0
+        assert answer.status_code == 400 and answer.json()["problems"][0]["field"] == ["body", "fhirServer"]
+        assert "secret-fhir-token" not in answer.text and listening.fetches == 0
     finally:
         listening.stop()
 

@@ -55,7 +55,7 @@ def install(app: object, settings: object) -> None:
                              "problems": exc.problems}, status_code=400)
 
     async def fhir_refused(request, exc):
-        path = exc.path if isinstance(exc.path, list | tuple) else [exc.path]
+        path = field_path(exc.path)
         return JSONResponse({"error": "invalid FHIR data", "request_id": request_id(request),
                              "problems": [{"field": ["body", *path], "message": exc.message}]}, status_code=400)
 
@@ -67,3 +67,12 @@ def install(app: object, settings: object) -> None:
     app.add_exception_handler(InvalidBody, invalid)
     app.add_exception_handler(fhir.FhirRefused, fhir_refused)
     app.add_exception_handler(fhir.FhirUnavailable, unavailable)
+
+
+def field_path(path: object) -> list:
+    """``prefetch.conditions.entry[2].resource`` as ``["prefetch", "conditions", "entry", 2, "resource"]``."""
+    import re
+
+    if isinstance(path, list | tuple):
+        return list(path)
+    return [int(index) if index else name for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", str(path))]

@@ -55,10 +55,18 @@ def _detail(prediction: dict[str, Any], missing: list[str], base: str) -> str:
     lines += ["", f"Model: {prediction['algorithm']} version {prediction['version']} ({prediction['alias']}); "
               f"[model card]({model_card_url(base, prediction['version'])})."]
     if missing:
-        lines += ["", "Missing from the record (scored as not recorded): "
-                  + ", ".join(sorted({input_words(m) for m in missing})) + "."]
+        lines += ["", "Missing from the record (scored as not recorded): " + "; ".join(_missing(missing)) + "."]
     lines += ["", "Decision support only: it does not replace clinical judgement."]
     return "\n".join(lines)
+
+
+def _missing(missing: list[str]) -> list[str]:
+    """``"payer_code: no Coverage in the prefetch"`` as ``"payer (no Coverage in the prefetch)"``."""
+    out = []
+    for item in sorted(set(missing)):
+        name, _, why = item.partition(":")
+        out.append(f"{input_words(name.strip())} ({why.strip()})" if why.strip() else input_words(name.strip()))
+    return out
 
 
 def _source(config: CdsHooksSection, base: str, version: str | None) -> dict[str, str]:
@@ -97,7 +105,8 @@ def risk_card(prediction: dict[str, Any], missing: list[str], config: CdsHooksSe
         "source": _source(config, base, prediction["version"]),
         "links": [{"label": "Model card", "url": model_card_url(base, prediction["version"]), "type": "absolute"}],
         "overrideReasons": [{"system": OVERRIDE_SYSTEM, "code": c, "display": d} for c, d in OVERRIDE_REASONS],
-        "extension": {EXTENSION: {k: prediction.get(k) for k in _MACHINE} | {"missing": sorted(missing)}},
+        "extension": {EXTENSION: {k: prediction.get(k) for k in _MACHINE}
+                      | {"missing": sorted({m.partition(":")[0].strip() for m in missing})}},
     }
     if band in config.follow_up_bands:
         card["suggestions"] = [_follow_up(patient_id, encounter_id, today)]

@@ -26,6 +26,7 @@ import narwhals as nw
 import polars as pl
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from readmit.data.codes import DIAGNOSIS_COLUMNS
 from readmit.data.features import HISTORY_INPUT_COLUMNS, HISTORY_STATE_SCHEMA, icd9_group
@@ -58,6 +59,7 @@ USAGE = ("For adult diabetic inpatients (a diabetes diagnosis among the first th
 
 
 def _caller(request: Request, audiences: list[str]) -> dict[str, Any]:
+    """The verified claims of the call's JWT (run in a thread: a JWKS fetch may wait on the network)."""
     trust = request.app.state.cds_trust
     try:
         return trust.verify(request.headers.get("authorization", ""), audiences)
@@ -81,7 +83,7 @@ def discovery(request: Request) -> dict[str, Any]:
 
 @router.post("/cds-services/{service_id}", summary="Call a CDS service (a hook)")
 async def call(service_id: str, request: Request) -> Any:
-    claims = _caller(request, _audiences(request, f"/cds-services/{service_id}"))
+    claims = await run_in_threadpool(_caller, request, _audiences(request, f"/cds-services/{service_id}"))
     if service_id not in SERVICES:
         return JSONResponse({"error": f"no CDS service {service_id!r} (see GET /cds-services)"}, status_code=404)
     hook = parse(HookRequest, await read_json(request))
@@ -107,11 +109,13 @@ def answer(state: Any, hook: HookRequest, service_id: str, claims: dict[str, Any
     if context.encounterId is None:  # patient-view without an encounter in context: nothing to score
         state.audit.write(rid, now, claims["iss"], "cds-hooks", [], {}, {**extra, "card": None})
         return {"cards": []}
-    from readmit.service.fhir import complete_prefetch, map_prefetch
+    from readmit.service.fhir import FhirUnavailable, complete_prefetch, map_prefetch
 
     prefetch = complete_prefetch(hook.prefetch or {}, context.model_dump(), hook.fhirServer,
                                  hook.fhirAuthorization.model_dump() if hook.fhirAuthorization else None,
                                  config.fhir_servers, config.fhir_timeout_s)
+    if prefetch.get("conditions") is None:  # no diagnoses: neither the intended use nor the risk can be told
+        raise FhirUnavailable("the encounter's Conditions (prefetch key conditions) could not be had")
     mapped = map_prefetch(prefetch, context.patientId, context.encounterId)
     record = mapped.record
     outside = intended_use(record)
@@ -128,7 +132,7 @@ def answer(state: Any, hook: HookRequest, service_id: str, claims: dict[str, Any
         card = outside_card(outside, config)
     patients = {int(record["encounter_id"]): int(record["patient_nbr"])}
     state.audit.write(rid, now, claims["iss"], "cds-hooks", [row], patients,
-                      {**extra, "card": card["uuid"], "missing": sorted(mapped.missing)})
+                      {**extra, "card": card["uuid"], "missing": sorted(mapped.missing_fields())})
     return {"cards": [card]}
 
 
@@ -160,7 +164,7 @@ class EarlierStays:
 @router.post("/cds-services/{service_id}/feedback", summary="Feedback on a card (accepted, overridden)")
 async def feedback(service_id: str, request: Request) -> Any:
     base = f"/cds-services/{service_id}"
-    claims = _caller(request, _audiences(request, f"{base}/feedback", base))
+    claims = await run_in_threadpool(_caller, request, _audiences(request, f"{base}/feedback", base))
     if service_id not in SERVICES:
         return JSONResponse({"error": f"no CDS service {service_id!r} (see GET /cds-services)"}, status_code=404)
     body = parse(FeedbackRequest, await read_json(request))
