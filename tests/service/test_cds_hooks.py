@@ -173,6 +173,21 @@ def test_rs384_and_a_rotated_key_are_accepted_and_an_unknown_kid_refetches_once(
     assert ehr.jwks_server.fetches == before + 1
 
 
+def test_replicas_sharing_redis_accept_a_jti_once_between_them(ehr, redis_server):
+    from readmit.config import CdsHooksSection
+    from readmit.service.cds_hooks.trust import ClientTrust, Refused
+
+    config = CdsHooksSection(enabled=True, base_url="https://cds.example.org", issuers=[
+        {"iss": ehr.iss, "jwks_url": f"{ehr.jwks_server.url}/jwks.json"}])
+    one, two = ClientTrust(config, redis_server.url), ClientTrust(config, redis_server.url)
+    aud = ["https://cds.example.org/cds-services"]
+    token = f"Bearer {ehr.token(aud[0])}"
+    assert one.verify(token, aud)["iss"] == ehr.iss
+    with pytest.raises(Refused, match="replayed"):
+        two.verify(token, aud)
+    assert two.verify(f"Bearer {ehr.token(aud[0])}", aud)["iss"] == ehr.iss  # a fresh jti passes
+
+
 # -- the hook --------------------------------------------------------------------------------
 def test_a_discharge_gets_one_card_that_fits_the_spec_and_says_the_batch_risk(cds, ehr, records):
     sample = diabetic(records)[:12]

@@ -26,7 +26,7 @@ from service.fhir_bundles import prefetch_for
 from service.live_server import LiveServer, copy_datamart, free_port, raw_records
 
 OOT = [f"2008-{m:02d}" for m in range(1, 13)]
-STEP = 40
+STEP = 20
 SERVICE = "/cds-services/encounter-discharge"
 
 
