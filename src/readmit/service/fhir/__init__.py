@@ -16,9 +16,10 @@ from readmit.service.fhir.contract import (
     FhirRefused,
     FhirUnavailable,
     MappedEncounter,
+    NotInpatient,
 )
 from readmit.service.fhir.fetch import complete_prefetch
 from readmit.service.fhir.mapping import map_prefetch
 
-__all__ = ["PREFETCH_TEMPLATES", "REQUIRED_KEYS", "FhirRefused", "FhirUnavailable", "MappedEncounter",
+__all__ = ["PREFETCH_TEMPLATES", "REQUIRED_KEYS", "FhirRefused", "FhirUnavailable", "MappedEncounter", "NotInpatient",
            "complete_prefetch", "map_prefetch"]

@@ -56,6 +56,12 @@ class FhirRefused(ValueError):
         super().__init__(f"{path}: {message}")
 
 
+class NotInpatient(FhirRefused):
+    """An Encounter that is not an inpatient stay (its class is not IMP, ACUTE or NONAC): outside
+    the model's intended use. A FhirRefused, so a 400 by default; the service may answer it with
+    an info card saying why instead."""
+
+
 class FhirUnavailable(RuntimeError):
     """Data the mapping needs cannot be had (not in the prefetch, and the FHIR server did not
     answer, answered an error, or timed out). The service answers 412."""
