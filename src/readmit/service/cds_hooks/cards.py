@@ -115,7 +115,9 @@ def risk_card(prediction: dict[str, Any], missing: list[str], config: CdsHooksSe
 
 
 NOT_DIABETES = "no_diabetes_diagnosis"
+NOT_INPATIENT = "not_inpatient"
 WHY_NOT = {
+    NOT_INPATIENT: "the encounter is not an inpatient stay (Encounter.class is not IMP, ACUTE or NONAC)",
     NOT_DIABETES: "none of the encounter's first three diagnoses is diabetes (ICD-9-CM 250.x, ICD-10-CM E08-E13)",
     "death_or_hospice": "the patient died or was discharged to hospice",
 }

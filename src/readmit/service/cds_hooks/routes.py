@@ -8,11 +8,14 @@ absent (412 when the data cannot be had), maps the FHIR resources to one raw-con
 scores it through the batch path (:func:`readmit.serving.online.score_records`), writes the
 audit record (hookInstance, card uuid) and answers one card.
 
-**History.** The patient's earlier stays come from the prefetch (``encounters``): the EHR is
-the record of which stays the patient had, and its FHIR ids are not the datamart's
-``patient_nbr``, so the service's history store (keyed by the UCI ids) cannot answer for an EHR
-patient. The mapped earlier stays are given to gold's own history code as the patient's
-history state (:class:`EarlierStays`), so the features are batch's for the same stays.
+**History.** The patient's earlier stays are the union of two sources, given to gold's own
+history code as the patient's history state (:class:`EarlierStays`; gold's rule, earlier by
+date and by encounter_id, then picks what counts): the service's history store, as ``POST
+/v1/score`` uses it (what the datamart and the recorded discharges know: the same history as
+batch for the same patient), and the earlier Encounters of the prefetch (what the EHR knows,
+stays the store never saw). A stay in both counts once (the store's row wins). An EHR patient
+whose FHIR id is not a datamart ``patient_nbr`` (the mapping hashes it into its own range)
+finds nothing in the store: the EHR's stays alone count.
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ from readmit.data.codes import DIAGNOSIS_COLUMNS
 from readmit.data.features import HISTORY_INPUT_COLUMNS, HISTORY_STATE_SCHEMA, icd9_group
 from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS
 from readmit.service.body import read_json
-from readmit.service.cds_hooks.cards import NOT_DIABETES, outside_card, risk_card
+from readmit.service.cds_hooks.cards import NOT_DIABETES, NOT_INPATIENT, outside_card, risk_card
 from readmit.service.cds_hooks.request import FeedbackRequest, HookRequest, InvalidBody, parse
 from readmit.service.cds_hooks.trust import Refused
 from readmit.service.errors import not_ready, request_id, within_timeout
-from readmit.serving.online import EXCLUDED, score_records
+from readmit.serving.online import EXCLUDED, RecordsRefused, score_records
 
 log = logging.getLogger("readmit.service.cds_hooks")
 router = APIRouter(tags=["cds-hooks"])
@@ -109,19 +112,25 @@ def answer(state: Any, hook: HookRequest, service_id: str, claims: dict[str, Any
     if context.encounterId is None:  # patient-view without an encounter in context: nothing to score
         state.audit.write(rid, now, claims["iss"], "cds-hooks", [], {}, {**extra, "card": None})
         return {"cards": []}
-    from readmit.service.fhir import FhirUnavailable, complete_prefetch, map_prefetch
+    from readmit.service.fhir import FhirUnavailable, NotInpatient, complete_prefetch, map_prefetch
 
     prefetch = complete_prefetch(hook.prefetch or {}, context.model_dump(), hook.fhirServer,
                                  hook.fhirAuthorization.model_dump() if hook.fhirAuthorization else None,
                                  config.fhir_servers, config.fhir_timeout_s)
     if prefetch.get("conditions") is None:  # no diagnoses: neither the intended use nor the risk can be told
         raise FhirUnavailable("the encounter's Conditions (prefetch key conditions) could not be had")
-    mapped = map_prefetch(prefetch, context.patientId, context.encounterId)
+    discharged = now if hook.hook == "encounter-discharge" else None  # a stay being ended may have no period.end
+    try:
+        mapped = map_prefetch(prefetch, context.patientId, context.encounterId, discharged_at=discharged)
+    except NotInpatient:
+        card = outside_card(NOT_INPATIENT, config)
+        state.audit.write(rid, now, claims["iss"], "cds-hooks", [], {}, {**extra, "card": card["uuid"],
+                          "excluded": NOT_INPATIENT})
+        return {"cards": [card]}
     record = mapped.record
     outside = intended_use(record)
     if outside is None:
-        with state.lock:
-            [row] = score_records([record], EarlierStays(mapped.earlier), state.models, state.settings, now)
+        row = _score(state, record, mapped.earlier, now)
         outside = None if row["scored"] else row.get("excluded") or EXCLUDED
     else:
         row = {"encounter_id": int(record["encounter_id"]), "scored": False, "excluded": outside}
@@ -136,6 +145,18 @@ def answer(state: Any, hook: HookRequest, service_id: str, claims: dict[str, Any
     return {"cards": [card]}
 
 
+def _score(state: Any, record: dict[str, Any], earlier: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """Batch's answer for the mapped record (a value the raw reader refuses: 400 naming it)."""
+    with state.lock:
+        try:
+            history = EarlierStays(earlier, state.store)
+            [row] = score_records([record], history, state.models, state.settings, now)
+        except RecordsRefused as exc:
+            raise InvalidBody([{"field": ["body", "prefetch"], "message": f"read from FHIR, {p.field}: {p.message}"}
+                               for p in exc.problems]) from None
+    return row
+
+
 def intended_use(record: dict[str, Any]) -> str | None:
     """Why the model is not meant for this encounter (no diabetes diagnosis, death or hospice), or None."""
     if record.get("discharge_disposition_id") in DEATH_OR_HOSPICE_DISPOSITIONS:
@@ -146,19 +167,26 @@ def intended_use(record: dict[str, Any]) -> str | None:
 
 
 class EarlierStays:
-    """The patient's earlier stays from the prefetch, as the history state gold counts from."""
+    """A patient's history state: the service's store and the prefetch's earlier stays, each stay once."""
 
-    def __init__(self, rows: list[dict[str, Any]]):
-        if not rows:
+    def __init__(self, rows: list[dict[str, Any]], store: Any = None):
+        self.store = store
+        if rows:
+            frame = pl.DataFrame([{c: r.get(c) for c in HISTORY_INPUT_COLUMNS} for r in rows],
+                                 infer_schema_length=None)
+            if frame.schema["snapshot_date"] == pl.String:
+                frame = frame.with_columns(pl.col("snapshot_date").str.to_date())
+            self.frame = frame.select(HISTORY_INPUT_COLUMNS).cast(HISTORY_STATE_SCHEMA)
+        else:
             self.frame = pl.DataFrame(schema=HISTORY_STATE_SCHEMA)
-            return
-        frame = pl.DataFrame([{c: r.get(c) for c in HISTORY_INPUT_COLUMNS} for r in rows], infer_schema_length=None)
-        if frame.schema["snapshot_date"] == pl.String:
-            frame = frame.with_columns(pl.col("snapshot_date").str.to_date())
-        self.frame = frame.select(HISTORY_INPUT_COLUMNS).cast(HISTORY_STATE_SCHEMA)
 
     def patients(self, patient_nbrs: list[int]) -> pl.DataFrame:
-        return self.frame.filter(pl.col("patient_nbr").is_in([int(p) for p in patient_nbrs]))
+        wanted = [int(p) for p in patient_nbrs]
+        ehr = self.frame.filter(pl.col("patient_nbr").is_in(wanted))
+        if self.store is None:
+            return ehr
+        held = self.store.patients(wanted).cast(HISTORY_STATE_SCHEMA)
+        return pl.concat([held, ehr.filter(~pl.col("encounter_id").is_in(held["encounter_id"].implode()))])
 
 
 @router.post("/cds-services/{service_id}/feedback", summary="Feedback on a card (accepted, overridden)")
