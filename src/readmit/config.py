@@ -288,6 +288,55 @@ class ApiToken(_Strict):
     """What it may do: score (/v1/score, /invocations, /v1/model), record (/v1/encounters), admin."""
 
 
+class CdsIssuer(_Strict):
+    """A CDS Client (an EHR) whose JWTs the CDS Hooks service trusts: its ``iss`` and where its JWKS is."""
+
+    iss: str = Field(min_length=1, max_length=512)
+    """The issuer, exactly as the JWT's ``iss`` claim says it."""
+    jwks_url: str | None = Field(None, pattern=r"^https?://")
+    """The URL of the issuer's JWK Set (fetched and cached; refetched once for an unknown ``kid``)."""
+    jwks_file: str | None = None
+    """A file holding the issuer's JWK Set (agreed out of band); read again for an unknown ``kid``."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CdsIssuer:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError("give exactly one of jwks_url or jwks_file")
+        return self
+
+
+class CdsHooksSection(_Strict):
+    """The CDS Hooks 2.0 service of `readmit serve` (/cds-services): who may call, what cards say."""
+
+    enabled: bool = False
+    """Serve /cds-services (discovery, the encounter-discharge and patient-view hooks, feedback)."""
+    base_url: str | None = Field(None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    """The service's public URL (e.g. https://cds.example.org): a JWT's aud must be it + the path called."""
+    issuers: list[CdsIssuer] = Field(default_factory=list)
+    """The CDS Clients trusted; a call whose JWT no listed issuer signed gets a bare 401."""
+    tenant: str | None = None
+    """When set, every JWT must carry this ``tenant`` claim."""
+    fhir_servers: list[str] = Field(default_factory=list)
+    """FHIR base URLs the service may fetch missing prefetch from (never any other URL a request names)."""
+    fhir_timeout_s: float = Field(5.0, gt=0, le=60)
+    """Seconds for each FHIR request when completing a prefetch (412 past it)."""
+    leeway_s: int = Field(30, ge=0, le=300)
+    """Clock skew allowed on a JWT's exp and iat, in seconds."""
+    max_token_lifetime_s: int = Field(600, ge=1, le=86_400)
+    """The longest exp - iat accepted (the jti of a token is remembered that long)."""
+    jwks_cache_s: float = Field(300.0, ge=0)
+    """How long a fetched JWK Set is used before it is fetched again."""
+    jwks_min_refetch_s: float = Field(10.0, ge=0)
+    """An unknown kid refetches the JWK Set (a key rotation) at most this often, so made-up kids cannot flood the issuer."""
+    indicators: dict[str, Literal["info", "warning", "critical"]] = Field(
+        default_factory=lambda: {"low": "info", "moderate": "warning", "high": "critical", "very_high": "critical"})
+    """The card's indicator for each risk band (a band not listed: warning)."""
+    follow_up_bands: list[str] = Field(default_factory=list)
+    """Risk bands whose card suggests a follow-up visit within 7 days (a FHIR ServiceRequest); []: none."""
+    source_label: str = Field("readmit 30-day readmission risk", min_length=1, max_length=100)
+    """The label of each card's source."""
+
+
 class ServeSection(_Strict):
     """`readmit serve`: who may ask (tokens, also READMIT_API_TOKENS) and how much at once."""
 
@@ -307,6 +356,14 @@ class ServeSection(_Strict):
     """Where the history store lives: a SQLite file under the datamart, or Redis (several replicas)."""
     redis_url: str | None = None
     """The Redis of the history store (READMIT_REDIS_URL overrides it)."""
+    cds_hooks: CdsHooksSection = CdsHooksSection()
+    """The CDS Hooks 2.0 service an EHR calls at discharge (off by default)."""
+
+    @model_validator(mode="after")
+    def _cds_hooks_audience(self) -> ServeSection:
+        if self.cds_hooks.enabled and self.cds_hooks.base_url is None:
+            raise ValueError("cds_hooks.enabled needs cds_hooks.base_url (the URL EHRs call: the JWTs' aud)")
+        return self
 
 
 class LatestMonths(_Strict):

@@ -36,10 +36,10 @@ def free_port() -> int:
 class LiveServer:
     """``app`` served by uvicorn on 127.0.0.1 in a thread, until ``stop``."""
 
-    def __init__(self, app: Any):
+    def __init__(self, app: Any, port: int | None = None):
         import uvicorn
 
-        self.port = free_port()
+        self.port = port or free_port()  # a port chosen first when the app must know its own URL
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -31,6 +31,7 @@ from readmit.registry.store import Registry
 
 ENV_SALT = "READMIT_AUDIT_SALT"
 AUDIT_DIR = "audit/online"
+FEEDBACK_DIR = "audit/feedback"  # CDS Hooks feedback (accepted, overridden), beside the predictions
 SALT_FILE = "audit/salt"
 SCORED_FIELDS = ("scored", "excluded", "risk", "risk_band", "flag", "algorithm", "version", "alias", "arm")
 ONLINE_SCHEMA = {

@@ -105,3 +105,9 @@ def parse_versioned(name: str) -> tuple[str, str, str] | None:
 def create_exclusive(storage: Storage, rel: str, data: bytes) -> None:
     """Create ``rel`` with ``data``; raise FileExistsError if it exists. Never overwrites."""
     storage.create_bytes(rel, data)
+
+
+def card_names(algorithm: str, version: str) -> tuple[str, str]:
+    """The markdown and JSON file names of a version's model card (written by the report, served by
+    ``readmit serve`` at ``/v1/model/card``)."""
+    return f"{algorithm}_v{version}_model_card.md", f"{algorithm}_v{version}_model_card.json"

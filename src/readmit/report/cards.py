@@ -16,6 +16,7 @@ from typing import Any
 
 from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS
 from readmit.registry import Registry
+from readmit.registry.versions import card_names
 
 WINDOWS = ("train", "test", "oot")
 WINDOW_NAMES = {"train": "training", "test": "test (model selection, threshold)", "oot": "out-of-time (unseen)"}
@@ -75,11 +76,6 @@ def tuning_text(meta: dict[str, Any]) -> dict[str, Any]:
         "class_imbalance": (f"class weights {json.dumps(weights)}, no resampling" if weights else
                             "no class weights and no resampling (the decision threshold handles the prevalence)"),
     }
-
-
-def card_names(algorithm: str, version: str) -> tuple[str, str]:
-    """The markdown and JSON file names of a version's model card."""
-    return f"{algorithm}_v{version}_model_card.md", f"{algorithm}_v{version}_model_card.json"
 
 
 def _ci(perf: dict[str, Any], metric: str) -> list[float] | None:

@@ -16,7 +16,8 @@ def serve(settings: Any, *, host: str = "127.0.0.1", port: int = 8000, workers: 
           log_level: str = "info") -> None:
     """Run the HTTP scoring service until stopped (``readmit serve``).
 
-    Refuses a non-loopback ``host`` when no API token is configured. The history store is
+    Refuses a non-loopback ``host`` when no API token is configured, or when CDS Hooks is on
+    with no trusted issuer. The history store is
     built from the datamart's silver first when it is missing or stale; with several workers
     each process then loads the models itself (:func:`readmit.service.app.factory`).
     """
@@ -33,6 +34,10 @@ def serve(settings: Any, *, host: str = "127.0.0.1", port: int = 8000, workers: 
     from readmit.serving.history import build_history_store
 
     check_exposure(host, load_tokens(settings))
+    if settings.config.serve_config.cds_hooks.enabled:
+        from readmit.service.cds_hooks import check_exposure as check_cds_exposure
+
+        check_cds_exposure(host, settings)
     if workers > 1:
         build_history_store(settings)
         os.environ.update(settings.env())

@@ -58,6 +58,10 @@ def create_app(settings: Settings, *, build_history: bool = True, load_first: bo
     errors.install(app)
     for area in (health, scoring, encounters, model, invocations, admin):
         app.include_router(area.router)
+    if settings.config.serve_config.cds_hooks.enabled:
+        from readmit.service import cds_hooks
+
+        cds_hooks.install(app, settings)
 
     def openapi() -> dict:
         if app.openapi_schema is None:

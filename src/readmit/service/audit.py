@@ -4,7 +4,8 @@ Each record names the request id, the time, the token's name and, per encounter,
 (algorithm, version, alias, arm), the risk and band, and the patient and encounter ids as
 salted hashes (HMAC-SHA256 with the audit salt): no identifier, no token, no clinical value.
 The format, where records live and the salt are :mod:`readmit.registry.audit`'s (monitoring
-reads the same records). A record that cannot be written fails the request: nothing is
+reads the same records); CDS Hooks feedback (accepted, overridden) lives beside them under
+``audit/feedback/``. A record that cannot be written fails the request: nothing is
 answered unaudited.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from readmit.errors import ReadmitError
 from readmit.registry import Registry
-from readmit.registry.audit import AUDIT_DIR, SCORED_FIELDS, audit_salt, pseudonym, record_rel
+from readmit.registry.audit import AUDIT_DIR, FEEDBACK_DIR, SCORED_FIELDS, audit_salt, pseudonym, record_rel
 
 
 class AuditUnavailable(RuntimeError):
@@ -51,8 +52,9 @@ class AuditLog:
         return pseudonym(self.salt, kind, value)
 
     def write(self, request_id: str, when: datetime, caller: str, endpoint: str,
-              rows: list[dict[str, Any]], patients: dict[int, int]) -> str:
-        """Create the record of one request; return where it is."""
+              rows: list[dict[str, Any]], patients: dict[int, int], extra: dict[str, Any] | None = None) -> str:
+        """Create the record of one request; return where it is (``extra``: more fields of the
+        record, e.g. a CDS Hooks call's hookInstance and card uuid, never an identifier)."""
         entries = []
         for row in rows:
             entry = {"encounter": self.pseudonym("encounter", row["encounter_id"]),
@@ -61,8 +63,15 @@ class AuditLog:
             entry.update({k: row.get(k) for k in keys})
             entries.append(entry)
         record = {"request_id": request_id, "at": when.isoformat(), "token": caller, "endpoint": endpoint,
-                  "rows": entries}
-        rel = record_rel(self.registry, f"{when:%Y-%m-%d}", request_id)
+                  "rows": entries, **(extra or {})}
+        return self._create(record_rel(self.registry, f"{when:%Y-%m-%d}", request_id), record)
+
+    def write_feedback(self, feedback_id: str, when: datetime, caller: str, record: dict[str, Any]) -> str:
+        """Create the record of one CDS Hooks feedback call beside the prediction records."""
+        record = {"feedback_id": feedback_id, "at": when.isoformat(), "token": caller, **record}
+        return self._create(self.registry.rel(f"{FEEDBACK_DIR}/{when:%Y-%m-%d}/{feedback_id}.json"), record)
+
+    def _create(self, rel: str, record: dict[str, Any]) -> str:
         try:
             self.registry.storage.create_bytes(rel, json.dumps(record, sort_keys=True).encode())
         except Exception as exc:  # a full disk, a read-only folder, S3 unreachable: never answer unaudited
