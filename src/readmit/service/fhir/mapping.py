@@ -90,7 +90,7 @@ def map_prefetch(prefetch: dict[str, Any], patient_id: str, encounter_id: str, *
     diagnosis_columns(prefetch.get("conditions"), encounter, context, record, missing)
     medication_columns(prefetch.get("medications"), context, record, missing)
     observation_columns(prefetch.get("observations"), context, stay, record, missing)
-    earlier = earlier_stays(prefetch.get("encounters"), patient_id, encounter_id, stay[0], missing)
+    earlier = earlier_stays(prefetch.get("encounters"), patient_id, encounter_id, stay[0])
     return MappedEncounter(record=record, earlier=earlier, missing=missing.listed(record))
 
 
@@ -264,12 +264,10 @@ def _note(missing: Missing | None, column: str, why: str) -> None:
 # -- earlier Encounters ----------------------------------------------------------------------
 
 
-def earlier_stays(data: Any, patient_id: str, encounter_id: str, admitted: Any,
-                  missing: Missing) -> list[dict[str, Any]]:
+def earlier_stays(data: Any, patient_id: str, encounter_id: str, admitted: Any) -> list[dict[str, Any]]:
     """HISTORY_INPUT_COLUMNS rows of the patient's other inpatient stays that ended before this
     one began (finished, with an end), oldest first."""
-    if data is None:
-        missing.add("history", "the patient's other encounters were not had (history counts none)")
+    if data is None:  # not had: no earlier stay from FHIR (the service's history store may know them)
         return []
     rows = []
     for entry in bundle_entries(data, "Encounter", "prefetch.encounters"):

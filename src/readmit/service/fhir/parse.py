@@ -39,6 +39,8 @@ def model(resource_type: str) -> Any:
 def _loc_path(loc: tuple) -> str:
     out = ""
     for part in loc:
+        if part in ("root", "__root__"):  # pydantic's name for the object itself
+            continue
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
 
