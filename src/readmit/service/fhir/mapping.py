@@ -19,6 +19,7 @@ from readmit.service.fhir.clinical import diagnosis_columns, observation_columns
 from readmit.service.fhir.contract import FhirRefused, MappedEncounter, NotInpatient
 from readmit.service.fhir.medications import medication_columns
 from readmit.service.fhir.parse import (
+    HISTORY_ELEMENTS,
     bundle_entries,
     check_reference,
     codings,
@@ -270,7 +271,7 @@ def earlier_stays(data: Any, patient_id: str, encounter_id: str, admitted: Any) 
     if data is None:  # not had: no earlier stay from FHIR (the service's history store may know them)
         return []
     rows = []
-    for entry in bundle_entries(data, "Encounter", "prefetch.encounters"):
+    for entry in bundle_entries(data, "Encounter", "prefetch.encounters", HISTORY_ELEMENTS):
         other = entry.resource
         check_reference(other.subject, "Patient", patient_id, f"{entry.path}.subject", "patient")
         if other.id == encounter_id or other.status in vs.IGNORED_ENCOUNTER_STATUSES:
@@ -284,12 +285,13 @@ def earlier_stays(data: Any, patient_id: str, encounter_id: str, admitted: Any) 
         day(end, f"{entry.path}.period.end")
         if not comes_before(end, admitted):
             continue
-        codes = encounter_codes(other, entry.path, None)
+        admission_type = uci_code(other.priority, f"{entry.path}.priority", "admission_type_id", vs.ACT_PRIORITY,
+                                  vs.ADMISSION_TYPE, vs.UCI_ADMISSION_TYPES, None)
         rows.append({
             "encounter_id": integer_id("Encounter", other.id),
             "patient_nbr": integer_id("Patient", patient_id),
             SNAPSHOT_COLUMN: day(end, f"{entry.path}.period.end").isoformat(),
             "time_in_hospital": (day(end, f"{entry.path}.period.end") - day(start, f"{entry.path}.period.start")).days,
-            "admission_type_id": codes["admission_type_id"],
+            "admission_type_id": admission_type,
         })
     return sorted(rows, key=lambda r: (r[SNAPSHOT_COLUMN], r["encounter_id"]))
