@@ -259,6 +259,11 @@ def test_unmappable_values_are_missing_with_their_reason():
     assert "unknown" in why["race"]
     prefetch["patient"]["birthDate"] = "1938"  # 69 or 70: two bands
     assert "age" in mapped(prefetch).missing_fields()
+    prefetch["encounter"]["period"] = {"start": "2008-12-30", "end": "2009-01-02"}
+    prefetch["patient"]["birthDate"] = "1928-12"  # 80 if born by the 30th, 79 on the 31st
+    assert "age" in mapped(prefetch).missing_fields()
+    prefetch["patient"]["birthDate"] = "1928-11"
+    assert mapped(prefetch).record["age"] == "[80-90)"
 
 
 def test_the_ucI_coding_wins_over_the_standard_one_and_hispanic_is_the_ethnicity():

@@ -10,6 +10,7 @@ or names nothing readmit knows); none is guessed.
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, datetime
 from typing import Any
 
@@ -152,7 +153,7 @@ def _age_band(birth: Any, admitted: date, missing: Missing) -> str | None:
         year, _, month = str(birth).partition("-")
         first_month, last_month = (int(month), int(month)) if month else (1, 12)
         earliest = date(int(year), first_month, 1)
-        latest = date(int(year), last_month, 28)  # any later day is the same age band or not, as below
+        latest = date(int(year), last_month, calendar.monthrange(int(year), last_month)[1])
     bands = {_band(_years(b, admitted)) for b in (earliest, latest)}
     if len(bands) != 1 or None in bands:
         missing.add("age", "the birth date gives no single age band at admission (partial, or 100 or over)")
