@@ -36,8 +36,11 @@ def render_tables() -> str:
         _table(f"RxNorm ingredient ({vs.RXNORM}) -> drug column", ("RxCUI", "column"), drugs),
         _table("Two ingredients in one request -> combination column", ("ingredients", "column"),
                [(" + ".join(sorted(pair)), column) for pair, column in vs.COMBINATIONS.items()]),
-        _table("Contract columns no prefetched resource gives (always missing)", ("column", "why"),
-               list(NOT_IN_FHIR.items())),
+        _table("Columns without a standard element: readmit's Encounter extension, else missing",
+               ("column", "extension url; why missing without it"),
+               [(c, f"`{vs.uci_extension(c)}` "
+                    f"({'valueInteger' if c in vs.EXTENSION_INTEGERS else 'valueString'}); {why}")
+                for c, why in NOT_IN_FHIR.items()]),
     ]
     return "\n\n".join(parts)
 

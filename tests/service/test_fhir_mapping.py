@@ -31,7 +31,8 @@ from readmit.service.fhir.parse import HASHED_ID_BASE, integer_id
 from readmit.serving.online import silver_rows
 from service.fhir_bundles import bundle, context_of, prefetch_for, stay
 
-# The contract columns the mapping fills (readmitted is the label, never sent).
+# The contract columns the mapping fills from standard FHIR elements (readmitted is the label,
+# never sent); the others (NOT_IN_FHIR) only from readmit's own Encounter extensions.
 COVERED = {
     "encounter_id", "patient_nbr", "race", "gender", "age", "admission_type_id", "discharge_disposition_id",
     "admission_source_id", "time_in_hospital", "num_medications", "diag_1", "diag_2", "diag_3",
@@ -75,13 +76,18 @@ def fresh() -> dict:
 
 def test_the_covered_columns_are_most_of_the_contract_and_the_rest_is_said_missing():
     assert COVERED | set(NOT_IN_FHIR) == CONTRACT and not COVERED & set(NOT_IN_FHIR)
+    assert set(NOT_IN_FHIR) == {*vs.EXTENSION_INTEGERS, *vs.EXTENSION_STRINGS}
     assert len(COVERED) >= 0.8 * len(CONTRACT), (len(COVERED), len(CONTRACT))
 
 
 def test_a_row_comes_back_with_its_history_point_in_time():
     out = mapped(fresh())
-    assert {c: out.record[c] for c in COVERED} == {c: ROW[c] for c in COVERED}
-    assert out.missing_fields() == [c for c in RAW_SCHEMA if c in NOT_IN_FHIR]
+    assert {c: out.record[c] for c in CONTRACT} == {c: ROW[c] for c in CONTRACT}
+    assert out.missing_fields() == ["weight", "payer_code", "medical_specialty"]  # None in ROW
+    standard_only = mapped(prefetch_for(ROW, EARLIER, extensions=False))
+    assert {c: standard_only.record[c] for c in COVERED} == {c: ROW[c] for c in COVERED}
+    assert standard_only.missing_fields() == [c for c in RAW_SCHEMA if c in NOT_IN_FHIR]
+    assert "nor sent as readmit's Encounter extension" in standard_only.missing[0]
     # 1100 ended 05-16, the day this stay began (05-16): before it; 1150 ended during it: not earlier
     assert [r["encounter_id"] for r in out.earlier] == [900, 1100]
     assert out.earlier[0] == EARLIER[0]
@@ -104,8 +110,9 @@ def uci_rows(zip_path) -> pl.DataFrame:
 @pytest.mark.slow
 def test_real_uci_rows_round_trip_through_fhir(uci_zip):
     """2,000 real encounters (the stays of randomly drawn patients, a third of them with several
-    stays, in discharge order, cut at 2,000): row -> FHIR -> row, equal on
-    every covered column; the history is the earlier stays that ended before this one began."""
+    stays, in discharge order, cut at 2,000): row -> FHIR -> row, equal on every contract column
+    (NOT_IN_FHIR through readmit's extensions); the history is the earlier stays that ended before
+    this one began."""
     rows = uci_rows(uci_zip)
     stays = rows.group_by("patient_nbr").len()
     patients = pl.concat([stays.filter(pl.col("len") >= 2).sample(n=450, seed=20),
@@ -118,10 +125,10 @@ def test_real_uci_rows_round_trip_through_fhir(uci_zip):
     for row in sample:
         earlier = seen.setdefault(row["patient_nbr"], [])
         out = map_prefetch(prefetch_for(row, earlier), str(row["patient_nbr"]), str(row["encounter_id"]))
-        diff = {c: (row[c], out.record[c]) for c in COVERED if out.record[c] != row[c]}
+        diff = {c: (row[c], out.record[c]) for c in CONTRACT if out.record[c] != row[c]}
         admitted = stay(row)[0].isoformat()
         expected = [{c: e[c] for c in HISTORY_INPUT_COLUMNS} for e in earlier if e[SNAPSHOT_COLUMN] <= admitted]
-        said_missing = set(NOT_IN_FHIR) | {c for c in COVERED if row[c] is None}
+        said_missing = {c for c in CONTRACT if row[c] is None}
         if diff or out.earlier != expected or set(out.missing_fields()) != said_missing:
             wrong.append((row["encounter_id"], diff, out.earlier == expected, out.missing))
         with_history += bool(expected)
@@ -201,6 +208,14 @@ def test_a_code_of_an_unknown_system_is_refused_at_its_path(edit, path):
     prefetch = fresh()
     edit(prefetch)
     assert refused(prefetch).path == path
+
+
+def test_readmit_extensions_of_the_wrong_value_type_are_refused():
+    prefetch = fresh()
+    extensions = prefetch["encounter"]["extension"]
+    i = next(i for i, e in enumerate(extensions) if e["url"] == vs.uci_extension("number_inpatient"))
+    extensions[i] = {"url": vs.uci_extension("number_inpatient"), "valueString": "2"}
+    assert refused(prefetch).path == f"prefetch.encounter.extension[{i}].valueInteger"
 
 
 def test_a_medication_by_reference_and_diagnoses_of_two_systems_are_refused():

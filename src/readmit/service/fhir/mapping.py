@@ -30,7 +30,8 @@ from readmit.service.fhir.parse import (
     parse,
 )
 
-# Contract columns no prefetched resource carries, and why (docs/fhir_mapping.md).
+# Contract columns no standard element of the prefetched resources carries, and why they are
+# missing when readmit's Encounter extension for them (valuesets.uci_extension) is absent.
 NOT_IN_FHIR: dict[str, str] = {
     "weight": "no body weight Observation is prefetched",
     "payer_code": "no Coverage is prefetched",
@@ -41,6 +42,7 @@ NOT_IN_FHIR: dict[str, str] = {
     "number_emergency": "visits of the year before are not counted from FHIR",
     "number_inpatient": "visits of the year before are not counted from FHIR",
 }
+_EXTENSION_WHY = " (nor sent as readmit's Encounter extension)"
 RECORD_COLUMNS: tuple[str, ...] = (*(c for c in RAW_SCHEMA if c != "readmitted"), SNAPSHOT_COLUMN,
                                    "diag_code_system")
 
@@ -82,10 +84,12 @@ def map_prefetch(prefetch: dict[str, Any], patient_id: str, encounter_id: str, *
             raise FhirRefused(f"prefetch.{key}", "absent: the Patient and the Encounter are required")
     missing = Missing()
     record: dict[str, Any] = dict.fromkeys(RECORD_COLUMNS)
-    for column, why in NOT_IN_FHIR.items():
-        missing.add(column, why)
     encounter = parse(prefetch["encounter"], "Encounter", "prefetch.encounter")
     stay = _encounter_columns(encounter, patient_id, encounter_id, discharged_at, record, missing)
+    _extension_columns(encounter, record)
+    for column, why in NOT_IN_FHIR.items():
+        if record[column] is None:
+            missing.add(column, why + _EXTENSION_WHY)
     patient = parse(prefetch["patient"], "Patient", "prefetch.patient")
     _patient_columns(patient, patient_id, stay[0], record, missing)
     context = (patient_id, encounter_id)
@@ -195,6 +199,24 @@ def _encounter_columns(encounter: Any, patient_id: str, encounter_id: str, disch
     for column, value in encounter_codes(encounter, path, missing).items():
         record[column] = value
     return admitted, discharged
+
+
+def _extension_columns(encounter: Any, record: dict[str, Any]) -> None:
+    """The UCI columns without a standard element, from readmit's Encounter extensions."""
+    wanted = {vs.uci_extension(c): c for c in (*vs.EXTENSION_INTEGERS, *vs.EXTENSION_STRINGS)}
+    for i, ext in enumerate(encounter.extension or []):
+        column = wanted.get(ext.url)
+        if column is None:
+            continue
+        path = f"prefetch.encounter.extension[{i}]"
+        if column in vs.EXTENSION_INTEGERS:
+            if ext.valueInteger is None:
+                raise FhirRefused(f"{path}.valueInteger", f"readmit's {column} extension needs a valueInteger")
+            record[column] = ext.valueInteger
+        else:
+            if ext.valueString is None:
+                raise FhirRefused(f"{path}.valueString", f"readmit's {column} extension needs a valueString")
+            record[column] = ext.valueString
 
 
 def check_inpatient(encounter: Any, path: str) -> None:

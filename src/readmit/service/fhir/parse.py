@@ -51,7 +51,7 @@ def _loc_path(loc: tuple) -> str:
 READ_ELEMENTS: dict[str, frozenset[str]] = {
     "Patient": frozenset({"id", "gender", "birthDate", "extension"}),
     "Encounter": frozenset({"id", "status", "class", "subject", "period", "priority", "hospitalization",
-                            "diagnosis"}),
+                            "diagnosis", "extension"}),
     "Condition": frozenset({"id", "subject", "encounter", "verificationStatus", "code"}),
     "MedicationRequest": frozenset({"id", "status", "intent", "subject", "encounter", "medicationCodeableConcept",
                                     "medicationReference", "dosageInstruction", "priorPrescription"}),

@@ -35,6 +35,18 @@ def uci_system(column: str) -> str:
     return f"urn:readmit:uci:{column}"
 
 
+def uci_extension(column: str) -> str:
+    """readmit's Encounter extension carrying a UCI column no standard FHIR element holds."""
+    return f"urn:readmit:uci:extension:{column}"
+
+
+# The UCI columns without a standard element in the prefetched resources: an EHR (or an
+# integration engine) that has them sends them as readmit's Encounter extensions, integers as
+# valueInteger, the others as valueString; without them they are missing.
+EXTENSION_INTEGERS: tuple[str, ...] = ("num_lab_procedures", "num_procedures", "number_outpatient",
+                                       "number_emergency", "number_inpatient")
+EXTENSION_STRINGS: tuple[str, ...] = ("weight", "payer_code", "medical_specialty")
+
 UCI_ADMISSION_TYPE = uci_system("admission_type_id")
 UCI_ADMISSION_SOURCE = uci_system("admission_source_id")
 UCI_DISCHARGE_DISPOSITION = uci_system("discharge_disposition_id")
