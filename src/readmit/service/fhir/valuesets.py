@@ -10,6 +10,8 @@ Two kinds of codes reach a UCI id column:
   names (``Trauma Center``, ``Not Mapped``, a transfer from a hospice, ...) travel only that way.
 
 A standard code absent from its table is not guessed: the column is missing and says why.
+The UCI columns no standard element of the prefetch holds (counts, payer, specialty, weight)
+travel as readmit's Encounter extensions (:func:`uci_extension`), or are missing.
 """
 
 from __future__ import annotations
