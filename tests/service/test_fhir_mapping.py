@@ -91,6 +91,9 @@ def test_a_row_comes_back_with_its_history_point_in_time():
     # 1100 ended 05-16, the day this stay began (05-16): before it; 1150 ended during it: not earlier
     assert [r["encounter_id"] for r in out.earlier] == [900, 1100]
     assert out.earlier[0] == EARLIER[0]
+    # gold's date rule on request: 1150 ended during this stay, by its discharge day
+    until_discharge = map_prefetch(fresh(), "77", "1200", history_until="discharge")
+    assert [r["encounter_id"] for r in until_discharge.earlier] == [900, 1100, 1150]
     assert set(out.earlier[0]) == set(HISTORY_INPUT_COLUMNS)
 
 
@@ -121,7 +124,7 @@ def test_real_uci_rows_round_trip_through_fhir(uci_zip):
     sample = sample.with_columns(pl.col(SNAPSHOT_COLUMN).cast(pl.String)).head(2000).to_dicts()
     assert len(sample) == 2000
     seen: dict[int, list[dict]] = {}
-    wrong, records, with_history = [], [], 0
+    wrong, records, with_history, overlaps = [], [], 0, 0
     for row in sample:
         earlier = seen.setdefault(row["patient_nbr"], [])
         out = map_prefetch(prefetch_for(row, earlier), str(row["patient_nbr"]), str(row["encounter_id"]))
@@ -132,10 +135,16 @@ def test_real_uci_rows_round_trip_through_fhir(uci_zip):
         if diff or out.earlier != expected or set(out.missing_fields()) != said_missing:
             wrong.append((row["encounter_id"], diff, out.earlier == expected, out.missing))
         with_history += bool(expected)
+        if len(expected) < len(earlier):  # a stay that ended during this one: gold's date rule counts it
+            overlaps += 1
+            gold_rule = map_prefetch(prefetch_for(row, earlier), str(row["patient_nbr"]), str(row["encounter_id"]),
+                                     history_until="discharge")
+            if gold_rule.earlier != [{c: e[c] for c in HISTORY_INPUT_COLUMNS} for e in earlier]:
+                wrong.append((row["encounter_id"], "history_until=discharge"))
         records.append(out.record)
         earlier.append(row)
     assert wrong == [], wrong[:5]
-    assert with_history > 100  # the history path is exercised, not only first stays
+    assert with_history > 100 and overlaps > 0  # the history paths are exercised, not only first stays
     assert silver_rows(records).height == len(records)  # the contract's own checks pass every row
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from readmit.data.schema import AGES, RAW_SCHEMA, SNAPSHOT_COLUMN
 from readmit.service.fhir import valuesets as vs
@@ -65,7 +65,8 @@ class Missing:
 
 
 def map_prefetch(prefetch: dict[str, Any], patient_id: str, encounter_id: str, *,
-                 discharged_at: date | datetime | None = None) -> MappedEncounter:
+                 discharged_at: date | datetime | None = None,
+                 history_until: Literal["admission", "discharge"] = "admission") -> MappedEncounter:
     """The encounter ``encounter_id`` of patient ``patient_id`` as a raw contract row.
 
     ``prefetch``: the CDS Hooks prefetch after :func:`complete_prefetch` (keys of
@@ -76,6 +77,9 @@ def map_prefetch(prefetch: dict[str, Any], patient_id: str, encounter_id: str, *
     NotInpatient (a FhirRefused) for an encounter that is not an inpatient stay.
     ``discharged_at``: the discharge time when the Encounter has no ``period.end`` yet (the
     encounter-discharge hook may fire before the EHR writes it); ignored when it has one.
+    ``history_until``: ``admission`` (the default) keeps the earlier stays that ended before this
+    one began; ``discharge`` those that ended by its discharge day, gold's date rule (a stay that
+    ended during this one counts: only synthetic dates make such overlaps).
     """
     if not isinstance(prefetch, dict):
         raise FhirRefused("prefetch", "expected a JSON object of prefetch keys")
@@ -96,7 +100,10 @@ def map_prefetch(prefetch: dict[str, Any], patient_id: str, encounter_id: str, *
     diagnosis_columns(prefetch.get("conditions"), encounter, context, record, missing)
     medication_columns(prefetch.get("medications"), context, record, missing)
     observation_columns(prefetch.get("observations"), context, stay, record, missing)
-    earlier = earlier_stays(prefetch.get("encounters"), patient_id, encounter_id, stay[0])
+    if history_until not in ("admission", "discharge"):
+        raise ValueError(f"history_until must be admission or discharge, not {history_until!r}")
+    until = stay[1] if history_until == "discharge" and stay[1] is not None else stay[0]
+    earlier = earlier_stays(prefetch.get("encounters"), patient_id, encounter_id, until)
     return MappedEncounter(record=record, earlier=earlier, missing=missing.listed(record))
 
 
@@ -288,9 +295,9 @@ def _note(missing: Missing | None, column: str, why: str) -> None:
 # -- earlier Encounters ----------------------------------------------------------------------
 
 
-def earlier_stays(data: Any, patient_id: str, encounter_id: str, admitted: Any) -> list[dict[str, Any]]:
-    """HISTORY_INPUT_COLUMNS rows of the patient's other inpatient stays that ended before this
-    one began (finished, with an end), oldest first."""
+def earlier_stays(data: Any, patient_id: str, encounter_id: str, until: Any) -> list[dict[str, Any]]:
+    """HISTORY_INPUT_COLUMNS rows of the patient's other inpatient stays (finished, with an end)
+    that ended by ``until`` (this stay's admission, or its discharge), oldest first."""
     if data is None:  # not had: no earlier stay from FHIR (the service's history store may know them)
         return []
     rows = []
@@ -306,7 +313,7 @@ def earlier_stays(data: Any, patient_id: str, encounter_id: str, admitted: Any) 
             continue
         day(start, f"{entry.path}.period.start")
         day(end, f"{entry.path}.period.end")
-        if not comes_before(end, admitted):
+        if not comes_before(end, until):
             continue
         admission_type = uci_code(other.priority, f"{entry.path}.priority", "admission_type_id", vs.ACT_PRIORITY,
                                   vs.ADMISSION_TYPE, vs.UCI_ADMISSION_TYPES, None)
