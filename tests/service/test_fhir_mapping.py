@@ -471,6 +471,14 @@ def test_a_server_not_on_the_allowlist_is_refused_without_a_connection(accept_re
     assert fhir_server.seen == []
 
 
+def test_the_recorder_sees_a_connection_to_an_allowed_server(accept_recorder):
+    """The control of the two tests around it: a fetch that does connect is seen first."""
+    with pytest.raises(FhirUnavailable, match="could not be reached|answered"):
+        complete_prefetch({}, context_of(ROW), accept_recorder.url, None, [accept_recorder.url], timeout_s=5)
+    with socket.create_connection(("127.0.0.1", accept_recorder.port)) as probe:
+        assert not accept_recorder.first_connection_is(probe)
+
+
 def test_nothing_to_fetch_opens_no_connection_whatever_the_server(accept_recorder):
     full = fresh()
     assert complete_prefetch(full, context_of(ROW), accept_recorder.url, None, [], timeout_s=5) == full
