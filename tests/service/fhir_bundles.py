@@ -19,7 +19,9 @@ How each UCI value is written, the way an EHR would:
   one of a higher/lower dose; ``change`` ``Ch`` with no Up/Down: a present drug's request replaces
   a stopped request of another diabetes drug; ``num_medications`` minus the diabetes drugs: filler
   requests of other drugs (placeholder RxNorm codes 9000000+, not real concepts);
-- A1C and glucose bands: one result inside the band, on the encounter's first day.
+- A1C and glucose bands: one result inside the band, on the encounter's first day;
+- the columns without a standard element (counts, payer, specialty, weight): readmit's Encounter
+  extensions (valuesets.uci_extension); ``extensions=False`` leaves them out.
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def patient(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def encounter(row: dict[str, Any], *, diagnoses: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def encounter(row: dict[str, Any], *, diagnoses: list[dict[str, Any]] | None = None,
+              extensions: bool = False) -> dict[str, Any]:
     """The Encounter: inpatient, finished, its period, priority, admit source, disposition."""
     admitted, discharged = stay(row)
     out: dict[str, Any] = {
@@ -131,6 +134,12 @@ def encounter(row: dict[str, Any], *, diagnoses: list[dict[str, Any]] | None = N
         out["hospitalization"] = hospitalization
     if diagnoses:
         out["diagnosis"] = diagnoses
+    carried = [{"url": vs.uci_extension(c), "valueInteger": row[c]} for c in vs.EXTENSION_INTEGERS
+               if row.get(c) is not None]
+    carried += [{"url": vs.uci_extension(c), "valueString": row[c]} for c in vs.EXTENSION_STRINGS
+                   if row.get(c) is not None]
+    if extensions and carried:
+        out["extension"] = carried
     return out
 
 
@@ -207,14 +216,15 @@ def observations(row: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def prefetch_for(row: dict[str, Any], earlier: list[dict[str, Any]]) -> dict[str, Any]:
+def prefetch_for(row: dict[str, Any], earlier: list[dict[str, Any]], *, extensions: bool = True) -> dict[str, Any]:
     """The CDS Hooks prefetch of ``row``'s encounter (PREFETCH_TEMPLATES keys); ``earlier``: the
-    patient's earlier rows (at least HISTORY_INPUT_COLUMNS), whose Encounters join this one's."""
+    patient's earlier rows (at least HISTORY_INPUT_COLUMNS), whose Encounters join this one's.
+    ``extensions``: carry the columns without a standard element as readmit's extensions."""
     entries, condition_resources = conditions(row)
     history = [encounter({**r, "admission_source_id": None, "discharge_disposition_id": None}) for r in earlier]
     return {
         "patient": patient(row),
-        "encounter": encounter(row, diagnoses=entries),
+        "encounter": encounter(row, diagnoses=entries, extensions=extensions),
         "conditions": bundle(condition_resources),
         "medications": bundle(medications(row)),
         "observations": bundle(observations(row)),

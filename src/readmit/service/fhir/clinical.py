@@ -75,13 +75,13 @@ def _ranked(encounter: Any) -> list[tuple[str, Any]]:
 
 def _system(first: list[tuple[str, Any]]) -> str | None:
     """The one ICD system every one of the first three diagnoses has (ICD-10-CM first)."""
-    present = [found for _, found in first if found is not None]
+    present = [found for _, found in first if found is not None]  # (path, {system: code})
     if not present:
         return None
     for system in ICD_SYSTEMS:
         if all(system in icd for _, icd in present):
             return system
-    path = next(p for p, icd in present if vs.ICD10CM not in icd)
+    path = next((p for p, icd in present if not set(icd) & set(present[0][1])), present[-1][0])
     raise FhirRefused(f"{path}.code.coding", "the encounter's first diagnoses mix ICD-10-CM and ICD-9-CM "
                       "codes: one row holds one system (diag_code_system)")
 

@@ -139,6 +139,7 @@ class _Fetcher:
         if not search:
             return body
         entries = list(body.get("entry") or [])
+        first = body
         for _ in range(MAX_PAGES):
             following = next((link.get("url") for link in body.get("link") or []
                               if isinstance(link, dict) and link.get("relation") == "next"), None)
@@ -148,7 +149,9 @@ class _Fetcher:
                 raise FhirUnavailable("a next page on another server than fhirServer")
             body = self._json(str(following), None)
             entries.extend(body.get("entry") or [])
-        return {**body, "entry": entries, "link": []}
+        if body is first:
+            return first
+        return {**{k: v for k, v in first.items() if k != "link"}, "entry": entries}
 
     def _json(self, url: str, params: list[tuple[str, str]] | None) -> dict[str, Any]:
         httpx = self._httpx

@@ -10,8 +10,9 @@ or names nothing readmit knows); none is guessed.
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from readmit.data.schema import AGES, RAW_SCHEMA, SNAPSHOT_COLUMN
 from readmit.service.fhir import valuesets as vs
@@ -19,6 +20,7 @@ from readmit.service.fhir.clinical import diagnosis_columns, observation_columns
 from readmit.service.fhir.contract import FhirRefused, MappedEncounter, NotInpatient
 from readmit.service.fhir.medications import medication_columns
 from readmit.service.fhir.parse import (
+    HISTORY_ELEMENTS,
     bundle_entries,
     check_reference,
     codings,
@@ -28,7 +30,8 @@ from readmit.service.fhir.parse import (
     parse,
 )
 
-# Contract columns no prefetched resource carries, and why (docs/fhir_mapping.md).
+# Contract columns no standard element of the prefetched resources carries, and why they are
+# missing when readmit's Encounter extension for them (valuesets.uci_extension) is absent.
 NOT_IN_FHIR: dict[str, str] = {
     "weight": "no body weight Observation is prefetched",
     "payer_code": "no Coverage is prefetched",
@@ -39,6 +42,7 @@ NOT_IN_FHIR: dict[str, str] = {
     "number_emergency": "visits of the year before are not counted from FHIR",
     "number_inpatient": "visits of the year before are not counted from FHIR",
 }
+_EXTENSION_WHY = " (nor sent as readmit's Encounter extension)"
 RECORD_COLUMNS: tuple[str, ...] = (*(c for c in RAW_SCHEMA if c != "readmitted"), SNAPSHOT_COLUMN,
                                    "diag_code_system")
 
@@ -61,7 +65,8 @@ class Missing:
 
 
 def map_prefetch(prefetch: dict[str, Any], patient_id: str, encounter_id: str, *,
-                 discharged_at: date | datetime | None = None) -> MappedEncounter:
+                 discharged_at: date | datetime | None = None,
+                 history_until: Literal["admission", "discharge"] = "admission") -> MappedEncounter:
     """The encounter ``encounter_id`` of patient ``patient_id`` as a raw contract row.
 
     ``prefetch``: the CDS Hooks prefetch after :func:`complete_prefetch` (keys of
@@ -72,6 +77,9 @@ def map_prefetch(prefetch: dict[str, Any], patient_id: str, encounter_id: str, *
     NotInpatient (a FhirRefused) for an encounter that is not an inpatient stay.
     ``discharged_at``: the discharge time when the Encounter has no ``period.end`` yet (the
     encounter-discharge hook may fire before the EHR writes it); ignored when it has one.
+    ``history_until``: ``admission`` (the default) keeps the earlier stays that ended before this
+    one began; ``discharge`` those that ended by its discharge day, gold's date rule (a stay that
+    ended during this one counts: only synthetic dates make such overlaps).
     """
     if not isinstance(prefetch, dict):
         raise FhirRefused("prefetch", "expected a JSON object of prefetch keys")
@@ -80,17 +88,22 @@ def map_prefetch(prefetch: dict[str, Any], patient_id: str, encounter_id: str, *
             raise FhirRefused(f"prefetch.{key}", "absent: the Patient and the Encounter are required")
     missing = Missing()
     record: dict[str, Any] = dict.fromkeys(RECORD_COLUMNS)
-    for column, why in NOT_IN_FHIR.items():
-        missing.add(column, why)
     encounter = parse(prefetch["encounter"], "Encounter", "prefetch.encounter")
     stay = _encounter_columns(encounter, patient_id, encounter_id, discharged_at, record, missing)
+    _extension_columns(encounter, record)
+    for column, why in NOT_IN_FHIR.items():
+        if record[column] is None:
+            missing.add(column, why + _EXTENSION_WHY)
     patient = parse(prefetch["patient"], "Patient", "prefetch.patient")
     _patient_columns(patient, patient_id, stay[0], record, missing)
     context = (patient_id, encounter_id)
     diagnosis_columns(prefetch.get("conditions"), encounter, context, record, missing)
     medication_columns(prefetch.get("medications"), context, record, missing)
     observation_columns(prefetch.get("observations"), context, stay, record, missing)
-    earlier = earlier_stays(prefetch.get("encounters"), patient_id, encounter_id, stay[0], missing)
+    if history_until not in ("admission", "discharge"):
+        raise ValueError(f"history_until must be admission or discharge, not {history_until!r}")
+    until = stay[1] if history_until == "discharge" and stay[1] is not None else stay[0]
+    earlier = earlier_stays(prefetch.get("encounters"), patient_id, encounter_id, until)
     return MappedEncounter(record=record, earlier=earlier, missing=missing.listed(record))
 
 
@@ -151,7 +164,7 @@ def _age_band(birth: Any, admitted: date, missing: Missing) -> str | None:
         year, _, month = str(birth).partition("-")
         first_month, last_month = (int(month), int(month)) if month else (1, 12)
         earliest = date(int(year), first_month, 1)
-        latest = date(int(year), last_month, 28)  # any later day is the same age band or not, as below
+        latest = date(int(year), last_month, calendar.monthrange(int(year), last_month)[1])
     bands = {_band(_years(b, admitted)) for b in (earliest, latest)}
     if len(bands) != 1 or None in bands:
         missing.add("age", "the birth date gives no single age band at admission (partial, or 100 or over)")
@@ -193,6 +206,24 @@ def _encounter_columns(encounter: Any, patient_id: str, encounter_id: str, disch
     for column, value in encounter_codes(encounter, path, missing).items():
         record[column] = value
     return admitted, discharged
+
+
+def _extension_columns(encounter: Any, record: dict[str, Any]) -> None:
+    """The UCI columns without a standard element, from readmit's Encounter extensions."""
+    wanted = {vs.uci_extension(c): c for c in (*vs.EXTENSION_INTEGERS, *vs.EXTENSION_STRINGS)}
+    for i, ext in enumerate(encounter.extension or []):
+        column = wanted.get(ext.url)
+        if column is None:
+            continue
+        path = f"prefetch.encounter.extension[{i}]"
+        if column in vs.EXTENSION_INTEGERS:
+            if ext.valueInteger is None:
+                raise FhirRefused(f"{path}.valueInteger", f"readmit's {column} extension needs a valueInteger")
+            record[column] = ext.valueInteger
+        else:
+            if ext.valueString is None:
+                raise FhirRefused(f"{path}.valueString", f"readmit's {column} extension needs a valueString")
+            record[column] = ext.valueString
 
 
 def check_inpatient(encounter: Any, path: str) -> None:
@@ -264,15 +295,13 @@ def _note(missing: Missing | None, column: str, why: str) -> None:
 # -- earlier Encounters ----------------------------------------------------------------------
 
 
-def earlier_stays(data: Any, patient_id: str, encounter_id: str, admitted: Any,
-                  missing: Missing) -> list[dict[str, Any]]:
-    """HISTORY_INPUT_COLUMNS rows of the patient's other inpatient stays that ended before this
-    one began (finished, with an end), oldest first."""
-    if data is None:
-        missing.add("history", "the patient's other encounters were not had (history counts none)")
+def earlier_stays(data: Any, patient_id: str, encounter_id: str, until: Any) -> list[dict[str, Any]]:
+    """HISTORY_INPUT_COLUMNS rows of the patient's other inpatient stays (finished, with an end)
+    that ended by ``until`` (this stay's admission, or its discharge), oldest first."""
+    if data is None:  # not had: no earlier stay from FHIR (the service's history store may know them)
         return []
     rows = []
-    for entry in bundle_entries(data, "Encounter", "prefetch.encounters"):
+    for entry in bundle_entries(data, "Encounter", "prefetch.encounters", HISTORY_ELEMENTS):
         other = entry.resource
         check_reference(other.subject, "Patient", patient_id, f"{entry.path}.subject", "patient")
         if other.id == encounter_id or other.status in vs.IGNORED_ENCOUNTER_STATUSES:
@@ -284,14 +313,15 @@ def earlier_stays(data: Any, patient_id: str, encounter_id: str, admitted: Any,
             continue
         day(start, f"{entry.path}.period.start")
         day(end, f"{entry.path}.period.end")
-        if not comes_before(end, admitted):
+        if not comes_before(end, until):
             continue
-        codes = encounter_codes(other, entry.path, None)
+        admission_type = uci_code(other.priority, f"{entry.path}.priority", "admission_type_id", vs.ACT_PRIORITY,
+                                  vs.ADMISSION_TYPE, vs.UCI_ADMISSION_TYPES, None)
         rows.append({
             "encounter_id": integer_id("Encounter", other.id),
             "patient_nbr": integer_id("Patient", patient_id),
             SNAPSHOT_COLUMN: day(end, f"{entry.path}.period.end").isoformat(),
             "time_in_hospital": (day(end, f"{entry.path}.period.end") - day(start, f"{entry.path}.period.start")).days,
-            "admission_type_id": codes["admission_type_id"],
+            "admission_type_id": admission_type,
         })
     return sorted(rows, key=lambda r: (r[SNAPSHOT_COLUMN], r["encounter_id"]))

@@ -39,12 +39,51 @@ def model(resource_type: str) -> Any:
 def _loc_path(loc: tuple) -> str:
     out = ""
     for part in loc:
+        if part in ("root", "__root__"):  # pydantic's name for the object itself
+            continue
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
 
 
-def parse(data: Any, resource_type: str, path: str) -> Any:
-    """``data`` validated as a FHIR ``resource_type``; FhirRefused naming the first bad field."""
+# The elements the mapping reads, per resource type: only these are validated and parsed (an
+# EHR's resources also carry narrative, identifiers, notes ... that readmit never reads, and
+# validating them would cost more than the rest of the call).
+READ_ELEMENTS: dict[str, frozenset[str]] = {
+    "Patient": frozenset({"id", "gender", "birthDate", "extension"}),
+    "Encounter": frozenset({"id", "status", "class", "subject", "period", "priority", "hospitalization",
+                            "diagnosis", "extension"}),
+    "Condition": frozenset({"id", "subject", "encounter", "verificationStatus", "code"}),
+    "MedicationRequest": frozenset({"id", "status", "intent", "subject", "encounter", "medicationCodeableConcept",
+                                    "medicationReference", "dosageInstruction", "priorPrescription"}),
+    "Observation": frozenset({"id", "status", "code", "subject", "encounter", "effectiveDateTime",
+                              "effectivePeriod", "effectiveInstant", "issued", "valueQuantity"}),
+}
+
+
+# The patient's other Encounters: only what the history rows read.
+HISTORY_ELEMENTS = frozenset({"id", "status", "class", "subject", "period", "priority"})
+
+
+def _read_part(data: dict[str, Any], elements: frozenset[str] | None = None) -> dict[str, Any]:
+    """A resource's JSON cut to the elements the mapping reads (others pass unvalidated, unread)."""
+    keep = elements or READ_ELEMENTS.get(data.get("resourceType"))  # type: ignore[arg-type]
+    if keep is None:
+        return data
+    return {k: v for k, v in data.items() if k in keep or k == "resourceType"}
+
+
+def _bundle_read_part(data: dict[str, Any], elements: frozenset[str] | None) -> dict[str, Any]:
+    entries = data.get("entry")
+    if not isinstance(entries, list):
+        return data
+    cut = [{**e, "resource": _read_part(e["resource"], elements)}
+           if isinstance(e, dict) and isinstance(e.get("resource"), dict) else e for e in entries]
+    return {**data, "entry": cut}
+
+
+def parse(data: Any, resource_type: str, path: str, elements: frozenset[str] | None = None) -> Any:
+    """``data`` validated as a FHIR ``resource_type`` (the elements readmit reads, READ_ELEMENTS);
+    FhirRefused naming the first bad field."""
     from pydantic import ValidationError
 
     if not isinstance(data, dict):
@@ -52,6 +91,7 @@ def parse(data: Any, resource_type: str, path: str) -> Any:
     found = data.get("resourceType")
     if found != resource_type:
         raise FhirRefused(f"{path}.resourceType", f"expected {resource_type}, got {_kind(found)}")
+    data = _bundle_read_part(data, elements) if resource_type == "Bundle" else _read_part(data, elements)
     try:
         return model(resource_type).model_validate(data)
     except ValidationError as exc:
@@ -72,9 +112,10 @@ class Entry:
     resource: Any
 
 
-def bundle_entries(data: Any, resource_type: str, path: str) -> list[Entry]:
-    """The ``resource_type`` resources of a search Bundle (its OperationOutcome notes left out)."""
-    bundle = parse(data, "Bundle", path)
+def bundle_entries(data: Any, resource_type: str, path: str, elements: frozenset[str] | None = None) -> list[Entry]:
+    """The ``resource_type`` resources of a search Bundle (its OperationOutcome notes left out);
+    ``elements``: the ones read of each resource, when not READ_ELEMENTS of its type."""
+    bundle = parse(data, "Bundle", path, elements)
     out = []
     for i, entry in enumerate(bundle.entry or []):
         where = f"{path}.entry[{i}].resource"

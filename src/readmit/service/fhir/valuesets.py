@@ -10,6 +10,8 @@ Two kinds of codes reach a UCI id column:
   names (``Trauma Center``, ``Not Mapped``, a transfer from a hospice, ...) travel only that way.
 
 A standard code absent from its table is not guessed: the column is missing and says why.
+The UCI columns no standard element of the prefetch holds (counts, payer, specialty, weight)
+travel as readmit's Encounter extensions (:func:`uci_extension`), or are missing.
 """
 
 from __future__ import annotations
@@ -34,6 +36,18 @@ def uci_system(column: str) -> str:
     """readmit's code system of a UCI id column: its codes are the UCI integers, as text."""
     return f"urn:readmit:uci:{column}"
 
+
+def uci_extension(column: str) -> str:
+    """readmit's Encounter extension carrying a UCI column no standard FHIR element holds."""
+    return f"urn:readmit:uci:extension:{column}"
+
+
+# The UCI columns without a standard element in the prefetched resources: an EHR (or an
+# integration engine) that has them sends them as readmit's Encounter extensions, integers as
+# valueInteger, the others as valueString; without them they are missing.
+EXTENSION_INTEGERS: tuple[str, ...] = ("num_lab_procedures", "num_procedures", "number_outpatient",
+                                       "number_emergency", "number_inpatient")
+EXTENSION_STRINGS: tuple[str, ...] = ("weight", "payer_code", "medical_specialty")
 
 UCI_ADMISSION_TYPE = uci_system("admission_type_id")
 UCI_ADMISSION_SOURCE = uci_system("admission_source_id")
