@@ -77,8 +77,9 @@ def earlier_of(record: dict, records: list[dict]) -> list[dict]:
             and (r["snapshot_date"], r["encounter_id"]) < key]
 
 
-def hook_body(record: dict, earlier: list[dict], hook: str = "encounter-discharge") -> dict:
-    prefetch = prefetch_for(record, earlier)
+def hook_body(record: dict, earlier: list[dict], hook: str = "encounter-discharge", *,
+              extensions: bool = True) -> dict:
+    prefetch = prefetch_for(record, earlier, extensions=extensions)
     return {"hook": hook, "hookInstance": str(uuid.uuid4()),
             "context": {"userId": "Practitioner/77", "patientId": prefetch["patient"]["id"],
                         "encounterId": prefetch["encounter"]["id"]},
@@ -189,18 +190,23 @@ def test_replicas_sharing_redis_accept_a_jti_once_between_them(ehr, redis_server
 
 
 # -- the hook --------------------------------------------------------------------------------
-def test_a_discharge_gets_one_card_that_fits_the_spec_and_says_the_batch_risk(cds, ehr, records):
+UNCOVERED = ("weight", "payer_code", "medical_specialty", "num_lab_procedures", "num_procedures",
+             "number_outpatient", "number_emergency", "number_inpatient")
+
+
+@pytest.mark.parametrize("extensions", [True, False], ids=["with-readmit-extensions", "standard-fhir-only"])
+def test_a_discharge_gets_one_card_that_fits_the_spec_and_says_the_batch_risk(cds, ehr, records, extensions):
     sample = diabetic(records)[:16]
     assert len(sample) >= 12
     risks = 0
-    # the FHIR prefetch carries no weight, payer, specialty, lab/procedure counts or prior-year visit
-    # counts (the mapping leaves them missing): batch's answer for the row as FHIR carries it
-    uncovered = ("weight", "payer_code", "medical_specialty", "num_lab_procedures", "num_procedures",
-                 "number_outpatient", "number_emergency", "number_inpatient")
-    as_fhir = [{**r, **dict.fromkeys(uncovered)} for r in sample]
+    # Standard FHIR has no element for weight, payer, specialty, lab/procedure counts or prior-year
+    # visit counts: with readmit's Encounter extensions they arrive and the card has batch's risk
+    # for the whole row; without them they are missing, the card says so, and its risk is batch's
+    # for the row as FHIR carries it.
+    as_fhir = sample if extensions else [{**r, **dict.fromkeys(UNCOVERED)} for r in sample]
     scored = cds.client.post("/v1/score", json={"encounters": as_fhir}, headers=auth()).json()["predictions"]
     for record, expected in zip(sample, scored, strict=True):
-        answer = cds.client.post(SERVICE, json=hook_body(record, earlier_of(record, records)),
+        answer = cds.client.post(SERVICE, json=hook_body(record, earlier_of(record, records), extensions=extensions),
                                  headers=bearer(cds, ehr, SERVICE))
         assert answer.status_code == 200, answer.text
         check(RESPONSE, answer.json())
@@ -222,6 +228,10 @@ def test_a_discharge_gets_one_card_that_fits_the_spec_and_says_the_batch_risk(cd
         for feature in expected["top_reasons"]:
             assert "_" not in feature or feature not in card["detail"]  # words, not column names
         assert f"version {expected['version']}" in card["detail"] and "[model card](" in card["detail"]
+        missing = set(machine["missing"])
+        blank_in_row = {c for c in record if record[c] in (None, "?")}  # missing in the extract itself
+        assert (set(UNCOVERED) <= missing) if not extensions else not (set(UNCOVERED) & missing - blank_in_row), missing
+        assert ("Missing from the record" in card["detail"]) == bool(missing)
     assert risks >= 8, risks
     link = scored_card["links"][0]["url"]
     page = cds.client.get(link.removeprefix(cds.base))  # a browser opens it: no token

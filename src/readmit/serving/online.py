@@ -205,10 +205,14 @@ class Coalescer:
         self.busy = False
         self.cv = threading.Condition()
 
-    def score(self, records: list[dict[str, Any]], run: Any) -> list[dict[str, Any]]:
+    def score(self, records: list[dict[str, Any]], run: Any, kind: str | None = "serving") -> list[dict[str, Any]]:
         """The answers of ``records``; ``run(groups)`` scores a batch (:func:`score_groups` bound
-        to the serving store and models). Raises what scoring ``records`` alone raised."""
-        job = _Job(records, *keys_of(records))
+        to the serving store and models). Raises what scoring ``records`` alone raised.
+
+        Only requests of the same ``kind`` share a batch, scored by the first one's ``run``: a
+        request whose ``run`` is its own (another history, as a CDS Hooks call's earlier stays)
+        passes ``kind=None`` and is scored alone, still one batch at a time."""
+        job = _Job(records, *keys_of(records), kind=kind)
         with self.cv:
             self.pending.append(job)
             while job.result is None and self.busy:
@@ -236,6 +240,8 @@ class Coalescer:
         for job in self.pending:
             if job is leader or rows + len(job.records) > self.max_rows:
                 continue
+            if leader.kind is None or job.kind != leader.kind:
+                continue
             if patients.isdisjoint(job.patients) and ids.isdisjoint(job.ids):
                 batch.append(job)
                 patients |= job.patients
@@ -252,3 +258,4 @@ class _Job:
     patients: set[Any]
     ids: set[Any]
     result: list[dict[str, Any]] | Exception | None = None
+    kind: str | None = "serving"

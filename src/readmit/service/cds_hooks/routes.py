@@ -147,13 +147,14 @@ def answer(state: Any, hook: HookRequest, service_id: str, claims: dict[str, Any
 
 def _score(state: Any, record: dict[str, Any], earlier: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     """Batch's answer for the mapped record (a value the raw reader refuses: 400 naming it)."""
-    with state.lock:
-        try:
-            history = EarlierStays(earlier, state.store)
-            [row] = score_records([record], history, state.models, state.settings, now)
-        except RecordsRefused as exc:
-            raise InvalidBody([{"field": ["body", "prefetch"], "message": f"read from FHIR, {p.field}: {p.message}"}
-                               for p in exc.problems]) from None
+    history, models = EarlierStays(earlier, state.store), state.models
+    try:  # scored alone (its history is its own), one batch at a time with the other requests
+        [row] = state.coalescer.score(
+            [record], lambda groups: [score_records(g, history, models, state.settings, now) for g in groups],
+            kind=None)
+    except RecordsRefused as exc:
+        raise InvalidBody([{"field": ["body", "prefetch"], "message": f"read from FHIR, {p.field}: {p.message}"}
+                           for p in exc.problems]) from None
     return row
 
 
