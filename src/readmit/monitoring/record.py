@@ -153,11 +153,15 @@ class MonitoringRecord(_Part):
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON: the file's content and ``path``."""
-        return jsonable(self.model_dump())
+        return jsonable(self.model_dump(exclude=self._absent()))
 
     def file_content(self) -> dict[str, Any]:
         """What the JSON file holds: everything but ``path``."""
-        return jsonable(self.model_dump(exclude={"path"}))
+        return jsonable(self.model_dump(exclude={"path", *self._absent()}))
+
+    def _absent(self) -> set[str]:
+        """Parts a record written before them lacks: left out, so it writes back unchanged."""
+        return {"online"} if self.online is None else set()
 
     @classmethod
     def read(cls, data: Any, source: str) -> MonitoringRecord:
