@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from monitoring.test_record import WRITTEN_BEFORE
 from readmit.errors import ArtifactError
 from readmit.monitoring.feedback import feedback_rates, feedback_summary
 from readmit.monitoring.record import MonitoringRecord
@@ -24,7 +25,6 @@ from readmit.report.html import feedback_section
 from readmit.service.audit import AuditLog
 from readmit.service.cds_hooks.request import FeedbackRequest, parse
 from readmit.service.cds_hooks.routes import _feedback_record
-from monitoring.test_record import WRITTEN_BEFORE
 
 SYSTEM = "https://github.com/readmit/readmit/cds-hooks/override-reasons"
 REASONS = {"follow-up-arranged": "Follow-up already arranged",
