@@ -18,16 +18,17 @@ started as its own process (the real command, one worker, loopback) and measured
 - the in-process floor: the same scoring (:func:`readmit.serving.online.score_records`, one
   encounter) without HTTP, so the HTTP overhead reads as a ratio.
 
-``--mode hooks``: the CDS Hooks 2.0 ``encounter-discharge`` call instead of ``/v1/score``. The
+``--mode hooks`` (``--workdir DIR`` keeps the setup for reruns): the CDS Hooks 2.0 ``encounter-discharge`` call instead of ``/v1/score``. The
 EHR's keys are made here (a P-384 and an RSA-2048 key; its JWK Set given to the service as a
 ``jwks_file``), every call carries its own signed JWT (ES384 and RS384 in turn, its own jti,
 minted before the run so signing is not timed) and a full prefetch (Patient, Encounter,
 Conditions, MedicationRequests, Observations, the patient's earlier Encounters) built from a
 2008 UCI row by the test-only bundle generator (tests/service/fhir_bundles.py, imported from
-tests/: it stays out of the package). Measured: latency p50/p95/p99 at each rate (default 10
-and 50 calls/s), every answer checked to be a card with a risk; the in-process floor is the
-FHIR mapping plus the scoring of the same bodies without HTTP (map_prefetch, then
-score_records with the prefetch's earlier stays), so overhead (HTTP, JWT check, body parsing,
+tests/: it stays out of the package). Measured: 100 calls one at a time (the service time of
+a call, no queueing), then latency p50/p95/p99 at each rate (default 10 and 50 calls/s, open
+loop as above), every answer checked to be a card with a risk; the in-process floor is the
+FHIR mapping plus the scoring of the same bodies without HTTP (map_prefetch and the
+intended-use check, then score_records with the prefetch's earlier stays), so overhead (HTTP, JWT check, body parsing,
 audit) reads as a ratio.
 
 Writes ``benchmarks/results/serve[_hooks][_LABEL].json`` with the load average before and after.
@@ -180,6 +181,8 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[50, 100, 200])
     parser.add_argument("--label", default="")
     parser.add_argument("--mode", choices=["score", "hooks"], default="score")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="hooks mode: keep the datamart and registry here (set up once, reused when present)")
     args = parser.parse_args()
     if args.mode == "hooks":
         hooks_main(args)
@@ -281,11 +284,12 @@ def hook_bodies(settings, n: int) -> list[dict]:
 
 
 def hook_floor(settings, bodies: list[dict], n: int = 300) -> dict[str, float]:
-    """The FHIR mapping plus the scoring of one body, in process (no HTTP, no JWT, no audit)."""
+    """The FHIR mapping (with the intended-use check) plus the scoring of one body, in process
+    (no HTTP, no JWT, no body parsing, no audit)."""
     from datetime import UTC, datetime
 
     from readmit.registry import Registry
-    from readmit.service.cds_hooks.routes import EarlierStays
+    from readmit.service.cds_hooks.routes import EarlierStays, intended_use
     from readmit.service.fhir import map_prefetch
     from readmit.serving.history import open_store
     from readmit.serving.online import score_records
@@ -302,12 +306,21 @@ def hook_floor(settings, bodies: list[dict], n: int = 300) -> dict[str, float]:
         return row
 
     one(bodies[0])  # warm
-    times, scored = [], 0
+    times, mapping, scoring, scored = [], [], [], 0
     for body in bodies[:n]:
+        now = datetime.now(UTC)
+        context = body["context"]
         started = time.perf_counter()
-        scored += bool(one(body)["scored"])
-        times.append(time.perf_counter() - started)
-    return {**percentiles(times), "scored": scored}
+        mapped = map_prefetch(body["prefetch"], context["patientId"], context["encounterId"], discharged_at=now)
+        assert intended_use(mapped.record) is None, "a benchmark body outside the intended use"
+        between = time.perf_counter()
+        [row] = score_records([mapped.record], EarlierStays(mapped.earlier, store), models, settings, now)
+        done = time.perf_counter()
+        scored += bool(row["scored"])
+        times.append(done - started)
+        mapping.append(between - started)
+        scoring.append(done - between)
+    return {**percentiles(times), "scored": scored, "mapping": percentiles(mapping), "scoring": percentiles(scoring)}
 
 
 def hooks_main(args) -> None:
@@ -320,7 +333,16 @@ def hooks_main(args) -> None:
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        settings = setup(root, args.raw)
+        if args.workdir is not None and (args.workdir / "config.json").exists():  # set up before: reuse
+            from readmit.config import load_settings
+
+            w = args.workdir
+            settings = load_settings(str(w / "config.json"), raw=str(args.raw), datamart=str(w / "datamart"),
+                                     registry=str(w / "registry"))
+        else:
+            if args.workdir is not None:
+                args.workdir.mkdir(parents=True, exist_ok=True)
+            settings = setup(args.workdir or root, args.raw)
         bodies = hook_bodies(settings, 1000)
         sizes = sorted(len(json.dumps(b)) for b in bodies)
         result = {"mode": "hooks", "load_before": load_before, "cores": os.cpu_count(),
@@ -369,8 +391,16 @@ def hooks_main(args) -> None:
                 for i, token in enumerate(tokens(50)):  # warm
                     assert card_with_risk(client.post(SERVICE, json=bodies[i], headers={
                         "Authorization": f"Bearer {token}"})), "a warm-up hook call got no card with a risk"
+                # one call at a time (no queueing): the service time of a call, against the floor
+                sequential = []
+                for i, token in enumerate(tokens(100)):
+                    started = time.perf_counter()
+                    assert card_with_risk(client.post(SERVICE, json=bodies[50 + i], headers={
+                        "Authorization": f"Bearer {token}"})), "a hook call got no card with a risk"
+                    sequential.append(time.perf_counter() - started)
+                result["sequential"] = percentiles(sequential)
             result["rates"] = []
-            offset = 50
+            offset = 150
             for rate in rates:
                 minted = tokens(int(rate * args.seconds))
 
@@ -386,6 +416,7 @@ def hooks_main(args) -> None:
             server.terminate()
             server.wait(timeout=60)
     floor_p50 = result["floor_in_process"]["p50_ms"]
+    result["sequential"]["p50_over_floor"] = result["sequential"]["p50_ms"] / floor_p50
     for entry in result["rates"]:
         entry["p50_over_floor"] = entry["p50_ms"] / floor_p50
         entry["p99_over_floor_p99"] = entry["p99_ms"] / result["floor_in_process"]["p99_ms"]
@@ -393,12 +424,16 @@ def hooks_main(args) -> None:
     out = REPO / "benchmarks" / "results" / f"serve_hooks{'_' + args.label if args.label else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
+    q = result["sequential"]
+    print(f"one call at a time: p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms "
+          f"({q['p50_over_floor']:.2f}x the floor's p50)")
     print(f"{'rate':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} {'p50/floor':>9}")
     for e in result["rates"]:
         print(f"{e['rate']:>6.0f} {e['p50_ms']:>8.1f} {e['p95_ms']:>8.1f} {e['p99_ms']:>8.1f} {e['errors']:>6} "
               f"{e['p50_over_floor']:>9.2f}")
     f = result["floor_in_process"]
-    print(f"floor in process (mapping + scoring): p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms; "
+    print(f"floor in process (mapping + scoring): p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms "
+          f"(mapping p50 {f['mapping']['p50_ms']:.1f} ms, scoring p50 {f['scoring']['p50_ms']:.1f} ms); "
           f"load {' '.join(result['load_before'])} -> {' '.join(result['load_after'])}")
     print(json.dumps(result, indent=2))
 
