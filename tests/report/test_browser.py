@@ -54,7 +54,7 @@ def test_report_renders_without_errors_or_network(chromium, registry_copy, tmp_p
     assert visit.errors == []
     pixels = _pixels(visit.png)
     height, width = pixels.shape[:2]
-    assert width >= 1280 and height > 3000  # the whole page, eight sections long
+    assert width >= 1280 and height > 3000  # the whole page, nine sections long
     assert pixels.std() > 0.05  # not blank
     ink = (pixels.mean(axis=2) < 0.6).mean()
     assert ink > 0.01, ink  # text and plots drawn, not only backgrounds

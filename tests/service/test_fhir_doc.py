@@ -20,8 +20,12 @@ def _table(title: str, head: tuple[str, str], rows: list[tuple[object, object]])
 
 def render_tables() -> str:
     """The generated part of docs/fhir_mapping.md."""
-    drugs = [(code, name) for code, name in vs.INGREDIENTS.items()]
-    drugs += [(code, f"insulin ({name})") for code, name in vs.INSULINS.items()]
+    def checked(code: str) -> str:
+        status, how = vs.RXCUI_CHECKS[code]
+        return f"{status}: {how}"
+
+    drugs = [(code, f"{name}; {checked(code)}") for code, name in vs.INGREDIENTS.items()]
+    drugs += [(code, f"insulin ({name}); {checked(code)}") for code, name in vs.INSULINS.items()]
     parts = [
         _table("Prefetch templates", ("key", "FHIR query"), [(k, f"`{q}`") for k, q in PREFETCH_TEMPLATES.items()]),
         _table(f"Encounter.priority ({vs.ACT_PRIORITY}) -> admission_type_id", ("code", "UCI id"),
@@ -33,7 +37,8 @@ def render_tables() -> str:
         _table("Patient.gender -> gender", ("code", "UCI"), list(vs.GENDER.items())),
         _table(f"US Core race ombCategory / detailed ({vs.OMB_RACE}) -> race", ("code", "UCI"),
                [*vs.RACE.items(), (f"{vs.HISPANIC} (us-core-ethnicity)", "Hispanic")]),
-        _table(f"RxNorm ingredient ({vs.RXNORM}) -> drug column", ("RxCUI", "column"), drugs),
+        _table(f"RxNorm ingredient ({vs.RXNORM}) -> drug column (how the code was checked, 2026-12-03)",
+               ("RxCUI", "column; check"), drugs),
         _table("Two ingredients in one request -> combination column", ("ingredients", "column"),
                [(" + ".join(sorted(pair)), column) for pair, column in vs.COMBINATIONS.items()]),
         _table("Columns without a standard element: readmit's Encounter extension, else missing",
@@ -43,6 +48,14 @@ def render_tables() -> str:
                 for c, why in NOT_IN_FHIR.items()]),
     ]
     return "\n\n".join(parts)
+
+
+def test_every_rxnorm_code_says_how_it_was_checked():
+    codes = {*vs.INGREDIENTS, *vs.INSULINS}
+    assert set(vs.RXCUI_CHECKS) == codes, set(vs.RXCUI_CHECKS) ^ codes
+    assert {status for status, _ in vs.RXCUI_CHECKS.values()} <= {"verified", "unverified"}
+    assert set(vs.NO_RXNORM_DRUGS) == {"examide", "citoglipton"}
+    assert not set(vs.NO_RXNORM_DRUGS) & {*vs.INGREDIENTS.values(), *vs.COMBINATIONS.values()}
 
 
 def test_the_doc_shows_the_code_tables():

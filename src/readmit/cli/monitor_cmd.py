@@ -85,6 +85,41 @@ def online_table(online: Any) -> Table:
     return table
 
 
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def feedback_table(feedback: Any) -> Table:
+    """Clinician feedback on the CDS Hooks cards of a monitoring record, by risk band, as a table."""
+    table = Table(title="Clinician feedback (CDS Hooks cards)", box=box.SIMPLE_HEAD)
+    for col in ("Risk band", "Cards", "Feedback", "Accepted", "Overridden", "Accept rate", "Override rate",
+                "Override reasons"):
+        table.add_column(col, no_wrap=True)
+    rows = [*feedback.bands.items(), ("all", feedback)]
+    for band, b in rows:
+        table.add_row(band, str(b.cards), str(b.with_feedback), str(b.accepted), str(b.overridden),
+                      _rate(b.acceptance_rate), _rate(b.override_rate),
+                      " ".join(f"{k} {v}" for k, v in b.override_reasons.items()) or "-")
+    return table
+
+
+def print_feedback(feedback: Any) -> None:
+    if feedback is None:
+        return
+    if not feedback.cards:
+        console.print(f"feedback: no CDS Hooks card of this model in these months ({feedback.location})",
+                      highlight=False, soft_wrap=True)
+        return
+    console.print(feedback_table(feedback))
+    period = (f"cards {feedback.first_card_at[:10]}..{feedback.last_card_at[:10]}"
+              + (f", feedback {feedback.first_feedback_at[:10]}..{feedback.last_feedback_at[:10]}"
+                 if feedback.first_feedback_at else ", no feedback yet"))
+    console.print(f"[dim]{period}; rates over the cards shown; from {feedback.location}; "
+                  f"{feedback.info_cards} info card(s) outside the intended use, {feedback.other_models_cards} "
+                  f"card(s) of another model, {feedback.feedback_elsewhere} feedback item(s) on cards not "
+                  "counted here[/]", highlight=False, soft_wrap=True)
+
+
 @handle_errors
 def monitor(
     start: Annotated[str, typer.Option("--start", callback=month_flag, help="First month (YYYY-MM).")],
@@ -113,6 +148,7 @@ def monitor(
     elif record.online is not None:
         console.print(f"online: no answer of this model in {record.online.location} for these months",
                       highlight=False, soft_wrap=True)
+    print_feedback(record.feedback)
     without = record.summary.months_without_predictions
     if without:
         console.print(f"no predictions for: {', '.join(without)}", highlight=False)

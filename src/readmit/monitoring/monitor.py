@@ -3,7 +3,8 @@
 Reads ``gold/model_predictions`` (the rows one model scored: the model an alias points at), the
 month's ``gold/feature_store`` rows for the features and ``gold/label_store`` for the labels of
 mature months, and beside them the online source (the service's audit records of those months,
-:mod:`readmit.monitoring.online`); writes one record per run under ``{registry_uri}/monitoring/{model_name}/``::
+:mod:`readmit.monitoring.online`) and the clinicians' feedback on its CDS Hooks cards
+(:mod:`readmit.monitoring.feedback`); writes one record per run under ``{registry_uri}/monitoring/{model_name}/``::
 
     monitoring_{YYYYMMDDTHHMMSS}.json   this run (never rewritten)
     latest_monitoring.json              a copy of the latest run
@@ -25,6 +26,7 @@ from readmit.errors import ReadmitInputError
 from readmit.jsonsafe import jsonable
 from readmit.monitoring.decisions import band, decide
 from readmit.monitoring.drift import MONTH, drift_by_month
+from readmit.monitoring.feedback import feedback_summary
 from readmit.monitoring.online import online_source
 from readmit.monitoring.performance import estimated_performance, observed_performance
 from readmit.monitoring.profile import ensure_profile
@@ -230,11 +232,15 @@ def run_monitoring(
     decision = decide(months, summary, cfg.monitoring_config, test_auc=summary.test_auc_roc)
     say("online predictions (the service's audit records)")
     online = online_source(registry, storage, months_between(start_month, end_month), algorithm, version)
+    say("clinician feedback on the CDS Hooks cards")
+    feedback = feedback_summary(registry, months=months_between(start_month, end_month), model=(algorithm, version),
+                                band_order=cfg.inference_config.risk_bands.labels)
     run_at = datetime.now(UTC)
     record = MonitoringRecord(
         run_at=run_at.isoformat(), as_of=as_of.isoformat(), start=start_month, end=end_month,
         model=ModelRef(algorithm=algorithm, version=version, alias=alias), months=months, summary=summary,
         decision=decision, thresholds=cfg.monitoring_config.model_dump(mode="json"), online=online,
+        feedback=feedback,
     )
     record.path = write_record(settings, "monitoring", LATEST, run_at, record.file_content())["path"]
     say(f"decision: {decision.action} ({'; '.join(decision.reasons)})")

@@ -22,6 +22,15 @@ Shape (JSON)::
                 months [{month, rows, requests, risk_mean, risk_p50, risk_p90, flag_rate,
                          bands {band: rows}, arms {arm: rows}, labelled, observed}]}
                the service's answers by the monitored model (its audit records), by request month
+    feedback   {location, months, cards, with_feedback, accepted, overridden, feedback_rate,
+                acceptance_rate, override_rate, info_cards, other_models_cards, feedback_elsewhere,
+                bands {band: {cards, with_feedback, accepted, overridden, feedback_rate,
+                              acceptance_rate, override_rate, override_reasons {code: n}}},
+                override_reasons {code: n}, reason_names {code: display},
+                first_card_at, last_card_at, first_feedback_at, last_feedback_at}
+               what clinicians did with the CDS Hooks cards of the monitored model shown in the
+               run's months (:mod:`readmit.monitoring.feedback`): the early signal, long before
+               the 30-day labels mature
 """
 
 from __future__ import annotations
@@ -127,6 +136,35 @@ class OnlineSource(_Part):
     observed: Observed | None = None
 
 
+class FeedbackBand(_Part):
+    """The cards of one risk band and what clinicians did with them (rates over the cards shown)."""
+
+    cards: int = 0
+    with_feedback: int = 0
+    accepted: int = 0
+    overridden: int = 0
+    feedback_rate: float | None = None
+    acceptance_rate: float | None = None
+    override_rate: float | None = None
+    override_reasons: dict[str, int] = Field(default_factory=dict)
+
+
+class FeedbackSource(FeedbackBand):
+    """Clinician feedback on the CDS Hooks cards (the service's audit trail), pooled and by band."""
+
+    location: str | None = None
+    months: list[str] = Field(default_factory=list)
+    info_cards: int = 0  # cards outside the intended use (no risk, no band)
+    other_models_cards: int = 0
+    feedback_elsewhere: int = 0  # feedback on cards not counted here (another model, an info card, other months)
+    bands: dict[str, FeedbackBand] = Field(default_factory=dict)
+    reason_names: dict[str, str] = Field(default_factory=dict)
+    first_card_at: str | None = None
+    last_card_at: str | None = None
+    first_feedback_at: str | None = None
+    last_feedback_at: str | None = None
+
+
 class Decision(_Part):
     action: Action
     reasons: list[str] = Field(default_factory=list)
@@ -149,6 +187,7 @@ class MonitoringRecord(_Part):
     decision: Decision
     thresholds: dict[str, Any] = Field(default_factory=dict)
     online: OnlineSource | None = None  # None: written before the online source existed
+    feedback: FeedbackSource | None = None  # None: written before clinician feedback was counted
     path: str | None = None  # where it was written (not part of the file)
 
     def as_dict(self) -> dict[str, Any]:
@@ -161,7 +200,7 @@ class MonitoringRecord(_Part):
 
     def _absent(self) -> set[str]:
         """Parts a record written before them lacks: left out, so it writes back unchanged."""
-        return {"online"} if self.online is None else set()
+        return {part for part in ("online", "feedback") if getattr(self, part) is None}
 
     @classmethod
     def read(cls, data: Any, source: str) -> MonitoringRecord:

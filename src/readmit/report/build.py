@@ -16,6 +16,7 @@ from readmit.config import Settings
 from readmit.data.layers import LABEL
 from readmit.errors import ReadmitError
 from readmit.lineage import git_revision, library_versions
+from readmit.monitoring.feedback import feedback_summary
 from readmit.registry import Registry
 from readmit.report import analysis
 from readmit.report.cards import card_names, read_or_write_card
@@ -72,6 +73,11 @@ def build_report(settings: Settings, *, now: datetime | None = None,
         current_git=git_revision(),
     )
     data.monitoring, data.ab_report = monitoring_records(registry)
+    say("clinician feedback on the CDS Hooks cards")
+    try:
+        data.feedback = feedback_summary(registry, band_order=cfg.inference_config.risk_bands.labels)
+    except ReadmitError as exc:
+        data.notes.append(f"clinician feedback could not be read: {exc}")
     if state.candidates and data.gold_months is not None:
         say("scoring the test and out-of-time windows")
         _score(settings, registry, data)

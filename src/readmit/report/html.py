@@ -1,4 +1,4 @@
-"""The report page: eight sections, each with a one-line reading guide, in one self-contained file.
+"""The report page: nine sections, each with a one-line reading guide, in one self-contained file.
 
 The page is plain HTML and CSS written with the standard library: no script, no web font, no
 external stylesheet, every figure an inline ``<svg>`` (see :mod:`readmit.report.plots`). A section
@@ -23,7 +23,7 @@ import numpy as np
 
 from readmit.config import ReadmitConfig
 from readmit.jsonsafe import dumps
-from readmit.monitoring.record import MonitoringRecord
+from readmit.monitoring.record import FeedbackSource, MonitoringRecord
 from readmit.report import analysis, plots
 from readmit.report.inputs import RegistryState, label_of
 
@@ -34,6 +34,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("why", "Why"),
     ("fairness", "Fairness"),
     ("over-time", "Over time"),
+    ("feedback", "Clinician feedback"),
     ("governance", "Governance"),
     ("lineage", "Lineage"),
 )
@@ -80,6 +81,7 @@ class ReportData:
     importance: dict[str, Any] | None = None  # {"kind": "native"|"permutation", "values": {feature: {mean, std}}}
     predictions: tuple[str, Any] | None = None
     monitoring: MonitoringRecord | None = None
+    feedback: FeedbackSource | None = None  # None: the audit trail could not be read (see notes)
     ab_report: dict[str, Any] | None = None
     current_partitions: dict[str, dict[str, str]] | None = None
     current_versions: dict[str, Any] = field(default_factory=dict)
@@ -451,7 +453,59 @@ def online_part(mon: MonitoringRecord) -> str:
                      "labelled", "ROC-AUC", "Brier"], rows))
 
 
-# -- 7 governance ---------------------------------------------------------------------------------
+# -- 7 clinician feedback ------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _day(at: str | None) -> str:
+    return "–" if at is None else at[:10]
+
+
+def feedback_section(d: ReportData) -> str:
+    """What clinicians did with the CDS Hooks cards, by risk band: the early signal, the same day."""
+    fb = d.feedback
+    if fb is None:
+        return missing("The CDS Hooks audit trail could not be read (see Lineage's notes).")
+    if not fb.cards:
+        return missing(f"No clinician feedback: no CDS Hooks card with a risk was shown yet ({fb.location}). "
+                       "`readmit serve` with serve_config.cds_hooks on keeps each card and each feedback call.")
+    out = [kpis([("cards shown", fb.cards), ("with feedback", fb.with_feedback), ("accepted", fb.accepted),
+                 ("overridden", fb.overridden), ("acceptance rate", _pct(fb.acceptance_rate)),
+                 ("override rate", _pct(fb.override_rate))])]
+    period = f"cards shown {_day(fb.first_card_at)} to {_day(fb.last_card_at)}; "
+    period += (f"feedback {_day(fb.first_feedback_at)} to {_day(fb.last_feedback_at)}" if fb.with_feedback
+               else "no feedback received yet")
+    out.append(f'<p data-feedback-period="{escape(_day(fb.first_card_at))}..{escape(_day(fb.last_card_at))}">'
+               + escape(f"Every model's cards with a risk, {period}. Rates are over the cards shown (a card "
+                        "nobody answered is neither accepted nor overridden); a card's latest outcome counts. "
+                        f"From {fb.location} and the hook calls' audit records.") + "</p>")
+    bands = list(fb.bands.items())
+    out.append(table(["risk band", "cards", "with feedback", "accepted", "acceptance rate", "overridden",
+                      "override rate", "override reasons"],
+                     [(band, b.cards, b.with_feedback, b.accepted, _pct(b.acceptance_rate), b.overridden,
+                       _pct(b.override_rate), " ".join(f"{k} {v}" for k, v in b.override_reasons.items()) or "–")
+                      for band, b in bands]
+                     + [("all", fb.cards, fb.with_feedback, fb.accepted, _pct(fb.acceptance_rate), fb.overridden,
+                         _pct(fb.override_rate), "")],
+                     row_attrs=[f'data-band="{escape(band)}"' for band, _ in bands] + ['data-band="all"']))
+    if fb.override_reasons:
+        out.append("<h3>Override reasons</h3>" + table(
+            ["reason", "code", "overridden cards"],
+            [(fb.reason_names.get(code, "–"), code, n) for code, n in fb.override_reasons.items()],
+            row_attrs=[f'data-reason="{escape(code)}"' for code in fb.override_reasons]))
+    else:
+        out.append(para("No card was overridden."))
+    if fb.info_cards or fb.feedback_elsewhere:
+        out.append(para(f"Not counted above: {fb.info_cards:,} info card(s) outside the model's intended use "
+                        f"(no risk shown) and {fb.feedback_elsewhere:,} feedback item(s) on cards the audit trail "
+                        "does not hold with a risk."))
+    return "".join(out)
+
+
+# -- 8 governance ---------------------------------------------------------------------------------
 
 
 def _scalars(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -500,7 +554,7 @@ def _version_text(value: Any) -> Any:
     return value
 
 
-# -- 8 lineage ------------------------------------------------------------------------------------
+# -- 9 lineage ------------------------------------------------------------------------------------
 
 
 def lineage_section(d: ReportData) -> str:
@@ -557,6 +611,8 @@ GUIDES: dict[str, str] = {
     "fairness": "The champion should rank and calibrate about equally well in every group; a greyed group is "
                 "too small to tell.",
     "over-time": "Is the champion still as good as when it was trained? Lines entering the shaded bands call for a look.",
+    "feedback": "Do clinicians act on the cards? Overrides come the same day, a month before the 30-day "
+                "labels: a band overridden far more often than the others is worth a look.",
     "governance": "Who put which model in service, when and why, and how a challenger fared.",
     "lineage": "Exactly which data, code, libraries and settings produced these models and this page.",
 }
@@ -568,6 +624,7 @@ BUILDERS: dict[str, Callable[[ReportData], str]] = {
     "why": why_section,
     "fairness": fairness_section,
     "over-time": over_time_section,
+    "feedback": feedback_section,
     "governance": governance_section,
     "lineage": lineage_section,
 }

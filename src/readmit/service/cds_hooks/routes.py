@@ -20,6 +20,7 @@ finds nothing in the store: the EHR's stays alone count.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from readmit.data.codes import DIAGNOSIS_COLUMNS
 from readmit.data.features import HISTORY_INPUT_COLUMNS, HISTORY_STATE_SCHEMA, icd9_group
 from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS
+from readmit.data.translate import polars_exprs
 from readmit.service.body import read_json
 from readmit.service.cds_hooks.cards import NOT_DIABETES, NOT_INPATIENT, outside_card, risk_card
 from readmit.service.cds_hooks.request import FeedbackRequest, HookRequest, InvalidBody, parse
@@ -158,12 +160,24 @@ def _score(state: Any, record: dict[str, Any], earlier: list[dict[str, Any]], no
     return row
 
 
+@functools.cache
+def _diagnosis_group() -> tuple[nw.Expr, list[pl.Expr] | None]:
+    """gold's diagnosis group of a ``code`` column, and its Polars translation made once: built and
+    translated on every call it cost ~40% of a hook call (benchmarks/bench_serve.py --mode hooks)."""
+    expr = icd9_group(nw.col("code")).alias("group")
+    return expr, polars_exprs((expr,))
+
+
 def intended_use(record: dict[str, Any]) -> str | None:
     """Why the model is not meant for this encounter (no diabetes diagnosis, death or hospice), or None."""
     if record.get("discharge_disposition_id") in DEATH_OR_HOSPICE_DISPOSITIONS:
         return EXCLUDED
     codes = pl.DataFrame({"code": [record.get(c) for c in DIAGNOSIS_COLUMNS]}, schema={"code": pl.String})
-    groups = nw.from_native(codes).select(icd9_group(nw.col("code")).alias("group")).to_native()["group"]
+    expr, translated = _diagnosis_group()
+    if translated is None:  # narwhals' translation hook gone: the same groups, the slow way
+        groups = nw.from_native(codes).select(expr).to_native()["group"]
+    else:
+        groups = codes.select(translated)["group"]
     return None if "Diabetes" in groups.to_list() else NOT_DIABETES
 
 

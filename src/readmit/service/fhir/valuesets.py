@@ -113,9 +113,9 @@ LOINC_GLUCOSE = "2345-7"  # Glucose [Mass/volume] in Serum or Plasma, mg/dL
 GLUCOSE_MG_DL_PER_MMOL_L = 18.016
 
 # -- MedicationRequests ----------------------------------------------------------------------
-# RxNorm ingredient (TTY IN) codes of the UCI drug columns. Checked against cpicpgx/cpic-schema
-# drug.sql: metformin, glyburide (glibenclamide), glipizide, glimepiride, rosiglitazone,
-# chlorpropamide. The others are RxNorm IN codes as listed by RxNav (not rechecked here).
+# RxNorm ingredient (TTY IN) codes of the UCI drug columns. Each was looked up (2026-12-03,
+# no network but a library of stored public files) for a code-name pair; RXCUI_CHECKS says what
+# was found, docs/fhir_mapping.md shows it beside each code.
 INGREDIENTS: dict[str, str] = {
     "6809": "metformin",
     "73044": "repaglinide",
@@ -132,6 +132,40 @@ INGREDIENTS: dict[str, str] = {
     "30009": "miglitol",
     "72610": "troglitazone",
     "10633": "tolazamide",
+}
+_CPIC = "named in cpicpgx/cpic-schema drug.sql (CPIC's RxNorm drug table)"
+_DOMEO = ("named in domeo/DomeoClient src/org/mindinformatics/gwt/domeo/plugins/annotation/ddi/model/"
+          "Mddi.java (its RxCUI table)")
+_LISTED = ("not name-checked: found only in unnamed lists of antidiabetic RxNorm codes (an OHDSI "
+           "type 2 diabetes cohort script, an OMOP study config)")
+# How each code was checked: "verified" (a stored source pairs this code with this name) or
+# "unverified" (not found with its name; kept as written, to be checked against RxNav).
+RXCUI_CHECKS: dict[str, tuple[str, str]] = {
+    "6809": ("verified", f"{_CPIC}; {_DOMEO}"),
+    "4815": ("verified", f"{_CPIC} (as glibenclamide); {_DOMEO}"),
+    "25789": ("verified", f"{_CPIC}; {_DOMEO}"),
+    "4821": ("verified", f"{_CPIC}; {_DOMEO}"),
+    "84108": ("verified", f"{_CPIC}; {_DOMEO}"),
+    "2404": ("verified", _CPIC),
+    "16681": ("verified", _DOMEO),
+    "73044": ("verified", _DOMEO),
+    "10635": ("verified", _DOMEO),
+    "5856": ("verified", _DOMEO),
+    "33738": ("verified", "named in one stored research script's RxCUI-to-name table (its repository unnamed "
+                          "by the library); also in the antidiabetic lists"),
+    "274332": ("unverified", _LISTED),
+    "30009": ("unverified", _LISTED),
+    "72610": ("unverified", _LISTED),
+    "10633": ("unverified", _LISTED),
+    "173": ("unverified", _LISTED),
+    "253182": ("unverified", _LISTED),
+    "274783": ("unverified", _LISTED),
+    "86009": ("unverified", _LISTED),
+    "51428": ("unverified", _LISTED),
+    "139825": ("unverified", _LISTED),
+    "400008": ("unverified", _LISTED),
+    "1670007": ("unverified", _LISTED),
+    "253181": ("unverified", "not found in the library"),
 }
 # Insulin ingredients: any of them (alone or mixed, e.g. 70/30) is the UCI insulin column.
 INSULINS: dict[str, str] = {
@@ -153,8 +187,10 @@ COMBINATIONS: dict[frozenset[str], str] = {
     frozenset({"metformin", "rosiglitazone"}): "metformin-rosiglitazone",
     frozenset({"metformin", "pioglitazone"}): "metformin-pioglitazone",
 }
-# UCI columns that name no drug RxNorm knows (``examide``, ``citoglipton``: No in every UCI row):
-# always No, since no request can be of them.
+# UCI columns that are not drug names (``examide``, ``citoglipton``: artefacts of the UCI extract,
+# "citoglipton" reads like a garbled "sitagliptin"; No in all 101,766 UCI rows): no RxNorm code
+# maps to them, so from FHIR they are always No (a request of sitagliptin is another drug, as it
+# is in the UCI data), and a model trained on UCI learns nothing from them.
 NO_RXNORM_DRUGS: tuple[str, ...] = ("examide", "citoglipton")
 
 # MedicationRequest.status values that are not a prescription (never given).
