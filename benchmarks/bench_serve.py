@@ -120,13 +120,25 @@ class _Client:
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 
     async def send(self, raw: bytes) -> int:
-        """The status of one request (``raw`` from :meth:`request`); 0 when the connection failed."""
+        """The status of one request (``raw`` from :meth:`request`); 0 when the connection failed.
+
+        A kept-alive connection the server closed while it sat idle (uvicorn's keep-alive
+        timeout) is noticed by an empty answer before any byte: the request is sent once more on
+        a new connection, as an HTTP client library does; any other failure is an error."""
         import asyncio
 
-        reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        reused = bool(self.idle)
+        reader, writer = self.idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
         try:
             writer.write(raw)
-            status = int((await reader.readline()).split()[1])
+            first = await reader.readline()
+        except OSError:
+            first = b""
+        if not first:
+            writer.close()
+            return await self.send(raw) if reused else 0
+        try:
+            status = int(first.split()[1])
             length = 0
             while (line := await reader.readline()) not in (b"\r\n", b""):
                 name, _, value = line.partition(b":")
@@ -181,7 +193,9 @@ def open_loop(url: str, records: list[dict], rate: float, seconds: float) -> dic
     elapsed = asyncio.run(run())
     cpu = time.process_time() - cpu
     answered = sum(s == 200 for s in statuses)
+    failed = {str(s): statuses.count(s) for s in sorted(set(statuses)) if s != 200}  # 0: no HTTP answer
     return {"rate": rate, "seconds": seconds, "answered_per_s": answered / elapsed, "errors": total - answered,
+            "error_statuses": failed,
             "client_cpu_ms_per_request": 1000 * cpu / total, **percentiles(latencies)}
 
 
@@ -220,7 +234,8 @@ def soak(url: str, records: list[dict], rate: float, seconds: float, pid: int, c
     while done < seconds - 1e-9:
         part = min(chunk, seconds - done)
         entry = open_loop(url, records, rate, part)
-        chunks.append({"at_s": done + part, "errors": entry["errors"], "answered_per_s": entry["answered_per_s"],
+        chunks.append({"at_s": done + part, "errors": entry["errors"], "error_statuses": entry["error_statuses"],
+                       "answered_per_s": entry["answered_per_s"],
                        "p50_ms": entry["p50_ms"], "p99_ms": entry["p99_ms"], "rss_mb": rss_mb(pid)})
         done += part
     return {"rate": rate, "seconds": seconds, "errors": sum(c["errors"] for c in chunks),
