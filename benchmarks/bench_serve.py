@@ -1,7 +1,7 @@
 """``readmit serve`` speed on the full UCI data: latency at fixed rates, the rate it holds, start to ready.
 
     python benchmarks/bench_serve.py                       # 10 s per rate
-    python benchmarks/bench_serve.py --seconds 600 --rates 100   # the 10-minute run
+    python benchmarks/bench_serve.py --workdir /tmp/bench-serve --seconds 5 --soak 600   # + the 10-minute run
     python benchmarks/bench_serve.py --mode hooks               # CDS Hooks encounter-discharge, 10 and 50 calls/s
 
 Setup (not timed): the medallion on the full UCI file, XGBoost trained at a small budget
@@ -10,11 +10,17 @@ started as its own process (the real command, one worker, loopback) and measured
 
 - ``ready_s``: from starting the process to the first 200 of ``/v1/health/ready`` (the history
   store already built);
-- per rate (open loop: requests sent on a fixed schedule, one encounter each, 2008
-  encounters in turn, 16 client threads): latency p50/p95/p99 and errors;
-- ``max_rps``: closed loop, 4 clients back to back for the same time: answers a second;
+- ``harness_live_closed_loop``: the load generator's own floor, the same client on
+  ``/v1/health/live`` (an endpoint that does nothing), 16 requests always in flight;
+- per rate (open loop: requests sent on a fixed schedule whatever the answers, one encounter
+  each, 2008 encounters in turn, from one asyncio client that opens a connection whenever
+  every open one waits): latency p50/p95/p99 counted from when a request was due, errors, the
+  client's and the server's CPU per request;
+- ``max``: closed loop, 64 requests always in flight, for the same time: answers a second;
 - a 1,000-encounter request;
 - the server's memory (RSS) at ready and after the runs;
+- ``--soak 600``: the 10-minute run at ``--soak-rate`` (100) requests/s, per minute its
+  errors, p99 and the server's RSS;
 - the in-process floor: the same scoring (:func:`readmit.serving.online.score_records`, one
   encounter) without HTTP, so the HTTP overhead reads as a ratio.
 
@@ -43,12 +49,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_UCI = REPO.parent / "shared" / "data" / "dataset_diabetes.zip"
+DEFAULT_UCI = Path(os.environ.get("READMIT_TEST_DATA_DIR", REPO.parent / "shared" / "data")) / "dataset_diabetes.zip"
 TOKEN = "bench-token-0123456789abcdef"
 
 
@@ -115,74 +120,180 @@ def rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
 
 
-def open_loop(url: str, records: list[dict], rate: float, seconds: float, send=None) -> dict:
-    """``send(client, i) -> ok``: request i (default: POST /v1/score with record i)."""
-    import httpx
+class _Client:
+    """A light HTTP/1.1 client on asyncio streams (keep-alive, one request per connection at a
+    time, a new connection when none is idle): the load generator's own cost per request stays
+    small beside the server's, so the server, not the harness, is what is measured."""
 
-    send = send or (lambda client, i: client.post("/v1/score", json=records[i % len(records)]).status_code == 200)
+    def __init__(self, url: str):
+        host, _, port = url.removeprefix("http://").partition(":")
+        self.host, self.port, self.idle = host, int(port), []
 
+    def request(self, method: str, path: str, body: bytes = b"", token: str = TOKEN) -> bytes:
+        return (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+    async def send(self, raw: bytes) -> int:
+        """The status of one request (``raw`` from :meth:`request`); 0 when the connection failed.
+
+        A kept-alive connection the server closed while it sat idle (uvicorn's keep-alive
+        timeout) is noticed by an empty answer before any byte: the request is sent once more on
+        a new connection, as an HTTP client library does; any other failure is an error."""
+        import asyncio
+
+        reused = bool(self.idle)
+        reader, writer = self.idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
+        try:
+            writer.write(raw)
+            first = await reader.readline()
+        except OSError:
+            first = b""
+        if not first:
+            writer.close()
+            return await self.send(raw) if reused else 0
+        try:
+            status = int(first.split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+            writer.close()
+            return 0
+        self.idle.append((reader, writer))
+        return status
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
+def _bodies(client: _Client, records: list[dict], path: str = "/v1/score") -> list[bytes]:
+    return [client.request("POST", path, json.dumps(r).encode()) for r in records]
+
+
+def open_loop(url: str, records: list[dict], rate: float, seconds: float, raws=None) -> dict:
+    """Requests sent on a fixed schedule whatever the answers (a new connection when every
+    open one waits), latency counted from when each was due; the client's CPU per request beside.
+    ``raws(client)``: the requests to send, made by ``client.request`` (default: POST /v1/score
+    with each record)."""
+    import asyncio
+
+    client = _Client(url)
+    raws = raws(client) if raws is not None else _bodies(client, records)
     total = int(rate * seconds)
-    start = time.perf_counter() + 0.2
-    latencies, errors, lock = [], [0], threading.Lock()
-    counter = iter(range(total))
+    latencies, statuses = [], []
 
-    def worker() -> None:
-        with httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-            for i in counter:
-                due = start + i / rate
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
-                try:
-                    ok = send(client, i)
-                except httpx.HTTPError:
-                    ok = False
-                done = time.perf_counter() - due  # from when it was due: queueing counts
-                with lock:
-                    latencies.append(done)
-                    errors[0] += not ok
+    async def one(i: int, due: float) -> None:
+        status = await client.send(raws[i % len(raws)])
+        latencies.append(time.perf_counter() - due)
+        statuses.append(status)
 
-    threads = [threading.Thread(target=worker) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    return {"rate": rate, "seconds": seconds, "achieved_rps": total / elapsed, "errors": errors[0],
-            **percentiles(latencies)}
+    async def run() -> float:
+        start = time.perf_counter() + 0.1
+        tasks = []
+        for i in range(total):
+            due = start + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            tasks.append(asyncio.create_task(one(i, due)))
+        await asyncio.gather(*tasks)
+        client.close()
+        return time.perf_counter() - start
+
+    cpu = time.process_time()
+    elapsed = asyncio.run(run())
+    cpu = time.process_time() - cpu
+    answered = sum(s == 200 for s in statuses)
+    failed = {str(s): statuses.count(s) for s in sorted(set(statuses)) if s != 200}  # 0: no HTTP answer
+    return {"rate": rate, "seconds": seconds, "answered_per_s": answered / elapsed, "errors": total - answered,
+            "error_statuses": failed,
+            "client_cpu_ms_per_request": 1000 * cpu / total, **percentiles(latencies)}
 
 
-def closed_loop(url: str, records: list[dict], seconds: float, clients: int = 4) -> dict:
-    import httpx
+def closed_loop(url: str, records: list[dict], seconds: float, clients: int = 64,
+                path: str = "/v1/score") -> dict:
+    """``clients`` requests always in flight, each sent when the last answer came: answers a second."""
+    import asyncio
 
-    stop = time.perf_counter() + seconds
+    client = _Client(url)
+    raws = _bodies(client, records, path) if path != "/v1/health/live" else [client.request("GET", path)]
     counts = [0] * clients
 
-    def worker(k: int) -> None:
-        with httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-            i = k
-            while time.perf_counter() < stop:
-                if client.post("/v1/score", json=records[i % len(records)]).status_code == 200:
-                    counts[k] += 1
-                i += clients
+    async def worker(k: int, stop: float) -> None:
+        i = k
+        while time.perf_counter() < stop:
+            counts[k] += await client.send(raws[i % len(raws)]) == 200
+            i += clients
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return {"clients": clients, "seconds": seconds, "answers_per_s": sum(counts) / seconds}
+    async def run() -> None:
+        stop = time.perf_counter() + seconds
+        await asyncio.gather(*(worker(k, stop) for k in range(clients)))
+        client.close()
+
+    cpu = time.process_time()
+    asyncio.run(run())
+    cpu = time.process_time() - cpu
+    return {"path": path, "clients": clients, "seconds": seconds, "answers_per_s": sum(counts) / seconds,
+            "client_cpu_ms_per_request": 1000 * cpu / max(1, sum(counts))}
+
+
+def soak(url: str, records: list[dict], rate: float, seconds: float, pid: int, chunk: float = 60) -> dict:
+    """The long run: the open loop at ``rate`` in chunks of ``chunk`` s, each chunk's errors,
+    p99 and the server's RSS after it (flat memory reads as a flat ``rss_mb`` column)."""
+    chunks = []
+    done = 0.0
+    while done < seconds - 1e-9:
+        part = min(chunk, seconds - done)
+        entry = open_loop(url, records, rate, part)
+        chunks.append({"at_s": done + part, "errors": entry["errors"], "error_statuses": entry["error_statuses"],
+                       "answered_per_s": entry["answered_per_s"],
+                       "p50_ms": entry["p50_ms"], "p99_ms": entry["p99_ms"], "rss_mb": rss_mb(pid)})
+        done += part
+    return {"rate": rate, "seconds": seconds, "errors": sum(c["errors"] for c in chunks),
+            "p99_ms_worst_chunk": max(c["p99_ms"] for c in chunks), "chunks": chunks}
+
+
+def cpu_s(pid: int) -> float:
+    import psutil
+
+    process = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
+
+
+def prepared(workdir: Path | None, tmp: str, raw: Path):
+    """The settings of a set-up datamart and registry: ``workdir`` reused when it was set up
+    before (the setup is not what is measured), else a new one there or under ``tmp``."""
+    from readmit.config import load_settings
+
+    root = workdir or Path(tmp)
+    marker = root / "bench-serve-setup.done"
+    if workdir is not None and marker.exists():
+        return load_settings(str(root / "config.json"), raw=str(raw), datamart=str(root / "datamart"),
+                             registry=str(root / "registry"))
+    root.mkdir(parents=True, exist_ok=True)
+    settings = setup(root, raw)
+    marker.write_text("set up by bench_serve.py\n")
+    return settings
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw", type=Path, default=DEFAULT_UCI)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--rates", type=float, nargs="+", default=[50, 100, 200])
+    parser.add_argument("--rates", type=float, nargs="+", default=[50, 100, 200, 400])
+    parser.add_argument("--workers", type=int, default=1, help="readmit serve --workers")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="set up the datamart and registry here once and reuse them on later runs")
+    parser.add_argument("--soak", type=float, default=0, metavar="SECONDS",
+                        help="also the long run: --soak-rate requests/s for SECONDS (600: the 10-minute run)")
+    parser.add_argument("--soak-rate", type=float, default=100)
     parser.add_argument("--label", default="")
     parser.add_argument("--mode", choices=["score", "hooks"], default="score")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="hooks mode: keep the datamart and registry here (set up once, reused when present)")
     args = parser.parse_args()
     if args.mode == "hooks":
         hooks_main(args)
@@ -191,15 +302,16 @@ def main() -> None:
 
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = setup(Path(tmp), args.raw)
+        settings = prepared(args.workdir, tmp, args.raw)
         records = records_2008(settings)
-        result = {"load_before": load_before, "cores": os.cpu_count(), "floor_in_process": floor(settings, records)}
+        result = {"load_before": load_before, "cores": os.cpu_count(), "workers": args.workers,
+                  "floor_in_process": floor(settings, records)}
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "READMIT_API_TOKENS": f"bench={TOKEN}", "PYTHONPATH": os.pathsep.join(sys.path)}
         command = [sys.executable, "-c", "from readmit.cli import main; main()", "serve", "--port", str(port),
                    "--config", settings.config_uri, "--datamart", settings.datamart_uri,
-                   "--registry", settings.registry_uri]
+                   "--registry", settings.registry_uri, "--workers", str(args.workers)]
         started = time.perf_counter()
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -214,10 +326,18 @@ def main() -> None:
                 time.sleep(0.02)
             result["ready_s"] = time.perf_counter() - started
             result["rss_mb_ready"] = rss_mb(server.pid)
+            # the harness's own floor: the same client on an endpoint that does nothing
+            result["harness_live_closed_loop"] = closed_loop(url, records, min(args.seconds, 5), clients=16,
+                                                             path="/v1/health/live")
             with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
                 for record in records[:50]:  # warm
                     client.post("/v1/score", json=record)
-                result["rates"] = [open_loop(url, records, rate, args.seconds) for rate in args.rates]
+                result["rates"] = []
+                for rate in args.rates:
+                    cpu = cpu_s(server.pid)
+                    entry = open_loop(url, records, rate, args.seconds)
+                    entry["server_cpu_ms_per_request"] = 1000 * (cpu_s(server.pid) - cpu) / entry["n"]
+                    result["rates"].append(entry)
                 result["max"] = closed_loop(url, records, args.seconds)
                 bulk = []
                 for k in range(3):
@@ -227,6 +347,8 @@ def main() -> None:
                     bulk.append(time.perf_counter() - t0)
                 result["request_1000_s"] = statistics.median(bulk)
             result["rss_mb_after"] = rss_mb(server.pid)
+            if args.soak:
+                result["soak"] = soak(url, records, args.soak_rate, args.soak, server.pid)
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -329,20 +451,11 @@ def hooks_main(args) -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from service.ehr_keys import Ehr  # test-only: an EHR's keys, made here
 
-    rates = args.rates if args.rates != [50, 100, 200] else [10, 50]
+    rates = args.rates if args.rates != [50, 100, 200, 400] else [10, 50]
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        if args.workdir is not None and (args.workdir / "config.json").exists():  # set up before: reuse
-            from readmit.config import load_settings
-
-            w = args.workdir
-            settings = load_settings(str(w / "config.json"), raw=str(args.raw), datamart=str(w / "datamart"),
-                                     registry=str(w / "registry"))
-        else:
-            if args.workdir is not None:
-                args.workdir.mkdir(parents=True, exist_ok=True)
-            settings = setup(args.workdir or root, args.raw)
+        settings = prepared(args.workdir, tmp, args.raw)
         bodies = hook_bodies(settings, 1000)
         sizes = sorted(len(json.dumps(b)) for b in bodies)
         result = {"mode": "hooks", "load_before": load_before, "cores": os.cpu_count(),
@@ -404,12 +517,11 @@ def hooks_main(args) -> None:
             for rate in rates:
                 minted = tokens(int(rate * args.seconds))
 
-                def send(client, i, minted=minted, offset=offset):
-                    body = bodies[(offset + i) % len(bodies)]
-                    return card_with_risk(client.post(SERVICE, json=body,
-                                                      headers={"Authorization": f"Bearer {minted[i]}"}))
+                def raws(client, minted=minted, offset=offset):  # each call its own token (jti once)
+                    return [client.request("POST", SERVICE, json.dumps(bodies[(offset + i) % len(bodies)]).encode(),
+                                           token=token) for i, token in enumerate(minted)]
 
-                result["rates"].append(open_loop(url, [], rate, args.seconds, send))
+                result["rates"].append(open_loop(url, [], rate, args.seconds, raws))
                 offset += len(minted)
             result["rss_mb_after"] = rss_mb(server.pid)
         finally:

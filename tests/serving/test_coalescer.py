@@ -86,3 +86,38 @@ def test_a_request_with_a_run_of_its_own_never_shares_a_batch() -> None:
     assert answers["own"] == [{"encounter_id": 2, "by": "own"}]
     assert answers["other"] == [{"encounter_id": 3, "by": "serving"}]
     assert all(len(groups) == 1 for groups in seen["own"])
+
+
+def test_requests_awaiting_on_the_event_loop_share_one_batch_past_any_thread_pool() -> None:
+    """score_async: 100 requests queued behind a batch wait on the event loop, not in a thread
+    each (a pool of 40 threads capped batches at 39), and are scored in one next batch, each
+    with its own answer; a caller that stops waiting leaves the others' answers intact."""
+    import asyncio
+
+    coalescer = Coalescer(max_rows=256)
+    batches: list[int] = []
+    release = threading.Event()
+
+    def run(groups: list[list[dict]]) -> list:
+        batches.append(len(groups))
+        if len(batches) == 1:
+            release.wait(10)
+        return [[{"id": r["encounter_id"], "batch": len(batches)} for r in g] for g in groups]
+
+    async def main() -> tuple[list, list]:
+        first = asyncio.ensure_future(coalescer.score_async([{"encounter_id": 0, "patient_nbr": 0}], run))
+        while not coalescer.busy:
+            await asyncio.sleep(0.001)
+        later = [asyncio.ensure_future(coalescer.score_async([{"encounter_id": i, "patient_nbr": i}], run))
+                 for i in range(1, 101)]
+        while len(coalescer.pending) < 100:
+            await asyncio.sleep(0.001)
+        later[0].cancel()  # this caller gave up (a request timeout): its job is still scored
+        release.set()
+        answers = await asyncio.gather(*later[1:])
+        return [await first], answers
+
+    first, answers = asyncio.run(main())
+    assert batches == [1, 100]
+    assert first == [[{"id": 0, "batch": 1}]]
+    assert answers == [[{"id": i, "batch": 2}] for i in range(2, 101)]

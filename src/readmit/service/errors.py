@@ -27,18 +27,20 @@ def request_id(request: Request) -> str:
 
 
 async def within_timeout(state: Any, work: Any) -> Any:
-    """``work`` run in a thread, answered 504 past ``serve_config.request_timeout_s``.
+    """``work`` (a function, run in a thread, or a coroutine) answered 504 past
+    ``serve_config.request_timeout_s``.
 
     A request past its time is not answered; what it had started finishes in its thread (a
     prediction that gets its audit record but no answer is allowed; the reverse never is).
     """
     import asyncio
+    import inspect
 
     from starlette.concurrency import run_in_threadpool
 
     limit = state.settings.config.serve_config.request_timeout_s
     try:
-        return await asyncio.wait_for(run_in_threadpool(work), timeout=limit)
+        return await asyncio.wait_for(work if inspect.isawaitable(work) else run_in_threadpool(work), timeout=limit)
     except TimeoutError:
         raise HTTPException(504, f"the request took longer than {limit} s (serve_config.request_timeout_s)") from None
 

@@ -49,5 +49,5 @@ async def invocations(request: Request, caller: Annotated[Caller, Depends(requir
     if not state.ready:
         raise not_ready(state)
     rid = request_id(request)
-    rows = await within_timeout(state, lambda: audited_scores(state, records, rid, caller, "invocations"))
+    rows = await within_timeout(state, audited_scores(state, records, rid, caller, "invocations"))
     return {"predictions": [Prediction(**row).model_dump() for row in rows]}

@@ -33,17 +33,21 @@ async def score(request: Request, caller: Annotated[Caller, Depends(require("sco
     if not state.ready:
         raise not_ready(state)
     rid = request_id(request)
-    rows = await within_timeout(state, lambda: audited_scores(state, records, rid, caller, "score"))
+    rows = await within_timeout(state, audited_scores(state, records, rid, caller, "score"))
     return ScoreAnswer(request_id=rid, predictions=rows)
 
 
-def audited_scores(state: Any, records: list[dict], rid: str, caller: Caller, endpoint: str) -> list[dict]:
+async def audited_scores(state: Any, records: list[dict], rid: str, caller: Caller, endpoint: str) -> list[dict]:
     """Batch's answer for ``records``, returned only once its audit record is written (every
     scoring endpoint answers through this). Requests that arrive together are scored in one
-    batch (:class:`readmit.serving.online.Coalescer`); each keeps its own answer and audit record."""
+    batch (:class:`readmit.serving.online.Coalescer`), awaited on the event loop, so a waiting
+    request holds no thread; each keeps its own answer and audit record (written in a thread)."""
+    from starlette.concurrency import run_in_threadpool
+
     now = datetime.now(UTC)
     store, models = state.store, state.models
-    rows = state.coalescer.score(records, lambda groups: score_groups(groups, store, models, state.settings, now))
+    rows = await state.coalescer.score_async(
+        records, lambda groups: score_groups(groups, store, models, state.settings, now))
     patients = {int(r["encounter_id"]): int(r["patient_nbr"]) for r in records}
-    state.audit.write(rid, now, caller.name, endpoint, rows, patients)
+    await run_in_threadpool(state.audit.write, rid, now, caller.name, endpoint, rows, patients)
     return rows

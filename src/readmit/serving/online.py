@@ -197,13 +197,20 @@ class Coalescer:
     No request waits on a timer: alone it is scored at once. Under load the batch is whatever
     queued meanwhile, so the fixed cost of a call (the medallion's code on a few rows) is paid
     once per batch, not once per request. One batch at a time: the scoring uses the cores.
+
+    The batches are scored by one thread of the coalescer's own (started when a request comes,
+    gone once none waits), in arrival order: the first waiting request leads a batch with its
+    ``run``. A waiting request holds no thread of its own when it waits through
+    :meth:`score_async` (the service's endpoints), so how many can share a batch is bounded by
+    ``max_rows``, not by a thread pool; :meth:`score` waits in the calling thread.
     """
 
     def __init__(self, max_rows: int = 256):
         self.max_rows = max_rows
         self.pending: list[_Job] = []
-        self.busy = False
+        self.busy = False  # a batch is being scored
         self.cv = threading.Condition()
+        self._draining = False
 
     def score(self, records: list[dict[str, Any]], run: Any, kind: str | None = "serving") -> list[dict[str, Any]]:
         """The answers of ``records``; ``run(groups)`` scores a batch (:func:`score_groups` bound
@@ -212,27 +219,55 @@ class Coalescer:
         Only requests of the same ``kind`` share a batch, scored by the first one's ``run``: a
         request whose ``run`` is its own (another history, as a CDS Hooks call's earlier stays)
         passes ``kind=None`` and is scored alone, still one batch at a time."""
-        job = _Job(records, *keys_of(records), kind=kind)
+        done = threading.Event()
+        job = self._submit(_Job(records, *keys_of(records), kind=kind, run=run, notify=done.set))
+        done.wait()
+        return job.answer()
+
+    async def score_async(self, records: list[dict[str, Any]], run: Any,
+                          kind: str | None = "serving") -> list[dict[str, Any]]:
+        """:meth:`score`, awaited on the event loop instead of blocking a thread. A caller that
+        stops waiting (a request timeout) leaves its job to be scored; its answer is dropped."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(_settle, future)
+
+        job = self._submit(_Job(records, *keys_of(records), kind=kind, run=run, notify=notify))
+        await future
+        return job.answer()
+
+    def _submit(self, job: _Job) -> _Job:
         with self.cv:
             self.pending.append(job)
-            while job.result is None and self.busy:
-                self.cv.wait()
-            if job.result is None:
+            if not self._draining:
+                self._draining = True
+                threading.Thread(target=self._drain, name="readmit-coalescer", daemon=True).start()
+        return job
+
+    def _drain(self) -> None:
+        """Score batches while requests wait; the thread ends when none does."""
+        while True:
+            with self.cv:
+                if not self.pending:
+                    self._draining = False
+                    return
+                batch = self._take(self.pending[0])
                 self.busy = True
-                batch = self._take(job)
-        if job.result is None:
             try:
-                results = run([j.records for j in batch])
+                results = batch[0].run([j.records for j in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"a batch of {len(batch)} requests got {len(results)} answers")
             except Exception as exc:  # noqa: BLE001 -- every job of the batch gets it
                 results = [exc] * len(batch)
             with self.cv:
-                for j, result in zip(batch, results, strict=True):
-                    j.result = result
                 self.busy = False
-                self.cv.notify_all()
-        if isinstance(job.result, Exception):
-            raise job.result
-        return job.result
+            for j, result in zip(batch, results, strict=True):
+                j.result = result
+                j.notify()
 
     def _take(self, leader: _Job) -> list[_Job]:
         """The leader's job and the queued ones independent of the batch so far, in arrival order."""
@@ -252,6 +287,11 @@ class Coalescer:
         return batch
 
 
+def _settle(future: Any) -> None:
+    if not future.done():  # a caller that stopped waiting cancelled it
+        future.set_result(None)
+
+
 @dataclass
 class _Job:
     records: list[dict[str, Any]]
@@ -259,3 +299,10 @@ class _Job:
     ids: set[Any]
     result: list[dict[str, Any]] | Exception | None = None
     kind: str | None = "serving"
+    run: Any = None
+    notify: Any = None
+
+    def answer(self) -> list[dict[str, Any]]:
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
