@@ -121,3 +121,54 @@ def test_requests_awaiting_on_the_event_loop_share_one_batch_past_any_thread_poo
     assert batches == [1, 100]
     assert first == [[{"id": 0, "batch": 1}]]
     assert answers == [[{"id": i, "batch": 2}] for i in range(2, 101)]
+
+
+def test_requests_with_a_context_of_their_own_share_a_batch_each_beside_its_context() -> None:
+    """CDS Hooks calls bring their own earlier stays (``context``): queued together they are one
+    batch, scored by ``run(groups, contexts)`` with each group beside its own context, and never
+    joined with a request without one (nor with one of the same patient)."""
+    coalescer = Coalescer()
+    release = threading.Event()
+    batches: list[tuple[str, list, list | None]] = []
+
+    def hooks(groups, contexts):
+        batches.append(("hooks", groups, contexts))
+        return [[{"encounter_id": r["encounter_id"], "stays": c} for r in g] for g, c in zip(groups, contexts, strict=True)]
+
+    def serving(groups):
+        if not batches:
+            release.wait(10)
+        batches.append(("serving", groups, None))
+        return [[{"encounter_id": r["encounter_id"], "stays": None} for r in g] for g in groups]
+
+    answers: dict[int, object] = {}
+    first = threading.Thread(target=coalescer.score, args=([{"encounter_id": 1, "patient_nbr": 1}], serving))
+    first.start()
+    while not coalescer.busy:
+        time.sleep(0.001)
+    asks = [(2, 2, ["a"]), (3, 3, ["b", "c"]), (4, 3, ["d"]), (5, 5, None)]  # (encounter, patient, stays)
+
+    def ask(encounter: int, patient: int, stays: list | None) -> None:
+        records = [{"encounter_id": encounter, "patient_nbr": patient}]
+        answers[encounter] = (coalescer.score(records, serving) if stays is None
+                              else coalescer.score(records, hooks, kind="cds-hooks", context=stays))
+
+    threads = []
+    for args in asks:
+        threads.append(threading.Thread(target=ask, args=args))
+        threads[-1].start()
+        while len(coalescer.pending) < len(threads):
+            time.sleep(0.001)
+    release.set()
+    for t in (first, *threads):
+        t.join(10)
+
+    assert answers[2] == [{"encounter_id": 2, "stays": ["a"]}]
+    assert answers[3] == [{"encounter_id": 3, "stays": ["b", "c"]}]
+    assert answers[4] == [{"encounter_id": 4, "stays": ["d"]}]
+    assert answers[5] == [{"encounter_id": 5, "stays": None}]
+    hook_batches = [(g, c) for kind, g, c in batches if kind == "hooks"]
+    assert hook_batches[0] == ([[{"encounter_id": 2, "patient_nbr": 2}], [{"encounter_id": 3, "patient_nbr": 3}]],
+                               [["a"], ["b", "c"]])  # patient 3's second call waits for the next batch
+    assert hook_batches[1] == ([[{"encounter_id": 4, "patient_nbr": 3}]], [["d"]])
+    assert all(kind == "serving" for kind, g, _ in batches if any(r["encounter_id"] in (1, 5) for grp in g for r in grp))

@@ -212,20 +212,22 @@ class Coalescer:
         self.cv = threading.Condition()
         self._draining = False
 
-    def score(self, records: list[dict[str, Any]], run: Any, kind: str | None = "serving") -> list[dict[str, Any]]:
+    def score(self, records: list[dict[str, Any]], run: Any, kind: str | None = "serving",
+              context: Any = None) -> list[dict[str, Any]]:
         """The answers of ``records``; ``run(groups)`` scores a batch (:func:`score_groups` bound
         to the serving store and models). Raises what scoring ``records`` alone raised.
 
-        Only requests of the same ``kind`` share a batch, scored by the first one's ``run``: a
-        request whose ``run`` is its own (another history, as a CDS Hooks call's earlier stays)
-        passes ``kind=None`` and is scored alone, still one batch at a time."""
+        Only requests of the same ``kind`` share a batch, scored by the first one's ``run``.
+        A request that brings something of its own to be scored with (a CDS Hooks call's earlier
+        stays) passes it as ``context``: its kind's ``run`` is then called ``run(groups,
+        contexts)``, each group beside its own context. ``kind=None``: scored alone."""
         done = threading.Event()
-        job = self._submit(_Job(records, *keys_of(records), kind=kind, run=run, notify=done.set))
+        job = self._submit(_Job(records, *keys_of(records), kind=kind, run=run, notify=done.set, context=context))
         done.wait()
         return job.answer()
 
     async def score_async(self, records: list[dict[str, Any]], run: Any,
-                          kind: str | None = "serving") -> list[dict[str, Any]]:
+                          kind: str | None = "serving", context: Any = None) -> list[dict[str, Any]]:
         """:meth:`score`, awaited on the event loop instead of blocking a thread. A caller that
         stops waiting (a request timeout) leaves its job to be scored; its answer is dropped."""
         import asyncio
@@ -236,7 +238,7 @@ class Coalescer:
         def notify() -> None:
             loop.call_soon_threadsafe(_settle, future)
 
-        job = self._submit(_Job(records, *keys_of(records), kind=kind, run=run, notify=notify))
+        job = self._submit(_Job(records, *keys_of(records), kind=kind, run=run, notify=notify, context=context))
         await future
         return job.answer()
 
@@ -258,7 +260,10 @@ class Coalescer:
                 batch = self._take(self.pending[0])
                 self.busy = True
             try:
-                results = batch[0].run([j.records for j in batch])
+                groups = [j.records for j in batch]
+                leader = batch[0]
+                results = (leader.run(groups) if leader.context is None
+                           else leader.run(groups, [j.context for j in batch]))
                 if len(results) != len(batch):
                     raise RuntimeError(f"a batch of {len(batch)} requests got {len(results)} answers")
             except Exception as exc:  # noqa: BLE001 -- every job of the batch gets it
@@ -275,7 +280,7 @@ class Coalescer:
         for job in self.pending:
             if job is leader or rows + len(job.records) > self.max_rows:
                 continue
-            if leader.kind is None or job.kind != leader.kind:
+            if leader.kind is None or job.kind != leader.kind or (job.context is None) != (leader.context is None):
                 continue
             if patients.isdisjoint(job.patients) and ids.isdisjoint(job.ids):
                 batch.append(job)
@@ -301,6 +306,7 @@ class _Job:
     kind: str | None = "serving"
     run: Any = None
     notify: Any = None
+    context: Any = None
 
     def answer(self) -> list[dict[str, Any]]:
         if isinstance(self.result, Exception):

@@ -5,7 +5,7 @@ the body is read or the service id looked up, so nothing answers an untrusted ca
 bare 401. A hook call then: reads the body (413 past ``serve_config.max_body_bytes``), checks it
 (400 with the field path), completes the prefetch from an allowlisted FHIR server when keys are
 absent (412 when the data cannot be had), maps the FHIR resources to one raw-contract row and
-scores it through the batch path (:func:`readmit.serving.online.score_records`), writes the
+scores it through the batch path (:func:`readmit.serving.online.score_groups`), writes the
 audit record (hookInstance, card uuid) and answers one card.
 
 **History.** The patient's earlier stays are the union of two sources, given to gold's own
@@ -41,7 +41,7 @@ from readmit.service.cds_hooks.cards import NOT_DIABETES, NOT_INPATIENT, outside
 from readmit.service.cds_hooks.request import FeedbackRequest, HookRequest, InvalidBody, parse
 from readmit.service.cds_hooks.trust import Refused
 from readmit.service.errors import not_ready, request_id, within_timeout
-from readmit.serving.online import EXCLUDED, RecordsRefused, score_records
+from readmit.serving.online import EXCLUDED, RecordsRefused, score_groups
 
 log = logging.getLogger("readmit.service.cds_hooks")
 router = APIRouter(tags=["cds-hooks"])
@@ -149,11 +149,16 @@ def answer(state: Any, hook: HookRequest, service_id: str, claims: dict[str, Any
 
 def _score(state: Any, record: dict[str, Any], earlier: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     """Batch's answer for the mapped record (a value the raw reader refuses: 400 naming it)."""
-    history, models = EarlierStays(earlier, state.store), state.models
-    try:  # scored alone (its history is its own), one batch at a time with the other requests
-        [row] = state.coalescer.score(
-            [record], lambda groups: [score_records(g, history, models, state.settings, now) for g in groups],
-            kind=None)
+    models = state.models
+
+    def run(groups: list[list[dict[str, Any]]], earliers: list[list[dict[str, Any]]]) -> list[Any]:
+        # hook calls that queued together: one batch, each patient's earlier stays from its own
+        # call (the coalescer joins only calls with no patient and no encounter in common)
+        history = EarlierStays([stay for stays in earliers for stay in stays], state.store)
+        return score_groups(groups, history, models, state.settings, now)
+
+    try:
+        [row] = state.coalescer.score([record], run, kind="cds-hooks", context=list(earlier or []))
     except RecordsRefused as exc:
         raise InvalidBody([{"field": ["body", "prefetch"], "message": f"read from FHIR, {p.field}: {p.message}"}
                            for p in exc.problems]) from None
