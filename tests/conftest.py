@@ -150,38 +150,20 @@ SLOW_FIXTURES: dict[str, str] = {
 }
 
 
-# -- two workers (pytest-xdist, README: `pytest -n 2 --dist loadgroup`) ---------------------------
-# Each worker builds the session fixtures it needs once. The tests on a build that is costly and
-# used by one room only run on one worker (an `xdist_group` named after the fixture), so it is
-# built once per run, not once per worker. (The small registry, `small_models`, is used by half
-# the rooms and built on both: 4 s.) The tests of a module that shares a module-scoped fixture (a
-# report rendered once, a CDS Hooks server) form a group named after the module, so that fixture
-# is built once too. No test may depend on another having run first: a group keeps a worker, not
-# an order.
-XDIST_GROUPS: dict[str, str] = {
-    "serve_models": "synthetic raw data from bronze to gold and three trainings for the service (~13 s)",
-}
+# -- two workers (pytest-xdist, README: `pytest -n 2 --dist loadfile`) ----------------------------
+# Each worker builds the session fixtures it needs once (the small registry, 4 s; the service's
+# `serve_models`, 13 s, on each worker that gets a service file). `loadfile` keeps a module's tests
+# on one worker, so a module-scoped fixture (a report rendered once, a CDS Hooks server) is built
+# once. (`loadgroup` would not: pytest-xdist 3.8 groups by rewriting `item._nodeid`, which
+# pytest 9 no longer reads, so its `xdist_group` marks are silently ignored.) No test may depend
+# on another having run first.
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker, and before xdist reads the groups
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        names = getattr(item, "fixturenames", ())
-        if any(name in SLOW_FIXTURES for name in names):
+        if any(name in SLOW_FIXTURES for name in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-        group = next((name for name in XDIST_GROUPS if name in names), None) or _module_group(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
-def _module_group(item: pytest.Item) -> str | None:
-    """The test's module path when the test uses a fixture defined at module or class scope."""
-    # pytest has no public view of a test's fixture definitions; without it, no group (each
-    # worker then builds such a fixture for itself: slower, never wrong)
-    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-    if any(d.scope in ("module", "class") for fixturedefs in defs.values() for d in fixturedefs[-1:]):
-        return item.nodeid.split("::")[0]
-    return None
 
 
 # -- a skip is a failure -----------------------------------------------------------------------
