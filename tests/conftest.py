@@ -150,6 +150,15 @@ SLOW_FIXTURES: dict[str, str] = {
 }
 
 
+# -- two workers (pytest-xdist, README: `pytest -n 2 --dist loadfile`) ----------------------------
+# Each worker builds the session fixtures it needs once (the small registry, 4 s; the service's
+# `serve_models`, 13 s, on each worker that gets a service file). `loadfile` keeps a module's tests
+# on one worker, so a module-scoped fixture (a report rendered once, a CDS Hooks server) is built
+# once. (`loadgroup` would not: pytest-xdist 3.8 groups by rewriting `item._nodeid`, which
+# pytest 9 no longer reads, so its `xdist_group` marks are silently ignored.) No test may depend
+# on another having run first.
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:

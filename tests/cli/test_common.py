@@ -59,6 +59,19 @@ def test_an_unexpected_error_is_one_line_with_the_log_file_and_exit_1(tmp_path, 
     assert f"Full traceback: {logs[0]}; rerun with --debug to see it here." in lines
 
 
+def test_the_width_is_the_terminals_when_printing_not_when_the_cli_was_imported():
+    """A test runner's worker (pytest-xdist sets COLUMNS=80) or a resized terminal: the width read
+    at import time would cut a table that the terminal has room for."""
+    script = ("import os\n"
+              "from readmit.cli.common import console, err_console\n"
+              "os.environ['COLUMNS'] = '160'\n"
+              "console().print('o' * 150)\n"
+              "err_console().print('e' * 150)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True,
+                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "40", "LINES": "24"})
+    assert done.stdout == "o" * 150 + "\n" and done.stderr == "e" * 150 + "\n"
+
+
 def test_debug_prints_the_traceback(tmp_path):
     (tmp_path / "registry").write_text("a file")
     done = readmit("--debug", "train", "--registry", str(tmp_path / "registry"),

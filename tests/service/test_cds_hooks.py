@@ -166,7 +166,11 @@ def _es256(claims: dict) -> str:
 
 
 def test_rs384_and_a_rotated_key_are_accepted_and_an_unknown_kid_refetches_once(cds, ehr):
+    # the key set is fetched by the first call on this server, whichever test makes it (a worker
+    # of `pytest -n 2` may run this test first)
+    assert cds.client.get("/cds-services", headers=bearer(cds, ehr, "/cds-services", kid="rsa-1")).status_code == 200
     before = ehr.jwks_server.fetches
+    assert before >= 1
     assert cds.client.get("/cds-services", headers=bearer(cds, ehr, "/cds-services", kid="rsa-1")).status_code == 200
     assert ehr.jwks_server.fetches == before  # a known kid: the cached set
     ehr.add_key("ec-2", "ES384")  # the EHR rotates its key

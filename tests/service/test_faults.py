@@ -297,6 +297,7 @@ def _workers(pid: int) -> list:
     return [w for w in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(w.cmdline())]
 
 
+@pytest.mark.slow  # three processes (readmit serve and its two uvicorn workers), one killed and respawned
 def test_a_worker_killed_under_load_fails_only_its_requests_in_flight_and_nothing_is_unaudited(deployed):  # noqa: F811
     import os
     import sys

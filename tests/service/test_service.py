@@ -249,6 +249,7 @@ def test_a_token_past_its_rate_gets_429_and_the_others_do_not(deployed, tmp_path
         live.stop()
 
 
+@pytest.mark.slow  # three processes (readmit serve and its two uvicorn workers), each loading the models
 def test_readmit_serve_with_two_workers_from_the_command_line(deployed, tmp_path):
     import os
     import subprocess

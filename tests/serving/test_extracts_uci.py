@@ -16,6 +16,7 @@ from pathlib import Path
 
 import narwhals as nw
 import polars as pl
+import pytest
 
 from readmit.config import load_settings
 from readmit.data.features import icd9_group
@@ -110,6 +111,7 @@ def _figures(month) -> dict:
     return {k: round(v, 9) if isinstance(v, float) else v for k, v in month.observed.model_dump().items()}
 
 
+@pytest.mark.slow  # the whole real UCI file through the medallion twice (one-shot and three extracts)
 def test_three_extracts_add_up_to_the_one_shot_uci_build(uci_zip, small_models_copy, tmp_path: Path) -> None:
     (first, second, third), blanked = _extracts(uci_zip, tmp_path)
     config, registry = small_models_copy.config, small_models_copy.registry

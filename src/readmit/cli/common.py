@@ -30,8 +30,18 @@ from rich.markup import escape
 from readmit.errors import ReadmitError
 from readmit.pipeline import summarize
 
-console = Console()
-err_console = Console(stderr=True)
+
+def console() -> Console:
+    """Standard output, as a console made now: its width (the terminal's, or ``COLUMNS``) and its
+    colours are those of this moment, not of the moment the CLI was imported (no work at import
+    time; a test runner or a pager may change the environment between the two)."""
+    return Console()
+
+
+def err_console() -> Console:
+    """Standard error, made now like :func:`console`."""
+    return Console(stderr=True)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,7 +81,7 @@ class _ConsoleLog(logging.Handler):
     """readmit's warnings (an S3 call being retried, say) on stderr, above any progress bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        err_console.print(f"[yellow]{escape(record.getMessage())}[/]", highlight=False, soft_wrap=True)
+        err_console().print(f"[yellow]{escape(record.getMessage())}[/]", highlight=False, soft_wrap=True)
 
 
 def show_warnings() -> None:
@@ -98,7 +108,7 @@ def write_log(exc: BaseException) -> Path | None:
 def _print_error(text: str) -> None:
     # The message is text, not markup: "file.zip [dataset_diabetes/diabetic_data.csv]" or
     # "[70-80)" must print as written (and "[/x]" must not crash the error path).
-    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True)
+    err_console().print(f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True)
 
 
 def handle_errors(func: F) -> F:
@@ -124,7 +134,7 @@ def handle_errors(func: F) -> F:
                 traceback.print_exception(exc, file=sys.stderr)
             _print_error(str(exc))
             if log:
-                err_console.print(f"(details: {log})", highlight=False, soft_wrap=True)
+                err_console().print(f"(details: {log})", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except Exception as exc:
             log = write_log(exc)
@@ -132,7 +142,7 @@ def handle_errors(func: F) -> F:
                 traceback.print_exception(exc, file=sys.stderr)
             first = (str(exc).strip().splitlines() or [""])[0][:300]
             _print_error(f"unexpected {type(exc).__name__}: {first}")
-            err_console.print(
+            err_console().print(
                 f"This is not a known failure (a bug?). Full traceback: {log or 'could not be written'}; "
                 "rerun with --debug to see it here.", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
@@ -180,7 +190,7 @@ def progress_bars(*columns: Any, quiet: bool = False) -> Iterator[Any]:
     work fails: the error message is then the last thing on the screen, not a stale ``bronze 0/?``."""
     from rich.progress import Progress
 
-    with Progress(*columns, console=err_console, transient=quiet, disable=quiet) as bar:
+    with Progress(*columns, console=err_console(), transient=quiet, disable=quiet) as bar:
         try:
             yield bar
         except BaseException:

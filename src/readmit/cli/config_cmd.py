@@ -35,12 +35,12 @@ def validate(
     uri = path or default_config_uri()
     cfg, _, notes = read_config(read_config_text(uri), source=uri, warn=False)
     splits = cfg.temporal_splits
-    console.print(f"[green]valid[/]: {uri}", highlight=False, soft_wrap=True)
+    console().print(f"[green]valid[/]: {uri}", highlight=False, soft_wrap=True)
     for name in ("train", "test", "oot"):
         w = getattr(splits, name)
-        console.print(f"  {name:5s} {w.start_date} .. {w.end_date}" + (f"  ({w.description})" if w.description else ""),
+        console().print(f"  {name:5s} {w.start_date} .. {w.end_date}" + (f"  ({w.description})" if w.description else ""),
                       highlight=False, soft_wrap=True)
-    console.print(f"  algorithms: {', '.join(cfg.training_config.algorithms)}", highlight=False)
+    console().print(f"  algorithms: {', '.join(cfg.training_config.algorithms)}", highlight=False)
     _print_notes(notes)
 
 
@@ -48,11 +48,11 @@ def _print_notes(notes: list[KeyNote]) -> None:
     if not notes:
         return
     followed = sum(not n.warning for n in notes)
-    console.print(f"reference project keys: {followed} translated, {len(notes) - followed} not followed "
+    console().print(f"reference project keys: {followed} translated, {len(notes) - followed} not followed "
                   "(`readmit config translate` writes readmit's own keys):", highlight=False)
     for n in notes:
         mark = "[yellow]warning[/] " if n.warning else ""
-        console.print(f"  {mark}{n.key} -> {n.became}", highlight=False, soft_wrap=True)
+        console().print(f"  {mark}{n.key} -> {n.became}", highlight=False, soft_wrap=True)
 
 
 @config_app.command("translate")
@@ -69,13 +69,13 @@ def translate(
     _, native, notes = read_config(read_config_text(path), source=path, warn=False)
     for n in notes:
         if n.warning:
-            err_console.print(f"[yellow]warning:[/] {n.key} dropped: {n.became}", highlight=False, soft_wrap=True)
+            err_console().print(f"[yellow]warning:[/] {n.key} dropped: {n.became}", highlight=False, soft_wrap=True)
     text = json.dumps(native, indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
         return
     out.write_text(text)
-    console.print(f"wrote {out} ({sum(not n.warning for n in notes)} key(s) translated, "
+    console().print(f"wrote {out} ({sum(not n.warning for n in notes)} key(s) translated, "
                   f"{sum(n.warning for n in notes)} dropped)", highlight=False, soft_wrap=True)
 
 
@@ -176,7 +176,7 @@ def docs(
         sys.stdout.write(text)
     else:
         out.write_text(text)
-        console.print(f"wrote {out}", highlight=False)
+        console().print(f"wrote {out}", highlight=False)
 
 
 @config_app.command("show")

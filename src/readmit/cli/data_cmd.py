@@ -41,7 +41,7 @@ def fetch(
 ) -> None:
     """Download the official UCI zip, check it is the expected data, and cache it."""
     path = pipeline.fetch_uci(cache_dir, force=force)
-    console.print(f"[green]UCI data ready[/]: {path}")
+    console().print(f"[green]UCI data ready[/]: {path}")
 
 
 @data_app.command("synth")
@@ -55,7 +55,7 @@ def synth(
     """Write a synthetic CSV with the UCI schema and a learnable signal (demos, scale benchmarks)."""
     started = time.perf_counter()
     path = pipeline.write_synthetic(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
-    console.print(f"[green]wrote[/] {rows:,} synthetic encounters to {path} in {time.perf_counter() - started:.1f}s")
+    console().print(f"[green]wrote[/] {rows:,} synthetic encounters to {path} in {time.perf_counter() - started:.1f}s")
 
 
 @data_app.command("check")
@@ -107,11 +107,11 @@ def _print_check(found) -> None:
         ("absent optional columns", ", ".join(found.absent_columns) or "none"),
     ):
         table.add_row(name, value)
-    console.print(table)
+    console().print(table)
     for name, what in found.absent_columns.items():
-        console.print(f"  {name} absent: {what}")
+        console().print(f"  {name} absent: {what}")
     for p in found.problems:
-        console.print(f"  row {p['row']}: {p['reason']}", highlight=False)
+        console().print(f"  row {p['row']}: {p['reason']}", highlight=False)
 
 
 def _summary_table(results) -> Table:
@@ -184,11 +184,11 @@ def medallion(
         print_json({"datamart": settings.datamart_uri, "seconds": round(elapsed, 2),
                     "layers": [r.as_dict() for r in results]})
         return
-    console.print(_summary_table(results))
+    console().print(_summary_table(results))
     for r in results:
         for note in r.notes:
-            console.print(f"  {r.layer}: {note}")
-    console.print(f"datamart: {settings.datamart_uri}  ({elapsed:.1f}s)")
+            console().print(f"  {r.layer}: {note}")
+    console().print(f"datamart: {settings.datamart_uri}  ({elapsed:.1f}s)")
 
 
 def register(app: typer.Typer) -> None:

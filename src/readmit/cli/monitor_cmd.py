@@ -138,26 +138,26 @@ def monitor(
     if as_json:
         print_json(record)
         return
-    console.print(monitoring_table(record))
-    console.print("[dim]PSI/CSI bands: green stable, yellow watch, red act; ~ = estimated from the calibrated "
+    console().print(monitoring_table(record))
+    console().print("[dim]PSI/CSI bands: green stable, yellow watch, red act; ~ = estimated from the calibrated "
                   "risks (labels not mature yet)[/]", highlight=False)
     if record.online is not None and record.online.rows:
-        console.print(online_table(record.online))
-        console.print(f"[dim]from the audit records in {record.online.location}; {record.online.other_models_rows} "
+        console().print(online_table(record.online))
+        console().print(f"[dim]from the audit records in {record.online.location}; {record.online.other_models_rows} "
                       "answered by another model[/]", highlight=False, soft_wrap=True)
     elif record.online is not None:
-        console.print(f"online: no answer of this model in {record.online.location} for these months",
+        console().print(f"online: no answer of this model in {record.online.location} for these months",
                       highlight=False, soft_wrap=True)
     print_feedback(record.feedback)
     without = record.summary.months_without_predictions
     if without:
-        console.print(f"no predictions for: {', '.join(without)}", highlight=False)
+        console().print(f"no predictions for: {', '.join(without)}", highlight=False)
     decision = record.decision
     style = _ACTION_STYLE[decision.action]
-    console.print(f"Decision: [{style}]{decision.action.upper()}[/]", highlight=False)
+    console().print(f"Decision: [{style}]{decision.action.upper()}[/]", highlight=False)
     for reason in decision.reasons:
-        console.print(f"  - {reason}", highlight=False, soft_wrap=True)
-    console.print(f"Written to {record.path}", highlight=False, soft_wrap=True)
+        console().print(f"  - {reason}", highlight=False, soft_wrap=True)
+    console().print(f"Written to {record.path}", highlight=False, soft_wrap=True)
 
 
 @handle_errors
@@ -177,14 +177,14 @@ def ab_report(
         print_json(report)
         return
     months = report["months"]
-    console.print(f"A/B report, mature months {months[0]}..{months[-1]} (labels as of {report['as_of']})",
+    console().print(f"A/B report, mature months {months[0]}..{months[-1]} (labels as of {report['as_of']})",
                   highlight=False)
     arms = Table(box=box.SIMPLE_HEAD)
     for col in ("Arm", "Model", "Patients", "Rows", "Positives"):
         arms.add_column(col, no_wrap=True)
     for arm, s in report["arms"].items():
         arms.add_row(arm, f"{s['algorithm']} v{s['version']}", str(s["patients"]), str(s["rows"]), str(s["positives"]))
-    console.print(arms)
+    console().print(arms)
     metrics = Table(title="challenger - champion, 95% CI from a patient-level bootstrap", box=box.SIMPLE_HEAD)
     for col in ("Metric", "Champion", "Challenger", "Difference", "95% CI"):
         metrics.add_column(col, no_wrap=True)
@@ -193,10 +193,10 @@ def ab_report(
         d = report["difference"][key]
         metrics.add_row(label, _num(report["arms"]["champion"][key], 4), _num(report["arms"]["challenger"][key], 4),
                         _num(d["value"], 4), f"{_num(d['ci95'][0], 4)} to {_num(d['ci95'][1], 4)}")
-    console.print(metrics)
+    console().print(metrics)
     style = {"challenger better": "bold green", "challenger worse": "bold red"}.get(report["verdict"], "bold yellow")
-    console.print(f"Verdict: [{style}]{report['verdict']}[/]. {report['reason']}", highlight=False, soft_wrap=True)
-    console.print(f"Written to {report['path']}", highlight=False, soft_wrap=True)
+    console().print(f"Verdict: [{style}]{report['verdict']}[/]. {report['reason']}", highlight=False, soft_wrap=True)
+    console().print(f"Written to {report['path']}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -30,7 +30,7 @@ def report(
     settings = load_settings(config, datamart=datamart, registry=registry)
 
     def progress(message: str) -> None:
-        err_console.print(f"[dim]report: {message}[/]", highlight=False, soft_wrap=True)
+        err_console().print(f"[dim]report: {message}[/]", highlight=False, soft_wrap=True)
 
     result = pipeline.build_report(settings, progress=None if as_json else progress)
     if as_json:
@@ -42,12 +42,12 @@ def report(
     for section, status in result["sections"].items():
         table.add_row(section, {"shown": "[green]shown[/]", "partial": "[yellow]shown, some inputs missing[/]"}
                       .get(status, "[yellow]inputs missing[/]"))
-    console.print(table)
+    console().print(table)
     for note in result["notes"]:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
-    console.print(f"Report: {result['path']} ({result['bytes'] / 1e6:.2f} MB, {result['seconds']:.1f} s)",
+        err_console().print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    console().print(f"Report: {result['path']} ({result['bytes'] / 1e6:.2f} MB, {result['seconds']:.1f} s)",
                   highlight=False, soft_wrap=True)
-    console.print(f"Latest: {result['latest']}", highlight=False, soft_wrap=True)
+    console().print(f"Latest: {result['latest']}", highlight=False, soft_wrap=True)
 
 
 def register(app) -> None:

@@ -126,7 +126,7 @@ def run(
         registry = registry or f"{DEMO_FOLDER}/registry"
         raw, config = prepare_demo(DEMO_FOLDER)
         if not as_json:
-            err_console.print(f"demo: {DEMO_ROWS:,} SYNTHETIC encounters (no download; not the UCI data) in {raw}, "
+            err_console().print(f"demo: {DEMO_ROWS:,} SYNTHETIC encounters (no download; not the UCI data) in {raw}, "
                               f"small search budget ({config})", highlight=False, soft_wrap=True)
         report = True
     settings = load_settings(config, raw=raw, datamart=datamart, registry=registry)
@@ -152,18 +152,18 @@ def run(
     else:
         if comparison:
             rec = comparison["recommended"]
-            console.print(comparison_table(comparison))
-            console.print(f"recommended: [bold]{rec['algorithm']}[/] {rec['version']}: {rec['reason']}",
+            console().print(comparison_table(comparison))
+            console().print(f"recommended: [bold]{rec['algorithm']}[/] {rec['version']}: {rec['reason']}",
                           highlight=False)
         if promotion:
             cand = promotion["candidate"]
-            console.print(f"champion: {promotion['decision']} {cand['algorithm']} {cand['version']}: "
+            console().print(f"champion: {promotion['decision']} {cand['algorithm']} {cand['version']}: "
                           f"{promotion['reason']}", highlight=False)
-        console.print(f"datamart: {settings.datamart_uri}  registry: {settings.registry_uri}  "
+        console().print(f"datamart: {settings.datamart_uri}  registry: {settings.registry_uri}  "
                       f"({elapsed:.0f}s, training {'in parallel' if parallel else 'one at a time'})")
     if failed:
         _report_gate(failed.step.id, failed.result)
-        err_console.print("Nothing after this gate ran; the registry is unchanged.", highlight=False)
+        err_console().print("Nothing after this gate ran; the registry is unchanged.", highlight=False)
         raise typer.Exit(1)
     locations = f"--datamart {settings.datamart_uri} --registry {settings.registry_uri}"
     if report:
@@ -172,19 +172,19 @@ def run(
         page = build_report(settings)
         if as_json:
             return
-        console.print(f"HTML report: {page['latest']}", highlight=False, soft_wrap=True)
+        console().print(f"HTML report: {page['latest']}", highlight=False, soft_wrap=True)
     elif not as_json:
-        console.print(f"HTML report: `readmit report {locations}` writes it under "
+        console().print(f"HTML report: `readmit report {locations}` writes it under "
                       f"{settings.registry_uri}/reports/ (or rerun with --report)", highlight=False, soft_wrap=True)
     if demo and not as_json:
-        console.print(f"demo done: the figures above come from synthetic data. Next: `readmit predict {locations}`, "
+        console().print(f"demo done: the figures above come from synthetic data. Next: `readmit predict {locations}`, "
                       "or `readmit run --raw path/to/dataset_diabetes.zip` for the real data.",
                       highlight=False, soft_wrap=True)
 
 
 def _report_gate(step_id: str, result: Any) -> None:
     """A failed gate on stderr: its step id and its reason (which says how to fix it)."""
-    err_console.print(f"[bold red]gate {step_id} failed:[/] {result.reason}", highlight=False)
+    err_console().print(f"[bold red]gate {step_id} failed:[/] {result.reason}", highlight=False)
 
 
 step_app = typer.Typer(help="The pipeline's steps: list them, run one (what each Airflow task runs).",
@@ -209,7 +209,7 @@ def step_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(r["graph"], r["step"], r["kind"], ", ".join(r["depends_on"]))
-    console.print(table)
+    console().print(table)
 
 
 @step_app.command("run")
@@ -230,7 +230,7 @@ def step_run(
         raise ReadmitInputError(f"--start/--end do not apply to {step_id}",
                                 fix="drop them; only the medallion and inference steps take a month range")
     # Progress lines go to stderr (a container's log); the result alone goes to stdout.
-    progress = progress_callback(step, lambda text: err_console.print(text, highlight=False))
+    progress = progress_callback(step, lambda text: err_console().print(text, highlight=False))
     result = call_step(step, settings, start_month=start, end_month=end, progress=progress)
     print_json(summarize(result))
     if getattr(result, "passed", True) is False:

@@ -86,15 +86,15 @@ def promote(
             print_json(result)
             return
         if result["decision"] == "UNCHANGED":
-            console.print(f"[bold]UNCHANGED[/]: {result['reason']}", highlight=False, soft_wrap=True)
+            console().print(f"[bold]UNCHANGED[/]: {result['reason']}", highlight=False, soft_wrap=True)
             return
-        console.print(f"[bold]CHALLENGER SET[/]: challenger {_model(result['from'])} -> {_model(result['to'])} "
+        console().print(f"[bold]CHALLENGER SET[/]: challenger {_model(result['from'])} -> {_model(result['to'])} "
                       f"by {result['by']}: {result['reason']}", highlight=False, soft_wrap=True)
-        console.print(f"event: {result['event']}", highlight=False, soft_wrap=True)
+        console().print(f"event: {result['event']}", highlight=False, soft_wrap=True)
         for warning in result["warnings"]:
-            err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            err_console().print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         if not settings.config.inference_config.ab_test.enabled:
-            err_console.print("inference_config.ab_test is disabled: `readmit predict` scores with the champion "
+            err_console().print("inference_config.ab_test is disabled: `readmit predict` scores with the champion "
                               "only until it is enabled", highlight=False, soft_wrap=True)
         return
     if rollback:
@@ -104,9 +104,9 @@ def promote(
         if as_json:
             print_json(result)
             return
-        console.print(f"[bold]ROLLED BACK[/]: champion {_model(result['from'])} -> {_model(result['to'])}",
+        console().print(f"[bold]ROLLED BACK[/]: champion {_model(result['from'])} -> {_model(result['to'])}",
                       highlight=False, soft_wrap=True)
-        console.print(f"event: {result['event']}", highlight=False, soft_wrap=True)
+        console().print(f"event: {result['event']}", highlight=False, soft_wrap=True)
         return
     decision = pipeline.promote(settings, candidate=candidate, force=force, reason=reason)
     if as_json:
@@ -116,7 +116,7 @@ def promote(
     if decision["decision"] == "REJECTED":
         champion = decision.get("champion")
         cand = decision["candidate"]
-        err_console.print(
+        err_console().print(
             f"not promoted: {'the champion stays ' + _model(champion) if champion else 'there is still no champion'}. "
             "Fix: improve the candidate (retrain, more data), A/B test it against the champion "
             f"(readmit promote --candidate {cand['algorithm']}_v{cand['version']} --as challenger), or promote "
@@ -129,10 +129,10 @@ def promote(
 def _print_decision(decision: dict[str, Any]) -> None:
     cand, champ = decision["candidate"], decision.get("champion")
     if decision["decision"] == "UNCHANGED":
-        console.print(f"[bold]UNCHANGED[/]: {decision['reason']}", highlight=False)
+        console().print(f"[bold]UNCHANGED[/]: {decision['reason']}", highlight=False)
         return
     window = decision["evaluation_window"]
-    console.print(f"evaluation window: {window['kind']} {window['start']}..{window['end']} "
+    console().print(f"evaluation window: {window['kind']} {window['start']}..{window['end']} "
                   f"({window['rows']} rows, {window['positives']} positives)", highlight=False)
     table = Table(title="candidate vs champion, scored afresh", box=box.SIMPLE_HEAD)
     table.add_column("", no_wrap=True)
@@ -145,7 +145,7 @@ def _print_decision(decision: dict[str, Any]) -> None:
                           _num(m["observed_rate"]))
         else:
             table.add_row(name, "(none yet)", "-", "-", "-", "-")
-    console.print(table)
+    console().print(table)
     rules = Table(title="rules", box=box.SIMPLE_HEAD)
     for col in ("rule", "value", "limit", "verdict"):
         rules.add_column(col, no_wrap=True)
@@ -153,12 +153,12 @@ def _print_decision(decision: dict[str, Any]) -> None:
     for r in decision["rules"]:
         rules.add_row(r["rule"], _num(r["value"]), _num(r["limit"]),
                       "[green]pass[/]" if r["passed"] else "[red]FAIL[/]", r["detail"])
-    console.print(rules)
+    console().print(rules)
     colour = "green" if decision["decision"] == "PROMOTED" else "red"
     forced = " (FORCED)" if decision.get("forced") else ""
-    console.print(f"[bold {colour}]{decision['decision']}{forced}[/]: {_model(cand)}. {decision['reason']}",
+    console().print(f"[bold {colour}]{decision['decision']}{forced}[/]: {_model(cand)}. {decision['reason']}",
                   highlight=False, soft_wrap=True)
-    console.print(f"decision: {decision['path']}", highlight=False, soft_wrap=True)
+    console().print(f"decision: {decision['path']}", highlight=False, soft_wrap=True)
 
 
 # -- predict -----------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def predict(
 
     def progress(message: str) -> None:
         if not as_json:
-            err_console.print(f"[dim]{message}[/]", highlight=False)
+            err_console().print(f"[dim]{message}[/]", highlight=False)
 
     summary = pipeline.predict(settings, month or start, month or end, alias=alias, version=model, engine=engine,
                                progress=progress).as_dict()
@@ -195,11 +195,11 @@ def predict(
         print_json(summary)
         return
     for m in summary["models"]:
-        console.print(f"{m['arm']}: {m['algorithm']} v{m['version']} (alias {m['alias'] or '-'}, threshold "
+        console().print(f"{m['arm']}: {m['algorithm']} v{m['version']} (alias {m['alias'] or '-'}, threshold "
                       f"{m['threshold']:.4f}, reasons {m['reasons']})", highlight=False)
     if summary["ab_test"]:
         t = summary["ab_test"]
-        console.print(f"A/B test: salt {t['salt']!r}, challenger share {t['challenger_share']}, since "
+        console().print(f"A/B test: salt {t['salt']!r}, challenger share {t['challenger_share']}, since "
                       f"{t['started_at']}", highlight=False)
     table = Table(title="predictions", box=box.SIMPLE_HEAD)
     for col in ("month", "scored", "excluded", "mean risk", "flagged", "unseen cat."):
@@ -207,16 +207,16 @@ def predict(
     for m in summary["months"]:
         table.add_row(m["month"], str(m["scored"]), str(m["excluded_death_hospice"]), _num(m["mean_risk"]),
                       str(m["flagged"]), str(sum(m["unseen_categories"].values())))
-    console.print(table)
-    console.print(f"{summary['scored']} rows scored (mean risk {_num(summary['mean_risk'])}, {summary['flagged']} "
+    console().print(table)
+    console().print(f"{summary['scored']} rows scored (mean risk {_num(summary['mean_risk'])}, {summary['flagged']} "
                   f"flagged); {summary['excluded_death_hospice']} death/hospice encounters left out",
                   highlight=False)
     if summary["arms"] and len(summary["arms"]) > 1:
-        console.print("arms: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["arms"].items())), highlight=False)
+        console().print("arms: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["arms"].items())), highlight=False)
     if summary["unseen_categories"]:
-        console.print("categories never seen in training (scored): "
+        console().print("categories never seen in training (scored): "
                       + ", ".join(f"{k} {v}" for k, v in summary["unseen_categories"].items()), highlight=False)
-    console.print(f"written to {summary['table']} (scored by {summary['engine']})", highlight=False, soft_wrap=True)
+    console().print(f"written to {summary['table']} (scored by {summary['engine']})", highlight=False, soft_wrap=True)
 
 
 # -- registry aliases / history ----------------------------------------------------------------
@@ -232,9 +232,9 @@ def registry_aliases(config: ConfigOpt = None, registry: RegistryOpt = None, as_
         return
     for name, record in found.items():
         if record is None:
-            console.print(f"{name:<11} (not set)", highlight=False)
+            console().print(f"{name:<11} (not set)", highlight=False)
         else:
-            console.print(f"{name:<11} {_model(record)}  (set {_when(record.get('set_at'))} by {record.get('by')}: "
+            console().print(f"{name:<11} {_model(record)}  (set {_when(record.get('set_at'))} by {record.get('by')}: "
                           f"{record.get('reason')})", highlight=False, soft_wrap=True)
 
 
@@ -247,10 +247,10 @@ def registry_history(config: ConfigOpt = None, registry: RegistryOpt = None, as_
         print_json(events)
         return
     for e in events:
-        console.print(f"{_when(e.get('at'))}  {e.get('event'):<9}  {e.get('alias'):<10}  {_model(e.get('from'))} -> "
+        console().print(f"{_when(e.get('at'))}  {e.get('event'):<9}  {e.get('alias'):<10}  {_model(e.get('from'))} -> "
                       f"{_model(e.get('to'))}  by {e.get('by')}: {e.get('reason')}", highlight=False, soft_wrap=True)
     if not events:
-        err_console.print("no alias changes yet: `readmit promote` sets the first champion")
+        err_console().print("no alias changes yet: `readmit promote` sets the first champion")
 
 
 def register(app: typer.Typer) -> None:

@@ -75,10 +75,10 @@ def check(
             status = "[green]pass[/]" if r.passed else (
                 "[yellow]skipped[/]" if r.details.get("skipped") else "[red]FAIL[/]")
             table.add_row(r.name, status, r.reason)
-        console.print(table)
+        console().print(table)
     if failed:
         first = failed[0]
-        err_console.print(f"[bold red]gate {first.name} failed:[/] {first.reason}", highlight=False, soft_wrap=True)
+        err_console().print(f"[bold red]gate {first.name} failed:[/] {first.reason}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -124,7 +124,7 @@ def train(
     chosen = algorithm or list(settings.config.training_config.algorithms)
 
     def progress(message: str) -> None:
-        err_console.print(f"[dim]{message}[/]", highlight=False, soft_wrap=True)
+        err_console().print(f"[dim]{message}[/]", highlight=False, soft_wrap=True)
 
     results = pipeline.train(settings, chosen, progress=progress)
     rows = [_summary(m) for m in results]
@@ -139,11 +139,11 @@ def train(
         table.add_row(r["algorithm"], r["version"], _fmt(r["cv_score"]), with_ci(r["test_auc_roc"], r["test_auc_ci"]),
                       with_ci(r["oot_auc_roc"], r["oot_auc_ci"]), _fmt(r["oot_brier"], 4),
                       _fmt(r["oot_observed_expected"], 2), _fmt(r["oot_slope"], 2), _fmt(r["training_seconds"], 1))
-    console.print(table)
-    console.print(f"Registered in {settings.registry_uri}", highlight=False, soft_wrap=True)
+    console().print(table)
+    console().print(f"Registered in {settings.registry_uri}", highlight=False, soft_wrap=True)
     for r in rows:
         for warning in r["warnings"]:
-            err_console.print(f"[bold yellow]warning ({r['algorithm']}):[/] {warning}", highlight=False,
+            err_console().print(f"[bold yellow]warning ({r['algorithm']}):[/] {warning}", highlight=False,
                               soft_wrap=True)
 
 
@@ -195,20 +195,20 @@ def compare(
     if as_json:
         print_json(result)
         return
-    console.print(comparison_table(result))
+    console().print(comparison_table(result))
     rec = result["recommended"]["algorithm"]
     for n in result.get("not_comparable", []):
-        err_console.print(f"[yellow]not compared {n['algorithm']} {n['version']}:[/] {n['reason']}",
+        err_console().print(f"[yellow]not compared {n['algorithm']} {n['version']}:[/] {n['reason']}",
                           highlight=False, soft_wrap=True)
     for s in result["skipped"]:
-        err_console.print(f"[yellow]skipped {s['algorithm']} (not trained):[/] {s['reason']}", highlight=False,
+        err_console().print(f"[yellow]skipped {s['algorithm']} (not trained):[/] {s['reason']}", highlight=False,
                           soft_wrap=True)
     for f in result.get("fallbacks", []):
-        err_console.print(f"[bold yellow]warning ({f['algorithm']}):[/] {f['reason']}", highlight=False,
+        err_console().print(f"[bold yellow]warning ({f['algorithm']}):[/] {f['reason']}", highlight=False,
                           soft_wrap=True)
-    console.print(f"Recommended: [bold]{rec}[/] {result['recommended']['version']}. {result['recommended']['reason']}",
+    console().print(f"Recommended: [bold]{rec}[/] {result['recommended']['version']}. {result['recommended']['reason']}",
                   highlight=False, soft_wrap=True)
-    console.print(f"Written to {result['path']}", highlight=False, soft_wrap=True)
+    console().print(f"Written to {result['path']}", highlight=False, soft_wrap=True)
 
 
 # -- registry ------------------------------------------------------------------------------
@@ -233,14 +233,14 @@ def registry_list(config: ConfigOpt = None, registry: RegistryOpt = None, as_jso
     for r in rows:
         table.add_row(r["algorithm"], r["version"], _fmt(r.get("test_auc_roc")), _fmt(r.get("oot_auc_roc")),
                       "yes" if r.get("latest") else "")
-    console.print(table)
-    console.print(f"Registry: {reg.location('')}", highlight=False, soft_wrap=True)
+    console().print(table)
+    console().print(f"Registry: {reg.location('')}", highlight=False, soft_wrap=True)
     for r in rows:
         if r.get("error"):
-            err_console.print(f"[bold yellow]unusable {r['algorithm']} v{r['version']}:[/] {r['error']}",
+            err_console().print(f"[bold yellow]unusable {r['algorithm']} v{r['version']}:[/] {r['error']}",
                               highlight=False, soft_wrap=True)
     if not rows:
-        err_console.print("no models yet: train one with `readmit train`")
+        err_console().print("no models yet: train one with `readmit train`")
 
 
 @registry_app.command("show")
@@ -262,7 +262,7 @@ def registry_show(
             print_json(result)
         else:
             sys.stdout.write(result["markdown"])
-            err_console.print(f"model card: {result['location']}", highlight=False, soft_wrap=True)
+            err_console().print(f"model card: {result['location']}", highlight=False, soft_wrap=True)
         return
     meta = _registry(config, registry).metadata(version)
     if as_json:
@@ -275,11 +275,11 @@ def registry_show(
     table.add_column("OOT")
     for metric in ("accuracy", "precision", "recall", "f1", "auc_roc", "pr_auc", "brier", "log_loss", "gini"):
         table.add_row(metric, _fmt(perf.get("test", {}).get(metric), 4), _fmt(perf.get("oot", {}).get(metric), 4))
-    console.print(table)
+    console().print(table)
     for key in ("training_date", "training_samples", "test_samples", "oot_samples", "feature_count",
                 "excluded_death_hospice", "best_params", "threshold", "training_seconds", "git_revision"):
-        console.print(f"{key}: {meta.get(key)}", highlight=False, soft_wrap=True)
-    console.print(f"artifact: {meta.get('paths', {}).get('artifact')} (sha256 {meta['artifact']['sha256']}"
+        console().print(f"{key}: {meta.get(key)}", highlight=False, soft_wrap=True)
+    console().print(f"artifact: {meta.get('paths', {}).get('artifact')} (sha256 {meta['artifact']['sha256']}"
                   f"{', signed' if meta.get('signature') else ''})", highlight=False, soft_wrap=True)
 
 
@@ -303,16 +303,16 @@ def registry_gc(
         return
     verb = "would remove" if dry_run else "removed"
     for path in result["temporaries"]:
-        console.print(f"{verb} {path}", highlight=False, soft_wrap=True)
+        console().print(f"{verb} {path}", highlight=False, soft_wrap=True)
     for orphan in result["orphans"]:
-        console.print(f"orphan ({orphan['problem']}): {orphan['file']}", highlight=False, soft_wrap=True)
-    console.print(
+        console().print(f"orphan ({orphan['problem']}): {orphan['file']}", highlight=False, soft_wrap=True)
+    console().print(
         f"{verb} {len(result['temporaries'])} temporary file(s), "
         f"{len(result['temporaries_too_young'])} younger than {older_than:g}h kept, "
         f"{len(result['orphans'])} orphan(s) listed in {result['registry']}",
         highlight=False, soft_wrap=True)
     if result["orphans"]:
-        err_console.print("Orphans are kept: a save may still be running, or a crashed one left them. Check "
+        err_console().print("Orphans are kept: a save may still be running, or a crashed one left them. Check "
                           "`readmit registry list`, then delete them by hand or retrain.", highlight=False,
                           soft_wrap=True)
 
