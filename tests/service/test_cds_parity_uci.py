@@ -1,6 +1,7 @@
 """Parity through CDS Hooks on the real UCI data: 2008 encounters sent as FHIR R4 prefetch
 (made from their rows, the patient's earlier stays as earlier Encounters) with real signed JWTs
-get on their card the risk ``readmit predict`` wrote for them (to 1e-9).
+get on their card the risk ``readmit predict`` wrote for them (to 1e-9), sent eight at a time so
+that calls are scored together in batches.
 
 The sample is every ``STEP``-th diabetic 2008 encounter discharged alive and not to hospice
 (those are outside the intended use: an info card). The earlier stays are the patient's silver
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 import pytest
@@ -57,21 +59,31 @@ def test_cards_on_2008_encounters_carry_the_batch_risk(served, tmp_path):
     wanted = set(expected["encounter_id"].to_list()[::STEP])
     sample = [r for r in everything if r["encounter_id"] in wanted]
 
+    bodies = []
+    for record in sample:
+        key = (record["snapshot_date"], record["encounter_id"])
+        earlier = [r for r in by_patient[record["patient_nbr"]] if (r["snapshot_date"], r["encounter_id"]) < key]
+        prefetch = prefetch_for(record, earlier)
+        bodies.append((record["encounter_id"], {
+            "hook": "encounter-discharge", "hookInstance": str(uuid.uuid4()), "prefetch": prefetch,
+            "context": {"userId": "Practitioner/1", "patientId": prefetch["patient"]["id"],
+                        "encounterId": prefetch["encounter"]["id"]}}))
+
     live = LiveServer(create_app(settings), port=port)
     cards = {}
+
+    def call(item: tuple[int, dict]) -> tuple[int, dict]:
+        token = ehr.token(base + SERVICE)
+        answer = live.client.post(SERVICE, json=item[1], headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+        return item[0], answer.json()["cards"][0]
+
     try:
         assert live.wait_ready(timeout=300).status_code == 200
-        for record in sample:
-            key = (record["snapshot_date"], record["encounter_id"])
-            earlier = [r for r in by_patient[record["patient_nbr"]] if (r["snapshot_date"], r["encounter_id"]) < key]
-            prefetch = prefetch_for(record, earlier)
-            body = {"hook": "encounter-discharge", "hookInstance": str(uuid.uuid4()), "prefetch": prefetch,
-                    "context": {"userId": "Practitioner/1", "patientId": prefetch["patient"]["id"],
-                                "encounterId": prefetch["encounter"]["id"]}}
-            token = ehr.token(base + SERVICE)
-            answer = live.client.post(SERVICE, json=body, headers={"Authorization": f"Bearer {token}"})
-            assert answer.status_code == 200, answer.text
-            cards[record["encounter_id"]] = answer.json()["cards"][0]
+        # eight calls in flight: calls that queue together are scored in one batch, each with its
+        # own earlier stays, and must still get batch's risk
+        with ThreadPoolExecutor(8) as pool:
+            cards = dict(pool.map(call, bodies))
     finally:
         live.stop()
         jwks.stop()
