@@ -117,6 +117,35 @@ def test_a_newer_extract_wins_by_encounter_and_later_labels_fill_the_label_store
     assert ledger[1]["overlaps"][0]["encounters"] == june.height
 
 
+def test_a_blank_outcome_in_a_newer_extract_keeps_the_known_one_and_a_new_outcome_replaces_it(whole, tmp_path) -> None:
+    storage, _ = _build(tmp_path, "dm", _write(whole, tmp_path / "all.csv"))
+    before = storage.read_partition(LABEL_STORE, "2008-06").select("encounter_id", "readmitted")
+    june = whole.filter(pl.col("snapshot_date").str.starts_with("2008-06")).with_row_index("_n")
+    flip = {"NO": "<30", ">30": "<30", "<30": "NO"}
+    # a resend of June: the first half without outcomes (a later EHR pull), ten rows with another outcome
+    resent = june.with_columns(
+        pl.when(pl.col("_n") < june.height // 2).then(pl.lit(""))
+        .when(pl.col("_n") >= june.height - 10).then(pl.col("readmitted").replace_strict(flip))
+        .otherwise(pl.col("readmitted")).alias("readmitted")).drop("_n")
+    (results,) = _build(tmp_path, "dm", _write(resent, tmp_path / "june-again.csv"))[1]
+    notes = results[0].notes
+    assert any(f"{june.height // 2} encounter(s) repeated with a blank readmitted keep the outcome already known "
+               "(2008-06..2008-06)" in n for n in notes), notes
+    assert any("10 known outcome(s) replaced by this newer extract (2008-06..2008-06;" in n for n in notes), notes
+
+    changed = {int(i): r for i, r in resent.tail(10).select("encounter_id", "readmitted").iter_rows()}
+    expected = before.with_columns(
+        pl.col("encounter_id").replace_strict(list(changed), list(changed.values()), default=None,
+                                              return_dtype=pl.String).fill_null(pl.col("readmitted"))
+        .alias("readmitted"))
+    after = storage.read_partition(LABEL_STORE, "2008-06").select("encounter_id", "readmitted")
+    assert after.height == june.height  # no outcome lost: every June encounter is still labelled
+    assert after.sort("encounter_id").equals(expected.sort("encounter_id"))
+    # silver (what the feature store and monitor read beside the labels) agrees with the label store
+    silver = storage.read_partition("silver/encounters", "2008-06").select("encounter_id", "readmitted")
+    assert silver.sort("encounter_id").equals(after.sort("encounter_id"))
+
+
 def test_an_encounter_dated_anew_leaves_its_old_month(whole, tmp_path) -> None:
     storage, _ = _build(tmp_path, "dm", _write(whole, tmp_path / "all.csv"))
     moved = whole.filter(pl.col("snapshot_date").str.starts_with("2008-03")).head(1).with_columns(

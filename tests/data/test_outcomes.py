@@ -87,3 +87,37 @@ def test_a_bad_date_is_one_message_naming_file_row_and_fix_and_nothing_is_writte
     assert not (tmp_path / "dm").exists() or not any(p.is_file() for p in (tmp_path / "dm").rglob("*.parquet"))
     out = CliRunner().invoke(app, ["medallion", "--raw", str(tmp_path / "bad.csv"), "--datamart", str(tmp_path / "dm")])
     assert out.exit_code == 2 and says in out.output and "Traceback" not in out.output
+
+
+def test_a_next_admission_in_the_next_extract_makes_the_previous_one_a_readmission(tmp_path: Path) -> None:
+    """Two monthly EHR extracts (split by discharge date) give the outcomes of the one-shot build:
+    derived over the stays of both, mature as of the second extract's latest date."""
+    extract = _dated_extract(tmp_path)
+    extract.write_csv(tmp_path / "all.csv")
+    one_shot = Storage(tmp_path / "one")
+    run_medallion(load_settings(raw=str(tmp_path / "all.csv"), datamart=str(tmp_path / "one")))
+    first, second = extract.filter(pl.col("discharge_date") < "2008-06-01"), \
+        extract.filter(pl.col("discharge_date") >= "2008-06-01")
+    first.write_csv(tmp_path / "to-may.csv")
+    second.write_csv(tmp_path / "from-june.csv")
+    storage = Storage(tmp_path / "monthly")
+    run_medallion(load_settings(raw=str(tmp_path / "to-may.csv"), datamart=str(tmp_path / "monthly")))
+    alone = storage.read_table(LABEL_STORE).select("encounter_id", "readmitted")
+    results = run_medallion(load_settings(raw=str(tmp_path / "from-june.csv"), datamart=str(tmp_path / "monthly")))
+
+    got = storage.read_table(LABEL_STORE).select("encounter_id", "readmitted").sort("encounter_id")
+    want = one_shot.read_table(LABEL_STORE).select("encounter_id", "readmitted").sort("encounter_id")
+    assert got.equals(want)
+    # the first extract's own view was not the whole story: some of its encounters changed
+    changed = alone.join(got, on="encounter_id", how="full", suffix="_now", coalesce=True).filter(
+        pl.col("readmitted").ne_missing(pl.col("readmitted_now")))
+    assert changed.height > 0
+    note = next(n for n in results[0].notes if n.startswith("outcomes derived again"))
+    assert "as of 2008-12-30" in note
+    # the months those encounters belong to (before June) were rebuilt in every layer
+    earlier = {str(d)[:7] for d in one_shot.read_table(LABEL_STORE).filter(
+        pl.col("encounter_id").is_in(changed["encounter_id"].implode()))["snapshot_date"].to_list()}
+    assert earlier and all(m in r.partitions for r in results for m in earlier)
+    assert any(m < "2008-06" for m in earlier)
+    features = storage.read_table(FEATURE_STORE).sort("encounter_id")
+    assert features.equals(one_shot.read_table(FEATURE_STORE).sort("encounter_id"))
