@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from readmit.config import Settings
+from readmit.config import Settings, resolve_windows
 from readmit.data.layers import LABEL
 from readmit.errors import ReadmitError
 from readmit.lineage import git_revision, library_versions
@@ -50,6 +50,7 @@ def build_report(settings: Settings, *, now: datetime | None = None,
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     say = progress or (lambda _m: None)
+    settings = resolve_windows(settings)
     cfg = settings.config
     registry = Registry.for_settings(settings)
     datamart = Storage(settings.datamart_uri)
