@@ -233,3 +233,23 @@ def test_a_bad_next_extract_is_one_message_exit_2_and_the_datamart_is_untouched(
     assert out.exit_code == 2 and raw in message and "2 bad rows; the first is data row 4" in message
     assert says in message and "Fix:" in message and "Traceback" not in message
     assert _files(tmp_path / "dm") == before
+
+
+def test_rows_quarantined_for_an_invalid_code_are_counted_by_month_in_the_ledger_for_the_report(whole, tmp_path) -> None:
+    from readmit.data.extract import check_extract
+    from readmit.data.extracts import invalid_codes_by_month
+    from readmit.report.inputs import invalid_codes
+
+    def spoil(frame: pl.DataFrame, months: dict[str, int]) -> pl.DataFrame:
+        rank = pl.int_range(pl.len()).over(pl.col("snapshot_date").str.slice(0, 7))
+        bad = pl.any_horizontal([(pl.col("snapshot_date").str.starts_with(m) & (rank < n)) for m, n in months.items()])
+        return frame.with_columns(pl.when(bad).then(pl.lit("ABC")).otherwise(pl.col("diag_1")).alias("diag_1"))
+
+    first = _write(spoil(_before(whole, "2008-07-01"), {"2008-02": 3, "2008-05": 2}), tmp_path / "a.csv")
+    second = _write(spoil(_from(whole, "2008-07-01"), {"2008-05": 0, "2008-09": 1}), tmp_path / "b.csv")
+    storage, (one, two) = _build(tmp_path, "dm", first, second, quarantine=True)
+    ledger = storage.read_json(LEDGER)["extracts"]
+    assert ledger[0]["invalid_codes"] == {"2008-02": 3, "2008-05": 2} == check_extract(first).invalid_codes_by_month
+    assert ledger[1]["invalid_codes"] == {"2008-09": 1}
+    assert invalid_codes(storage) == invalid_codes_by_month(ledger) == {"2008-02": 3, "2008-05": 2, "2008-09": 1}
+    assert any("2008-02: 3, 2008-05: 2" in n for n in one[0].notes)

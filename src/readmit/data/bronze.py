@@ -256,7 +256,8 @@ def _commit(storage: Storage, one: _Staged, on_partition: Callable[[str], None] 
     _write_rejected(storage, one.stager, one.lineage, f"{one.stamp}-{reader.source_sha256[:8]}", result)
     record_extract(storage, ledger_entry(
         sha256=reader.source_sha256, source=reader.source, ingested_at=one.ingested_at, rows=reader.rows_in,
-        months_in_file=one.months_in_file, months_written=written, overlaps=overlaps, as_of=reader.as_of))
+        months_in_file=one.months_in_file, months_written=written, overlaps=overlaps, as_of=reader.as_of,
+        invalid_codes=one.invalid_codes))
     result.notes += _notes(reader, one.first, one.last, one.outside, bool(written)) + overlap_text
     result.notes += merge.notes() + (rederived.notes() if rederived is not None else [])
     if one.invalid_codes:

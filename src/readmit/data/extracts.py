@@ -9,8 +9,9 @@ conflict: the run is refused before anything is written, naming the file's rows.
 
 The ledger ``bronze/_extracts.json`` lists the extracts in the order they were applied: each one's
 checksum, file, rows, the months its file holds (``months_in_file``), the months it was applied
-to (``months_written``: all of them, unless ``--start/--end`` chose fewer) and the earlier extracts
-it overlapped. Rerunning an extract (same checksum) moves it to the end and widens its months:
+to (``months_written``: all of them, unless ``--start/--end`` chose fewer), the earlier extracts
+it overlapped, its rows quarantined for a diagnosis code of neither ICD system by month
+(``invalid_codes``) and, for an extract whose outcomes come from its dates, its ``as_of`` date. Rerunning an extract (same checksum) moves it to the end and widens its months:
 a rerun is safe, and its rows are the newest again. The single-source gate reads the ledger to tell
 consecutive extracts of one source (fine) from a window mixing two versions of the same months.
 """
@@ -54,17 +55,28 @@ def record_extract(storage: Storage, entry: dict) -> None:
 
 def ledger_entry(*, sha256: str, source: str, ingested_at: datetime, rows: int,
                  months_in_file: dict[str, int], months_written: list[str], overlaps: list[dict],
-                 as_of: date | None = None) -> dict:
+                 as_of: date | None = None, invalid_codes: dict[str, int] | None = None) -> dict:
     """One ledger record (see the module docstring); ``as_of`` for an extract whose outcomes come
-    from its dates (its latest date)."""
+    from its dates (its latest date); ``invalid_codes``: its rows quarantined for a diagnosis code of
+    neither ICD system, by month (``unknown`` when the row's month could not be read)."""
     entry = {
         "sha256": sha256, "source": source, "ingested_at": ingested_at.isoformat(), "rows": rows,
         "months_in_file": dict(sorted(months_in_file.items())), "months_written": sorted(months_written),
-        "overlaps": overlaps,
+        "overlaps": overlaps, "invalid_codes": dict(sorted((invalid_codes or {}).items())),
     }
     if as_of is not None:
         entry["as_of"] = as_of.isoformat()
     return entry
+
+
+def invalid_codes_by_month(ledger: list[dict]) -> dict[str, int]:
+    """Rows quarantined for a diagnosis code of neither ICD-9-CM nor ICD-10-CM, by month, over every
+    extract in the ledger (what the report shows; each extract's own counts are in its entry)."""
+    counts: dict[str, int] = {}
+    for entry in ledger:
+        for month, n in entry.get("invalid_codes", {}).items():
+            counts[month] = counts.get(month, 0) + n
+    return dict(sorted(counts.items()))
 
 
 def latest_as_of(ledger: list[dict]) -> date | None:

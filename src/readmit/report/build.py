@@ -22,6 +22,7 @@ from readmit.report.cards import card_names, read_or_write_card
 from readmit.report.html import ReportData, render
 from readmit.report.inputs import (
     gold_by_month,
+    invalid_codes,
     latest_predictions,
     monitoring_records,
     registry_state,
@@ -67,6 +68,7 @@ def build_report(settings: Settings, *, now: datetime | None = None,
         state=state,
         gold_months=gold_by_month(datamart),
         rejected=rejected_files(datamart),
+        invalid_codes=invalid_codes(datamart),
         sources=source_files(datamart),
         predictions=latest_predictions(datamart),
         current_versions=library_versions(),
