@@ -121,3 +121,28 @@ def test_a_next_admission_in_the_next_extract_makes_the_previous_one_a_readmissi
     assert any(m < "2008-06" for m in earlier)
     features = storage.read_table(FEATURE_STORE).sort("encounter_id")
     assert features.equals(one_shot.read_table(FEATURE_STORE).sort("encounter_id"))
+
+
+def test_a_stay_resent_with_its_own_outcome_keeps_it_and_still_counts_as_the_next_admission(tmp_path: Path) -> None:
+    extract = _dated_extract(tmp_path)
+    dated = extract.with_columns(derived_readmitted(extract.select(
+        "encounter_id", "patient_nbr", "admission_date", "discharge_date"))[0].alias("_label"))
+    early = dated.filter(pl.col("discharge_date") < "2008-06-01")
+    # e1 readmitted within 30 days by e2, both before June: e2 is e1's next admission
+    pairs = early.sort("admission_date").with_columns(
+        pl.col("encounter_id").shift(-1).over("patient_nbr").alias("_next"),
+        pl.col("admission_date").shift(-1).over("patient_nbr").alias("_next_admitted"))
+    e1, e2 = pairs.filter((pl.col("_label") == "<30") & pl.col("_next").is_not_null()
+                          & (pl.col("_next_admitted") >= pl.col("discharge_date"))).select("encounter_id", "_next").row(0)
+    early.drop("_label").write_csv(tmp_path / "to-may.csv")
+    resent = extract.filter(pl.col("encounter_id") == e2).with_columns(
+        pl.col("discharge_date").alias("snapshot_date"), pl.lit("NO").alias("readmitted")).drop(
+        "admission_date", "discharge_date")
+    resent.write_csv(tmp_path / "e2-labelled.csv")
+    extract.filter(pl.col("discharge_date") >= "2008-06-01").write_csv(tmp_path / "from-june.csv")
+    for name in ("to-may.csv", "e2-labelled.csv", "from-june.csv"):
+        run_medallion(load_settings(raw=str(tmp_path / name), datamart=str(tmp_path / "dm")))
+    labels = Storage(tmp_path / "dm").read_table(LABEL_STORE)
+    outcome = dict(zip(labels["encounter_id"].cast(pl.String).to_list(), labels["readmitted"].to_list(), strict=True))
+    assert outcome[e2] == "NO"  # its own extract's outcome, not derived again by the next dated extract
+    assert outcome[e1] == "<30"  # e2's admission still counts

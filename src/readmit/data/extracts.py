@@ -33,6 +33,7 @@ SOURCE = "_source_sha256"
 # STAYS_SCHEMA and the ``readmitted`` bronze holds. Outside bronze/encounters: never a partition.
 STAYS_TABLE = "bronze/_stays"
 OUTCOME = "readmitted"
+FROM_DATES = "outcome_from_dates"  # in STAYS_TABLE: false once an extract with readmitted repeated the stay
 
 
 def read_ledger(storage: Storage) -> list[dict]:
@@ -188,30 +189,41 @@ def rederive_outcomes(storage: Storage, new_stays: pl.DataFrame | None, ids: pl.
     patient's next admission may come in a later extract) as of the latest as-of date.
 
     ``new_stays``: the extract's stays (STAYS_SCHEMA; None for an extract with a ``readmitted``
-    column, whose encounters only leave the stays they replace); ``ids``: the encounters it brings;
-    ``known``: the outcomes bronze knows for them (:func:`known_outcomes`); ``as_of``: the latest
-    as-of date of the extract and the ledger. An outcome once known is never blanked: a stay the
-    derivation leaves blank keeps the outcome bronze holds. None when no stay is involved.
+    column); ``ids``: the encounters it brings; ``known``: the outcomes bronze knows for them
+    (:func:`known_outcomes`); ``as_of``: the latest as-of date of the extract and the ledger. An
+    outcome once known is never blanked: a stay the derivation leaves blank keeps the outcome bronze
+    holds. A stay that an extract with a ``readmitted`` column repeats stays in the pool (its
+    admission still counts for the patient's other stays) but its outcome is that extract's from
+    then on (``FROM_DATES`` false): never derived again. None when no stay is involved.
     """
     months = storage.list_partitions(STAYS_TABLE)
     if new_stays is None and not months:
         return None
     wanted = ids.unique().implode()
-    schema = {**STAYS_SCHEMA, OUTCOME: pl.String()}
-    old = pl.concat([storage.read_partition(STAYS_TABLE, m).cast(schema) for m in months]) if months \
-        else pl.DataFrame(schema=schema)
+    schema = {**STAYS_SCHEMA, OUTCOME: pl.String(), FROM_DATES: pl.Boolean()}
+    old = pl.concat([_read_stays(storage, m, schema) for m in months]) if months else pl.DataFrame(schema=schema)
     month_of = pl.col(DISCHARGE).dt.strftime("%Y-%m")
-    touched = set(old.filter(pl.col("encounter_id").is_in(wanted)).select(month_of).to_series().to_list())
-    old = old.filter(~pl.col("encounter_id").is_in(wanted)).with_columns(pl.lit(True).alias("_old"))
-    new = pl.DataFrame(schema=schema) if new_stays is None else new_stays.filter(
-        pl.col("encounter_id").is_in(wanted) & pl.col(DISCHARGE).is_not_null()
-    ).unique("encounter_id", keep="first", maintain_order=True).with_columns(_lookup(known, OUTCOME).alias(OUTCOME))
+    repeated = pl.col("encounter_id").is_in(wanted)
+    touched = set(old.filter(repeated).select(month_of).to_series().to_list())
+    if new_stays is None:  # a labelled extract: its encounters' outcomes are its own from now on
+        old = old.with_columns(pl.when(repeated).then(False).otherwise(pl.col(FROM_DATES)).alias(FROM_DATES))
+        result = Rederived(as_of=as_of, derived=pl.DataFrame(schema={"encounter_id": pl.Int64, OUTCOME: pl.String}),
+                           updates={}, stays={})
+        tagged = old.with_columns(month_of.alias("_month"))
+        for month in sorted(touched):
+            result.stays[month] = tagged.filter(pl.col("_month") == month).drop("_month")
+        return result
+    old = old.filter(~repeated).with_columns(pl.lit(True).alias("_old"))
+    new = new_stays.filter(repeated & pl.col(DISCHARGE).is_not_null()) \
+        .unique("encounter_id", keep="first", maintain_order=True) \
+        .with_columns(_lookup(known, OUTCOME).alias(OUTCOME), pl.lit(True).alias(FROM_DATES))
     pool = pl.concat([old, new.with_columns(pl.lit(False).alias("_old"))])
     dates = [d for d in (latest_date(pool), as_of) if d is not None]
     as_of = max(dates) if dates else None
     derived = outcomes_of(pool.select(list(STAYS_SCHEMA)), as_of)
     pool = pool.with_columns(derived.replace("", None).alias("_derived"), month_of.alias("_month"))
-    pool = pool.with_columns(pl.coalesce("_derived", OUTCOME).alias("_final"))
+    pool = pool.with_columns(pl.when(pl.col(FROM_DATES)).then(pl.coalesce("_derived", OUTCOME))
+                             .otherwise(pl.col(OUTCOME)).alias("_final"))
     changed = pool.filter(pl.col("_old") & pl.col("_final").ne_missing(pl.col(OUTCOME)))
     result = Rederived(as_of=as_of, derived=pool.filter(~pl.col("_old")).select("encounter_id", pl.col("_derived")
                                                                                .alias(OUTCOME)),
@@ -225,8 +237,15 @@ def rederive_outcomes(storage: Storage, new_stays: pl.DataFrame | None, ids: pl.
     touched |= set(result.updates) | set(pool.filter(~pl.col("_old"))["_month"].to_list())
     for month in sorted(touched):
         rows = pool.filter(pl.col("_month") == month).sort(DISCHARGE, "encounter_id")
-        result.stays[month] = rows.select(*STAYS_SCHEMA, pl.col("_final").alias(OUTCOME))
+        result.stays[month] = rows.select(*STAYS_SCHEMA, pl.col("_final").alias(OUTCOME), FROM_DATES)
     return result
+
+
+def _read_stays(storage: Storage, month: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    part = storage.read_partition(STAYS_TABLE, month)
+    if FROM_DATES not in part.columns:
+        part = part.with_columns(pl.lit(True).alias(FROM_DATES))
+    return part.select(list(schema)).cast(schema)
 
 
 def with_outcomes(part: pl.DataFrame, outcomes: pl.DataFrame | None) -> pl.DataFrame:
