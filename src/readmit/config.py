@@ -987,6 +987,9 @@ class Settings:
     raw_path: str | None
     datamart_uri: str
     registry_uri: str
+    # temporal_window_mode relative: whether temporal_splits are the windows resolved on gold for this
+    # run (resolve_windows); loading the settings never resolves them (no storage I/O at load).
+    windows_resolved: bool = False
 
     def env(self) -> dict[str, str]:
         """The environment variables that reproduce these settings in another process."""
@@ -1018,18 +1021,21 @@ def load_settings(
     Local locations are made absolute here, once, against the current directory: a relative
     default such as ``./datamart`` means the same folder for every later step, whatever the working
     directory of the process (an Airflow worker, a subprocess) that runs it.
+
+    Nothing here reads the datamart or the registry (an Airflow DAG file loads settings at parse
+    time): relative windows are resolved by the steps that use them (:func:`resolve_windows`).
     """
     config_uri = config or from_env(ENV_CONFIG)
     if config_uri is None and os.path.exists(DEFAULT_CONFIG_PATH):
         config_uri = DEFAULT_CONFIG_PATH
     cfg = load_config(config_uri) if config_uri else ReadmitConfig()
-    return resolve_windows(Settings(
+    return Settings(
         config=cfg,
         config_uri=config_uri,
         raw_path=absolute_location(raw or from_env(ENV_RAW) or cfg.data_config.raw_path),
         datamart_uri=absolute_location(datamart or from_env(ENV_DATAMART) or cfg.data_config.datamart_uri),
         registry_uri=absolute_location(registry or from_env(ENV_REGISTRY) or cfg.model.registry_uri),
-    ))
+    )
 
 
 LABEL_STORE_TABLE = "gold/label_store"  # readmit.data.layers.LABEL_STORE (tests/test_config.py keeps them equal)
@@ -1066,9 +1072,13 @@ def resolve_windows(settings: Settings, as_of: date | None = None) -> Settings:
     windows the rule gives on the label store's months now (:func:`relative_splits`), and whose
     ``relative_windows.as_of`` is the date used (``as_of``, else the config's, else today): every
     step then reads plain dates, and the model metadata records them. Unchanged when the mode is
-    absolute, or while gold has no mature month yet (the gates then say what is missing)."""
+    absolute, or while gold has no mature month yet (the gates then say what is missing).
+
+    Called by the steps that use the windows (the gates, training, promotion, the report, every
+    step a runner or an Airflow task calls), never when settings load: settings resolved once keep
+    their windows for the rest of the run (``windows_resolved``), unless ``as_of`` is given."""
     cfg = settings.config
-    if cfg.temporal_window_mode != "relative":
+    if cfg.temporal_window_mode != "relative" or (settings.windows_resolved and as_of is None):
         return settings
     from readmit.storage import Storage
 
@@ -1082,4 +1092,4 @@ def resolve_windows(settings: Settings, as_of: date | None = None) -> Settings:
         return settings
     resolved = cfg.model_copy(update={"temporal_splits": splits,
                                       "relative_windows": cfg.relative_windows.model_copy(update={"as_of": day})})
-    return dataclasses.replace(settings, config=resolved)
+    return dataclasses.replace(settings, config=resolved, windows_resolved=True)

@@ -117,6 +117,35 @@ def test_a_newer_extract_wins_by_encounter_and_later_labels_fill_the_label_store
     assert ledger[1]["overlaps"][0]["encounters"] == june.height
 
 
+def test_a_blank_outcome_in_a_newer_extract_keeps_the_known_one_and_a_new_outcome_replaces_it(whole, tmp_path) -> None:
+    storage, _ = _build(tmp_path, "dm", _write(whole, tmp_path / "all.csv"))
+    before = storage.read_partition(LABEL_STORE, "2008-06").select("encounter_id", "readmitted")
+    june = whole.filter(pl.col("snapshot_date").str.starts_with("2008-06")).with_row_index("_n")
+    flip = {"NO": "<30", ">30": "<30", "<30": "NO"}
+    # a resend of June: the first half without outcomes (a later EHR pull), ten rows with another outcome
+    resent = june.with_columns(
+        pl.when(pl.col("_n") < june.height // 2).then(pl.lit(""))
+        .when(pl.col("_n") >= june.height - 10).then(pl.col("readmitted").replace_strict(flip))
+        .otherwise(pl.col("readmitted")).alias("readmitted")).drop("_n")
+    (results,) = _build(tmp_path, "dm", _write(resent, tmp_path / "june-again.csv"))[1]
+    notes = results[0].notes
+    assert any(f"{june.height // 2} encounter(s) repeated with a blank readmitted keep the outcome already known "
+               "(2008-06..2008-06)" in n for n in notes), notes
+    assert any("10 known outcome(s) replaced by this newer extract (2008-06..2008-06;" in n for n in notes), notes
+
+    changed = {int(i): r for i, r in resent.tail(10).select("encounter_id", "readmitted").iter_rows()}
+    expected = before.with_columns(
+        pl.col("encounter_id").replace_strict(list(changed), list(changed.values()), default=None,
+                                              return_dtype=pl.String).fill_null(pl.col("readmitted"))
+        .alias("readmitted"))
+    after = storage.read_partition(LABEL_STORE, "2008-06").select("encounter_id", "readmitted")
+    assert after.height == june.height  # no outcome lost: every June encounter is still labelled
+    assert after.sort("encounter_id").equals(expected.sort("encounter_id"))
+    # silver (what the feature store and monitor read beside the labels) agrees with the label store
+    silver = storage.read_partition("silver/encounters", "2008-06").select("encounter_id", "readmitted")
+    assert silver.sort("encounter_id").equals(after.sort("encounter_id"))
+
+
 def test_an_encounter_dated_anew_leaves_its_old_month(whole, tmp_path) -> None:
     storage, _ = _build(tmp_path, "dm", _write(whole, tmp_path / "all.csv"))
     moved = whole.filter(pl.col("snapshot_date").str.starts_with("2008-03")).head(1).with_columns(
@@ -204,3 +233,23 @@ def test_a_bad_next_extract_is_one_message_exit_2_and_the_datamart_is_untouched(
     assert out.exit_code == 2 and raw in message and "2 bad rows; the first is data row 4" in message
     assert says in message and "Fix:" in message and "Traceback" not in message
     assert _files(tmp_path / "dm") == before
+
+
+def test_rows_quarantined_for_an_invalid_code_are_counted_by_month_in_the_ledger_for_the_report(whole, tmp_path) -> None:
+    from readmit.data.extract import check_extract
+    from readmit.data.extracts import invalid_codes_by_month
+    from readmit.report.inputs import invalid_codes
+
+    def spoil(frame: pl.DataFrame, months: dict[str, int]) -> pl.DataFrame:
+        rank = pl.int_range(pl.len()).over(pl.col("snapshot_date").str.slice(0, 7))
+        bad = pl.any_horizontal([(pl.col("snapshot_date").str.starts_with(m) & (rank < n)) for m, n in months.items()])
+        return frame.with_columns(pl.when(bad).then(pl.lit("ABC")).otherwise(pl.col("diag_1")).alias("diag_1"))
+
+    first = _write(spoil(_before(whole, "2008-07-01"), {"2008-02": 3, "2008-05": 2}), tmp_path / "a.csv")
+    second = _write(spoil(_from(whole, "2008-07-01"), {"2008-05": 0, "2008-09": 1}), tmp_path / "b.csv")
+    storage, (one, two) = _build(tmp_path, "dm", first, second, quarantine=True)
+    ledger = storage.read_json(LEDGER)["extracts"]
+    assert ledger[0]["invalid_codes"] == {"2008-02": 3, "2008-05": 2} == check_extract(first).invalid_codes_by_month
+    assert ledger[1]["invalid_codes"] == {"2008-09": 1}
+    assert invalid_codes(storage) == invalid_codes_by_month(ledger) == {"2008-02": 3, "2008-05": 2, "2008-09": 1}
+    assert any("2008-02: 3, 2008-05: 2" in n for n in one[0].notes)

@@ -87,3 +87,62 @@ def test_a_bad_date_is_one_message_naming_file_row_and_fix_and_nothing_is_writte
     assert not (tmp_path / "dm").exists() or not any(p.is_file() for p in (tmp_path / "dm").rglob("*.parquet"))
     out = CliRunner().invoke(app, ["medallion", "--raw", str(tmp_path / "bad.csv"), "--datamart", str(tmp_path / "dm")])
     assert out.exit_code == 2 and says in out.output and "Traceback" not in out.output
+
+
+def test_a_next_admission_in_the_next_extract_makes_the_previous_one_a_readmission(tmp_path: Path) -> None:
+    """Two monthly EHR extracts (split by discharge date) give the outcomes of the one-shot build:
+    derived over the stays of both, mature as of the second extract's latest date."""
+    extract = _dated_extract(tmp_path)
+    extract.write_csv(tmp_path / "all.csv")
+    one_shot = Storage(tmp_path / "one")
+    run_medallion(load_settings(raw=str(tmp_path / "all.csv"), datamart=str(tmp_path / "one")))
+    first, second = extract.filter(pl.col("discharge_date") < "2008-06-01"), \
+        extract.filter(pl.col("discharge_date") >= "2008-06-01")
+    first.write_csv(tmp_path / "to-may.csv")
+    second.write_csv(tmp_path / "from-june.csv")
+    storage = Storage(tmp_path / "monthly")
+    run_medallion(load_settings(raw=str(tmp_path / "to-may.csv"), datamart=str(tmp_path / "monthly")))
+    alone = storage.read_table(LABEL_STORE).select("encounter_id", "readmitted")
+    results = run_medallion(load_settings(raw=str(tmp_path / "from-june.csv"), datamart=str(tmp_path / "monthly")))
+
+    got = storage.read_table(LABEL_STORE).select("encounter_id", "readmitted").sort("encounter_id")
+    want = one_shot.read_table(LABEL_STORE).select("encounter_id", "readmitted").sort("encounter_id")
+    assert got.equals(want)
+    # the first extract's own view was not the whole story: some of its encounters changed
+    changed = alone.join(got, on="encounter_id", how="full", suffix="_now", coalesce=True).filter(
+        pl.col("readmitted").ne_missing(pl.col("readmitted_now")))
+    assert changed.height > 0
+    note = next(n for n in results[0].notes if n.startswith("outcomes derived again"))
+    assert "as of 2008-12-30" in note
+    # the months those encounters belong to (before June) were rebuilt in every layer
+    earlier = {str(d)[:7] for d in one_shot.read_table(LABEL_STORE).filter(
+        pl.col("encounter_id").is_in(changed["encounter_id"].implode()))["snapshot_date"].to_list()}
+    assert earlier and all(m in r.partitions for r in results for m in earlier)
+    assert any(m < "2008-06" for m in earlier)
+    features = storage.read_table(FEATURE_STORE).sort("encounter_id")
+    assert features.equals(one_shot.read_table(FEATURE_STORE).sort("encounter_id"))
+
+
+def test_a_stay_resent_with_its_own_outcome_keeps_it_and_still_counts_as_the_next_admission(tmp_path: Path) -> None:
+    extract = _dated_extract(tmp_path)
+    dated = extract.with_columns(derived_readmitted(extract.select(
+        "encounter_id", "patient_nbr", "admission_date", "discharge_date"))[0].alias("_label"))
+    early = dated.filter(pl.col("discharge_date") < "2008-06-01")
+    # e1 readmitted within 30 days by e2, both before June: e2 is e1's next admission
+    pairs = early.sort("admission_date").with_columns(
+        pl.col("encounter_id").shift(-1).over("patient_nbr").alias("_next"),
+        pl.col("admission_date").shift(-1).over("patient_nbr").alias("_next_admitted"))
+    e1, e2 = pairs.filter((pl.col("_label") == "<30") & pl.col("_next").is_not_null()
+                          & (pl.col("_next_admitted") >= pl.col("discharge_date"))).select("encounter_id", "_next").row(0)
+    early.drop("_label").write_csv(tmp_path / "to-may.csv")
+    resent = extract.filter(pl.col("encounter_id") == e2).with_columns(
+        pl.col("discharge_date").alias("snapshot_date"), pl.lit("NO").alias("readmitted")).drop(
+        "admission_date", "discharge_date")
+    resent.write_csv(tmp_path / "e2-labelled.csv")
+    extract.filter(pl.col("discharge_date") >= "2008-06-01").write_csv(tmp_path / "from-june.csv")
+    for name in ("to-may.csv", "e2-labelled.csv", "from-june.csv"):
+        run_medallion(load_settings(raw=str(tmp_path / name), datamart=str(tmp_path / "dm")))
+    labels = Storage(tmp_path / "dm").read_table(LABEL_STORE)
+    outcome = dict(zip(labels["encounter_id"].cast(pl.String).to_list(), labels["readmitted"].to_list(), strict=True))
+    assert outcome[e2] == "NO"  # its own extract's outcome, not derived again by the next dated extract
+    assert outcome[e1] == "<30"  # e2's admission still counts

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from datetime import date
 
 import pytest
 
-from readmit.config import RelativeWindows, load_settings, relative_splits
+from readmit.config import RelativeWindows, load_settings, relative_splits, resolve_windows
 from readmit.data.layers import LABEL_STORE
 from readmit.months import months_between
 from readmit.pipeline import train_algorithm
@@ -52,14 +54,18 @@ def shifted_gold(tmp_path_factory) -> str:
     return str(root)
 
 
-def test_relative_windows_on_2016_2025_resolve_at_load_and_train_as_the_same_absolute_windows(
+def test_relative_windows_on_2016_2025_resolve_when_the_run_uses_them_and_train_as_the_same_absolute_windows(
         shifted_gold, write_config, tmp_path) -> None:
     relative = load_settings(write_config({"temporal_window_mode": "relative",
                                            "relative_windows": {"as_of": "2026-03-01"}}),
                              datamart=shifted_gold, registry=str(tmp_path / "r1"))
-    assert _dates(relative.config.temporal_splits) == {
+    # loading reads nothing: the windows are the configured ones until a step resolves them
+    assert not relative.windows_resolved
+    assert relative.config.temporal_splits.dates() == load_settings(write_config()).config.temporal_splits.dates()
+    resolved = resolve_windows(relative)
+    assert resolved.windows_resolved and _dates(resolved.config.temporal_splits) == {
         "train": ("2016-01-01", "2022-12-31"), "test": ("2023-01-01", "2024-12-31"), "oot": ("2025-01-01", "2025-12-31")}
-    assert all(r.passed for r in run_checks(relative, as_of=date(2026, 3, 1)))
+    assert all(r.passed for r in run_checks(relative, as_of=date(2026, 3, 1)))  # the gates resolve them
     absolute = load_settings(write_config({"temporal_splits": {
         "train": {"start_date": "2016-01-01", "end_date": "2022-12-31"},
         "test": {"start_date": "2023-01-01", "end_date": "2024-12-31"},
@@ -77,13 +83,45 @@ def test_relative_windows_on_2016_2025_resolve_at_load_and_train_as_the_same_abs
 
 
 def test_on_the_reference_dates_relative_windows_are_the_absolute_defaults(synthetic_gold, write_config) -> None:
-    relative = load_settings(write_config({"temporal_window_mode": "relative",
-                                           "relative_windows": {"as_of": "2009-06-30"}}), datamart=synthetic_gold)
+    relative = resolve_windows(load_settings(write_config({"temporal_window_mode": "relative",
+                                                           "relative_windows": {"as_of": "2009-06-30"}}),
+                                             datamart=synthetic_gold))
     assert relative.config.temporal_splits.dates() == load_settings(write_config()).config.temporal_splits.dates()
 
 
 def test_without_mature_gold_the_configured_windows_stay_and_the_table_name_is_gold_s(write_config, tmp_path) -> None:
-    empty = load_settings(write_config({"temporal_window_mode": "relative"}), datamart=str(tmp_path / "none"))
+    empty = resolve_windows(load_settings(write_config({"temporal_window_mode": "relative"}),
+                                          datamart=str(tmp_path / "none")))
     assert empty.config.temporal_splits.dates() == load_settings(write_config()).config.temporal_splits.dates()
     from readmit.config import LABEL_STORE_TABLE
     assert LABEL_STORE_TABLE == LABEL_STORE
+
+
+def test_loading_relative_settings_reads_no_storage_so_a_dag_file_parses_anywhere(write_config, monkeypatch) -> None:
+    """An Airflow DAG file loads the settings at parse time: with relative windows on an S3 datamart
+    that is not there, loading makes no connection at all (a real socket counts them) and does not
+    fail; resolving the windows (what a step does when it runs) is the first to reach for it."""
+    connections: list[object] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            conn.close()  # no S3 here: the client sees a dropped connection
+
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("READMIT_S3_MAX_ATTEMPTS", "1")
+    try:
+        settings = load_settings(write_config({"temporal_window_mode": "relative"}), datamart="s3://no-such-bucket/dm")
+        assert connections == [] and not settings.windows_resolved
+        resolved = resolve_windows(settings)  # an unreachable datamart: left to the step that needs it to report
+        assert len(connections) > 0 and not resolved.windows_resolved
+    finally:
+        listener.close()

@@ -31,12 +31,19 @@ import polars as pl
 from readmit.data.extract import count_invalid_codes
 from readmit.data.extracts import (
     SOURCE,
+    STAYS_TABLE,
+    OutcomeMerge,
     bronze_matches,
+    keep_known_outcomes,
+    known_outcomes,
+    latest_as_of,
     ledger_entry,
     merged_partition,
     overlap_notes,
     read_ledger,
     record_extract,
+    rederive_outcomes,
+    with_outcomes,
 )
 from readmit.data.layers import BRONZE_TABLE, REJECTED_AREA, LayerResult
 from readmit.data.raw import DEFAULT_BATCH_ROWS, DEFAULT_END, DEFAULT_START, RawReader, open_raw
@@ -209,27 +216,50 @@ def _refuse_conflicts(storage: Storage, staged: list[_Staged]) -> None:
 
 
 def _commit(storage: Storage, one: _Staged, on_partition: Callable[[str], None] | None) -> LayerResult:
-    """Merge one staged extract into bronze, month by month, then record it in the ledger."""
+    """Merge one staged extract into bronze, month by month, then record it in the ledger.
+
+    An encounter the extract repeats with a blank ``readmitted`` keeps the outcome bronze already
+    knows; one with an outcome of its own replaces it (newer wins, reported). A dated extract (or
+    any extract once bronze holds dated stays) derives the outcomes again over every extract's stays
+    (:func:`readmit.data.extracts.rederive_outcomes`): earlier months whose outcomes that changes
+    are rewritten too, and are among the months silver and gold rebuild.
+    """
     reader = one.reader
     result = LayerResult(layer="bronze", rows_in=reader.rows_in)
     matches = bronze_matches(storage, one.ids)
-    overlaps, overlap_text = overlap_notes(matches, reader.source_sha256, read_ledger(storage))
+    ledger = read_ledger(storage)
+    overlaps, overlap_text = overlap_notes(matches, reader.source_sha256, ledger)
+    known = known_outcomes(matches)
+    floor = [d for d in (reader.as_of, latest_as_of(ledger)) if d is not None]
+    rederived = rederive_outcomes(storage, reader.stays, one.ids, known, max(floor) if floor else None)
+    updates = rederived.updates if rederived is not None else {}
+    merge = OutcomeMerge()
     present = set(storage.list_partitions(BRONZE_TABLE))
     written = one.months
-    for month in sorted(set(written) | set(matches["month"].to_list())):
+    for month in sorted(set(written) | set(matches["month"].to_list()) | (set(updates) & present)):
         new = one.stager.take(month).with_columns(one.lineage) if month in written else None
+        if new is not None:
+            new = with_outcomes(new, rederived.derived if rederived is not None else None)
+            new = keep_known_outcomes(new, known, month, merge)
         existing = storage.read_partition(BRONZE_TABLE, month) if month in present else None
+        if existing is not None:
+            existing = with_outcomes(existing, updates.get(month))
         part = merged_partition(existing, new, one.ids) if existing is not None else new
         storage.write_partition(BRONZE_TABLE, month, part)
         result.partitions.append(month)
         result.rows_out += new.height if new is not None else 0
         if on_partition is not None:
             on_partition(month)
+    if rederived is not None:
+        for month, stays in rederived.stays.items():
+            storage.write_partition(STAYS_TABLE, month, stays)
     _write_rejected(storage, one.stager, one.lineage, f"{one.stamp}-{reader.source_sha256[:8]}", result)
     record_extract(storage, ledger_entry(
         sha256=reader.source_sha256, source=reader.source, ingested_at=one.ingested_at, rows=reader.rows_in,
-        months_in_file=one.months_in_file, months_written=written, overlaps=overlaps))
+        months_in_file=one.months_in_file, months_written=written, overlaps=overlaps, as_of=reader.as_of,
+        invalid_codes=one.invalid_codes))
     result.notes += _notes(reader, one.first, one.last, one.outside, bool(written)) + overlap_text
+    result.notes += merge.notes() + (rederived.notes() if rederived is not None else [])
     if one.invalid_codes:
         by_month = ", ".join(f"{m}: {n}" for m, n in sorted(one.invalid_codes.items()))
         result.notes.append(f"rows rejected for a diagnosis code of neither ICD system, by month: {by_month}")
@@ -304,8 +334,9 @@ def _notes(reader: RawReader, first: str | None, last: str | None, outside: int,
         notes = ["snapshot_date taken from the input's snapshot_date column"]
     elif reader.snapshot_source == "discharge_date":
         notes = [f"snapshot_date = discharge_date; readmitted derived from each patient's next admission, "
-                 f"as of {reader.as_of} (the file's latest date): blank for a discharge less than 30 days "
-                 "before it with no readmission yet"]
+                 f"as of {reader.as_of} (the file's latest date; over the stays of every extract applied, "
+                 "as of the latest of their dates): blank for a discharge less than 30 days before it with no "
+                 "readmission yet"]
     else:
         notes = [f"snapshot_date derived ({reader.snapshot_source}) over {reader.start}..{reader.end}: "
                  "the UCI file has no dates"]

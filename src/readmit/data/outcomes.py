@@ -9,8 +9,14 @@ the latest admission or discharge date the file holds (what the extract knows up
 - otherwise, once 30 days after discharge have passed by the as-of date (the label is mature):
   ``>30`` when a later admission is in the file, ``NO`` when none is;
 - otherwise (discharged less than 30 days before the as-of date, no readmission yet): blank, an
-  outcome not known yet. A later extract that repeats the encounter (one that re-sends the last
-  30 days, say) brings its outcome; the newer extract wins (:mod:`readmit.data.extracts`).
+  outcome not known yet.
+
+Across extracts the stays add up: bronze keeps every dated stay (``bronze/_stays``), and each
+dated extract applied derives the outcomes again over the stays of every extract, as of the latest
+as-of date of them all (:func:`readmit.data.extracts.rederive_outcomes`). A patient's next
+admission that arrives in the next month's extract turns the previous month's discharge into a
+readmission, and a discharge left blank becomes ``NO`` once 30 days have passed by the newer as-of
+date. An outcome once known is never blanked again.
 
 ``snapshot_date`` (the month an encounter belongs to) is the discharge date.
 """
@@ -37,32 +43,59 @@ def parse_date(text: pl.Expr) -> pl.Expr:
     return text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
 
 
-def derived_readmitted(rows: pl.DataFrame) -> tuple[pl.Series, date | None]:
-    """Each row's ``readmitted`` text (``<30``, ``>30``, ``NO`` or ``""``) and the as-of date.
+STAYS_SCHEMA: dict[str, pl.DataType] = {"encounter_id": pl.Int64(), "patient_nbr": pl.Int64(),
+                                        ADMISSION: pl.Date(), DISCHARGE: pl.Date()}
 
-    ``rows``: ``encounter_id``, ``patient_nbr``, ``admission_date``, ``discharge_date`` as text,
-    in file order. A row whose dates do not parse gets ``""`` (its own row check refuses it).
-    """
-    typed = rows.with_row_index("_at").with_columns(
-        pl.col("patient_nbr").cast(pl.Int64, strict=False).alias("_patient"),
-        parse_date(pl.col(ADMISSION)).alias("_admitted"),
-        parse_date(pl.col(DISCHARGE)).alias("_discharged"),
+
+def typed_stays(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` (``encounter_id``, ``patient_nbr``, the two dates, as text) typed as STAYS_SCHEMA;
+    a value that does not parse is null."""
+    return rows.select(
+        pl.col("encounter_id").cast(pl.Int64, strict=False),
+        pl.col("patient_nbr").cast(pl.Int64, strict=False),
+        parse_date(pl.col(ADMISSION)).alias(ADMISSION),
+        parse_date(pl.col(DISCHARGE)).alias(DISCHARGE),
     )
-    as_of = typed.select(pl.max_horizontal(pl.col("_admitted").max(), pl.col("_discharged").max())).item()
-    stays = typed.filter(pl.col("_patient").is_not_null() & pl.col("_admitted").is_not_null())
+
+
+def latest_date(stays: pl.DataFrame) -> date | None:
+    """The latest admission or discharge date of typed ``stays`` (None when it has none)."""
+    return stays.select(pl.max_horizontal(pl.col(ADMISSION).max(), pl.col(DISCHARGE).max())).item()
+
+
+def outcomes_of(stays: pl.DataFrame, as_of: date | None) -> pl.Series:
+    """Each stay's ``readmitted`` text (``<30``, ``>30``, ``NO`` or ``""``), in row order, from the
+    next admission among ``stays`` (typed, STAYS_SCHEMA: every stay known, of every extract) and
+    maturity as of ``as_of``. A stay without a discharge date gets ``""``."""
+    typed = stays.with_row_index("_at").rename(
+        {"patient_nbr": "_patient", ADMISSION: "_admitted", DISCHARGE: "_discharged"})
+    pool = typed.filter(pl.col("_patient").is_not_null() & pl.col("_admitted").is_not_null())
     pairs = typed.filter(pl.col("_discharged").is_not_null()).join(
-        stays.select("_patient", pl.col("_at").alias("_other"), pl.col("_admitted").alias("_next")), on="_patient")
+        pool.select("_patient", pl.col("_at").alias("_other"), pl.col("_admitted").alias("_next")), on="_patient")
     nxt = pairs.filter((pl.col("_other") != pl.col("_at")) & (pl.col("_next") >= pl.col("_discharged"))) \
         .group_by("_at").agg(pl.col("_next").min())
     out = typed.join(nxt, on="_at", how="left").sort("_at")
     gap = (pl.col("_next") - pl.col("_discharged")).dt.total_days()
-    mature = pl.col("_discharged") + timedelta(days=HORIZON_DAYS) <= pl.lit(as_of)
+    mature = pl.col("_discharged") + timedelta(days=HORIZON_DAYS) <= pl.lit(as_of, dtype=pl.Date)
     label = (pl.when(pl.col("_discharged").is_null()).then(pl.lit(""))
              .when(gap <= HORIZON_DAYS).then(pl.lit("<30"))
              .when(mature & pl.col("_next").is_not_null()).then(pl.lit(">30"))
              .when(mature).then(pl.lit("NO"))
              .otherwise(pl.lit("")))
-    return out.select(label.alias("readmitted")).to_series(), as_of
+    return out.select(label.alias("readmitted")).to_series()
+
+
+def derived_readmitted(rows: pl.DataFrame) -> tuple[pl.Series, date | None]:
+    """Each row's ``readmitted`` text (``<30``, ``>30``, ``NO`` or ``""``) and the as-of date, from
+    this file alone (``readmit data check``, and a first reading of an extract; the medallion then
+    derives again over every extract applied, :func:`readmit.data.extracts.rederive_outcomes`).
+
+    ``rows``: ``encounter_id``, ``patient_nbr``, ``admission_date``, ``discharge_date`` as text,
+    in file order. A row whose dates do not parse gets ``""`` (its own row check refuses it).
+    """
+    stays = typed_stays(rows)
+    as_of = latest_date(stays)
+    return outcomes_of(stays, as_of), as_of
 
 
 def date_problems() -> list[tuple[pl.Expr, pl.Expr]]:

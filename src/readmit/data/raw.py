@@ -55,7 +55,14 @@ import pyarrow.csv as pacsv
 
 from readmit.data.codes import CODE_SYSTEM_COLUMN, DIAGNOSIS_COLUMNS, PER_ROW, SystemDecider, code_problems
 from readmit.data.contract import absent_optional, prepare_chunk
-from readmit.data.outcomes import DATE_COLUMNS, DISCHARGE, date_problems, derived_readmitted, derives_outcomes
+from readmit.data.outcomes import (
+    DATE_COLUMNS,
+    DISCHARGE,
+    date_problems,
+    derived_readmitted,
+    derives_outcomes,
+    typed_stays,
+)
 from readmit.data.schema import (
     DOMAINS,
     INT_COLUMNS,
@@ -137,6 +144,8 @@ class RawReader:
     _ids: pl.Series | None = field(default=None, repr=False)
     _derived: pl.Series | None = field(default=None, repr=False)  # readmitted from the dates (outcomes.py)
     as_of: date | None = None  # the extract's as-of date, when its outcomes come from its dates
+    # Its stays (outcomes.STAYS_SCHEMA, file order) when its outcomes come from its dates.
+    stays: pl.DataFrame | None = field(default=None, repr=False)
 
     def rows_of(self, ids: pl.Series) -> list[int]:
         """The data row numbers (1-based, first occurrence) of encounter ids ``ids``, in file order:
@@ -268,8 +277,9 @@ def open_raw(
     decider = SystemDecider(diagnosis_codes, source, per_row=CODE_SYSTEM_COLUMN in header)
     ids = _scan_ids(path, header, batch_rows, source, decider)
     code_system = decider.result()
-    derived, as_of = derived_readmitted(_scan_text(path, header, ["encounter_id", "patient_nbr", *DATE_COLUMNS],
-                                                   batch_rows, source)) if derive else (None, None)
+    stays_text = _scan_text(path, header, ["encounter_id", "patient_nbr", *DATE_COLUMNS], batch_rows,
+                            source) if derive else None
+    derived, as_of = derived_readmitted(stays_text) if stays_text is not None else (None, None)
     if ids.len() == 0:
         raise ReadmitInputError(
             "the file has a header but no data rows",
@@ -302,6 +312,7 @@ def open_raw(
         _duplicate=ids.is_not_null() & ~keep,
         _ids=ids,
         _derived=derived,
+        stays=typed_stays(stays_text) if stays_text is not None else None,
         as_of=as_of,
     )
 

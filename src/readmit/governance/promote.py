@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from readmit.config import LatestMonths, Settings
+from readmit.config import LatestMonths, Settings, resolve_windows
 from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL, LABEL_STORE
 from readmit.errors import ArtifactError, ReadmitInputError
@@ -176,6 +176,7 @@ def promote(
     """Decide whether the candidate replaces the champion; record the decision; return it."""
     if force and not (reason and reason.strip()):
         raise ReadmitInputError("--force needs --reason", fix='say why: --force --reason "TEXT"')
+    settings = resolve_windows(settings)  # the out-of-time window, with relative windows
     by = by or actor()
     registry = Registry.for_settings(settings)
     meta = candidate_metadata(settings, registry, candidate)

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from readmit.config import Settings
+from readmit.config import Settings, resolve_windows
 from readmit.errors import ReadmitInputError
 from readmit.jsonsafe import jsonable
 
@@ -323,10 +323,11 @@ def call_step(step: Step, settings: Settings, **params: Any) -> Any:
     """Call a concrete step's function with its fixed params and the given run-time ones.
 
     A run-time parameter the function does not take is not passed: a graph's month range goes
-    to the steps that work on months, not to a gate that reads the latest record.
+    to the steps that work on months, not to a gate that reads the latest record. Relative
+    windows are resolved here, when the step runs (an Airflow task), unless the settings carry them.
     """
     given = {k: v for k, v in params.items() if v is not None and step.accepts(k)}
-    return step.resolve()(settings, **step.params, **given)
+    return step.resolve()(resolve_windows(settings), **step.params, **given)
 
 
 def summarize(result: Any) -> Any:

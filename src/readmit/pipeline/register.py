@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from readmit.config import Settings
+from readmit.config import Settings, resolve_windows
 from readmit.runtime import Progress
 
 
@@ -37,8 +37,10 @@ def train_algorithm(
 
     Returns the metadata written (with its ``version`` and ``paths``). ``data`` (the gold tables,
     :func:`readmit.training.split.load_gold`) lets a caller training several algorithms read gold
-    once; the profile is computed on the same rows the model was trained on.
+    once; the profile is computed on the same rows the model was trained on. Relative windows
+    are resolved here unless the settings already carry them (and recorded in the metadata).
     """
+    settings = resolve_windows(settings)
     from readmit.monitoring.profile import store_training_profiles
     from readmit.registry import Registry
     from readmit.report import write_cards
@@ -64,7 +66,9 @@ def train_algorithm(
 
 def train(settings: Settings, algorithms: Iterable[str] | None = None, *,
           progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Register the given (default: every configured) algorithms one after the other, reading gold once."""
+    """Register the given (default: every configured) algorithms one after the other, reading gold once
+    (on windows resolved once for them all)."""
+    settings = resolve_windows(settings)
     from readmit.training.split import load_gold
 
     data = load_gold(settings, progress=progress)

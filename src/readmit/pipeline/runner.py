@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from readmit.config import WARNED_ENV, Settings, resolve_windows
@@ -91,7 +91,9 @@ def run_graphs(
     stopped = False
     for name in names:
         graph = get_graph(name)
-        if name != "medallion":  # relative windows: resolved on the gold the medallion just built
+        if name == "medallion":  # relative windows: resolved again on the gold it builds
+            settings = replace(settings, windows_resolved=False)
+        else:  # once, for every later graph of the run
             settings = resolve_windows(settings)
         step_params = {k: params.get(k) for k in graph.runtime_params(settings)}
         pending = graph_steps(graph.name, settings)

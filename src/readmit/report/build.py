@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from readmit.config import Settings
+from readmit.config import Settings, resolve_windows
 from readmit.data.layers import LABEL
 from readmit.errors import ReadmitError
 from readmit.lineage import git_revision, library_versions
@@ -23,6 +23,7 @@ from readmit.report.cards import card_names, read_or_write_card
 from readmit.report.html import ReportData, render
 from readmit.report.inputs import (
     gold_by_month,
+    invalid_codes,
     latest_predictions,
     monitoring_records,
     registry_state,
@@ -51,6 +52,7 @@ def build_report(settings: Settings, *, now: datetime | None = None,
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     say = progress or (lambda _m: None)
+    settings = resolve_windows(settings)
     cfg = settings.config
     registry = Registry.for_settings(settings)
     datamart = Storage(settings.datamart_uri)
@@ -67,6 +69,7 @@ def build_report(settings: Settings, *, now: datetime | None = None,
         state=state,
         gold_months=gold_by_month(datamart),
         rejected=rejected_files(datamart),
+        invalid_codes=invalid_codes(datamart),
         sources=source_files(datamart),
         predictions=latest_predictions(datamart),
         current_versions=library_versions(),

@@ -75,6 +75,7 @@ class ReportData:
     state: RegistryState
     gold_months: Any = None  # polars frame: month, rows, readmissions, rate
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    invalid_codes: dict[str, int] = field(default_factory=dict)  # month -> rows quarantined for a code of neither ICD system
     sources: list[dict[str, Any]] = field(default_factory=list)
     scores: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
     groups: dict[str, list[Any]] = field(default_factory=dict)  # oot subgroup columns
@@ -183,6 +184,9 @@ def data_section(d: ReportData) -> str:
     else:
         out.append(para("No raw row was rejected: no quarantine file under rejected/bronze (without "
                         "quarantine, a bad row stops bronze instead)."))
+    if d.invalid_codes:
+        out.append(table(["month", "rows quarantined: a diagnosis code of neither ICD-9-CM nor ICD-10-CM"],
+                         list(d.invalid_codes.items())))
     champ = d.state.champion
     if champ:
         pos = champ.get("positives") or {}

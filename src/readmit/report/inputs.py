@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
+from readmit.data.extracts import invalid_codes_by_month, read_ledger
 from readmit.data.fetch import KNOWN_SHA256
 from readmit.data.layers import BRONZE_TABLE, LABEL_STORE, PREDICTIONS, REJECTED_AREA
 from readmit.errors import ArtifactError, ReadmitInputError
@@ -68,6 +69,11 @@ def rejected_files(datamart: Storage) -> list[dict[str, Any]]:
             rows = pq.ParquetFile(fh).metadata.num_rows
         out.append({"file": datamart.uri_of(f"{folder}/{name}"), "rows": rows})
     return out
+
+
+def invalid_codes(datamart: Storage) -> dict[str, int]:
+    """Raw rows quarantined for a diagnosis code of neither ICD system, by month (the extract ledger)."""
+    return invalid_codes_by_month(read_ledger(datamart))
 
 
 def source_files(datamart: Storage) -> list[dict[str, Any]]:

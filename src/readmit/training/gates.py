@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from readmit.checks import CheckResult
-from readmit.config import Settings, load_config, window_problems
+from readmit.config import Settings, load_config, resolve_windows, window_problems
 from readmit.data.features import DEATH_OR_HOSPICE, death_or_hospice
 from readmit.data.layers import FEATURE_STORE, LABEL_STORE
 from readmit.errors import ConfigError, ReadmitError
@@ -492,7 +492,9 @@ GATES = (check_model_config, check_gold_data_exists, check_sufficient_training_d
 
 
 def run_checks(settings: Settings, *, as_of: date | None = None) -> list[CheckResult]:
-    """Run every gate in order (all of them, even after a failure) and return their results."""
+    """Run every gate in order (all of them, even after a failure) and return their results
+    (relative windows resolved here, once, unless the settings already carry them)."""
+    settings = resolve_windows(settings)
     return [gate(settings, as_of=as_of) if gate is check_temporal_leakage else gate(settings) for gate in GATES]
 
 
