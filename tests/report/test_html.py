@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from readmit import pipeline
+from readmit.data.extracts import record_extract
 from readmit.data.layers import PREDICTIONS
 from readmit.errors import ArtifactError
 from readmit.report.html import SECTIONS
@@ -239,9 +240,16 @@ def test_report_with_predictions_monitoring_aliases_and_ab(registry_copy, tmp_pa
     for stamp, rows in (("20260101T000000", 5), ("20260102T000000", 3)):  # two bronze runs quarantined rows
         Storage(str(datamart)).write_parquet(f"rejected/bronze/{stamp}-abcdef12.parquet",
                                              pl.DataFrame({"_row": list(range(rows)), "_reason": ["bad"] * rows}))
+    record_extract(Storage(str(datamart)), {"sha256": "ab" * 32, "months_written": ["2008-02", "2008-05"],
+                                            "invalid_codes": {"2008-02": 3, "2008-05": 2}})
+    record_extract(Storage(str(datamart)), {"sha256": "cd" * 32, "months_written": ["2008-05", "2008-09"],
+                                            "invalid_codes": {"2008-05": 4, "2008-09": 1}})
     result, text, page = _report(settings)
     data = "".join(page.sections["data"]["text"])
     assert "6,000encounters in gold" in data and "120months" in data  # every synthetic gold row
+    # rows quarantined for a code of neither ICD system, summed by month over the extracts applied
+    assert "neither ICD-9-CM nor ICD-10-CM" in data
+    assert "2008-023" in data and "2008-056" in data and "2008-091" in data
     assert "3raw rows rejected (latest bronze run)" in data
     assert "20260101T000000-abcdef12.parquet5" in data and "20260102T000000-abcdef12.parquet3" in data
     assert set(page.plots) == WITH_INPUTS_PLOTS
