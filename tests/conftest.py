@@ -151,8 +151,10 @@ SLOW_FIXTURES: dict[str, str] = {
 
 
 # -- two workers (pytest-xdist, README: `pytest -n 2 --dist loadfile`) ----------------------------
-# Each worker builds the session fixtures it needs once (the small registry, 4 s; the service's
-# `serve_models`, 13 s, on each worker that gets a service file). `loadfile` keeps a module's tests
+# Each worker has its own session, but the expensive trees (the small registry, `small_served`, the
+# service's `serve_models`) are built once per run: the first worker to need one builds it under
+# a file lock in the run's shared temp folder and the others reuse it (tests/shared_build.py).
+# The other session fixtures are built once per worker. `loadfile` keeps a module's tests
 # on one worker, so a module-scoped fixture (a report rendered once, a CDS Hooks server) is built
 # once. (`loadgroup` would not: pytest-xdist 3.8 groups by rewriting `item._nodeid`, which
 # pytest 9 no longer reads, so its `xdist_group` marks are silently ignored.) No test may depend

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from read_only import shared_read_only, writable_copy
 from readmit.cli.main import app
 from readmit.config import load_settings
 from readmit.data.extracts import LEDGER
@@ -34,6 +35,17 @@ def whole(tmp_path_factory) -> pl.DataFrame:
     """6,000 synthetic encounters with snapshot_date, as the text the file holds."""
     path = write_synthetic(tmp_path_factory.mktemp("synth") / "all.csv", rows=6000, seed=18, with_snapshot=True)
     return pl.read_csv(path, infer_schema=False)
+
+
+@pytest.fixture(scope="module")
+def one_shot(whole, tmp_path_factory) -> Path:
+    """The one-shot build of the whole file (``all.csv``), once for the module, read-only: tests
+    compare with it or start from a :func:`writable_copy` of it."""
+    root = tmp_path_factory.mktemp("one_shot")
+    datamart = root / "dm"
+    run_medallion(load_settings(raw=_write(whole, root / "all.csv"), datamart=str(datamart)))
+    with shared_read_only(datamart, "one-shot datamart", "writable_copy(one_shot, ...)"):
+        yield datamart
 
 
 def _write(frame: pl.DataFrame, path: Path) -> str:
@@ -61,8 +73,9 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_consecutive_extracts_equal_the_one_shot_build_and_rebuild_only_their_months(whole, tmp_path) -> None:
-    one_shot, _ = _build(tmp_path, "one", _write(whole, tmp_path / "all.csv"))
+def test_consecutive_extracts_equal_the_one_shot_build_and_rebuild_only_their_months(whole, one_shot,
+                                                                                     tmp_path) -> None:
+    one_shot = Storage(one_shot)
     first = _write(_before(whole, "2008-01-01"), tmp_path / "1999-2007.csv")
     second = _write(_from(whole, "2008-01-01"), tmp_path / "2008.csv")
     monthly, (_, results) = _build(tmp_path, "monthly", first, second)
@@ -81,8 +94,8 @@ def test_consecutive_extracts_equal_the_one_shot_build_and_rebuild_only_their_mo
     assert gate.passed and "from 2 consecutive extracts of one source" in gate.reason
 
 
-def test_several_raw_flags_in_one_run_give_the_same_datamart(whole, tmp_path) -> None:
-    one_shot, _ = _build(tmp_path, "one", _write(whole, tmp_path / "all.csv"))
+def test_several_raw_flags_in_one_run_give_the_same_datamart(whole, one_shot, tmp_path) -> None:
+    one_shot = Storage(one_shot)
     first = _write(_before(whole, "2005-01-01"), tmp_path / "a.csv")
     second = _write(_from(whole, "2005-01-01"), tmp_path / "b.csv")
     out = CliRunner().invoke(app, ["medallion", "--raw", first, "--raw", second, "--datamart",
@@ -117,8 +130,9 @@ def test_a_newer_extract_wins_by_encounter_and_later_labels_fill_the_label_store
     assert ledger[1]["overlaps"][0]["encounters"] == june.height
 
 
-def test_a_blank_outcome_in_a_newer_extract_keeps_the_known_one_and_a_new_outcome_replaces_it(whole, tmp_path) -> None:
-    storage, _ = _build(tmp_path, "dm", _write(whole, tmp_path / "all.csv"))
+def test_a_blank_outcome_in_a_newer_extract_keeps_the_known_one_and_a_new_outcome_replaces_it(
+        whole, one_shot, tmp_path) -> None:
+    storage = Storage(writable_copy(one_shot, tmp_path / "dm"))  # the whole file, built in one run
     before = storage.read_partition(LABEL_STORE, "2008-06").select("encounter_id", "readmitted")
     june = whole.filter(pl.col("snapshot_date").str.starts_with("2008-06")).with_row_index("_n")
     flip = {"NO": "<30", ">30": "<30", "<30": "NO"}
@@ -146,8 +160,8 @@ def test_a_blank_outcome_in_a_newer_extract_keeps_the_known_one_and_a_new_outcom
     assert silver.sort("encounter_id").equals(after.sort("encounter_id"))
 
 
-def test_an_encounter_dated_anew_leaves_its_old_month(whole, tmp_path) -> None:
-    storage, _ = _build(tmp_path, "dm", _write(whole, tmp_path / "all.csv"))
+def test_an_encounter_dated_anew_leaves_its_old_month(whole, one_shot, tmp_path) -> None:
+    storage = Storage(writable_copy(one_shot, tmp_path / "dm"))  # the whole file, built in one run
     moved = whole.filter(pl.col("snapshot_date").str.starts_with("2008-03")).head(1).with_columns(
         pl.lit("2008-04-15").alias("snapshot_date"))
     (results,) = _build(tmp_path, "dm", _write(moved, tmp_path / "moved.csv"))[1]
@@ -187,8 +201,8 @@ def test_a_bad_second_file_writes_nothing_of_the_first(whole, tmp_path) -> None:
     assert _files(tmp_path / "dm") == before
 
 
-def test_a_window_mixing_two_versions_of_the_same_months_fails_the_gate(whole, tmp_path) -> None:
-    _build(tmp_path, "dm", _write(whole, tmp_path / "v1.csv"))
+def test_a_window_mixing_two_versions_of_the_same_months_fails_the_gate(whole, one_shot, tmp_path) -> None:
+    writable_copy(one_shot, tmp_path / "dm")  # version 1: the whole file, built in one run
     v2 = whole.with_columns(pl.col("num_medications").cast(pl.Int64).add(1).cast(pl.String))
     # the re-sent file holds every month but is applied from 2005 only: 1999-2004 stay at version 1
     run_medallion(load_settings(raw=_write(v2, tmp_path / "v2.csv"), datamart=str(tmp_path / "dm")),

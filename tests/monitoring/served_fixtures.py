@@ -13,7 +13,7 @@ reasons, arms) and a change in that output can fail them; 2008-12 is left unscor
 - ``small_served``: a copy of the small registry (tests/serving/model_fixtures.py, synthetic
   gold), for the fast loop.
 
-Both are shared per session: tests that write (records, profiles) take ``own_registry`` /
+Both are shared per session (``small_served`` built once per run, read-only: tests/shared_build.py): tests that write (records, profiles) take ``own_registry`` /
 ``small_own_registry``, a private copy of the registry. Loaded for the whole suite through
 ``pytest_plugins`` in tests/conftest.py.
 """
@@ -29,6 +29,7 @@ import pytest
 
 from read_only import writable_copy
 from readmit.config import Settings, load_settings
+from shared_build import built_once
 
 OOT_MONTHS = [f"2008-{m:02d}" for m in range(1, 13)]
 AB_TEST = {"inference_config": {"ab_test": {"enabled": True, "challenger_share": 0.5}}}
@@ -100,8 +101,15 @@ def own_registry(served, tmp_path) -> Settings:
 
 @pytest.fixture(scope="session")
 def small_served(small_models, tmp_path_factory) -> Served:
-    """A copy of the small registry and its gold, LR the champion and XGBoost the challenger, scoring 2008-01..11."""
-    root = tmp_path_factory.mktemp("small_served")
+    """A copy of the small registry and its gold, LR the champion and XGBoost the challenger, scoring 2008-01..11.
+
+    Built once per run and read-only on disk (tests/shared_build.py): tests that write take small_own_registry."""
+    with built_once(tmp_path_factory, "small_served", lambda root: _small_served_on(small_models, root),
+                    "small_own_registry") as served:
+        yield served
+
+
+def _small_served_on(small_models, root: Path) -> Served:
     writable_copy(Path(small_models.datamart) / "gold", root / "datamart" / "gold")
     writable_copy(small_models.registry, root / "registry")
     settings = replace(small_models.settings(AB_TEST, root), datamart_uri=str(root / "datamart"),

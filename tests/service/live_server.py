@@ -22,6 +22,7 @@ from read_only import writable_copy
 from readmit.data.layers import BRONZE_TABLE
 from readmit.data.schema import RAW_SCHEMA, SNAPSHOT_COLUMN
 from readmit.storage import Storage
+from shared_build import built_once
 
 TOKEN = "test-token-0123456789abcdef"  # every scope (READMIT_API_TOKENS)
 READER = "reader-token-0123456789abcdef"  # score only (serve_config.tokens)
@@ -158,14 +159,20 @@ def redis_server(tmp_path):
 def serve_models(tmp_path_factory):
     """Synthetic raw encounters (readmit data synth: the UCI columns, repeat patients) from bronze
     to gold (the service reads bronze rows as requests and silver for its history store) and
-    three models at the smallest budget, no alias. Tests copy it (test_service.py ``served``);
+    three models at the smallest budget, no alias; built once per run and read-only on disk
+    (tests/shared_build.py). Tests copy it (test_service.py ``served``);
     the real data's parity is tests/service/test_parity_uci.py (slow)."""
+    with built_once(tmp_path_factory, "serve_models", _build_serve_models, "copy_datamart / writable_copy") as s:
+        yield s
+
+
+def _build_serve_models(root: Path):
+    """Built once per run (tests/shared_build.py), whatever the number of xdist workers."""
     import json
 
     from readmit import pipeline
     from serving.model_fixtures import TINY_SERVING_BUDGET, Served
 
-    root = tmp_path_factory.mktemp("serve_models")
     raw = pipeline.write_synthetic(root / "raw.csv", rows=20_000, seed=19)
     config = root / "model_config.json"
     config.write_text(json.dumps(TINY_SERVING_BUDGET))

@@ -7,7 +7,8 @@ through ``pipeline.train`` (so each version has its profile and model card, as a
 at the smallest budgets (1 candidate, 2 folds, the minimum bootstrap), then the comparison. No
 alias is set.
 
-``small_models`` is read-only on disk (tests/read_only.py: no write bits, and fingerprinted, so
+``small_models`` is built once per test run, however many xdist workers share it
+(tests/shared_build.py), and read-only on disk (tests/read_only.py: no write bits, and fingerprinted, so
 a test that writes into it fails the session even as root). Tests that change anything work on
 a copy (``small_models_copy``, ``small_models_s3``).
 """
@@ -22,9 +23,10 @@ from typing import Any
 
 import pytest
 
-from read_only import shared_read_only, writable_copy
+from read_only import writable_copy
 from readmit import pipeline
 from readmit.config import Settings, load_settings
+from shared_build import built_once
 from training.gold_fixtures import SMALL_BUDGET, synthetic_gold_frames, write_gold
 
 ALGORITHMS = ["logistic_regression", "xgboost", "random_forest"]
@@ -73,7 +75,12 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def small_models(tmp_path_factory) -> Served:
     """Synthetic gold + 3 registered models + a comparison, read-only: use small_models_copy to change anything."""
-    root = tmp_path_factory.mktemp("small_models")
+    with built_once(tmp_path_factory, "small_models", _build_small_models, "small_models_copy") as served:
+        yield served
+
+
+def _build_small_models(root: Path) -> Served:
+    """Built once per run (tests/shared_build.py), whatever the number of xdist workers."""
     config = root / "model_config.json"
     config.write_text(json.dumps(TINY_SERVING_BUDGET))
     datamart, registry = root / "datamart", root / "registry"
@@ -82,8 +89,7 @@ def small_models(tmp_path_factory) -> Served:
     settings = s.settings()
     metadata = pipeline.train(settings)
     pipeline.compare_models(settings)
-    with shared_read_only(root, "small_models", "small_models_copy"):
-        yield Served(s.config, s.datamart, s.registry, metadata=metadata)
+    return Served(s.config, s.datamart, s.registry, metadata=metadata)
 
 
 @pytest.fixture

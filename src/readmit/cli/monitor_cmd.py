@@ -107,14 +107,14 @@ def print_feedback(feedback: Any) -> None:
     if feedback is None:
         return
     if not feedback.cards:
-        console.print(f"feedback: no CDS Hooks card of this model in these months ({feedback.location})",
+        console().print(f"feedback: no CDS Hooks card of this model in these months ({feedback.location})",
                       highlight=False, soft_wrap=True)
         return
-    console.print(feedback_table(feedback))
+    console().print(feedback_table(feedback))
     period = (f"cards {feedback.first_card_at[:10]}..{feedback.last_card_at[:10]}"
               + (f", feedback {feedback.first_feedback_at[:10]}..{feedback.last_feedback_at[:10]}"
                  if feedback.first_feedback_at else ", no feedback yet"))
-    console.print(f"[dim]{period}; rates over the cards shown; from {feedback.location}; "
+    console().print(f"[dim]{period}; rates over the cards shown; from {feedback.location}; "
                   f"{feedback.info_cards} info card(s) outside the intended use, {feedback.other_models_cards} "
                   f"card(s) of another model, {feedback.feedback_elsewhere} feedback item(s) on cards not "
                   "counted here[/]", highlight=False, soft_wrap=True)
