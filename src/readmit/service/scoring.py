@@ -44,13 +44,12 @@ async def audited_scores(state: Any, records: list[dict], rid: str, caller: Call
     """Batch's answer for ``records``, returned only once its audit record is written (every
     scoring endpoint answers through this). Requests that arrive together are scored in one
     batch (:class:`readmit.serving.online.Coalescer`), awaited on the event loop, so a waiting
-    request holds no thread; each keeps its own answer and audit record (written in a thread)."""
-    from starlette.concurrency import run_in_threadpool
-
+    request holds no thread; each keeps its own answer and audit record (written in a thread;
+    the records asked for together go to the pool in one hop, :meth:`AuditLog.write_async`)."""
     now = datetime.now(UTC)
     store, models = state.store, state.models
     rows = await state.coalescer.score_async(
         records, lambda groups: score_groups(groups, store, models, state.settings, now))
     patients = {int(r["encounter_id"]): int(r["patient_nbr"]) for r in records}
-    await run_in_threadpool(state.audit.write, rid, now, caller.name, endpoint, rows, patients)
+    await state.audit.write_async(rid, now, caller.name, endpoint, rows, patients)
     return rows
