@@ -113,7 +113,10 @@ class AuditLog:
             outcomes = [one(queued[0][0])]
         else:
             outcomes = list(self._pool().map(one, [args for args, _ in queued]))
-        loop.call_soon_threadsafe(_settle_all, [(f, *o) for (_, f), o in zip(queued, outcomes, strict=True)])
+        try:
+            loop.call_soon_threadsafe(_settle_all, [(f, *o) for (_, f), o in zip(queued, outcomes, strict=True)])
+        except RuntimeError:  # the loop closed meanwhile (shutdown): nobody waits for these any more
+            pass
 
     def _pool(self) -> Any:
         if self._writers is None:
