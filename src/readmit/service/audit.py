@@ -20,7 +20,6 @@ from readmit.errors import ReadmitError
 from readmit.registry import Registry
 from readmit.registry.audit import AUDIT_DIR, FEEDBACK_DIR, SCORED_FIELDS, audit_salt, pseudonym, record_rel
 
-
 WRITERS = 8  # records written at once from one hand-over (each mostly waits on its fsync)
 
 
