@@ -352,6 +352,10 @@ class ServeSection(_Strict):
     """Requests a second each token may make (bursts of as many); past it 429. 0: no limit."""
     request_timeout_s: float = Field(30.0, gt=0)
     """Seconds a scoring or recording request may take before it is answered 504."""
+    access_log: bool = False
+    """uvicorn's access log: one line per request (client address, method, path, status; no body,
+    no token). Off by default: each line is a write on the event loop that costs the service
+    throughput under load (docs/benchmarks.md); the service's own log is unchanged."""
     history_backend: Literal["embedded", "redis"] = "embedded"
     """Where the history store lives: a SQLite file under the datamart, or Redis (several replicas)."""
     redis_url: str | None = None

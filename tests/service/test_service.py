@@ -148,6 +148,30 @@ def test_every_answer_has_an_audit_record_without_identifiers(server):
     assert [row["risk"] for row in record["rows"]] == [p["risk"] for p in answer["predictions"]]
 
 
+def test_requests_sent_together_each_get_their_own_audit_record(server):
+    """Answers queued together are audited in one hand-over to the pool: still one record per
+    request, each with its own rows and risks."""
+    import asyncio
+
+    import httpx
+
+    records = raw_records(server.settings.datamart_uri, [MONTH])[:24]
+
+    async def send() -> list[dict]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120, headers=auth()) as client:
+            answers = await asyncio.gather(*(client.post("/v1/score", json=r) for r in records))
+        assert [a.status_code for a in answers] == [200] * len(records)
+        return [a.json() for a in answers]
+
+    answers = asyncio.run(send())
+    written = {p.stem: json.loads(p.read_text()) for p in Path(server.settings.registry_uri).rglob("audit/online/*/*.json")}
+    assert len({a["request_id"] for a in answers}) == len(records)
+    for answer in answers:
+        record = written[answer["request_id"]]
+        assert record["endpoint"] == "score" and len(record["rows"]) == 1
+        assert record["rows"][0]["risk"] == answer["predictions"][0]["risk"]
+
+
 def test_no_token_no_listening_beyond_loopback(deployed, monkeypatch):
     monkeypatch.delenv("READMIT_API_TOKENS")
     with pytest.raises(ReadmitInputError, match="will not listen on 0.0.0.0"):

@@ -33,6 +33,7 @@ def serve(settings: Any, *, host: str = "127.0.0.1", port: int = 8000, workers: 
                                 fix="pip install 'readmit[serve]'") from None
     from readmit.serving.history import build_history_store
 
+    access_log = settings.config.serve_config.access_log
     check_exposure(host, load_tokens(settings))
     if settings.config.serve_config.cds_hooks.enabled:
         from readmit.service.cds_hooks import check_exposure as check_cds_exposure
@@ -43,6 +44,6 @@ def serve(settings: Any, *, host: str = "127.0.0.1", port: int = 8000, workers: 
         os.environ.update(settings.env())
         os.environ[ENV_NO_BUILD] = "1"
         uvicorn.run("readmit.service.app:factory", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level)
+                    log_level=log_level, access_log=access_log)
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log)

@@ -12,6 +12,7 @@ connections, so a worker restarted after a crash only joins once it can answer.
 
 from __future__ import annotations
 
+import sys
 import threading
 from contextlib import asynccontextmanager
 
@@ -24,6 +25,11 @@ from readmit.service.schemas import encounter_model
 from readmit.service.state import ServiceState
 
 ENV_NO_BUILD = "READMIT_SERVE_NO_HISTORY_BUILD"
+SWITCH_INTERVAL_S = 0.001
+"""The interpreter's GIL switch interval while serving (Python's default: 5 ms). The event loop
+gives up the GIL at every socket call; with the coalescer's thread scoring a batch in Python it
+then waited up to 5 ms to get it back, once per call, several calls per request
+(docs/benchmarks.md, speed19c)."""
 
 
 def create_app(settings: Settings, *, build_history: bool = True, load_first: bool = False) -> FastAPI:
@@ -38,6 +44,8 @@ def create_app(settings: Settings, *, build_history: bool = True, load_first: bo
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL_S))
         if load_first:
             from starlette.concurrency import run_in_threadpool
 
@@ -48,6 +56,7 @@ def create_app(settings: Settings, *, build_history: bool = True, load_first: bo
         state.stopping.set()
         if state.store is not None:
             state.store.close()
+        sys.setswitchinterval(switch)
 
     app = FastAPI(
         title="readmit", version="1",

@@ -20,6 +20,18 @@ from readmit.errors import ReadmitError
 from readmit.registry import Registry
 from readmit.registry.audit import AUDIT_DIR, FEEDBACK_DIR, SCORED_FIELDS, audit_salt, pseudonym, record_rel
 
+WRITERS = 8  # records written at once from one hand-over (each mostly waits on its fsync)
+
+
+def _settle_all(outcomes: list[tuple[Any, str | None, BaseException | None]]) -> None:
+    for future, where, exc in outcomes:
+        if future.done():  # the request stopped waiting (its timeout): the record is written anyway
+            continue
+        if exc is None:
+            future.set_result(where)
+        else:
+            future.set_exception(exc)
+
 
 class AuditUnavailable(RuntimeError):
     """The audit record could not be written: the request is not answered (503).
@@ -43,6 +55,8 @@ class AuditLog:
         self.registry = registry
         self.salt = audit_salt(registry)
         self.problem: AuditUnavailable | None = None
+        self._queued: list[tuple[tuple, Any]] = []  # (write's arguments, the request's future), on the loop
+        self._writers: Any = None  # the threads that write one hand-over's records side by side
 
     @property
     def location(self) -> str:
@@ -65,6 +79,50 @@ class AuditLog:
         record = {"request_id": request_id, "at": when.isoformat(), "token": caller, "endpoint": endpoint,
                   "rows": entries, **(extra or {})}
         return self._create(record_rel(self.registry, f"{when:%Y-%m-%d}", request_id), record)
+
+    async def write_async(self, request_id: str, when: datetime, caller: str, endpoint: str,
+                          rows: list[dict[str, Any]], patients: dict[int, int]) -> str:
+        """:meth:`write`, awaited on the event loop: returns once this request's record is
+        written (fsync) or raises what writing it raised. Records asked for while the loop is
+        busy are handed to the thread pool together, in one hop (one per batch of answers, not
+        one per request), and written there side by side, each its own object as before."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queued.append(((request_id, when, caller, endpoint, rows, patients), future))
+        if len(self._queued) == 1:
+            loop.call_soon(self._hand_over, loop)
+        return await future
+
+    def _hand_over(self, loop: Any) -> None:
+        queued, self._queued = self._queued, []
+        loop.run_in_executor(None, self._write_all, loop, queued)
+
+    def _write_all(self, loop: Any, queued: list[tuple[tuple, Any]]) -> None:
+        """In a pool thread: write every queued record (several at once: each waits on its own
+        fsync), then settle each request's future in one call back to the loop."""
+        def one(args: tuple) -> tuple[str | None, BaseException | None]:
+            try:
+                return self.write(*args), None
+            except BaseException as exc:  # noqa: BLE001 -- handed to that request alone
+                return None, exc
+
+        if len(queued) == 1:
+            outcomes = [one(queued[0][0])]
+        else:
+            outcomes = list(self._pool().map(one, [args for args, _ in queued]))
+        try:
+            loop.call_soon_threadsafe(_settle_all, [(f, *o) for (_, f), o in zip(queued, outcomes, strict=True)])
+        except RuntimeError:  # the loop closed meanwhile (shutdown): nobody waits for these any more
+            pass
+
+    def _pool(self) -> Any:
+        if self._writers is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="readmit-audit")
+        return self._writers
 
     def write_feedback(self, feedback_id: str, when: datetime, caller: str, record: dict[str, Any]) -> str:
         """Create the record of one CDS Hooks feedback call beside the prediction records."""

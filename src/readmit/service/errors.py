@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import random
 import uuid
 from typing import Any
 
@@ -19,10 +22,19 @@ from readmit.serving.online import RecordsRefused
 log = logging.getLogger("readmit.service")
 
 
+@functools.cache
+def _ids() -> random.Random:
+    """The source of request ids: seeded once per process from the OS, then drawn without a
+    system call (``uuid.uuid4`` reads ``os.urandom`` each time, and on the event loop every call
+    that releases the GIL waits up to a switch interval for the scoring thread to give it back)."""
+    return random.Random(os.urandom(32))
+
+
 def request_id(request: Request) -> str:
+    """The request's id: 32 hex digits (a version-4 UUID), unique per request, not a secret."""
     rid = getattr(request.state, "request_id", None)
     if rid is None:
-        rid = request.state.request_id = uuid.uuid4().hex
+        rid = request.state.request_id = uuid.UUID(int=_ids().getrandbits(128), version=4).hex
     return rid
 
 

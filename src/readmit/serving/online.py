@@ -236,7 +236,10 @@ class Coalescer:
         future = loop.create_future()
 
         def notify() -> None:
-            loop.call_soon_threadsafe(_settle, future)
+            try:
+                loop.call_soon_threadsafe(_settle, future)
+            except RuntimeError:  # the loop closed meanwhile (shutdown): nobody waits for the answer
+                pass
 
         job = self._submit(_Job(records, *keys_of(records), kind=kind, run=run, notify=notify, context=context))
         await future
