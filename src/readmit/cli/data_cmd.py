@@ -41,7 +41,7 @@ def fetch(
 ) -> None:
     """Download the official UCI zip, check it is the expected data, and cache it."""
     path = pipeline.fetch_uci(cache_dir, force=force)
-    console().print(f"[green]UCI data ready[/]: {path}")
+    console().print(f"[green]UCI data ready[/]: {path}", highlight=False, soft_wrap=True)
 
 
 @data_app.command("synth")
@@ -55,7 +55,8 @@ def synth(
     """Write a synthetic CSV with the UCI schema and a learnable signal (demos, scale benchmarks)."""
     started = time.perf_counter()
     path = pipeline.write_synthetic(out, rows=rows, seed=seed, with_snapshot=with_snapshot)
-    console().print(f"[green]wrote[/] {rows:,} synthetic encounters to {path} in {time.perf_counter() - started:.1f}s")
+    console().print(f"[green]wrote[/] {rows:,} synthetic encounters to {path} in {time.perf_counter() - started:.1f}s",
+                    highlight=False, soft_wrap=True)
 
 
 @data_app.command("check")
@@ -188,7 +189,7 @@ def medallion(
     for r in results:
         for note in r.notes:
             console().print(f"  {r.layer}: {note}")
-    console().print(f"datamart: {settings.datamart_uri}  ({elapsed:.1f}s)")
+    console().print(f"datamart: {settings.datamart_uri}  ({elapsed:.1f}s)", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

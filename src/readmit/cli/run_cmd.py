@@ -160,7 +160,8 @@ def run(
             console().print(f"champion: {promotion['decision']} {cand['algorithm']} {cand['version']}: "
                           f"{promotion['reason']}", highlight=False)
         console().print(f"datamart: {settings.datamart_uri}  registry: {settings.registry_uri}  "
-                      f"({elapsed:.0f}s, training {'in parallel' if parallel else 'one at a time'})")
+                      f"({elapsed:.0f}s, training {'in parallel' if parallel else 'one at a time'})",
+                        highlight=False, soft_wrap=True)
     if failed:
         _report_gate(failed.step.id, failed.result)
         err_console().print("Nothing after this gate ran; the registry is unchanged.", highlight=False)
