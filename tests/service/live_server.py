@@ -66,6 +66,35 @@ class LiveServer:
         self.thread.join(timeout=30)
 
 
+def uvicorn_workers(pid: int) -> list:
+    """The live uvicorn workers (multiprocessing's ``spawn_main``) under the process ``pid``.
+
+    A worker that was killed stays a zombie until uvicorn's supervisor reaps it (it looks every
+    half second, later on a loaded machine): a zombie, or a process gone between the listing and
+    the look at its command line, is not a live worker.
+    """
+    import psutil
+
+    live = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                live.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return live
+
+
+def reaped(process, timeout: float = 60) -> bool:
+    """Whether the killed ``process`` (psutil) is reaped by its parent within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while process.is_running():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def auth(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -292,9 +292,9 @@ def test_the_s3_registry_unreachable_at_a_reload_keeps_the_verified_model_and_re
 
 
 def _workers(pid: int) -> list:
-    import psutil
+    from service.live_server import uvicorn_workers
 
-    return [w for w in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(w.cmdline())]
+    return uvicorn_workers(pid)
 
 
 @pytest.mark.slow  # three processes (readmit serve and its two uvicorn workers), one killed and respawned
@@ -332,7 +332,9 @@ def test_a_worker_killed_under_load_fails_only_its_requests_in_flight_and_nothin
         load.wait_for(lambda a: sum(1 for _, code, _ in a[replaced:] if code == 200) >= 30,
                       "answers beside the new worker", timeout=120)
         answers = load.stop()
-        assert process.poll() is None and not victim.is_running() and survivor.is_running()
+        from service.live_server import reaped
+
+        assert process.poll() is None and reaped(victim) and survivor.is_running()
     finally:
         process.terminate()
         process.wait(timeout=60)

@@ -20,7 +20,17 @@ from readmit.service.app import create_app
 from readmit.serving.history import HistoryStore, store_path
 from readmit.serving.online import gold_rows, silver_rows
 from readmit.storage import Storage
-from service.live_server import READER, TOKEN, LiveServer, auth, copy_datamart, raw_records, reader_config
+from service.live_server import (
+    READER,
+    TOKEN,
+    LiveServer,
+    auth,
+    copy_datamart,
+    raw_records,
+    reader_config,
+    reaped,
+    uvicorn_workers,
+)
 from serving.model_fixtures import Served
 
 AB = {"inference_config": {"ab_test": {"enabled": True, "challenger_share": 0.5, "salt": "serve-tests"}}}
@@ -307,11 +317,8 @@ def test_readmit_serve_with_two_workers_from_the_command_line(deployed, tmp_path
         assert Path(store_path(deployed.datamart)).exists()
 
         # a worker killed under load: the other one answers, and a new one takes its place
-        import psutil
-
-        workers = psutil.Process(process.pid).children(recursive=True)
-        spawned = [w for w in workers if "spawn_main" in " ".join(w.cmdline())]  # the uvicorn workers
-        assert len(spawned) == 2, [w.cmdline() for w in workers]
+        spawned = uvicorn_workers(process.pid)
+        assert len(spawned) == 2, spawned
         victim = spawned[0]
         victim.kill()
         ok = 0
@@ -322,9 +329,8 @@ def test_readmit_serve_with_two_workers_from_the_command_line(deployed, tmp_path
                 ok = ok + 1 if answer.status_code == 200 and answer.json()["predictions"][0]["risk"] == answers[0] else 0
             except httpx.TransportError:
                 ok = 0
-        assert process.poll() is None and not victim.is_running()
-        while len([w for w in psutil.Process(process.pid).children(recursive=True)
-                   if "spawn_main" in " ".join(w.cmdline())]) != 2:
+        assert process.poll() is None and reaped(victim)
+        while len(uvicorn_workers(process.pid)) != 2:
             assert time.monotonic() < deadline + 90, "uvicorn did not replace the killed worker"
             time.sleep(0.2)
     finally:
