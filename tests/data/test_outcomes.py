@@ -40,8 +40,13 @@ def test_the_next_admission_gives_the_outcome_and_maturity_is_as_of_the_files_la
 
 
 def _dated_extract(tmp_path: Path, rows: int = 3000) -> pl.DataFrame:
-    """Synthetic encounters as an EHR extract: admission and discharge dates, no outcome column."""
-    path = write_synthetic(tmp_path / "synth.csv", rows=rows, seed=5, with_snapshot=True)
+    """Synthetic encounters as an EHR extract: admission and discharge dates, no outcome column.
+
+    Discharged over 18 months (2007-07..2008-12): the outcomes' relations between extracts need
+    months on both sides of a split, not ten years of them (each month is a partition per layer).
+    """
+    path = write_synthetic(tmp_path / "synth.csv", rows=rows, seed=5, with_snapshot=True,
+                           start=dt.date(2007, 7, 1), end=dt.date(2008, 12, 31))
     text = pl.read_csv(path, infer_schema=False)
     discharged = pl.col("snapshot_date").str.to_date()
     admitted = discharged - pl.duration(days=pl.col("time_in_hospital").cast(pl.Int64))
@@ -54,7 +59,7 @@ def test_an_extract_without_readmitted_gets_its_labels_from_its_dates(tmp_path: 
     extract.write_csv(tmp_path / "ehr.csv")
     settings = load_settings(raw=str(tmp_path / "ehr.csv"), datamart=str(tmp_path / "dm"))
     bronze = run_medallion(settings)[0]
-    assert any("readmitted derived from each patient's next admission, as of 2008-12-30" in n for n in bronze.notes)
+    assert any("readmitted derived from each patient's next admission, as of 2008-12-31" in n for n in bronze.notes)
     storage = Storage(settings.datamart_uri)
     features, labels = storage.read_table(FEATURE_STORE), storage.read_table(LABEL_STORE)
     assert features.height == extract.height  # every encounter, in the month of its discharge
@@ -66,7 +71,7 @@ def test_an_extract_without_readmitted_gets_its_labels_from_its_dates(tmp_path: 
     assert got.equals(known.select("encounter_id", "readmitted").sort(pl.col("encounter_id").cast(pl.Int64)))
     unknown = features.filter(~pl.col("encounter_id").is_in(labels["encounter_id"].implode()))
     # the unknown outcomes are the discharges of the last 30 days not yet readmitted
-    assert unknown.height > 0 and unknown["snapshot_date"].min() > dt.date(2008, 12, 30) - dt.timedelta(days=30)
+    assert unknown.height > 0 and unknown["snapshot_date"].min() > dt.date(2008, 12, 31) - dt.timedelta(days=30)
 
 
 @pytest.mark.parametrize(("column", "value", "says"), [
@@ -113,7 +118,7 @@ def test_a_next_admission_in_the_next_extract_makes_the_previous_one_a_readmissi
         pl.col("readmitted").ne_missing(pl.col("readmitted_now")))
     assert changed.height > 0
     note = next(n for n in results[0].notes if n.startswith("outcomes derived again"))
-    assert "as of 2008-12-30" in note
+    assert "as of 2008-12-31" in note
     # the months those encounters belong to (before June) were rebuilt in every layer
     earlier = {str(d)[:7] for d in one_shot.read_table(LABEL_STORE).filter(
         pl.col("encounter_id").is_in(changed["encounter_id"].implode()))["snapshot_date"].to_list()}

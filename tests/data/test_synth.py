@@ -61,6 +61,19 @@ def test_with_snapshot_writes_iso_dates_read_as_input(tmp_path: Path) -> None:
     assert dates.is_sorted() and dates.dt.strftime("%Y-%m").n_unique() == 120
 
 
+def test_a_date_span_spreads_the_snapshots_over_it_and_a_reversed_one_is_refused(tmp_path: Path) -> None:
+    import datetime as dt
+
+    start, end = dt.date(2007, 7, 1), dt.date(2008, 12, 31)
+    path = write_synthetic(tmp_path / "span.csv", rows=900, seed=3, with_snapshot=True, start=start, end=end,
+                           chunk_rows=250)
+    dates = pl.read_csv(path, infer_schema=False)["snapshot_date"].str.to_date()
+    assert dates.min() == start and dates.max() == end and dates.is_sorted()
+    assert dates.dt.strftime("%Y-%m").n_unique() == 18  # every month of the span, none outside it
+    with pytest.raises(ValueError, match="before start"):
+        write_synthetic(tmp_path / "bad.csv", rows=10, seed=3, with_snapshot=True, start=end, end=start)
+
+
 def test_chunks_keep_ids_unique_and_increasing(tmp_path: Path) -> None:
     path = write_synthetic(tmp_path / "d.csv", rows=2_501, seed=4, chunk_rows=1_000)
     frame = read_raw(str(path)).frame

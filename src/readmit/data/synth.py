@@ -317,19 +317,24 @@ def write_synthetic(
     seed: int,
     with_snapshot: bool = False,
     chunk_rows: int = CHUNK_ROWS,
+    start: date = SNAPSHOT_START,
+    end: date = SNAPSHOT_END,
 ) -> Path:
     """Write ``rows`` synthetic encounters to the CSV ``path`` and return it.
 
     ``with_snapshot`` adds the reference project's ``snapshot_date`` column (ISO dates spread
-    evenly over 1999-01-01..2008-12-31 in file order, which is encounter order).
+    evenly over ``start``..``end``, by default 1999-01-01..2008-12-31, in file order, which is
+    encounter order). A shorter span gives fewer monthly partitions for the same rows.
     """
     if rows < 1:
         raise ValueError(f"rows must be positive, got {rows}")
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     generator = _Generator(seed)
-    n_days = (SNAPSHOT_END - SNAPSHOT_START).days + 1
-    start_day = (SNAPSHOT_START - date(1970, 1, 1)).days
+    n_days = (end - start).days + 1
+    start_day = (start - date(1970, 1, 1)).days
     tmp = path.with_name(f".tmp-{path.name}")
     with open(tmp, "wb") as fh:
         for index, offset in enumerate(range(0, rows, chunk_rows)):
