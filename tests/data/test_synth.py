@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 
@@ -62,8 +63,6 @@ def test_with_snapshot_writes_iso_dates_read_as_input(tmp_path: Path) -> None:
 
 
 def test_a_date_span_spreads_the_snapshots_over_it_and_a_reversed_one_is_refused(tmp_path: Path) -> None:
-    import datetime as dt
-
     start, end = dt.date(2007, 7, 1), dt.date(2008, 12, 31)
     path = write_synthetic(tmp_path / "span.csv", rows=900, seed=3, with_snapshot=True, start=start, end=end,
                            chunk_rows=250)

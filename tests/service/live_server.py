@@ -86,12 +86,14 @@ def uvicorn_workers(pid: int) -> list:
 
 
 def reaped(process, timeout: float = 60) -> bool:
-    """Whether the killed ``process`` (psutil) is reaped by its parent within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while process.is_running():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
+    """Whether the killed ``process`` (psutil) is reaped by its parent within ``timeout`` seconds
+    (psutil's ``wait`` on a process that is not ours polls until its pid is gone)."""
+    import psutil
+
+    try:
+        process.wait(timeout=timeout)
+    except psutil.TimeoutExpired:
+        return False
     return True
 
 

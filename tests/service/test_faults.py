@@ -17,7 +17,7 @@ import pytest
 
 from readmit.registry import Registry
 from readmit.service.app import create_app
-from service.live_server import LiveServer, auth, raw_records
+from service.live_server import LiveServer, auth, raw_records, reaped, uvicorn_workers
 from service.test_service import MONTH, deployed  # noqa: F401  (the fixture)
 
 
@@ -291,12 +291,6 @@ def test_the_s3_registry_unreachable_at_a_reload_keeps_the_verified_model_and_re
         moto.stop()
 
 
-def _workers(pid: int) -> list:
-    from service.live_server import uvicorn_workers
-
-    return uvicorn_workers(pid)
-
-
 @pytest.mark.slow  # three processes (readmit serve and its two uvicorn workers), one killed and respawned
 def test_a_worker_killed_under_load_fails_only_its_requests_in_flight_and_nothing_is_unaudited(deployed):  # noqa: F811
     import os
@@ -314,26 +308,24 @@ def test_a_worker_killed_under_load_fails_only_its_requests_in_flight_and_nothin
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while len(_workers(process.pid)) != 2 or not _answers(url):
+        while len(uvicorn_workers(process.pid)) != 2 or not _answers(url):
             assert time.monotonic() < deadline and process.poll() is None, "readmit serve did not start"
             time.sleep(0.1)
         records = raw_records(deployed.datamart, [MONTH])[:30]
         clients = 3
         load = Load(url, records, clients=clients)
         load.wait_for(_ok_after(0), "answers before the kill", timeout=120)
-        [victim, survivor] = _workers(process.pid)
+        [victim, survivor] = uvicorn_workers(process.pid)
         killed_at = len(load.answers)
         victim.kill()  # SIGKILL, mid-load
         load.wait_for(_ok_after(killed_at), "answers after the kill", timeout=120)
-        while {w.pid for w in _workers(process.pid)} in ({survivor.pid}, set()):
+        while {w.pid for w in uvicorn_workers(process.pid)} in ({survivor.pid}, set()):
             assert time.monotonic() < deadline + 120, "uvicorn did not replace the killed worker"
             time.sleep(0.2)
         replaced = len(load.answers)
         load.wait_for(lambda a: sum(1 for _, code, _ in a[replaced:] if code == 200) >= 30,
                       "answers beside the new worker", timeout=120)
         answers = load.stop()
-        from service.live_server import reaped
-
         assert process.poll() is None and reaped(victim) and survivor.is_running()
     finally:
         process.terminate()
