@@ -82,20 +82,30 @@ ICD10_GROUPS: dict[str, tuple[tuple[str, int, int], ...]] = {
 # codes Strack's groups take in: 785 circulatory, 786 respiratory, 787 digestive, 788 urinary.
 
 
-def icd10_group(code: nw.Expr) -> nw.Expr:
-    """Strack group of a standardised ICD-10-CM code (``Other`` when in none of them)."""
-    letter = code.str.slice(0, 1)
-    # The two-digit block; a letter in third place (C4A, D3A) sits within its first digit's tens.
-    block = (
-        nw.when(code.str.contains(r"^[A-Z][0-9]{2}")).then(code.str.slice(1, 2))
-        .when(code.str.contains(r"^[A-Z][0-9][A-Z]")).then(nw.concat_str(code.str.slice(1, 1), nw.lit("0")))
-        .cast(nw.Int64)
+def icd10_block(code: nw.Expr) -> nw.Expr:
+    """The letter and two-digit block of a standardised ICD-10-CM code (``I50.9`` -> ``I50``); a
+    letter in third place (C4A, D3A) sits within its first digit's tens (``C40``, ``D30``). Null for
+    other shapes. Within a letter these keys sort as their blocks do, so a range of blocks is one
+    comparison of strings."""
+    return (
+        nw.when(code.str.contains(r"^[A-Z][0-9]{2}")).then(code.str.slice(0, 3))
+        .when(code.str.contains(r"^[A-Z][0-9][A-Z]")).then(nw.concat_str(code.str.slice(0, 2), nw.lit("0")))
     )
+
+
+def icd10_group(code: nw.Expr, block: nw.Expr | None = None) -> nw.Expr:
+    """Strack group of a standardised ICD-10-CM code (``Other`` when in none of them).
+
+    ``block``: the code's :func:`icd10_block`, already computed (as a column, so an engine that
+    rebuilds a repeated expression, as Spark does, parses each code once, not once per range).
+    """
+    if block is None:
+        block = icd10_block(code)
     chain = None
     for group, ranges in ICD10_GROUPS.items():
         cond = None
         for first, lo, hi in ranges:
-            part = (letter == first) & block.is_between(lo, hi)
+            part = block.is_between(nw.lit(f"{first}{lo:02d}"), nw.lit(f"{first}{hi:02d}"))
             cond = part if cond is None else cond | part
         chain = nw.when(cond).then(nw.lit(group)) if chain is None else chain.when(cond).then(nw.lit(group))
     return chain.otherwise(nw.lit("Other"))

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import narwhals as nw
 import polars as pl
 
-from readmit.data.codes import icd10_group, is_icd10_only
+from readmit.data.codes import icd10_block, icd10_group, is_icd10_only
 from readmit.data.schema import DEATH_OR_HOSPICE_DISPOSITIONS, DRUG_COLUMNS, KEY_COLUMNS, MISSING
 from readmit.data.translate import polars_exprs
 
@@ -72,7 +72,7 @@ class Feature:
     """One gold feature: its name, kind, data-dictionary definition and how it is computed.
 
     ``expr`` builds the feature from the encounter's own silver row (the diagnosis codes' parts
-    ``_code_i``/``_whole_i`` are there too, :func:`_parsed_exprs`); None for patient history,
+    ``_code_i``/``_whole_i``/``_block_i`` are there too, :func:`_parsed_exprs`); None for patient history,
     which :func:`count_history` counts. Adding a feature is one record in :data:`FEATURES` (and,
     for history, its count in :func:`count_history`); docs/data_dictionary.md is regenerated from
     the table (``tests/data/test_features.py`` says when).
@@ -182,7 +182,7 @@ FEATURES: tuple[Feature, ...] = (
                    f"diag_{i} ICD-9 or ICD-10-CM code in Strack et al. (2014) groups: Circulatory, Respiratory, "
                    "Digestive, Diabetes, Injury, Musculoskeletal, Genitourinary, Neoplasms, Other (incl. ICD-9 V/E "
                    "codes), Missing (ICD-10 blocks: readmit.data.codes.ICD10_GROUPS).",
-                   lambda i=i: icd9_group(nw.col(f"_code_{i}"), nw.col(f"_whole_{i}")))
+                   lambda i=i: icd9_group(nw.col(f"_code_{i}"), nw.col(f"_whole_{i}"), nw.col(f"_block_{i}")))
       for i in _DIAGNOSES],
 )
 
@@ -255,16 +255,19 @@ def icd9_parts(code: nw.Expr) -> tuple[nw.Expr, nw.Expr]:
     return code, whole
 
 
-def icd9_group(code: nw.Expr, whole: nw.Expr | None = None) -> nw.Expr:
+def icd9_group(code: nw.Expr, whole: nw.Expr | None = None, block: nw.Expr | None = None) -> nw.Expr:
     """Strack et al. (2014) group of an ICD-9 or ICD-10-CM code string; null or ``Missing`` -> ``Missing``.
 
     An ICD-10-only shape takes the ICD-10 rule (:func:`readmit.data.codes.icd10_group`), any other code this ICD-9 one.
 
-    ``whole``: the code's parts from :func:`icd9_parts`, already computed (as columns, so engines
-    without common-subexpression elimination parse each code once); by default computed here.
+    ``whole``, ``block``: the code's parts from :func:`icd9_parts` and
+    :func:`readmit.data.codes.icd10_block`, already computed (as columns, so engines without
+    common-subexpression elimination parse each code once); by default computed here.
     """
     if whole is None:
         code, whole = icd9_parts(code)
+    if block is None:
+        block = icd10_block(code)
 
     def within(lo: int, hi: int, *extra: int) -> nw.Expr:
         cond = whole.is_between(lo, hi)
@@ -274,7 +277,7 @@ def icd9_group(code: nw.Expr, whole: nw.Expr | None = None) -> nw.Expr:
 
     return (
         nw.when(code.is_null() | (code == "") | (code == MISSING.upper())).then(nw.lit(MISSING))
-        .when(is_icd10_only(code)).then(icd10_group(code))  # one rule for both systems: readmit.data.codes
+        .when(is_icd10_only(code)).then(icd10_group(code, block))  # one rule for both systems: readmit.data.codes
         .when(code.str.starts_with("V") | code.str.starts_with("E") | whole.is_null()).then(nw.lit("Other"))
         .when(whole == 250).then(nw.lit("Diabetes"))
         .when(within(390, 459, 785)).then(nw.lit("Circulatory"))
@@ -345,9 +348,11 @@ def _frame(frame: Any) -> tuple[Any, bool]:
 
 @functools.cache
 def _parsed_exprs() -> tuple[nw.Expr, ...]:
-    """Intermediate columns computed once before the features: the diagnosis codes' parts."""
+    """Intermediate columns computed once before the features: the diagnosis codes' parts (the
+    standardised code, its ICD-9 whole part, its ICD-10 block)."""
     parts = [(i, *icd9_parts(nw.col(f"diag_{i}"))) for i in _DIAGNOSES]
-    return (*[code.alias(f"_code_{i}") for i, code, _ in parts], *[whole.alias(f"_whole_{i}") for i, _, whole in parts])
+    return (*[code.alias(f"_code_{i}") for i, code, _ in parts], *[whole.alias(f"_whole_{i}") for i, _, whole in parts],
+            *[icd10_block(code).alias(f"_block_{i}") for i, code, _ in parts])
 
 
 @functools.cache
