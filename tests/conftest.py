@@ -130,12 +130,14 @@ def uci_sample(uci_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # -- what makes a test slow ---------------------------------------------------------------------
 # A test that works on the whole real UCI file (through one of the fixtures below, directly or
-# through a fixture built on it), starts a Spark JVM or drives a browser is slow, whatever its
-# own marks say: the marker follows the fixture, so such a test cannot land in the fast loop by
-# forgetting `@pytest.mark.slow`. (``uci_zip`` alone is only a path: a test that reads a few lines
-# of the real file stays fast; one that reads all of it carries the mark itself.) Airflow
-# `dag.test()` runs and process pools carry the mark explicitly. `pytest -m "not slow"` is the
-# fast loop; CI runs everything.
+# through a fixture built on it), starts a Spark JVM, drives a browser, runs Airflow or talks to
+# S3 is slow, whatever its own marks say: the marker follows the fixture, so such a test cannot
+# land in the fast loop by forgetting `@pytest.mark.slow`. (S3 is moto over HTTP, 25-30 ms a
+# call, so a test of a few hundred calls takes seconds; the same storage code runs on local
+# folders in the fast loop. ``uci_zip`` alone is only a path: a test that reads a few lines of
+# the real file stays fast; one that reads all of it carries the mark itself.) Process pools and
+# fault injection under load carry the mark explicitly. `pytest -m "not slow"` is the fast loop;
+# CI runs everything.
 SLOW_FIXTURES: dict[str, str] = {
     "uci_sample": "15% of the real data (and the medallion built on it)",
     "served": "the real data through the medallion, two models and a year of predictions",
@@ -147,6 +149,10 @@ SLOW_FIXTURES: dict[str, str] = {
     "cyclic_features": "the medallion on the whole real file",
     "spark_session": "a local Spark session (a JVM)",
     "chromium": "a headless Chromium",
+    "airflow_home": "Airflow itself (its metadata DB, DAG parsing, dag.test())",
+    "s3_endpoint": "the moto S3 server (every call an HTTP round trip)",
+    "own_moto": "a moto S3 server of the test's own",
+    "frozen_endpoint": "an S3 endpoint that never answers (the test waits out the timeouts)",
 }
 
 

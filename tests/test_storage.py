@@ -10,7 +10,7 @@ from readmit.errors import LocationError, ReadmitInputError, StorageError
 from readmit.storage import Storage, s3_settings
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])  # S3 is slow: conftest.py
 def storage(request, tmp_path):
     if request.param == "local":
         return Storage(tmp_path / "root")

@@ -142,6 +142,7 @@ def test_missing_bucket_exits_2_before_the_medallion(s3_endpoint, tmp_path):
     assert "Fix: create it (`aws s3 mb s3://no-such-bucket-readmit`)" in message
 
 
+@pytest.mark.slow  # waits out the S3 connect timeouts
 def test_s3_endpoint_down_exits_1_with_one_message_and_a_log(tmp_path):
     with socket.socket() as s:  # a port nobody listens on: the endpoint is gone
         s.bind(("127.0.0.1", 0))

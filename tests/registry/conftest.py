@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])  # S3 is slow: conftest.py
 def registry_uri(request, tmp_path):
     if request.param == "local":
         return str(tmp_path / "registry")

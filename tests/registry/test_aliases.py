@@ -31,7 +31,7 @@ def _registry(uri: str) -> tuple[Registry, list[str]]:
     return registry, versions
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])  # S3 is slow: conftest.py
 def registry(request, tmp_path):
     uri = str(tmp_path / "registry") if request.param == "local" else request.getfixturevalue("s3_uri") + "/registry"
     return _registry(uri)

@@ -53,6 +53,7 @@ def audit_records(registry: str) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in Path(registry).rglob("audit/online/*/*.json")}
 
 
+@pytest.mark.slow  # fault injection under load (a full disk, then space back)
 def test_a_full_audit_disk_refuses_to_score_and_recovers_when_space_returns(deployed, tmp_path):  # noqa: F811
     settings = deployed.settings()
     registry = Registry.for_settings(settings)
@@ -136,6 +137,7 @@ def _ok_after(n: int):
     return lambda answers: sum(1 for _, code, _ in answers[n:] if code == 200) >= 10
 
 
+@pytest.mark.slow  # fault injection under load (redis-server killed and restarted)
 def test_redis_killed_under_load_is_503_and_not_ready_never_a_wrong_answer_and_it_recovers(deployed, tmp_path):  # noqa: F811
     import time
 
@@ -232,6 +234,7 @@ def _upload(folder: Path, bucket: str, prefix: str, url: str) -> None:
             client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder).as_posix()}")
 
 
+@pytest.mark.slow  # a moto server of its own, stopped and restarted; waits out the S3 timeouts
 def test_the_s3_registry_unreachable_at_a_reload_keeps_the_verified_model_and_reloads_after(
         deployed, tmp_path, monkeypatch, caplog):  # noqa: F811
     import dataclasses
