@@ -52,11 +52,13 @@ class LiveServer:
             time.sleep(0.02)
         self.client = httpx.Client(base_url=self.url, timeout=120)
 
-    def wait_ready(self, timeout: float = 120) -> httpx.Response:
+    def wait_ready(self, timeout: float = 120, settled: str | None = None) -> httpx.Response:
+        """The readiness answer once it is 200 (or, with ``settled``, once its problem says that)."""
         deadline = time.monotonic() + timeout
         while True:
             answer = self.client.get("/v1/health/ready")
-            if answer.status_code == 200 or time.monotonic() > deadline:
+            done = answer.status_code == 200 or (settled is not None and settled in answer.text)
+            if done or time.monotonic() > deadline:
                 return answer
             time.sleep(0.05)
 

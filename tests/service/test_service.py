@@ -192,7 +192,7 @@ def test_not_ready_without_a_champion_and_says_why(deployed, tmp_path):
     Registry(deployed.registry).storage.delete(Registry(deployed.registry).rel("aliases/champion.json"))
     live = LiveServer(create_app(deployed.settings()))
     try:
-        answer = live.wait_ready(timeout=5)
+        answer = live.wait_ready(timeout=30, settled="no champion")  # not 5 s of polling
         assert answer.status_code == 503 and "no champion" in answer.json()["problem"]
         assert live.client.get("/v1/health/live").status_code == 200
         record = raw_records(deployed.datamart, [MONTH])[0]
