@@ -9,6 +9,7 @@ import pytest
 from readmit.training.evaluate import (
     LEAKAGE_AUC,
     age_band,
+    auc,
     binary_metrics,
     choose_threshold,
     evaluate_window,
@@ -53,6 +54,30 @@ def test_target_recall_threshold_is_the_highest_reaching_the_target():
     assert (p[y == 1] >= t).mean() >= 0.8
     higher = np.nextafter(t, 1)
     assert (p[y == 1] >= higher).mean() < 0.8
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_is_sklearns_roc_auc_with_ties_and_any_two_labels(seed):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 3000))
+    y = (rng.random(n) < rng.uniform(0.05, 0.6)).astype(int)
+    y[:2] = [0, 1]
+    p = np.round(rng.random(n) * 0.3 + 0.2 * y, int(rng.integers(1, 4)))  # rounded: many ties
+    assert auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert auc(np.where(y == 1, 7, 3), p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)  # larger = positive
+    assert auc(y.astype(bool), p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+
+
+def test_auc_refuses_what_it_cannot_read():
+    with pytest.raises(ValueError, match="NaN"):
+        auc(np.array([0, 1, 1]), np.array([0.1, np.nan, 0.3]))
+    with pytest.raises(ValueError, match="two classes"):
+        auc(np.array([0, 1, 2]), np.array([0.1, 0.2, 0.3]))
+    with pytest.raises(ValueError, match="same length"):
+        auc(np.array([0, 1, 1]), np.array([0.1, 0.2]))
+    assert auc(np.array([], int), np.array([])) is None
 
 
 def test_single_class_gives_null_auc_not_a_crash():
