@@ -71,9 +71,13 @@ def test_step_run_of_a_failed_gate_is_the_container_command(readmit, tmp_path):
 
 @pytest.fixture(scope="module")
 def synthetic_csv(tmp_path_factory) -> Path:
+    import datetime as dt
+
     from readmit.data.synth import write_synthetic
 
-    return write_synthetic(tmp_path_factory.mktemp("synth") / "synthetic.csv", rows=3000, seed=5)
+    # one year of snapshot dates: 12 monthly partitions a layer, not 120 (the gate fails either way)
+    return write_synthetic(tmp_path_factory.mktemp("synth") / "synthetic.csv", rows=3000, seed=5,
+                           with_snapshot=True, start=dt.date(2008, 1, 1), end=dt.date(2008, 12, 31))
 
 
 def test_run_on_a_failed_gate_stops_there_and_says_why(readmit, tmp_path, synthetic_csv):

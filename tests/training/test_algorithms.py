@@ -12,13 +12,13 @@ from sklearn.base import clone
 from readmit.errors import ConfigError, ReadmitInputError
 from readmit.training.algorithms import (
     ALGORITHMS,
-    FrameEncoder,
     build_search_space,
     describe_space,
     get_algorithm,
     make_pipeline,
     search_space_problems,
 )
+from readmit.training.encoding import FrameEncoder
 
 
 def test_the_config_accepts_exactly_the_algorithms_there_are_specs_for():
@@ -63,6 +63,28 @@ def test_frame_encoder_rejects_text_in_a_numeric_column():
     enc = FrameEncoder(numeric=["a"], categorical=[]).fit(pl.DataFrame({"a": [1, 2]}))
     with pytest.raises(ReadmitInputError, match="numeric feature a"):
         enc.transform(pl.DataFrame({"a": ["one", "two"]}))
+
+
+def test_a_model_pickled_when_the_encoder_lived_in_algorithms_still_loads():
+    enc = FrameEncoder(numeric=["a", "b"], categorical=["c"]).fit(_frame())
+    old = pickle.dumps(enc, protocol=0).replace(b"readmit.training.encoding", b"readmit.training.algorithms")
+    assert b"readmit.training.algorithms\nFrameEncoder" in old  # the path such a pickle names
+    loaded = pickle.loads(old)
+    assert type(loaded) is FrameEncoder and loaded.vocabulary_ == enc.vocabulary_
+
+
+def test_checking_a_config_imports_no_scikit_learn(tmp_path):
+    """`readmit check` (the config and the algorithm table) starts without scikit-learn (~1.5 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom readmit.cli import main\nsys.argv = ['readmit', 'check', '--datamart', sys.argv[1]]\n"
+            "try:\n    main()\nexcept SystemExit as done:\n    print('exit', done.code)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "dm")], capture_output=True, text=True,
+                          check=False, cwd=tmp_path, timeout=120)
+    assert done.stdout.rstrip().endswith("exit 1\n[]"), done
+    assert "gold_data_exists" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))

@@ -22,7 +22,7 @@ from sklearn.compose import ColumnTransformer
 from readmit.data import features as F
 from readmit.pipeline import train_algorithm
 from readmit.registry import Registry
-from readmit.training.algorithms import FrameEncoder
+from readmit.training.encoding import FrameEncoder
 from readmit.training.split import load_gold
 from training.gold_fixtures import synthetic_gold_frames, write_gold
 
