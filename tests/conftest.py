@@ -167,11 +167,35 @@ SLOW_FIXTURES: dict[str, str] = {
 # on another having run first.
 
 
+#
+# The files' order is the order `loadfile` hands them out, and the longest should go first (a
+# 98-s file handed out last keeps one worker busy while the other idles): files holding a slow
+# test first, then the rest, each group with its files of the most tests first (pytest-xdist's
+# own reordering sorts by the number of tests alone, which put the one-test Airflow-server file,
+# the longest of the full suite, near the end). A module's tests keep their order.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: keep the order set below
+        config.option.loadscopereorder = False
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if any(name in SLOW_FIXTURES for name in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    files: dict[str, list[int]] = {}  # file -> [has a slow test, tests, first position]
+    for position, item in enumerate(items):
+        entry = files.setdefault(item.nodeid.split("::", 1)[0], [0, 0, position])
+        entry[0] |= item.get_closest_marker("slow") is not None
+        entry[1] += 1
+
+    def heaviest_first(pair: tuple[int, pytest.Item]) -> tuple[int, int, int, int]:
+        slow, tests, first = files[pair[1].nodeid.split("::", 1)[0]]
+        return (-slow, -tests, first, pair[0])
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=heaviest_first)]
 
 
 # -- a skip is a failure -----------------------------------------------------------------------
