@@ -3,7 +3,9 @@
 :func:`shared_read_only` takes the write bits off every file and folder of a tree; because root
 ignores those bits (CI containers often run as root), it also fingerprints the files and, when the
 fixture is torn down, fails the session if any changed, naming them. A test that needs to change
-such a tree works on :func:`writable_copy` of it.
+such a tree works on :func:`writable_copy` of it; one that only adds to a folder of it (a new table
+beside the shared ones) takes :func:`linked_copy`: nothing copied, and a write through one of its
+links into the shared tree is caught the same way.
 """
 
 from __future__ import annotations
@@ -45,6 +47,25 @@ def writable_copy(source: str | Path, target: str | Path) -> Path:
     shutil.copytree(source, target, copy_function=shutil.copyfile)
     make_writable(Path(target))
     return Path(target)
+
+
+def linked_copy(source: str | Path, target: str | Path) -> Path:
+    """A folder of the test's own whose entries are links to those of the read-only ``source``:
+    new entries are the test's, the shared ones are read through the links (hundreds of
+    partition files a test neither written nor removed)."""
+    target = Path(target)
+    target.mkdir(parents=True)
+    for entry in Path(source).resolve().iterdir():
+        (target / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    return target
+
+
+def own_copy(link: str | Path) -> Path:
+    """Turn one entry of a :func:`linked_copy` into a writable copy of the test's own (to change it)."""
+    link = Path(link)
+    shared = link.readlink()
+    link.unlink()
+    return writable_copy(shared, link)
 
 
 @contextmanager

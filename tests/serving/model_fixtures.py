@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from read_only import writable_copy
+from read_only import linked_copy, writable_copy
 from readmit import pipeline
 from readmit.config import Settings, load_settings
 from shared_build import built_once
@@ -94,8 +94,10 @@ def _build_small_models(root: Path) -> Served:
 
 @pytest.fixture
 def small_models_copy(small_models, tmp_path) -> Served:
-    """A private, writable copy of the small_models datamart (gold) and registry."""
-    writable_copy(Path(small_models.datamart) / "gold", tmp_path / "datamart" / "gold")
+    """A private copy of the small_models datamart and registry: the registry copied (writable),
+    the gold tables linked (read-only: a test that changes a gold table takes a copy of it, see
+    tests/read_only.py; new tables such as the predictions are its own)."""
+    linked_copy(Path(small_models.datamart) / "gold", tmp_path / "datamart" / "gold")
     writable_copy(small_models.registry, tmp_path / "registry")
     return Served(small_models.config, str(tmp_path / "datamart"), str(tmp_path / "registry"),
                   metadata=small_models.metadata)
