@@ -165,8 +165,6 @@ SLOW_FIXTURES: dict[str, str] = {
 # once. (`loadgroup` would not: pytest-xdist 3.8 groups by rewriting `item._nodeid`, which
 # pytest 9 no longer reads, so its `xdist_group` marks are silently ignored.) No test may depend
 # on another having run first.
-
-
 #
 # The files' order is the order `loadfile` hands them out, and the longest should go first (a
 # 98-s file handed out last keeps one worker busy while the other idles): files holding a slow
@@ -185,17 +183,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if any(name in SLOW_FIXTURES for name in getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    file_of = [item.nodeid.split("::", 1)[0] for item in items]  # loadfile's unit of work
     files: dict[str, list[int]] = {}  # file -> [has a slow test, tests, first position]
-    for position, item in enumerate(items):
-        entry = files.setdefault(item.nodeid.split("::", 1)[0], [0, 0, position])
+    for position, (name, item) in enumerate(zip(file_of, items, strict=True)):
+        entry = files.setdefault(name, [0, 0, position])
         entry[0] |= item.get_closest_marker("slow") is not None
         entry[1] += 1
 
-    def heaviest_first(pair: tuple[int, pytest.Item]) -> tuple[int, int, int, int]:
-        slow, tests, first = files[pair[1].nodeid.split("::", 1)[0]]
-        return (-slow, -tests, first, pair[0])
+    def heaviest_first(i: int) -> tuple[int, int, int, int]:
+        slow, tests, first = files[file_of[i]]
+        return (-slow, -tests, first, i)
 
-    items[:] = [item for _, item in sorted(enumerate(items), key=heaviest_first)]
+    items[:] = [items[i] for i in sorted(range(len(items)), key=heaviest_first)]
 
 
 # -- a skip is a failure -----------------------------------------------------------------------

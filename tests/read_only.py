@@ -52,7 +52,7 @@ def writable_copy(source: str | Path, target: str | Path) -> Path:
 def linked_copy(source: str | Path, target: str | Path) -> Path:
     """A folder of the test's own whose entries are links to those of the read-only ``source``:
     new entries are the test's, the shared ones are read through the links (hundreds of
-    partition files a test neither written nor removed)."""
+    partition files a test neither writes nor removes)."""
     target = Path(target)
     target.mkdir(parents=True)
     for entry in Path(source).resolve().iterdir():

@@ -117,20 +117,18 @@ def raw_records(datamart: str, months: list[str]) -> list[dict[str, Any]]:
     return frame.to_dicts()
 
 
-def copy_datamart(source: str, target: Path, *, silver_until: str | None = None,
-                  copied: tuple[str, ...] = ()) -> str:
+def copy_datamart(source: str, target: Path, *, silver_until: str | None = None) -> str:
     """A datamart of the test's own: the tables of its bronze, silver and gold are links to
     ``source``'s (the shared, read-only build: nothing copied, ~1,000 files a test fewer to write
-    and remove; a new table, the predictions, is the test's own), but for the layers in ``copied``
-    (and silver with ``silver_until``: only the months up to it), which are copies the test may
-    change. A test that writes through a link is caught by the shared build's fingerprint at the
-    end of the session (tests/read_only.py)."""
-    copied = (*copied, "silver") if silver_until else copied
+    and remove; a new table, the predictions, is the test's own), but for silver with
+    ``silver_until``: a copy of the months up to it. A test that changes a linked table takes
+    ``own_copy`` of it first; one that writes through a link is caught by the shared build's
+    fingerprint at the end of the session (tests/read_only.py)."""
     for layer in ("bronze", "silver", "gold"):
-        if layer in copied:
+        if layer == "silver" and silver_until:
             writable_copy(Path(source) / layer, target / layer)
-            continue
-        linked_copy(Path(source) / layer, target / layer)
+        else:
+            linked_copy(Path(source) / layer, target / layer)
     if silver_until:
         for part in (target / "silver").rglob("snapshot_month=*"):
             if part.name.removeprefix("snapshot_month=") > silver_until:
